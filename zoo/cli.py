@@ -1,0 +1,177 @@
+"""The `zoo` command: train recipes, browse the registry, open the MLflow UI.
+
+Bad input ends with one line on stderr that names the problem and the fix, and exit status 2.
+"""
+
+import argparse
+import dataclasses
+import importlib
+import os
+import pkgutil
+import sys
+import typing
+
+from zoo.errors import ZooError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one-line `ZooError`s instead of usage dumps."""
+
+    def error(self, message):
+        raise ZooError(f"{message}. See '{self.prog} --help'.")
+
+
+def build_parser():
+    from zoo import engine
+
+    parser = _Parser(prog="zoo", description="A zoo of classic deep-learning techniques in Keras 3.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    train = commands.add_parser("train", help="train a recipe and log the run to MLflow")
+    recipes = train.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
+    recipes.required = True
+    for name in engine.recipe_names():
+        recipe = engine.get_recipe(name)
+        _add_recipe_parser(recipes, recipe)
+
+    listing = commands.add_parser("list", help="list the registered models")
+    listing.add_argument("--technique", help="only this technique (mlp, cnn, rnn, gan, rbm, ...)")
+    listing.add_argument("--task", help="only models for this task")
+    listing.set_defaults(handler=_list)
+
+    info = commands.add_parser("info", help="print a model's card")
+    info.add_argument("name")
+    info.set_defaults(handler=_info)
+
+    ui = commands.add_parser("ui", help="open the MLflow UI on the store that `zoo train` writes to")
+    ui.add_argument("--tracking-uri", help="store to show (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=_ui)
+
+    # More commands (predict, generate, compare, ...) live in zoo.commands, one module each with
+    # `add_parser(commands)`, so a technique adds its command without editing this file.
+    import zoo.commands
+
+    for module in pkgutil.iter_modules(zoo.commands.__path__):
+        importlib.import_module(f"zoo.commands.{module.name}").add_parser(commands)
+    return parser
+
+
+def _add_recipe_parser(recipes, recipe):
+    from zoo import engine
+
+    sub = recipes.add_parser(recipe.name, help=recipe.summary, description=(recipe.__doc__ or recipe.summary))
+    docs = _field_docs(recipe.Config)
+    for name, annotation in engine.config_fields(recipe.Config).items():
+        default = next(f.default for f in dataclasses.fields(recipe.Config) if f.name == name)
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{docs.get(name, '')} (default: {default!r})".strip()
+        if annotation is bool:
+            sub.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                             default=argparse.SUPPRESS, help=help_text)
+        else:
+            sub.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar=_metavar(annotation),
+                             help=help_text)
+    sub.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                     help="set a recipe option or a model hyperparameter (see `zoo info MODEL`); repeatable")
+    sub.set_defaults(handler=_train)
+
+
+def _metavar(annotation):
+    if typing.get_origin(annotation) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(annotation))) + "}"
+    if typing.get_origin(annotation) is tuple:
+        return "A,B,..."
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    annotation = args[0] if args else annotation
+    return getattr(annotation, "__name__", "VALUE").upper()
+
+
+def _field_docs(config_class):
+    from zoo.registry import _arg_docs
+
+    docs = {}
+    for klass in reversed(config_class.__mro__):
+        docs.update(_arg_docs(klass.__doc__ or ""))
+    return docs
+
+
+def _train(args):
+    from zoo import engine
+
+    skip = {"command", "recipe", "settings", "handler"}
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    settings = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ZooError(f"--set expects KEY=VALUE. Received: --set {item}")
+        settings[key.strip()] = value.strip()
+    result = engine.train(args.recipe, options, settings, verbose=2)
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+    print(f"run {result.run_id} finished: {shown}")
+    return 0
+
+
+def _list(args):
+    import zoo
+
+    cards = zoo.list(technique=args.technique, task=args.task)
+    if not cards:
+        raise ZooError(
+            f"No model matches technique={args.technique!r} task={args.task!r}. "
+            f"Techniques: {', '.join(sorted({c.technique for c in zoo.list()}))}."
+        )
+    width = max(len(card.name) for card in cards)
+    for card in cards:
+        print(f"{card.name:<{width}}  {card.technique:<5}  {','.join(card.tasks):<28}  {card.summary}")
+    return 0
+
+
+def _info(args):
+    import zoo
+
+    print(zoo.info(args.name).format())
+    return 0
+
+
+def _ui(args):
+    from zoo import tracking
+
+    uri = tracking.configure(args.tracking_uri) if args.tracking_uri else _local_uri()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+               "--host", args.host, "--port", str(args.port)]
+    print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, command)
+
+
+def _local_uri():
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        raise ZooError(f"The tracking URI {uri} is already a server: open it in a browser instead of `zoo ui`.")
+    return uri
+
+
+def main(argv=None):
+    """Run the command line; return the exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        args = build_parser().parse_args(argv)
+        return args.handler(args) or 0
+    except ZooError as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if os.environ.get("ZOO_DEBUG"):
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        print(f"zoo: internal error: {type(error).__name__}: {message} "
+              "(set ZOO_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1

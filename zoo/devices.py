@@ -1,0 +1,72 @@
+"""Choosing a `tf.distribute` strategy for the hardware that is there.
+
+TensorFlow-specific on purpose: the models stay backend-neutral, the training engine runs on the
+TensorFlow backend, where `tf.distribute` is the way to use several devices.
+"""
+
+import json
+import os
+
+from zoo.errors import ZooError
+
+DEVICES_HELP = "auto, cpu, gpu, gpu:0, gpu:0,1, cpu:0,1 (logical CPUs) or all"
+
+
+def select_strategy(devices="auto"):
+    """Return the strategy for a `--devices` value.
+
+    auto: `MultiWorkerMirroredStrategy` when TF_CONFIG names several workers, `MirroredStrategy`
+    over all GPUs when there are several, else the default strategy (one GPU or the CPU).
+    cpu / gpu / gpu:N: one device. gpu:0,1 or cpu:0,1: `MirroredStrategy` over those devices.
+    all: `MirroredStrategy` over every GPU, or every logical CPU when there is no GPU.
+
+    Raises:
+        ZooError: for a malformed value or a device that does not exist.
+    """
+    import tensorflow as tf
+
+    devices = (devices or "auto").strip().lower()
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    if devices == "auto":
+        if _multi_worker():
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy(gpus)
+        return tf.distribute.get_strategy()
+    if devices == "all":
+        chosen = gpus or cpus
+        return tf.distribute.MirroredStrategy(chosen) if len(chosen) > 1 else tf.distribute.OneDeviceStrategy(chosen[0])
+    kind, _, indices = devices.partition(":")
+    if kind not in ("cpu", "gpu"):
+        raise ZooError(f"Bad --devices value {devices!r}: use {DEVICES_HELP}.")
+    available = gpus if kind == "gpu" else cpus
+    if not available:
+        raise ZooError(f"--devices {devices}: no {kind.upper()} is visible to TensorFlow. Use --devices cpu.")
+    if not indices:
+        return tf.distribute.OneDeviceStrategy(available[0])
+    try:
+        wanted = [int(i) for i in indices.split(",")]
+    except ValueError:
+        raise ZooError(f"Bad --devices value {devices!r}: use {DEVICES_HELP}.") from None
+    missing = [i for i in wanted if i >= len(available) or i < 0]
+    if missing:
+        raise ZooError(
+            f"--devices {devices}: {kind.upper()} {missing[0]} does not exist; "
+            f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
+        )
+    names = [available[i] for i in wanted]
+    return tf.distribute.MirroredStrategy(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
+
+
+def _multi_worker():
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
+    except json.JSONDecodeError:
+        raise ZooError("TF_CONFIG is not valid JSON; fix it or unset it to train on this machine only.") from None
+    return len(config.get("cluster", {}).get("worker", [])) > 1
+
+
+def describe(strategy):
+    """Return (strategy class name, replica count) for logging."""
+    return type(strategy).__name__, int(strategy.num_replicas_in_sync)

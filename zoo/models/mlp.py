@@ -1,0 +1,145 @@
+"""Multilayer perceptron for tabular rows.
+
+The preprocessing lives inside the model (Keras `Normalization` and lookup layers built from
+statistics that the recipe computed on the training split), so a saved model takes raw rows: one
+named input per CSV column.
+"""
+
+import typing
+
+import keras
+
+from zoo.errors import ZooError
+from zoo.registry import check_range, register
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@register(
+    "mlp",
+    technique="mlp",
+    tasks=TASKS,
+    summary="Fully connected network over numeric and categorical columns, preprocessing included.",
+    when_to_use="Tabular data (a CSV): a strong, fast baseline before anything deeper.",
+    inputs="With `features`: one named input per column (raw values, shape (batch, 1)); "
+    "without: one float tensor of shape (batch, *input_shape).",
+    outputs="binary: probability of class 1 (batch, 1); multiclass: class probabilities "
+    "(batch, num_classes); regression: the predicted value (batch, 1).",
+    recipe="mlp",
+)
+def mlp(
+    *,
+    features: typing.Optional[dict] = None,
+    input_shape: tuple[int, ...] = (30,),
+    task: typing.Literal["binary", "multiclass", "regression"] = "binary",
+    num_classes: int = 2,
+    hidden_units: tuple[int, ...] = (64, 32),
+    activation: str = "relu",
+    dropout: float = 0.1,
+    learning_rate: float = 1e-3,
+):
+    """Build and compile a tabular MLP.
+
+    Args:
+        features: column spec from the recipe: {column: {"kind": "numeric", "mean", "variance"}
+            or {"kind": "categorical", "dtype": "int64" or "string", "vocabulary": [...]}}.
+            None means a single pre-normalized float input of `input_shape`.
+        input_shape: shape of one row when `features` is None.
+        task: binary or multiclass classification, or regression.
+        num_classes: number of classes for multiclass (2 for binary).
+        hidden_units: width of each hidden Dense layer, in order.
+        activation: activation of the hidden layers (relu, sigmoid, tanh, gelu, ...).
+        dropout: dropout rate after each hidden layer.
+        learning_rate: Adam learning rate.
+
+    Returns:
+        A compiled `keras.Model` named `mlp`.
+    """
+    check_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
+    check_range("hidden_units", hidden_units, low=1)
+    check_range("input_shape", input_shape, low=1)
+    if task == "multiclass":
+        check_range("num_classes", num_classes, low=2)
+    try:
+        keras.activations.get(activation)
+    except ValueError:
+        raise ZooError(
+            f"Unknown activation '{activation}'; use a Keras activation such as relu, sigmoid, tanh "
+            f"or gelu. Received: activation={activation!r}"
+        ) from None
+
+    # === Inputs and preprocessing ===
+    if features:
+        inputs, encoded = _feature_inputs(features)
+        x = keras.layers.Concatenate(name="features")(encoded) if len(encoded) > 1 else encoded[0]
+    else:
+        inputs = keras.Input(shape=tuple(input_shape), name="features")
+        x = keras.layers.Flatten(name="flatten")(inputs) if len(input_shape) > 1 else inputs
+
+    # === Hidden layers ===
+    for index, units in enumerate(hidden_units, start=1):
+        x = keras.layers.Dense(units, activation=activation, name=f"dense{index}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{index}")(x)
+
+    # === Head ===
+    outputs, loss, metrics = _head(x, task, num_classes)
+    model = keras.Model(inputs, outputs, name="mlp")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def _feature_inputs(features):
+    inputs, encoded = {}, []
+    for column, spec in features.items():
+        name = _layer_name(column)
+        kind = spec.get("kind")
+        if kind == "numeric":
+            inputs[column] = keras.Input(shape=(1,), name=column, dtype="float32")
+            layer = keras.layers.Normalization(
+                mean=float(spec["mean"]), variance=float(spec["variance"]), name=f"normalize_{name}"
+            )
+        elif kind == "categorical" and spec.get("dtype") == "string":
+            inputs[column] = keras.Input(shape=(1,), name=column, dtype="string")
+            layer = keras.layers.StringLookup(
+                vocabulary=list(spec["vocabulary"]), output_mode="one_hot", name=f"onehot_{name}"
+            )
+        elif kind == "categorical":
+            inputs[column] = keras.Input(shape=(1,), name=column, dtype="int64")
+            layer = keras.layers.IntegerLookup(
+                vocabulary=[int(v) for v in spec["vocabulary"]],
+                output_mode="one_hot",
+                name=f"onehot_{name}",
+            )
+        else:
+            raise ZooError(
+                f"Feature '{column}' has kind {kind!r}; use 'numeric' or 'categorical'."
+            )
+        encoded.append(layer(inputs[column]))
+    return inputs, encoded
+
+
+def _layer_name(column):
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in str(column))
+
+
+def _head(x, task, num_classes):
+    if task == "binary":
+        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
+        return outputs, "binary_crossentropy", [
+            keras.metrics.BinaryAccuracy(name="accuracy"),
+            keras.metrics.AUC(name="auc"),
+        ]
+    if task == "multiclass":
+        outputs = keras.layers.Dense(
+            num_classes, activation="softmax", name="predictions", dtype="float32"
+        )(x)
+        return outputs, "sparse_categorical_crossentropy", [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        ]
+    outputs = keras.layers.Dense(1, name="predictions", dtype="float32")(x)
+    return outputs, "mse", [
+        keras.metrics.MeanAbsoluteError(name="mae"),
+        keras.metrics.RootMeanSquaredError(name="rmse"),
+    ]

@@ -1,0 +1,58 @@
+"""Figures the recipes log to MLflow: image grids and confusion matrices (matplotlib, no display)."""
+
+import math
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(images, titles=None, columns=None, cmap="gray", size=1.2):
+    """Return a figure that tiles `images` (N, H, W[, C], values in [0, 1]) with optional titles."""
+    plt = _pyplot()
+    images = np.asarray(images)
+    count = len(images)
+    columns = columns or int(math.ceil(math.sqrt(max(count, 1))))
+    rows = int(math.ceil(count / columns)) if count else 1
+    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * (1.25 if titles else 1)),
+                             squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= count:
+            continue
+        image = images[index]
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        axis.imshow(np.clip(image, 0, 1), cmap=cmap if image.ndim == 2 else None, vmin=0, vmax=1,
+                    interpolation="nearest")
+        if titles is not None:
+            axis.set_title(str(titles[index]), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(true, predicted, class_names):
+    """Return a figure of the confusion matrix (rows: true class, columns: predicted class)."""
+    plt = _pyplot()
+    count = len(class_names)
+    matrix = np.zeros((count, count), dtype=int)
+    np.add.at(matrix, (np.asarray(true, dtype=int), np.asarray(predicted, dtype=int)), 1)
+    fig, axis = plt.subplots(figsize=(0.45 * count + 2.5, 0.45 * count + 2))
+    axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(count), [str(c) for c in class_names], rotation=90, fontsize=7)
+    axis.set_yticks(range(count), [str(c) for c in class_names], fontsize=7)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for (row, column), value in np.ndenumerate(matrix):
+        if value:
+            axis.text(column, row, str(value), ha="center", va="center", fontsize=6,
+                      color="white" if value > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,370 @@
+"""The model registry: models register where they are defined, `get` builds them.
+
+Each model family is a builder function with keyword-only hyperparameters, decorated with
+`@register(...)`. The registry reads the hyperparameters, their defaults and their types from the
+builder's signature and their descriptions from its docstring, so the model card never drifts from
+the code.
+"""
+
+import dataclasses
+import importlib
+import inspect
+import pkgutil
+import re
+import types
+import typing
+
+from zoo.errors import ZooError, closest
+
+_REGISTRY = {}
+_DISCOVERED = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Hyperparameter:
+    """One keyword of a model builder: its default, its type and what it does."""
+
+    name: str
+    default: typing.Any
+    annotation: typing.Any
+    doc: str = ""
+
+    @property
+    def type_name(self):
+        return _type_name(self.annotation)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """What a registered model is for, how to call it, and which recipe trains it."""
+
+    name: str
+    technique: str
+    tasks: tuple
+    summary: str
+    when_to_use: str
+    inputs: str
+    outputs: str
+    recipe: str
+    hyperparameters: dict
+
+    def defaults(self):
+        return {name: hp.default for name, hp in self.hyperparameters.items()}
+
+    def to_dict(self):
+        card = dataclasses.asdict(self)
+        card["hyperparameters"] = {
+            name: {"default": hp.default, "type": hp.type_name, "doc": hp.doc}
+            for name, hp in self.hyperparameters.items()
+        }
+        return card
+
+    def format(self):
+        lines = [
+            f"{self.name}  ({self.technique}; tasks: {', '.join(self.tasks)})",
+            f"  {self.summary}",
+            f"  When to use: {self.when_to_use}",
+            f"  Inputs:  {self.inputs}",
+            f"  Outputs: {self.outputs}",
+            f"  Default recipe: zoo train {self.recipe}",
+            "  Hyperparameters (override with zoo.get(name, key=value) or --set key=value):",
+        ]
+        for hp in self.hyperparameters.values():
+            lines.append(f"    {hp.name}: {hp.type_name} = {hp.default!r}  {hp.doc}".rstrip())
+        return "\n".join(lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    builder: typing.Callable
+    card: ModelCard
+
+
+def register(name, *, technique, tasks, summary, when_to_use, inputs, outputs, recipe):
+    """Register a model builder under `name`.
+
+    Args:
+        name: registry name, as given to `zoo.get`.
+        technique: the family (`mlp`, `cnn`, `rnn`, `gan`, `rbm`, ...), used by `zoo.list`.
+        tasks: the tasks the model serves (`binary`, `multiclass`, `regression`, ...).
+        summary: one sentence: what the model is.
+        when_to_use: one sentence: when to pick it over its neighbours.
+        inputs: what the model takes.
+        outputs: what the model returns.
+        recipe: the recipe that trains it (`zoo train RECIPE`).
+
+    Returns:
+        A decorator that records the builder and returns it unchanged.
+
+    Raises:
+        ValueError: if `name` is already registered.
+    """
+
+    def decorator(builder):
+        if name in _REGISTRY:
+            raise ValueError(f"An entry is already registered under the name '{name}'.")
+        card = ModelCard(
+            name=name,
+            technique=technique,
+            tasks=tuple(tasks),
+            summary=summary,
+            when_to_use=when_to_use,
+            inputs=inputs,
+            outputs=outputs,
+            recipe=recipe,
+            hyperparameters=_hyperparameters_of(builder),
+        )
+        _REGISTRY[name] = _Entry(builder, card)
+        return builder
+
+    return decorator
+
+
+def _discover():
+    """Import every module of `zoo.models` once, so that their decorators fill the registry."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    import zoo.models
+
+    for module in pkgutil.iter_modules(zoo.models.__path__):
+        importlib.import_module(f"zoo.models.{module.name}")
+    _DISCOVERED = True
+
+
+def _entry(name):
+    _discover()
+    if name not in _REGISTRY:
+        raise ZooError(
+            f"Unknown model '{name}'.{closest(name, _REGISTRY)} "
+            f"Registered models: {', '.join(sorted(_REGISTRY))} (see `zoo list`)."
+        )
+    return _REGISTRY[name]
+
+
+def names():
+    """Return the sorted registered names."""
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def info(name):
+    """Return the `ModelCard` of a registered model.
+
+    Raises:
+        ZooError: if `name` is not registered; the message lists the registered names.
+    """
+    return _entry(name).card
+
+
+def list_models(technique=None, task=None):
+    """Return the cards of the registered models, optionally filtered by technique and task.
+
+    Example:
+        >>> [card.name for card in zoo.list(technique="mlp")]
+        ['mlp']
+    """
+    _discover()
+    cards = [_REGISTRY[name].card for name in sorted(_REGISTRY)]
+    if technique is not None:
+        cards = [card for card in cards if card.technique == technique]
+    if task is not None:
+        cards = [card for card in cards if task in card.tasks]
+    return cards
+
+
+def resolve(name, overrides):
+    """Check `overrides` against the card of `name`; return the full hyperparameter dict.
+
+    String values (from the command line) are parsed into the hyperparameter's type; other
+    values are checked against it.
+
+    Raises:
+        ZooError: for an unknown name, an unknown key, or a value of the wrong type.
+    """
+    card = _entry(name).card
+    resolved = card.defaults()
+    for key, value in overrides.items():
+        if key not in card.hyperparameters:
+            raise ZooError(
+                f"Unknown hyperparameter '{key}' for model '{name}'.{closest(key, card.hyperparameters)} "
+                f"Valid keys: {', '.join(card.hyperparameters)}."
+            )
+        resolved[key] = coerce(key, value, card.hyperparameters[key].annotation)
+    return resolved
+
+
+def get(name, **overrides):
+    """Build a registered model, compiled and ready for `fit`.
+
+    Args:
+        name: a registered name (see `zoo.list()`).
+        **overrides: hyperparameters that replace the card's defaults.
+
+    Returns:
+        A built and compiled `keras.Model`.
+
+    Raises:
+        ZooError: for an unknown name or hyperparameter, or a value of the wrong type or range.
+
+    Example:
+        >>> model = zoo.get("mlp", hidden_units=(16,), dropout=0.0)
+    """
+    params = resolve(name, overrides)
+    return _entry(name).builder(**params)
+
+
+# === Types ===
+
+
+def _hyperparameters_of(builder):
+    hints = typing.get_type_hints(builder)
+    docs = _arg_docs(builder.__doc__ or "")
+    hyperparameters = {}
+    for param in inspect.signature(builder).parameters.values():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY or param.default is inspect.Parameter.empty:
+            raise TypeError(
+                f"{builder.__name__}: hyperparameter '{param.name}' must be keyword-only with a default."
+            )
+        hyperparameters[param.name] = Hyperparameter(
+            param.name, param.default, hints.get(param.name, typing.Any), docs.get(param.name, "")
+        )
+    return hyperparameters
+
+
+def _arg_docs(docstring):
+    """Parse the `Args:` section of a Google-style docstring into {name: first sentence}."""
+    section = re.split(r"\n\s*Args:\s*\n", docstring, maxsplit=1)
+    if len(section) < 2:
+        return {}
+    docs, current = {}, None
+    for line in section[1].splitlines():
+        if re.match(r"\s*(Returns|Raises|Example|Examples|Yields):", line):
+            break
+        match = re.match(r"\s{4,8}(\w+):\s*(.*)", line)
+        if match and len(line) - len(line.lstrip()) <= 8:
+            current = match.group(1)
+            docs[current] = match.group(2).strip()
+        elif current and line.strip():
+            docs[current] += " " + line.strip()
+    return docs
+
+
+def _type_name(annotation):
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is tuple:
+        return f"tuple[{_type_name(args[0])}, ...]" if args else "tuple"
+    if annotation is type(None):
+        return "None"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def coerce(key, value, annotation):
+    """Parse (if `value` is a string) and check `value` against `annotation`.
+
+    Raises:
+        ZooError: naming the key, the value received and the expected form.
+    """
+    ok, result = _coerce(value, annotation)
+    if not ok:
+        raise ZooError(
+            f"Bad value for '{key}': expected {_type_name(annotation)}{_example(annotation)}. "
+            f"Received: {key}={value!r}"
+        )
+    return result
+
+
+def _example(annotation):
+    if typing.get_origin(annotation) is tuple:
+        return " (comma-separated, e.g. 64,32)"
+    return ""
+
+
+def _coerce(value, annotation):
+    if annotation is typing.Any:
+        return True, value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() == "none" and type(None) in args):
+            return (type(None) in args), None
+        for arg in args:
+            if arg is type(None):
+                continue
+            ok, result = _coerce(value, arg)
+            if ok:
+                return True, result
+        return False, None
+    if origin is typing.Literal:
+        for choice in args:
+            if value == choice or (isinstance(value, str) and str(choice) == value):
+                return True, choice
+        return False, None
+    if origin is tuple or annotation is tuple:
+        item_type = args[0] if args else typing.Any
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split(",") if part != ""]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        items = []
+        for item in value:
+            ok, parsed = _coerce(item, item_type)
+            if not ok:
+                return False, None
+            items.append(parsed)
+        return True, tuple(items)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return True, value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return True, value.lower() in ("true", "1", "yes")
+        return False, None
+    if annotation is int:
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return True, int(value)
+        if hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iu":
+            return True, int(value)
+        return False, None
+    if annotation is float:
+        if isinstance(value, bool):
+            return False, None
+        if isinstance(value, (int, float)):
+            return True, float(value)
+        if isinstance(value, str):
+            try:
+                return True, float(value)
+            except ValueError:
+                return False, None
+        return False, None
+    if annotation is str:
+        return (isinstance(value, str)), value
+    if isinstance(annotation, type):
+        return isinstance(value, annotation), value
+    if origin is not None and isinstance(origin, type):
+        return isinstance(value, origin), value
+    return True, value
+
+
+def check_range(name, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Raise a `ZooError` naming `name` and its range unless `low <= value <= high`."""
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for item in values:
+        too_low = low is not None and (item <= low if low_open else item < low)
+        too_high = high is not None and (item >= high if high_open else item > high)
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            lo = "-inf" if low is None else low
+            hi = "inf" if high is None else high
+            raise ZooError(f"'{name}' must be in {left}{lo}, {hi}{right}. Received: {name}={value!r}")
