@@ -12,6 +12,31 @@ from zoo.errors import ZooError
 DEVICES_HELP = "auto, cpu, gpu, gpu:0, gpu:0,1, cpu:0,1 (logical CPUs) or all"
 
 
+def split_cpu_from_env():
+    """Split the CPU into ZOO_LOGICAL_CPUS logical devices, if that variable is set.
+
+    This lets a machine without GPUs exercise the several-device code paths
+    (`ZOO_LOGICAL_CPUS=2 zoo train mlp --devices all`). It must run before TensorFlow creates
+    any tensor, so the engine calls it first thing.
+    """
+    count = os.environ.get("ZOO_LOGICAL_CPUS")
+    if not count:
+        return
+    if not count.isdigit() or int(count) < 1:
+        raise ZooError(f"ZOO_LOGICAL_CPUS must be a positive integer. Received: {count!r}")
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(int(count))]
+        )
+    except RuntimeError:
+        # Already initialized in this process (a second run in the same interpreter): keep what
+        # is there.
+        pass
+
+
 def select_strategy(devices="auto"):
     """Return the strategy for a `--devices` value.
 

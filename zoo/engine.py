@@ -237,6 +237,7 @@ def train(recipe_name, options=None, settings=None, verbose=0):
 
     from zoo import devices
 
+    devices.split_cpu_from_env()
     recipe = get_recipe(recipe_name)
     config, overrides = make_config(recipe, options, settings)
     tracking.configure(config.tracking_uri)

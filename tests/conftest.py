@@ -1,0 +1,89 @@
+"""Shared fixtures: an isolated MLflow store, the CLI in-process, sample inputs for any model."""
+
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def admissions_csv():
+    path = SHARED_DATA / "admissions.csv"
+    assert path.exists(), f"test data missing: {path} (the repository's ../shared/data)"
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory):
+    """One SQLite MLflow store for the whole session (creating a store costs seconds)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    return f"sqlite:///{folder}/mlflow.db"
+
+
+@pytest.fixture()
+def tracking_uri(session_store, monkeypatch, tmp_path):
+    """Point MLflow at the session store and run the test in its own working directory."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", session_store)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(session_store)
+    yield session_store
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture()
+def run_cli(tracking_uri, capsys):
+    """Run `zoo ARGS...` in this process; return (exit status, stdout, stderr)."""
+    from zoo.cli import main
+
+    def run(*argv):
+        status = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err
+
+    return run
+
+
+def running_runs(uri):
+    """Runs of every experiment in `uri` whose status is still RUNNING."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
+
+
+def sample_inputs(model, count=4, seed=0):
+    """Random inputs matching `model.inputs` (floats, ints, or strings), for prediction checks."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+
+    def one(tensor):
+        shape = (count,) + tuple(1 if d is None else d for d in tensor.shape[1:])
+        dtype = keras.backend.standardize_dtype(tensor.dtype)
+        if dtype == "string":
+            import tensorflow as tf
+
+            return tf.constant(np.full(shape, "a"))
+        if "int" in dtype:
+            return rng.integers(0, 5, size=shape).astype(dtype)
+        return rng.random(shape).astype(dtype)
+
+    inputs = model.inputs
+    if isinstance(model.input, dict):
+        return {name: one(tensor) for name, tensor in model.input.items()}
+    if len(inputs) == 1:
+        return one(inputs[0])
+    return [one(tensor) for tensor in inputs]
