@@ -160,6 +160,9 @@ def main(argv=None):
     """Run the command line; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
+        from zoo.quiet import load_tensorflow
+
+        load_tensorflow()
         args = build_parser().parse_args(argv)
         return args.handler(args) or 0
     except ZooError as error:

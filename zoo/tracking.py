@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import subprocess
 import urllib.error
 import urllib.request
@@ -82,7 +83,8 @@ def flatten(values, prefix=""):
     """Flatten nested dicts into {'a.b': value} with values as MLflow param strings."""
     flat = {}
     for key, value in values.items():
-        name = f"{prefix}{key}"
+        # MLflow keys allow only alphanumerics and _ - . space : / (column names may hold more).
+        name = prefix + re.sub(r"[^\w\-. :/]", "_", str(key))
         if isinstance(value, dict):
             flat.update(flatten(value, prefix=f"{name}."))
         elif isinstance(value, (list, tuple)):

@@ -96,17 +96,17 @@ def _feature_inputs(features):
         name = _layer_name(column)
         kind = spec.get("kind")
         if kind == "numeric":
-            inputs[column] = keras.Input(shape=(1,), name=column, dtype="float32")
+            inputs[column] = keras.Input(shape=(1,), name=name, dtype="float32")
             layer = keras.layers.Normalization(
                 mean=float(spec["mean"]), variance=float(spec["variance"]), name=f"normalize_{name}"
             )
         elif kind == "categorical" and spec.get("dtype") == "string":
-            inputs[column] = keras.Input(shape=(1,), name=column, dtype="string")
+            inputs[column] = keras.Input(shape=(1,), name=name, dtype="string")
             layer = keras.layers.StringLookup(
                 vocabulary=list(spec["vocabulary"]), output_mode="one_hot", name=f"onehot_{name}"
             )
         elif kind == "categorical":
-            inputs[column] = keras.Input(shape=(1,), name=column, dtype="int64")
+            inputs[column] = keras.Input(shape=(1,), name=name, dtype="int64")
             layer = keras.layers.IntegerLookup(
                 vocabulary=[int(v) for v in spec["vocabulary"]],
                 output_mode="one_hot",
@@ -121,6 +121,8 @@ def _feature_inputs(features):
 
 
 def _layer_name(column):
+    # Layer names may not contain "/" (wine has "od280/od315_of_diluted_wines"); the input dict
+    # keeps the real column name as its key, so callers still pass raw columns.
     return "".join(c if c.isalnum() or c == "_" else "_" for c in str(column))
 
 

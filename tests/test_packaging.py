@@ -1,0 +1,30 @@
+"""The wheel installs only the `zoo` package: no top-level `datasets` or `recipes` module."""
+
+import subprocess
+import sys
+import zipfile
+
+from tests.conftest import REPO
+
+
+def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    wheels = list(tmp_path.glob("*.whl"))
+    assert len(wheels) == 1
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"zoo", wheels[0].name.split("-")[0] + "-" + wheels[0].name.split("-")[1] + ".dist-info"}
+    assert "zoo/recipes/mlp.py" in names
+    assert "zoo/datasets/tabular.py" in names
+    assert not any(name.startswith(("datasets/", "recipes/")) for name in names)
+    dist_info = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
+    entry_points = zipfile.ZipFile(wheels[0]).read(dist_info).decode()
+    assert "zoo = zoo.cli:main" in entry_points
+    metadata = zipfile.ZipFile(wheels[0]).read(dist_info.replace("entry_points.txt", "METADATA")).decode()
+    for requirement in ("keras>=3.14", "mlflow>=3.17", "importlib_resources", "tensorflow-datasets"):
+        assert requirement.lower() in metadata.lower(), requirement
