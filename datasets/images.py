@@ -1,19 +1,67 @@
 """Image datasets as numpy arrays: scikit-learn's digits (offline default), tfds, local folders.
 
 Every loader returns `ImageData`: float32 images in [0, 1] of shape (n, height, width, channels),
-int64 labels, and a spec (shape, classes, class names, source).
+int64 labels, and a spec (shape, classes, class names, source). `to_dataset` and `pipeline` turn
+the arrays into `tf.data` pipelines of raw pixels (0-255), which is what the image models take.
+
+Sources:
+- `digits`: scikit-learn's 1,797 real 8x8 handwritten digit scans, installed with scikit-learn.
+- any tensorflow-datasets image-classification name (`mnist`, `fashion_mnist`, `cifar10`, ...),
+  read from the tfds data directory and never downloaded: without the data, `load` fails at once
+  with a message that says how to get it.
+- a folder with one subfolder of images per class (PNG, JPEG, BMP or GIF, grayscale or colour),
+  read by `keras.utils.image_dataset_from_directory` and resized to one size. A folder whose
+  subfolders are `train/`, `test/` (and optionally `validation/`), each holding the class
+  subfolders, keeps that split.
+
+Unreadable images in a folder: every file is decoded once before loading. By default the first
+corrupt file stops the load with a `ZooError` naming its path (a silently smaller dataset is
+worse than a clear stop); `skip_corrupt=True` (`--skip-corrupt`) leaves such files out and warns
+with their paths on stderr.
 """
 
 import dataclasses
+import os
+import re
+import sys
 
 import numpy as np
 
-from zoo.errors import ZooError
+from zoo.errors import ZooError, closest
+
+# What `keras.utils.image_dataset_from_directory` reads; other files in the folders are ignored.
+IMAGE_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+# Common image formats TensorFlow cannot decode: reported, so that they are not silently dropped.
+UNSUPPORTED_FORMATS = (".tif", ".tiff", ".webp", ".heic", ".heif", ".avif", ".jp2", ".ppm", ".pgm")
+# The largest value of a raw pixel: the image models take 0-255 and rescale inside.
+PIXEL_MAX = 255.0
+# Folder and variable-size tfds images are resized to this when no size is given and they do not
+# share one size of at most MAX_NATIVE_SIDE pixels per side.
+DEFAULT_IMAGE_SIZE = (64, 64)
+MAX_NATIVE_SIDE = 256
+# Area interpolation averages the pixels it merges, the right thing when shrinking photos.
+RESIZE_METHOD = "area"
+SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+
+# Named datasets, for help texts and error messages; any other tfds image-classification name works.
+CATALOG = {
+    "digits": "scikit-learn's 1,797 8x8 handwritten digits (offline, the default)",
+    "mnist": "70,000 28x28 handwritten digits (tensorflow-datasets)",
+    "fashion_mnist": "70,000 28x28 clothing images in 10 classes (tensorflow-datasets)",
+    "cifar10": "60,000 32x32 colour photos in 10 classes (tensorflow-datasets)",
+    "cifar100": "60,000 32x32 colour photos in 100 classes (tensorflow-datasets)",
+    "emnist": "814,255 28x28 handwritten characters (tensorflow-datasets)",
+    "kmnist": "70,000 28x28 cursive Japanese characters (tensorflow-datasets)",
+    "svhn_cropped": "99,289 32x32 house-number digits from Street View (tensorflow-datasets)",
+}
 
 
 @dataclasses.dataclass
 class ImageData:
-    """Train/validation/test splits of images and labels, with what describes them."""
+    """Train/validation/test splits of images and labels, with what describes them.
+
+    `details` holds loader facts worth logging (resize size, skipped files, ...); it joins `spec()`.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -24,6 +72,7 @@ class ImageData:
     class_names: list
     name: str
     source: str
+    details: dict = dataclasses.field(default_factory=dict)
 
     @property
     def shape(self):
@@ -41,6 +90,7 @@ class ImageData:
             "num_classes": self.num_classes,
             "class_names": [str(c) for c in self.class_names],
             "rows": {"train": len(self.x_train), "validation": len(self.x_val), "test": len(self.x_test)},
+            **self.details,
         }
 
 
@@ -66,26 +116,457 @@ def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
 
 
 def load(dataset="digits", *, seed=42, data_dir=None, folder=None, image_size=None,
-         validation_fraction=0.1, test_fraction=0.2):
+         validation_fraction=0.1, test_fraction=0.2, color_mode="auto", skip_corrupt=False):
     """Load a named image dataset or a folder of images.
 
     Args:
-        dataset: `digits` (offline default) or a tensorflow-datasets name such as `mnist`.
+        dataset: `digits` (offline default) or a tensorflow-datasets image-classification name
+            such as `mnist`, `fashion_mnist` or `cifar10` (see `CATALOG`).
         seed: seed of the split.
         data_dir: tensorflow-datasets data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
         folder: a folder with one subfolder of images per class; overrides `dataset`.
-        image_size: (height, width) to resize folder images to.
+        image_size: (height, width) to resize folder or tfds images to; None keeps the size the
+            images share (at most 256 per side), else 64x64. `digits` stays 8x8.
         validation_fraction: share of the training rows held out for validation.
         test_fraction: share held out for testing where the dataset has no test split.
+        color_mode: for folders: `auto` (grayscale if every image is, else rgb), `grayscale`, `rgb`.
+        skip_corrupt: for folders: leave unreadable images out with a warning instead of failing.
 
     Returns:
         `ImageData`.
 
     Raises:
         ZooError: for an unknown dataset, data that is not available offline, or an unusable folder.
+
+    Example:
+        >>> data = load("digits")
+        >>> data.x_train.shape[1:], data.num_classes
+        ((8, 8, 1), 10)
     """
+    _check_fractions(validation_fraction, test_fraction)
+    image_size = _check_image_size(image_size)
+    if color_mode not in ("auto", "grayscale", "rgb"):
+        raise ZooError(f"color_mode must be auto, grayscale or rgb. Received: color_mode={color_mode!r}")
     if folder is not None:
-        raise ZooError("Image folders are not supported yet.")
+        return load_folder(folder, seed=seed, image_size=image_size, color_mode=color_mode,
+                           skip_corrupt=skip_corrupt, validation_fraction=validation_fraction,
+                           test_fraction=test_fraction)
     if dataset == "digits":
+        if image_size is not None and tuple(image_size) != (8, 8):
+            raise ZooError(f"digits images are 8x8; drop --image-size (received {image_size}) or use "
+                           "--dataset mnist for 28x28 digits.")
         return digits(seed, validation_fraction, test_fraction)
-    raise ZooError(f"Unknown image dataset '{dataset}'. Known: digits.")
+    return load_tfds(dataset, seed=seed, data_dir=data_dir, image_size=image_size,
+                     validation_fraction=validation_fraction, test_fraction=test_fraction)
+
+
+def _check_fractions(validation_fraction, test_fraction):
+    for name, value in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
+        if not 0 < value < 0.5:
+            raise ZooError(f"--{name.replace('_', '-')} must be in (0, 0.5). Received: {value}")
+
+
+def _check_image_size(image_size):
+    if image_size is None or len(image_size) == 0:
+        return None
+    size = tuple(image_size)
+    if len(size) != 2 or not all(isinstance(side, (int, np.integer)) and side >= 1 for side in size):
+        raise ZooError(f"--image-size takes two positive integers HEIGHT,WIDTH, e.g. 28,28. Received: {image_size}")
+    return (int(size[0]), int(size[1]))
+
+
+def warn(message):
+    """Print a one-line warning on stderr, as the command line does for errors."""
+    print(f"zoo: warning: {message}", file=sys.stderr)
+
+
+# === tensorflow-datasets ===
+
+
+def _tfds():
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()
+    return tfds
+
+
+def _tfds_names():
+    from tensorflow_datasets.core import registered
+
+    return registered.list_imported_builders()
+
+
+def _unknown_dataset(name, candidates):
+    known = ", ".join(CATALOG)
+    return ZooError(
+        f"Unknown image dataset '{name}'.{closest(name, candidates)} Known: {known}, or any "
+        "tensorflow-datasets image-classification name; for your own images pass --data FOLDER."
+    )
+
+
+def tfds_data_dir(data_dir=None):
+    """The tensorflow-datasets data directory `load` reads: the argument, TFDS_DATA_DIR, or the default."""
+    return data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fraction=0.1, test_fraction=0.2):
+    """Load an image-classification dataset from tensorflow-datasets, without downloading.
+
+    The `train` split is used for training (less a validation share unless the dataset has a
+    `validation` split); `test` for testing (carved out of `train` when there is none).
+
+    Raises:
+        ZooError: for a name tfds does not know, a dataset that is not image classification, or
+            data that is not in the data directory (this machine may have no network; tfds would
+            otherwise retry for minutes).
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)?(:[0-9.*]+)?", str(name)):
+        raise _unknown_dataset(name, list(CATALOG))
+    tfds = _tfds()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise _unknown_dataset(name, list(CATALOG) + list(_tfds_names())) from None
+    except Exception as error:  # noqa: BLE001 - a builder config tfds cannot make: say which, in one line
+        raise ZooError(f"tensorflow-datasets cannot open '{name}' ({_first_line(error)}). "
+                       f"Known image datasets: {', '.join(CATALOG)}.") from None
+    image_key, label_key = _image_label_keys(builder, name)
+    image_feature = builder.info.features[image_key]
+    class_names = [str(c) for c in builder.info.features[label_key].names]
+    native = tuple(image_feature.shape[:2])
+    size, note = image_size, None
+    if size is None and None in native:
+        size = DEFAULT_IMAGE_SIZE
+        note = f"'{name}' images vary in size: resized to {size[0]}x{size[1]}; choose with --image-size H,W."
+    # Without prepared data tfds reports no splits (and under `tfds.testing.mock_data` too):
+    # assume the usual train/test pair, and let the guarded load below say when data is missing.
+    splits = set(builder.info.splits) or {"train", "test"}
+    if "train" not in splits:
+        raise ZooError(f"'{name}' has no train split (splits: {', '.join(sorted(splits))}); it cannot train a classifier.")
+
+    arrays = {split: _tfds_arrays(tfds, name, split, data_dir, size) for split in ("train", "validation", "test")
+              if split in splits}
+    x, y = arrays.pop("train")
+    if "test" in arrays:
+        x_test, y_test = arrays["test"]
+    else:
+        (x, y), _, (x_test, y_test) = split_arrays(x, y, seed, 0.0, test_fraction)
+    if "validation" in arrays:
+        x_val, y_val = arrays["validation"]
+    else:
+        (x, y), (x_val, y_val), _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+    if note:
+        warn(note)
+    details = {"data_dir": tfds_data_dir(data_dir)}
+    if size is not None:
+        details.update(resized_to=list(size), interpolation=RESIZE_METHOD)
+    return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, name.split(":")[0],
+                     f"tensorflow-datasets:{name}", details)
+
+
+def _image_label_keys(builder, name):
+    features = builder.info.features
+    keys = builder.info.supervised_keys
+    image_key, label_key = (keys if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys)
+                            else (None, None))
+    tfds = _tfds()
+    if not (image_key in features and isinstance(features[image_key], tfds.features.Image)
+            and label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
+        shown = " -> ".join(map(str, keys)) if keys else "none"
+        raise ZooError(
+            f"'{name}' is a tensorflow-datasets dataset but not image classification (supervised keys: "
+            f"{shown}). Image datasets: {', '.join(CATALOG)}, or --data FOLDER."
+        )
+    return image_key, label_key
+
+
+def _tfds_arrays(tfds, name, split, data_dir, size):
+    import tensorflow as tf
+
+    try:
+        # download=False: with no network an unguarded load retries DNS for minutes.
+        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True)
+    except AssertionError as error:
+        if "could not find data" not in str(error):
+            raise
+        raise ZooError(
+            f"tensorflow-datasets has no '{name}' data in {tfds_data_dir(data_dir)} and zoo never "
+            f"downloads it: run tfds.load('{name}') on a machine with network and copy its data folder "
+            "here, then pass --data-dir DIR (or set TFDS_DATA_DIR); or train offline on the default "
+            "--dataset digits."
+        ) from None
+    except Exception as error:  # noqa: BLE001 - manual-download datasets and the like: one line
+        raise ZooError(f"tensorflow-datasets cannot load '{name}' split {split} ({_first_line(error)}).") from None
+
+    def prepare(image, label):
+        if size is not None:
+            image = tf.image.resize(image, size, method=RESIZE_METHOD)
+        return tf.cast(image, tf.float32) / PIXEL_MAX, label
+
+    xs, ys = [], []
+    for images, labels in tfds.as_numpy(dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).batch(4096)):
+        xs.append(images.astype("float32"))
+        ys.append(labels.astype("int64"))
+    if not xs:
+        raise ZooError(f"tensorflow-datasets split '{split}' of '{name}' is empty.")
+    return np.clip(np.concatenate(xs), 0.0, 1.0), np.concatenate(ys)
+
+
+# === Image folders ===
+
+
+def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_corrupt=False,
+                validation_fraction=0.1, test_fraction=0.2):
+    """Load a folder of images with one subfolder per class (or train/ and test/ holding those).
+
+    Raises:
+        ZooError: for a missing or empty folder, a single class, a class without images, a corrupt
+            image (unless `skip_corrupt`), or too few images to split.
+    """
+    import keras
+    import tensorflow as tf
+
+    root = os.path.abspath(os.path.expanduser(str(folder)))
+    if not os.path.exists(root):
+        raise ZooError(f"Image folder not found: {folder}. Check the path given to --data.")
+    if not os.path.isdir(root):
+        raise ZooError(f"{folder} is a file; --data takes a folder with one subfolder of images per class.")
+    layout = _split_layout(root)
+    indexed = {split: _index_classes(path, folder) for split, path in layout.items()}
+    class_names = list(indexed["train"])
+    for split, classes in indexed.items():
+        if split != "train" and list(classes) != class_names:
+            raise ZooError(f"The class folders of {layout[split]} ({', '.join(classes)}) differ from those of "
+                           f"{layout['train']} ({', '.join(class_names)}); use the same class folders in each split.")
+
+    shapes, bad = _check_images([path for classes in indexed.values() for files in classes.values() for path in files])
+    if bad and not skip_corrupt:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ZooError(f"Cannot read image {bad[0][0]}: {bad[0][1]}{more}. Fix or delete it, or pass "
+                       "--skip-corrupt to leave unreadable images out.")
+    if bad:
+        shown = ", ".join(path for path, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        warn(f"skipped {len(bad)} unreadable image(s): {shown}")
+        unreadable = {path for path, _ in bad}
+        for split, classes in indexed.items():
+            for name, files in classes.items():
+                files[:] = [path for path in files if path not in unreadable]
+                if not files:
+                    raise ZooError(f"Class folder {os.path.join(layout[split], name)} has no readable images left "
+                                   "after skipping the corrupt ones; add images or remove the folder.")
+
+    channels = [shape[2] for shape in shapes.values()]
+    mode = color_mode if color_mode != "auto" else ("grayscale" if max(channels) <= 2 else "rgb")
+    size, note = image_size, None
+    if size is None:
+        sizes = {shape[:2] for shape in shapes.values()}
+        common = next(iter(sizes)) if len(sizes) == 1 else None
+        if common and max(common) <= MAX_NATIVE_SIDE:
+            size = common
+        else:
+            size = DEFAULT_IMAGE_SIZE
+            why = "differ in size" if common is None else f"are {common[0]}x{common[1]}"
+            note = f"the images in {folder} {why}: resized to {size[0]}x{size[1]}; choose with --image-size H,W."
+
+    arrays = {}
+    for split, path in layout.items():
+        # Always decoded as RGB and converted afterwards: TensorFlow cannot decode BMP or GIF
+        # straight to one channel, which `color_mode="grayscale"` would ask of it.
+        dataset = keras.utils.image_dataset_from_directory(
+            path, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
+            batch_size=None, image_size=size, shuffle=False, interpolation=RESIZE_METHOD, verbose=False,
+        )
+        if bad:
+            # The failed element is the whole (image, label) pair, so labels stay aligned.
+            dataset = dataset.ignore_errors()
+        if mode == "grayscale":
+            dataset = dataset.map(lambda image, label: (tf.image.rgb_to_grayscale(image), label))
+        xs, ys = [], []
+        for images, labels in dataset.batch(1024).as_numpy_iterator():
+            xs.append(np.clip(images, 0.0, PIXEL_MAX).astype("float32") / PIXEL_MAX)
+            ys.append(labels.astype("int64"))
+        expected = sum(len(files) for files in indexed[split].values())
+        count = sum(len(labels) for labels in ys)
+        if count != expected:
+            raise ZooError(f"Read {count} of the {expected} images in {path}; some files changed or cannot be "
+                           "decoded. Re-run with --skip-corrupt or check the folder.")
+        arrays[split] = (np.concatenate(xs), np.concatenate(ys))
+
+    x, y = arrays["train"]
+    if "test" in arrays:
+        x_test, y_test = arrays["test"]
+    else:
+        (x, y), _, (x_test, y_test) = split_arrays(x, y, seed, 0.0, test_fraction)
+    if "validation" in arrays:
+        x_val, y_val = arrays["validation"]
+    else:
+        (x, y), (x_val, y_val), _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+    counts = {"train": len(x), "validation": len(x_val), "test": len(x_test)}
+    if min(counts.values()) == 0 or len(np.unique(y)) < 2:
+        total = sum(counts.values())
+        raise ZooError(f"{folder} has {total} readable images: too few to split into train, validation and "
+                       f"test ({counts['train']}/{counts['validation']}/{counts['test']}); add images "
+                       "(a few dozen per class at least).")
+    if note:
+        warn(note)
+    details = {"color_mode": mode, "resized_to": list(size), "interpolation": RESIZE_METHOD,
+               "skipped_files": len(bad), "layout": "split folders" if len(layout) > 1 else "class folders"}
+    return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, os.path.basename(root) or root,
+                     root, details)
+
+
+def _split_layout(root):
+    """{split: folder}: {'train': root} for class folders, or the train/validation/test subfolders."""
+    subfolders = _subfolders(root)
+    splits = {SPLIT_FOLDERS[name.lower()]: os.path.join(root, name) for name in subfolders
+              if name.lower() in SPLIT_FOLDERS}
+    if subfolders and len(splits) == len(subfolders) and "train" in splits:
+        return splits
+    if splits and "train" in splits and len(splits) > 1:
+        others = [name for name in subfolders if name.lower() not in SPLIT_FOLDERS]
+        raise ZooError(f"{root} mixes split folders ({', '.join(sorted(splits))}) with other folders "
+                       f"({', '.join(others)}); use either class folders or train/ and test/ holding class folders.")
+    return {"train": root}
+
+
+def _subfolders(path):
+    return sorted(name for name in os.listdir(path)
+                  if not name.startswith(".") and os.path.isdir(os.path.join(path, name)))
+
+
+def _image_files(folder):
+    """Image files under `folder` (recursively, sorted), as `image_dataset_from_directory` lists them."""
+    found, unsupported = [], []
+    for root, _, files in sorted(os.walk(folder), key=lambda item: item[0]):
+        for name in sorted(files):
+            lower = name.lower()
+            if lower.endswith(IMAGE_FORMATS):
+                found.append(os.path.join(root, name))
+            elif lower.endswith(UNSUPPORTED_FORMATS):
+                unsupported.append(os.path.join(root, name))
+    return found, unsupported
+
+
+def _index_classes(folder, shown):
+    classes = _subfolders(folder)
+    if not classes:
+        loose, _ = _image_files(folder)
+        if loose:
+            raise ZooError(f"{folder} holds images but no class subfolders: put each class's images in its own "
+                           f"subfolder ({os.path.join(shown, 'cat')}/..., {os.path.join(shown, 'dog')}/...).")
+        raise ZooError(f"{folder} is empty: it needs one subfolder of images per class "
+                       f"({os.path.join(shown, 'cat')}/*.jpg, {os.path.join(shown, 'dog')}/*.jpg).")
+    if len(classes) == 1:
+        raise ZooError(f"{folder} has a single class folder ('{classes[0]}'): a classifier needs at least two "
+                       "subfolders of images, one per class.")
+    indexed, ignored = {}, []
+    for name in classes:
+        files, unsupported = _image_files(os.path.join(folder, name))
+        ignored += unsupported
+        if not files:
+            formats = " ".join(IMAGE_FORMATS)
+            hint = f" ({len(unsupported)} file(s) in formats TensorFlow cannot read)" if unsupported else ""
+            raise ZooError(f"Class folder {os.path.join(folder, name)} has no images ({formats}){hint}; "
+                           "add images or remove the folder.")
+        indexed[name] = files
+    if ignored:
+        warn(f"ignored {len(ignored)} image(s) in formats TensorFlow cannot read (e.g. {ignored[0]}); "
+             "convert them to PNG or JPEG to use them.")
+    return indexed
+
+
+def _check_images(paths):
+    """Decode every image once: ({path: (height, width, channels)}, [(path, reason)] for bad ones)."""
+    import tensorflow as tf
+
+    shapes, bad = {}, []
+    for path in paths:
+        try:
+            image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
+            shapes[path] = tuple(int(d) for d in image.shape)
+        except (tf.errors.OpError, OSError) as error:
+            bad.append((path, _reason(error)))
+    return shapes, bad
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _reason(error):
+    """A TensorFlow decode error as a short phrase, without the op and device prefixes."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"^\{\{[^}]*\}\}\s*", "", text.strip()).split(" [Op:")[0]
+    return (text.splitlines()[0] if text else type(error).__name__).rstrip(".")
+
+
+# === Raw images for models and pipelines ===
+
+
+def read_images(paths, image_size, channels, *, convert=False, invert=False):
+    """Read image files as raw pixels, resized the way the training folders were.
+
+    Args:
+        paths: image files (PNG, JPEG, BMP or GIF).
+        image_size: (height, width) the model takes.
+        channels: channels the model takes (1 grayscale, 3 RGB).
+        convert: convert images of another channel count instead of refusing them.
+        invert: replace each pixel p by 255 - p (dark ink on light paper, for models trained on
+            light-on-dark digits such as `digits` and MNIST).
+
+    Returns:
+        float32 array (n, height, width, channels) with values 0-255.
+
+    Raises:
+        ZooError: for a missing or unreadable file, or an image with the wrong number of channels
+            when `convert` is False.
+    """
+    import tensorflow as tf
+
+    names = {1: "grayscale", 2: "grayscale with alpha", 3: "RGB", 4: "RGBA"}
+    batch = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise ZooError(f"Image file not found: {path}.")
+        try:
+            data = tf.io.read_file(path)
+            native = int(tf.io.decode_image(data, expand_animations=False).shape[-1])
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        except (tf.errors.OpError, OSError) as error:
+            raise ZooError(f"Cannot read image {path}: {_reason(error)}. Use a PNG, JPEG, BMP or GIF file.") from None
+        if native != channels and not convert:
+            raise ZooError(
+                f"{path} has {native} channel(s) ({names.get(native, native)}) but the model takes {channels} "
+                f"({names.get(channels, channels)}): convert the image, or pass --convert to convert it."
+            )
+        if channels == 1:
+            image = tf.image.rgb_to_grayscale(image)
+        elif channels != 3:
+            raise ZooError(f"The model takes {channels}-channel images; only 1 (grayscale) and 3 (RGB) are supported.")
+        image = tf.clip_by_value(tf.image.resize(image, image_size, method=RESIZE_METHOD), 0.0, PIXEL_MAX)
+        batch.append(PIXEL_MAX - image if invert else image)
+    return np.stack([np.asarray(image, dtype="float32") for image in batch])
+
+
+def to_dataset(x, y=None):
+    """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given."""
+    import tensorflow as tf
+
+    pixels = np.asarray(x, dtype="float32") * PIXEL_MAX
+    return tf.data.Dataset.from_tensor_slices(pixels if y is None else (pixels, np.asarray(y)))
+
+
+def pipeline(x, y, batch_size, *, shuffle=False, seed=None):
+    """A training-ready `tf.data` pipeline: raw pixels, cached, optionally shuffled, batched, prefetched.
+
+    Example:
+        >>> data = load("digits")
+        >>> model.fit(pipeline(data.x_train, data.y_train, 32, shuffle=True, seed=0), epochs=5)
+    """
+    import tensorflow as tf
+
+    dataset = to_dataset(x, y).cache()
+    if shuffle:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
