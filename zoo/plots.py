@@ -56,3 +56,16 @@ def confusion_matrix(true, predicted, class_names):
                       color="white" if value > matrix.max() / 2 else "black")
     fig.tight_layout()
     return fig
+
+
+def forecast(series, days, predicted, title=""):
+    """Return a figure of a series with forecasts at `days` (indices into `series`) over it."""
+    plt = _pyplot()
+    fig, axis = plt.subplots(figsize=(8, 3.5))
+    axis.plot(np.arange(len(series)), series, label="actual", color="black", linewidth=1)
+    axis.plot(days, predicted, label="forecast", linewidth=1)
+    axis.set_xlabel("step")
+    axis.set_title(title, fontsize=9)
+    axis.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,550 @@
+"""Sequence datasets for the recurrent recipes, each as numpy arrays split into train/validation/test.
+
+Offline, from data installed with scikit-learn and matplotlib:
+
+- `digit_rows`: each 8x8 digit scan read as a sequence of 8 rows (many to one).
+- `digit_video`: "videos" of digit scans, each shown for a few frames with camera jitter; one label
+  per frame (many to many).
+- `stock_forecast`: Google's daily share price 2004-2008 (matplotlib's `goog.npz`), the value
+  `horizon` days ahead at every step (many to many, regression).
+- `digit_captions`: a digit scan in, its English name out, character by character (one to many).
+
+With tensorflow-datasets data already on disk (never downloaded here): `imdb_reviews` (sentiment,
+vectorized by a `TextVectorization` layer) and `mnist` read row by row. Users' own data:
+`text_csv` (a text column and a label column) and `from_sequences` / `npz_sequences` (numeric
+sequences, padded and masked on request).
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from zoo.datasets import images
+from zoo.errors import ZooError, closest
+
+# Caption vocabularies reserve these ids; they match zoo.models.recurrent.PAD/START/END.
+PAD, START, END = 0, 1, 2
+SPECIAL_TOKENS = ["<pad>", "<start>", "<end>"]
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+# Steps of a padded float sequence hold this value in every feature; the model masks them.
+PAD_VALUE = -1.0
+
+
+@dataclasses.dataclass
+class SequenceData:
+    """Train/validation/test splits of sequences with what the model and the logs need.
+
+    Attributes:
+        x_train, y_train, x_val, y_val, x_test, y_test: inputs and targets; one_to_many inputs are
+            (images, previous tokens) pairs.
+        mode: many_to_one, many_to_many or one_to_many.
+        task: multiclass, binary or regression.
+        num_outputs: classes, values per step, or vocabulary size (one_to_many).
+        class_names: names of the classes ([] for regression).
+        name, source: where the data came from.
+        vocabulary: token strings by id for token inputs or caption outputs, else None.
+        mask_value: value of padded float steps, or None when nothing is padded.
+        extras: per-dataset facts for the examples the recipe logs (frames, captions, texts, ...).
+    """
+
+    x_train: object
+    y_train: np.ndarray
+    x_val: object
+    y_val: np.ndarray
+    x_test: object
+    y_test: np.ndarray
+    mode: str
+    task: str
+    num_outputs: int
+    class_names: list
+    name: str
+    source: str
+    vocabulary: list = None
+    mask_value: float = None
+    extras: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def input_shape(self):
+        first = self.x_train[0] if isinstance(self.x_train, tuple) else self.x_train
+        return tuple(int(d) for d in first.shape[1:])
+
+    def spec(self):
+        spec = {
+            "name": self.name,
+            "source": self.source,
+            "mode": self.mode,
+            "task": self.task,
+            "input_shape": list(self.input_shape),
+            "num_outputs": self.num_outputs,
+            "rows": {"train": len(self.y_train), "validation": len(self.y_val), "test": len(self.y_test)},
+        }
+        if self.class_names:
+            spec["class_names"] = [str(c) for c in self.class_names]
+        if self.vocabulary is not None:
+            spec["vocabulary_size"] = len(self.vocabulary)
+        if self.mask_value is not None:
+            spec["mask_value"] = self.mask_value
+        return spec
+
+
+# === Offline digits: rows, video, captions ===
+
+
+def digit_rows(seed=42, validation_fraction=0.1, test_fraction=0.2):
+    """scikit-learn's 8x8 digit scans as sequences of 8 rows of 8 pixels (many to one)."""
+    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction,
+                         test_fraction=test_fraction)
+    rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731 - (h, w, c) -> h steps of w*c
+    return SequenceData(rows(digits.x_train), digits.y_train, rows(digits.x_val), digits.y_val,
+                        rows(digits.x_test), digits.y_test, "many_to_one", "multiclass",
+                        digits.num_classes, digits.class_names, "digits", digits.source)
+
+
+def digit_video(seed=42, frames=16, videos=1500, max_shot=4, noise=0.05):
+    """Videos of digit scans, one label per frame (many to many).
+
+    A video is a run of shots; a shot shows one real scan for 1 to `max_shot` frames, each frame
+    shifted by up to one pixel and with pixel noise, as a hand-held camera would. Training videos
+    use training scans only, test videos test scans only.
+
+    Args:
+        seed: seed of the scan split and of the video generation.
+        frames: frames per video.
+        videos: training videos; validation and test get a quarter of that each.
+        max_shot: longest run of frames showing the same scan.
+        noise: standard deviation of the pixel noise added to each frame.
+
+    Returns:
+        `SequenceData` with x of shape (videos, frames, 64) and y of shape (videos, frames);
+        `extras["frames"]` holds the test frames as images for plotting.
+    """
+    if frames < 1 or videos < 1 or max_shot < 1:
+        raise ZooError(f"A digit video needs frames, videos and max_shot >= 1. Received: frames={frames}, "
+                       f"videos={videos}, max_shot={max_shot}")
+    digits = images.load("digits", seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    splits = []
+    for x, y, count in ((digits.x_train, digits.y_train, videos),
+                        (digits.x_val, digits.y_val, max(1, videos // 4)),
+                        (digits.x_test, digits.y_test, max(1, videos // 4))):
+        splits.append(_videos(rng, x[..., 0], y, count, frames, max_shot, noise))
+    (xt, yt, _), (xv, yv, _), (xs, ys, frames_test) = splits
+    return SequenceData(xt, yt, xv, yv, xs, ys, "many_to_many", "multiclass", digits.num_classes,
+                        digits.class_names, "digit_video", f"{digits.source} (frames with camera jitter)",
+                        extras={"frames": frames_test})
+
+
+def _videos(rng, scans, labels, count, frames, max_shot, noise):
+    height, width = scans.shape[1:]
+    video = np.zeros((count, frames, height, width), dtype="float32")
+    target = np.zeros((count, frames), dtype="int64")
+    for v in range(count):
+        t = 0
+        while t < frames:
+            shot = min(int(rng.integers(1, max_shot + 1)), frames - t)
+            index = int(rng.integers(len(scans)))
+            for f in range(t, t + shot):
+                dy, dx = rng.integers(-1, 2, size=2)
+                video[v, f] = _shift(scans[index], int(dy), int(dx))
+            target[v, t : t + shot] = labels[index]
+            t += shot
+    video = np.clip(video + rng.normal(0, noise, video.shape).astype("float32"), 0.0, 1.0)
+    return video.reshape(count, frames, height * width), target, video
+
+
+def _shift(image, dy, dx):
+    """Shift an image by (dy, dx) pixels, filling the uncovered border with 0."""
+    shifted = np.zeros_like(image)
+    h, w = image.shape
+    shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
+        image[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    return shifted
+
+
+def caption_vocabulary(captions):
+    """Return the token list: PAD, START, END, then the characters of `captions`, sorted."""
+    return SPECIAL_TOKENS + sorted(set("".join(captions)))
+
+
+def encode_captions(captions, vocabulary, steps):
+    """Encode captions for teacher forcing.
+
+    Returns:
+        (previous, following): int arrays (n, steps); `previous` is START then the characters,
+        `following` the characters then END; both padded with PAD.
+
+    Raises:
+        ZooError: if a caption does not fit in `steps` tokens or uses a character not in the vocabulary.
+    """
+    index = {token: i for i, token in enumerate(vocabulary)}
+    previous = np.full((len(captions), steps), PAD, dtype="int32")
+    following = np.full((len(captions), steps), PAD, dtype="int32")
+    for row, caption in enumerate(captions):
+        if len(caption) + 1 > steps:
+            raise ZooError(f"Caption {caption!r} needs {len(caption) + 1} steps (END included); "
+                           f"raise output_steps to at least {len(caption) + 1}.")
+        unknown = sorted(set(caption) - set(index))
+        if unknown:
+            raise ZooError(f"Caption {caption!r} uses characters not in the vocabulary: {unknown}.")
+        ids = [index[c] for c in caption]
+        previous[row, : len(ids) + 1] = [START] + ids
+        following[row, : len(ids) + 1] = ids + [END]
+    return previous, following
+
+
+def decode_tokens(tokens, vocabulary):
+    """Turn rows of token ids into strings, stopping at END and skipping PAD and START."""
+    texts = []
+    for row in np.asarray(tokens):
+        chars = []
+        for token in row:
+            if token == END:
+                break
+            if token > END:
+                chars.append(vocabulary[int(token)])
+        texts.append("".join(chars))
+    return texts
+
+
+def digit_captions(seed=42, validation_fraction=0.1, test_fraction=0.2):
+    """Digit scans captioned with their English name, character by character (one to many).
+
+    Returns:
+        `SequenceData` whose inputs are (images (n, 8, 8, 1), previous tokens (n, steps)) and
+        targets the following tokens (n, steps); `extras["captions"]` holds the test captions and
+        `extras["images"]` the test images.
+    """
+    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction,
+                         test_fraction=test_fraction)
+    vocabulary = caption_vocabulary(DIGIT_NAMES)
+    steps = max(len(name) for name in DIGIT_NAMES) + 1
+    split = []
+    for x, y in ((digits.x_train, digits.y_train), (digits.x_val, digits.y_val), (digits.x_test, digits.y_test)):
+        captions = [DIGIT_NAMES[label] for label in y]
+        previous, following = encode_captions(captions, vocabulary, steps)
+        split.append(((x, previous), following))
+    (xt, yt), (xv, yv), (xs, ys) = split
+    return SequenceData(xt, yt, xv, yv, xs, ys, "one_to_many", "multiclass", len(vocabulary), [],
+                        "digit_captions", digits.source, vocabulary=vocabulary,
+                        extras={"captions": [DIGIT_NAMES[label] for label in digits.y_test],
+                                "images": digits.x_test})
+
+
+# === Offline time series ===
+
+
+SERIES = {"goog": "Google daily adjusted close 2004-08-19 to 2008-10-14 (matplotlib sample data goog.npz)"}
+
+
+def load_series(name="goog"):
+    """Return a real price series shipped with matplotlib as a float64 array."""
+    if name not in SERIES:
+        raise ZooError(f"Unknown series '{name}'.{closest(name, SERIES)} Known: {', '.join(SERIES)}.")
+    import matplotlib.cbook
+
+    data = matplotlib.cbook.get_sample_data("goog.npz")
+    return np.asarray(data["price_data"]["adj_close"], dtype="float64")
+
+
+def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, test_fraction=0.2):
+    """Forecast a price `horizon` days ahead at every step of a sliding window (many to many).
+
+    The series is split in time (train, then validation, then test, never shuffled across), log
+    transformed and standardized with the training part's mean and deviation. Each example is a
+    window of `window` days; its target at step t is the value at t + horizon.
+
+    Returns:
+        `SequenceData` with x and y of shape (windows, window, 1); `extras` holds the test
+        series, the scaling and the persistence forecast's error (the naive baseline).
+
+    Raises:
+        ZooError: if the horizon or the window do not fit in the series or in its test part.
+    """
+    series = load_series(name)
+    if window < 1 or horizon < 1:
+        raise ZooError(f"--window and --horizon must be at least 1. Received: window={window}, horizon={horizon}")
+    if horizon >= len(series):
+        raise ZooError(f"Forecast horizon {horizon} is longer than the series '{name}' ({len(series)} days); "
+                       f"use a --horizon below {len(series)}.")
+    n_test = int(round(len(series) * test_fraction))
+    n_val = int(round(len(series) * validation_fraction))
+    parts = {"train": series[: len(series) - n_val - n_test],
+             "validation": series[len(series) - n_val - n_test : len(series) - n_test],
+             "test": series[len(series) - n_test :]}
+    shortest = min(len(part) for part in parts.values())
+    if window + horizon > shortest:
+        raise ZooError(
+            f"Window {window} plus horizon {horizon} is longer than the shortest split of '{name}' "
+            f"({shortest} days of {len(series)}); use --window + --horizon <= {shortest}."
+        )
+    logs = {key: np.log(part) for key, part in parts.items()}
+    mean, std = float(logs["train"].mean()), float(logs["train"].std())
+    arrays = {}
+    for key, part in logs.items():
+        scaled = ((part - mean) / std).astype("float32")
+        starts = np.arange(len(scaled) - window - horizon + 1)
+        x = np.stack([scaled[s : s + window] for s in starts])[..., None]
+        y = np.stack([scaled[s + horizon : s + horizon + window] for s in starts])[..., None]
+        arrays[key] = (x, y)
+    x_test, y_test = arrays["test"]
+    # Persistence (tomorrow = today) is the baseline any price forecaster has to beat.
+    naive_mae = float(np.mean(np.abs(y_test - x_test)))
+    return SequenceData(*arrays["train"], *arrays["validation"], x_test, y_test, "many_to_many", "regression",
+                        1, [], f"{name}_forecast", SERIES[name],
+                        extras={"series_test": parts["test"], "mean": mean, "std": std, "horizon": horizon,
+                                "window": window, "naive_mae": naive_mae})
+
+
+# === tensorflow-datasets (on disk only) ===
+
+
+def _tfds_load(name, split, data_dir):
+    """Load a prepared tfds dataset without ever downloading (which would hang offline)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise ZooError(f"tensorflow-datasets is not usable here ({error}); install it or use the offline "
+                       "datasets.") from None
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=False)
+    except (AssertionError, FileNotFoundError, OSError, ValueError) as error:
+        where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ZooError(
+            f"tfds dataset '{name}' is not on disk in {where} ({first}). This machine does not download: "
+            f"prepare it where there is network (python -m tensorflow_datasets.scripts.download_and_prepare "
+            f"--datasets={name}) and pass --data-dir, or use an offline dataset."
+        ) from None
+
+
+def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1):
+    """MNIST from tensorflow-datasets, each 28x28 image read as 28 rows of 28 pixels (many to one)."""
+    arrays = {}
+    for split in ("train", "test"):
+        pairs = list(_tfds_load("mnist", split, data_dir).as_numpy_iterator())
+        if not pairs:
+            raise ZooError(f"tfds 'mnist' split {split} is empty; prepare the dataset again.")
+        x = np.stack([p[0] for p in pairs]).astype("float32") / 255.0
+        arrays[split] = (x.reshape(len(x), x.shape[1], -1), np.array([p[1] for p in pairs], dtype="int64"))
+    (x, y), (xs, ys) = arrays["train"], arrays["test"]
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = max(1, int(round(len(x) * validation_fraction)))
+    val, train = order[:n_val], order[n_val:]
+    return SequenceData(x[train], y[train], x[val], y[val], xs, ys, "many_to_one", "multiclass", 10,
+                        [str(d) for d in range(10)], "mnist", "tensorflow_datasets:mnist")
+
+
+def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1):
+    """IMDB movie reviews from tensorflow-datasets, vectorized for sentiment (many to one, binary)."""
+    texts, labels = {}, {}
+    for split in ("train", "test"):
+        pairs = list(_tfds_load("imdb_reviews", split, data_dir).as_numpy_iterator())
+        if not pairs:
+            raise ZooError(f"tfds 'imdb_reviews' split {split} is empty; prepare the dataset again.")
+        texts[split] = [p[0].decode("utf-8", errors="replace") for p in pairs]
+        labels[split] = np.array([p[1] for p in pairs], dtype="int64")
+    order = np.random.default_rng(seed).permutation(len(texts["train"]))
+    n_val = max(1, int(round(len(order) * validation_fraction)))
+    val, train = order[:n_val], order[n_val:]
+    return vectorize_texts(
+        [texts["train"][i] for i in train], labels["train"][train],
+        [texts["train"][i] for i in val], labels["train"][val],
+        texts["test"], labels["test"],
+        class_names=["negative", "positive"], name="imdb_reviews", source="tensorflow_datasets:imdb_reviews",
+        max_tokens=max_tokens, sequence_length=sequence_length,
+    )
+
+
+# === Users' data ===
+
+
+def text_csv(path, text_column="text", target="label", seed=42, max_tokens=20000, sequence_length=200,
+             validation_fraction=0.1, test_fraction=0.2):
+    """A CSV of texts and labels, vectorized for classification (many to one).
+
+    Raises:
+        ZooError: for a missing file or column, fewer than two classes, or texts without a single word.
+    """
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
+    try:
+        frame = pd.read_csv(path, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
+        raise ZooError(f"Cannot read {path} as CSV ({first}). It needs a header row and data rows.") from None
+    for column, flag in ((text_column, "--text-column"), (target, "--target")):
+        if column not in frame.columns:
+            raise ZooError(f"Column '{column}' ({flag}) is not in {path}.{closest(column, frame.columns)} "
+                           f"Columns: {', '.join(map(str, frame.columns))}.")
+    frame = frame[frame[target].astype(str) != ""]
+    class_names = sorted(frame[target].astype(str).unique().tolist())
+    if len(class_names) < 2:
+        raise ZooError(f"Column '{target}' of {path} has {len(class_names)} class(es); a classifier needs at least 2.")
+    y = frame[target].astype(str).map({c: i for i, c in enumerate(class_names)}).to_numpy("int64")
+    x = frame[text_column].astype(str).tolist()
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_test = max(1, int(round(len(x) * test_fraction)))
+    n_val = max(1, int(round(len(x) * validation_fraction)))
+    if len(x) - n_test - n_val < 2:
+        raise ZooError(f"{path} has {len(x)} labelled rows: too few to split into train, validation and test.")
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    pick = lambda idx: [x[i] for i in idx]  # noqa: E731
+    return vectorize_texts(pick(train), y[train], pick(val), y[val], pick(test), y[test], class_names=class_names,
+                           name=os.path.splitext(os.path.basename(path))[0], source=os.path.abspath(path),
+                           max_tokens=max_tokens, sequence_length=sequence_length)
+
+
+def vectorize_texts(train_texts, y_train, val_texts, y_val, test_texts, y_test, *, class_names, name, source,
+                    max_tokens=20000, sequence_length=200):
+    """Turn texts into padded token ids with a `TextVectorization` layer adapted on the training texts.
+
+    Id 0 is padding (masked by the model) and id 1 the out-of-vocabulary token.
+
+    Raises:
+        ZooError: if the training texts hold no word at all (an empty vocabulary).
+    """
+    import keras
+
+    if max_tokens < 3 or sequence_length < 1:
+        raise ZooError(f"--max-tokens must be at least 3 and --sequence-length at least 1. "
+                       f"Received: max_tokens={max_tokens}, sequence_length={sequence_length}")
+    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length)
+    vectorizer.adapt(np.array(train_texts, dtype=object))
+    vocabulary = vectorizer.get_vocabulary()
+    # The layer always holds '' (padding) and '[UNK]'; anything more is a word of the texts.
+    if len(vocabulary) <= 2:
+        raise ZooError(
+            f"The text dataset '{name}' has an empty vocabulary: its {len(train_texts)} training texts hold no "
+            "word after lowercasing and stripping punctuation. Check the text column."
+        )
+
+    def ids(texts):
+        return np.asarray(vectorizer(np.array(texts, dtype=object)), dtype="int32")
+
+    task = "binary" if len(class_names) == 2 else "multiclass"
+    cast = (lambda y: np.asarray(y, dtype="float32")) if task == "binary" else (lambda y: np.asarray(y, dtype="int64"))
+    return SequenceData(ids(train_texts), cast(y_train), ids(val_texts), cast(y_val), ids(test_texts), cast(y_test),
+                        "many_to_one", task, len(class_names), list(class_names), name, source,
+                        vocabulary=vocabulary, extras={"texts_test": list(test_texts)})
+
+
+def from_sequences(sequences, targets, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, seed=42,
+                   name="sequences", source="arrays", validation_fraction=0.1, test_fraction=0.2):
+    """Split numeric sequences and their targets, padding them to one length when asked.
+
+    Args:
+        sequences: an array (n, steps, features), or a list of arrays (steps_i, features) or (steps_i,).
+        targets: many_to_one: one label or value per sequence; many_to_many: one per step
+            (a list of arrays when the lengths differ).
+        mode: many_to_one or many_to_many.
+        pad: pad sequences of different lengths at the end with `pad_value`; the model masks those steps.
+        pad_value: value of the padded steps; pick one that no real step holds in every feature.
+        seed: seed of the split.
+        name, source: how the logs name the data.
+        validation_fraction, test_fraction: shares held out.
+
+    Returns:
+        `SequenceData`; integer targets make a classification task, float targets a regression.
+
+    Raises:
+        ZooError: for sequences of different lengths without `pad`, targets that do not match, a
+            real step equal to the padding, or too few sequences.
+    """
+    if mode not in ("many_to_one", "many_to_many"):
+        raise ZooError(f"Numeric sequences train mode many_to_one or many_to_many. Received: mode={mode!r}")
+    sequences = [np.asarray(s, dtype="float32") for s in sequences]
+    sequences = [s[:, None] if s.ndim == 1 else s for s in sequences]
+    if len(sequences) < 5:
+        raise ZooError(f"{name} holds {len(sequences)} sequences: too few to split into train, validation and test.")
+    if any(s.ndim != 2 for s in sequences) or len({s.shape[1] for s in sequences}) != 1:
+        raise ZooError(f"Every sequence of {name} must be (steps, features) with the same number of features.")
+    lengths = np.array([len(s) for s in sequences])
+    if lengths.min() < 1:
+        raise ZooError(f"{name} holds an empty sequence (0 steps); drop it.")
+    if mode == "many_to_many":
+        targets = [np.asarray(t) for t in targets]
+        if len(targets) != len(sequences) or any(len(t) != n for t, n in zip(targets, lengths)):
+            raise ZooError(f"many_to_many needs one target per step of each sequence of {name}.")
+    else:
+        targets = np.asarray(targets)
+        if len(targets) != len(sequences):
+            raise ZooError(f"{name} has {len(sequences)} sequences but {len(targets)} targets.")
+    mask_value = None
+    if lengths.min() != lengths.max():
+        if not pad:
+            raise ZooError(
+                f"The sequences of {name} have different lengths ({lengths.min()} to {lengths.max()} steps) "
+                f"and padding is off: pass --pad to pad them with {pad_value} and mask the padded steps, "
+                "or pad them yourself to one length."
+            )
+        mask_value = float(pad_value)
+        if any(np.all(s == pad_value, axis=1).any() for s in sequences):
+            raise ZooError(f"A real step of {name} holds {pad_value} in every feature, so it would be masked as "
+                           "padding; choose another --pad-value.")
+    width, features = int(lengths.max()), sequences[0].shape[1]
+    x = np.full((len(sequences), width, features), pad_value, dtype="float32")
+    for row, s in enumerate(sequences):
+        x[row, : len(s)] = s
+    if mode == "many_to_many":
+        dtype = targets[0].dtype
+        y = np.zeros((len(targets), width) + targets[0].shape[1:], dtype=dtype)
+        for row, t in enumerate(targets):
+            y[row, : len(t)] = t
+    else:
+        y = targets
+    classify = np.issubdtype(y.dtype, np.integer) or y.dtype == bool
+    if classify:
+        y = y.astype("int64")
+        classes = int(y.max()) + 1
+        if y.min() < 0 or classes < 2:
+            raise ZooError(f"Class labels of {name} must be 0..K-1 with K >= 2; float targets mean regression.")
+        task, num_outputs, class_names = "multiclass", classes, [str(c) for c in range(classes)]
+    else:
+        y = y.astype("float32")
+        task, num_outputs, class_names = "regression", (1 if y.ndim == (2 if mode == "many_to_many" else 1)
+                                                         else int(y.shape[-1])), []
+        if (mode == "many_to_many" and y.ndim == 2) or (mode == "many_to_one" and y.ndim == 1):
+            y = y[..., None]
+    (xt, yt), (xv, yv), (xs, ys) = images.split_arrays(x, y, seed, validation_fraction, test_fraction)
+    if min(len(yt), len(yv), len(ys)) < 1:
+        raise ZooError(f"{name} holds {len(x)} sequences: too few to split into train, validation and test.")
+    return SequenceData(xt, yt, xv, yv, xs, ys, mode, task, num_outputs, class_names, name, source,
+                        mask_value=mask_value)
+
+
+def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, seed=42):
+    """Load sequences from a NumPy `.npz` file and split them (see `from_sequences`).
+
+    The file holds `x` (n, steps, features) and `y`; sequences of different lengths are stored
+    concatenated, `x` (total_steps, features) with `lengths` (n,) giving each sequence's steps (and,
+    for many_to_many, `y` concatenated the same way).
+
+    Raises:
+        ZooError: for a missing or unreadable file, missing arrays, or lengths that do not add up.
+    """
+    if not os.path.isfile(path):
+        raise ZooError(f"File not found: {path}. Check the path given to --data.")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({error}).") from None
+    missing = [key for key in ("x", "y") if key not in arrays]
+    if missing:
+        raise ZooError(f"{path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'}. "
+                       "Save it with np.savez(path, x=..., y=...[, lengths=...]).")
+    x, y = arrays["x"], arrays["y"]
+    if "lengths" in arrays:
+        lengths = arrays["lengths"].astype(int)
+        if lengths.sum() != len(x) or (mode == "many_to_many" and lengths.sum() != len(y)):
+            raise ZooError(f"The lengths in {path} add up to {lengths.sum()} steps but x has {len(x)} rows.")
+        cuts = np.cumsum(lengths)[:-1]
+        x = np.split(x, cuts)
+        if mode == "many_to_many":
+            y = np.split(y, cuts)
+    name = os.path.splitext(os.path.basename(path))[0]
+    return from_sequences(x, y, mode=mode, pad=pad, pad_value=pad_value, seed=seed, name=name,
+                          source=os.path.abspath(path))

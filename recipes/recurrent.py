@@ -1,0 +1,406 @@
+"""Recurrent networks (simple RNN, LSTM, GRU) on real sequences, in the three configurations.
+
+Technique: recurrent networks trained by backpropagation through time; `zoo train rnn`,
+`zoo train lstm` and `zoo train gru` share this recipe and differ only in the cell.
+Datasets, offline by default:
+- `--mode many_to_one` (default): scikit-learn's 8x8 digit scans read row by row (8 steps of 8
+  pixels); `--dataset mnist` (28 rows of 28) and `--dataset imdb_reviews` (sentiment, words
+  vectorized by a `TextVectorization` layer) when tensorflow-datasets has them on disk; a CSV of
+  texts (`--data reviews.csv --text-column text --target label`) or an `.npz` of numeric
+  sequences (`--data series.npz`, `--pad` for sequences of different lengths).
+- `--mode many_to_many`: `digit_video`, videos of digit scans with one label per frame (accuracy
+  per frame); `--dataset goog`, the Google share price `--horizon` days ahead at every step of a
+  window (error per step, against the persistence forecast).
+- `--mode one_to_many`: `digit_captions`, a digit scan in, its English name out character by
+  character, decoded greedily (exact-match rate of the decoded captions).
+What it shows: the same cells in the three configurations, masking of padded steps, teacher forcing
+against greedy decoding, and examples of predicted sequences logged next to the metrics.
+
+    zoo train lstm
+    zoo train gru --mode many_to_many
+    zoo train lstm --mode many_to_many --dataset goog --horizon 5
+    zoo train rnn --mode one_to_many
+"""
+
+import dataclasses
+import json
+import os
+import typing
+
+import numpy as np
+
+from zoo import engine, tracking
+from zoo.datasets import sequences
+from zoo.errors import ZooError
+
+MODES = ("many_to_one", "many_to_many", "one_to_many")
+# Which configuration each named dataset trains, and each configuration's offline default.
+DATASET_MODES = {
+    "digits": "many_to_one",
+    "mnist": "many_to_one",
+    "imdb_reviews": "many_to_one",
+    "digit_video": "many_to_many",
+    "goog": "many_to_many",
+    "digit_captions": "one_to_many",
+}
+DEFAULT_DATASETS = {"many_to_one": "digits", "many_to_many": "digit_video", "one_to_many": "digit_captions"}
+
+
+@dataclasses.dataclass
+class RecurrentConfig(engine.RecipeConfig):
+    """Options of the recurrent recipes (rnn, lstm, gru).
+
+    Args:
+        mode: many_to_one (classify a sequence), many_to_many (one output per step) or one_to_many
+            (caption an image).
+        dataset: auto (the mode's offline default: digits, digit_video, digit_captions), digits, mnist,
+            imdb_reviews, digit_video, goog or digit_captions.
+        data: your own data instead of --dataset: a .csv of texts and labels, or an .npz of numeric
+            sequences (arrays x and y, plus lengths when they differ).
+        text_column: the text column of a --data CSV.
+        target: the label column of a --data CSV.
+        pad: pad --data sequences of different lengths at the end and mask the padded steps.
+        pad_value: value of the padded steps; real steps must never hold it in every feature.
+        window: goog: days per input window.
+        horizon: goog: how many days ahead to forecast.
+        frames: digit_video: frames per video.
+        videos: digit_video: training videos (validation and test get a quarter of that each).
+        max_tokens: text: vocabulary size of the TextVectorization layer.
+        sequence_length: text: tokens kept per text (shorter texts are padded and masked).
+        data_dir: tensorflow-datasets data directory for mnist and imdb_reviews (never downloaded).
+        examples: how many predicted sequences to log as examples.
+    """
+
+    epochs: int = 60
+    patience: int = 8
+    mode: typing.Literal["many_to_one", "many_to_many", "one_to_many"] = "many_to_one"
+    dataset: typing.Literal["auto", "digits", "mnist", "imdb_reviews", "digit_video", "goog",
+                            "digit_captions"] = "auto"
+    data: typing.Optional[str] = None
+    text_column: str = "text"
+    target: str = "label"
+    pad: bool = False
+    pad_value: float = sequences.PAD_VALUE
+    window: int = 32
+    horizon: int = 1
+    frames: int = 16
+    videos: int = 2000
+    max_tokens: int = 20000
+    sequence_length: int = 200
+    data_dir: typing.Optional[str] = None
+    examples: int = 16
+
+
+class RecurrentRecipe(engine.Recipe):
+    """The recipe shared by the three cells; a subclass only names its cell."""
+
+    technique = "rnn"
+    Config = RecurrentConfig
+
+    # === Data ===
+    def load_data(self, config):
+        import mlflow
+        import tensorflow as tf
+
+        seq = load_sequences(config)
+        datasets = {}
+        for split, x, y in (("train", seq.x_train, seq.y_train), ("validation", seq.x_val, seq.y_val),
+                            ("test", seq.x_test, seq.y_test)):
+            datasets[split] = tf.data.Dataset.from_tensor_slices((_model_inputs(x), y))
+        example_inputs = _decoder_inputs(seq.x_test)[:5] if seq.mode == "one_to_many" else seq.x_test[:5]
+        spec = seq.spec() | {"dataset": seq.name}
+        mlflow_datasets = [
+            (mlflow.data.from_numpy(_model_inputs(x), targets=y, source=seq.source, name=f"{seq.name}-{split}"),
+             context)
+            for split, x, y, context in (("train", seq.x_train, seq.y_train, "training"),
+                                         ("validation", seq.x_val, seq.y_val, "validation"),
+                                         ("test", seq.x_test, seq.y_test, "testing"))
+        ]
+        return engine.Data(train=datasets["train"], validation=datasets["validation"], test=datasets["test"],
+                           num_train=len(seq.y_train), example_inputs=example_inputs, spec=spec,
+                           mlflow_datasets=mlflow_datasets, extras={"sequences": seq})
+
+    # === Model ===
+    def model_overrides(self, config, data):
+        seq = data.extras["sequences"]
+        overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task,
+                     "num_outputs": seq.num_outputs}
+        if seq.mode == "one_to_many":
+            overrides.update(bidirectional=False, output_steps=int(seq.y_train.shape[1]))
+        elif seq.vocabulary is not None:
+            overrides["vocabulary_size"] = len(seq.vocabulary)
+        if seq.mask_value is not None:
+            overrides["mask_value"] = seq.mask_value
+        if seq.name.endswith("_forecast"):
+            # A forecaster must not read the window backwards: it would see the values it predicts.
+            overrides["bidirectional"] = False
+        if seq.name == "digit_video":
+            # Each frame is an image: a per-frame Dense encoder before the recurrence, as in CNN-LSTMs.
+            overrides["step_units"] = (128,)
+        return overrides
+
+    # === Evaluate ===
+    def evaluate(self, model, data, config):
+        from zoo.models import recurrent
+
+        seq = data.extras["sequences"]
+        metrics = super().evaluate(model, data, config)
+        if seq.mode == "one_to_many":
+            tokens = recurrent.greedy_decode(model, _decoder_inputs(seq.x_test))
+            decoded = sequences.decode_tokens(tokens, seq.vocabulary)
+            data.extras["decoded"] = decoded
+            metrics["test_exact_match"] = float(np.mean([d == t for d, t in zip(decoded, seq.extras["captions"])]))
+        else:
+            predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
+            data.extras["predicted"] = predicted
+            if "series_test" in seq.extras:
+                forecast = _price_forecast(seq, predicted)
+                data.extras["forecast"] = forecast
+                metrics["test_naive_mae"] = seq.extras["naive_mae"]
+                metrics["test_price_mae"] = float(np.mean(np.abs(forecast["forecast"] - forecast["actual"])))
+                metrics["test_naive_price_mae"] = float(np.mean(np.abs(forecast["naive"] - forecast["actual"])))
+        return metrics
+
+    # === Log ===
+    def log_artifacts(self, model, data, config):
+        seq = data.extras["sequences"]
+        count = max(0, config.examples)
+        if seq.mode == "one_to_many":
+            _log_captions(seq, data.extras["decoded"], count)
+        elif seq.task == "regression" and "series_test" in seq.extras:
+            _log_forecast(seq, data.extras["predicted"], data.extras["forecast"], count)
+        elif seq.mode == "many_to_many":
+            _log_labelled_steps(seq, data.extras["predicted"], count)
+        else:
+            _log_classified(seq, data.extras["predicted"], count)
+
+    def log_model(self, model, data):
+        seq = data.extras["sequences"]
+        if seq.mode == "one_to_many":
+            # What a person wants from a captioner is the caption: log the greedy decoder (image in,
+            # token probabilities out) with the vocabulary beside it; `--output` keeps the trained model.
+            import mlflow
+
+            from zoo.models import recurrent
+
+            mlflow.log_dict({"vocabulary": seq.vocabulary, "pad": sequences.PAD, "start": sequences.START,
+                             "end": sequences.END}, "vocabulary.json")
+            return tracking.log_model(recurrent.greedy_decoder(model), data.example_inputs)
+        return super().log_model(model, data)
+
+
+def load_sequences(config):
+    """Load the data a config asks for, checking that it fits the mode.
+
+    Raises:
+        ZooError: for a dataset of another mode, an unusable file, or bad sizes.
+    """
+    mode = config.mode
+    if mode not in MODES:
+        raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    if config.examples < 0:
+        raise ZooError(f"--examples must be 0 or more. Received: {config.examples}")
+    if config.data:
+        if config.dataset != "auto":
+            raise ZooError("Pass either --data PATH or --dataset NAME, not both.")
+        extension = os.path.splitext(config.data)[1].lower()
+        if extension == ".csv":
+            if mode != "many_to_one":
+                raise ZooError(f"A text CSV trains mode many_to_one (one label per text). Received: --mode {mode}")
+            return sequences.text_csv(config.data, config.text_column, config.target, seed=config.seed,
+                                      max_tokens=config.max_tokens, sequence_length=config.sequence_length)
+        if extension == ".npz":
+            if mode == "one_to_many":
+                raise ZooError("--mode one_to_many trains on --dataset digit_captions; --data takes sequences "
+                               "for many_to_one or many_to_many.")
+            return sequences.npz_sequences(config.data, mode=mode, pad=config.pad, pad_value=config.pad_value,
+                                           seed=config.seed)
+        raise ZooError(f"--data must be a .csv of texts or an .npz of sequences. Received: {config.data}")
+    dataset = DEFAULT_DATASETS[mode] if config.dataset == "auto" else config.dataset
+    if DATASET_MODES[dataset] != mode:
+        fits = [name for name, m in DATASET_MODES.items() if m == mode]
+        raise ZooError(f"Dataset {dataset} trains --mode {DATASET_MODES[dataset]}, not {mode}. "
+                       f"Datasets for {mode}: {', '.join(fits)}.")
+    if dataset == "digits":
+        return sequences.digit_rows(seed=config.seed)
+    if dataset == "mnist":
+        return sequences.mnist_rows(config.data_dir, seed=config.seed)
+    if dataset == "imdb_reviews":
+        return sequences.imdb_reviews(config.data_dir, seed=config.seed, max_tokens=config.max_tokens,
+                                      sequence_length=config.sequence_length)
+    if dataset == "digit_video":
+        return sequences.digit_video(seed=config.seed, frames=config.frames, videos=config.videos)
+    if dataset == "goog":
+        return sequences.stock_forecast("goog", window=config.window, horizon=config.horizon)
+    return sequences.digit_captions(seed=config.seed)
+
+
+def _model_inputs(x):
+    """one_to_many inputs go to the model by input name; other inputs are one array."""
+    if isinstance(x, tuple):
+        return {"image": x[0], "previous_tokens": x[1]}
+    return x
+
+
+def _decoder_inputs(x):
+    return x[0]
+
+
+# === Examples of predicted sequences ===
+
+
+def _log_classified(seq, probabilities, count):
+    import mlflow
+
+    from zoo import plots
+
+    predicted, confidence = _labels(seq, probabilities)
+    names = [str(c) for c in seq.class_names]
+    lines = [f"# {seq.name}: true -> predicted (probability of the prediction)"]
+    texts = seq.extras.get("texts_test")
+    for i in range(min(count, len(predicted))):
+        mark = "ok" if predicted[i] == int(seq.y_test[i]) else "WRONG"
+        line = f"{i:4d}  {names[int(seq.y_test[i])]} -> {names[predicted[i]]} ({confidence[i]:.2f}) {mark}"
+        if texts is not None:
+            line += "  " + " ".join(texts[i].split())[:160]
+        lines.append(line)
+    mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+    if seq.vocabulary is None and count:
+        # Row sequences are images: show each with its prediction.
+        shown = seq.x_test[:count]
+        titles = [f"{names[int(t)]}->{names[p]}" for t, p in zip(seq.y_test[:count], predicted[:count])]
+        mlflow.log_figure(plots.image_grid(shown, titles), "examples.png")
+    if seq.task != "regression":
+        mlflow.log_figure(plots.confusion_matrix(seq.y_test.astype(int), predicted, names), "confusion_matrix.png")
+
+
+def _labels(seq, probabilities):
+    if seq.task == "binary":
+        p = probabilities.reshape(len(probabilities), -1)[:, 0]
+        predicted = (p >= 0.5).astype(int)
+        return predicted, np.where(predicted == 1, p, 1 - p)
+    return probabilities.argmax(-1), probabilities.max(-1)
+
+
+def _step_mask(seq):
+    """True for real steps, False for padded ones (all features equal to the mask value)."""
+    if seq.mask_value is None:
+        return np.ones(seq.y_test.shape[:2], dtype=bool)
+    return ~np.all(seq.x_test == seq.mask_value, axis=-1)
+
+
+def _log_labelled_steps(seq, probabilities, count):
+    """Per-step labels: the accuracy at each step position and the label strings of a few videos."""
+    import mlflow
+
+    from zoo import plots
+
+    mask = _step_mask(seq)
+    if seq.task == "regression":
+        error = np.abs(probabilities - seq.y_test).mean(-1)
+        for t in range(error.shape[1]):
+            if mask[:, t].any():
+                mlflow.log_metric("test_step_mae", float(error[:, t][mask[:, t]].mean()), step=t)
+        if count:
+            lines = [f"# {seq.name}: targets and predictions at each step (first feature)"]
+            for i in range(min(count, len(error))):
+                steps = np.flatnonzero(mask[i])
+                lines.append(f"sequence {i}")
+                lines.append("  true: " + " ".join(f"{seq.y_test[i, t, 0]:.3g}" for t in steps))
+                lines.append("  pred: " + " ".join(f"{probabilities[i, t, 0]:.3g}" for t in steps))
+            mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+        return
+    predicted = probabilities.argmax(-1)
+    correct = predicted == seq.y_test
+    for t in range(correct.shape[1]):
+        if mask[:, t].any():
+            mlflow.log_metric("test_step_accuracy", float(correct[:, t][mask[:, t]].mean()), step=t)
+    names = [str(c) for c in seq.class_names]
+    lines = [f"# {seq.name}: one label per step (x marks a wrong step)"]
+    for i in range(min(count, len(predicted))):
+        steps = np.flatnonzero(mask[i])
+        lines.append(f"sequence {i}")
+        lines.append("  true: " + " ".join(names[int(seq.y_test[i, t])] for t in steps))
+        lines.append("  pred: " + " ".join(names[int(predicted[i, t])] for t in steps))
+        lines.append("        " + " ".join("x" * len(names[int(predicted[i, t])]) if not correct[i, t]
+                                           else " " * len(names[int(predicted[i, t])]) for t in steps))
+    mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+    frames = seq.extras.get("frames")
+    if frames is not None and count:
+        videos = min(4, len(frames), count)
+        shown = frames[:videos].reshape(-1, *frames.shape[2:])
+        titles = [f"{names[int(t)]}->{names[int(p)]}" for t, p in
+                  zip(seq.y_test[:videos].reshape(-1), predicted[:videos].reshape(-1))]
+        mlflow.log_figure(plots.image_grid(shown, titles, columns=frames.shape[1]), "examples.png")
+
+
+def _price_forecast(seq, predicted):
+    """Turn the last step of each test window into a price forecast in dollars, with the truth."""
+    extras = seq.extras
+    horizon, window, series = extras["horizon"], extras["window"], extras["series_test"]
+    # The last step of each window forecasts the day `horizon` after it: one forecast per test day.
+    forecast = np.exp(predicted[:, -1, 0] * extras["std"] + extras["mean"])
+    days = np.arange(len(forecast)) + window - 1 + horizon
+    return {"days": days, "forecast": forecast, "actual": series[days], "naive": series[days - horizon]}
+
+
+def _log_forecast(seq, predicted, forecast, count):
+    """The test prices against the model's and the persistence forecasts, in dollars."""
+    import mlflow
+
+    from zoo import plots
+
+    horizon = seq.extras["horizon"]
+    lines = [f"# {seq.name}: price {horizon} day(s) ahead from the last step of each test window (dollars)",
+             "day  actual  forecast  persistence"]
+    for i in range(min(count, len(forecast["days"]))):
+        lines.append(f"{forecast['days'][i]:4d}  {forecast['actual'][i]:7.2f}  {forecast['forecast'][i]:8.2f}  "
+                     f"{forecast['naive'][i]:8.2f}")
+    mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+    figure = plots.forecast(seq.extras["series_test"], forecast["days"], forecast["forecast"],
+                            title=f"{seq.name}: {horizon} day(s) ahead on the test days")
+    mlflow.log_figure(figure, "forecast.png")
+    _log_labelled_steps(seq, predicted, 0)
+
+
+def _log_captions(seq, decoded, count):
+    import mlflow
+
+    from zoo import plots
+
+    truth = seq.extras["captions"]
+    lines = [f"# {seq.name}: true caption -> greedily decoded caption"]
+    lines += [f"{i:4d}  {t} -> {d}{'' if t == d else '  WRONG'}" for i, (t, d) in
+              enumerate(zip(truth[:count], decoded[:count]))]
+    wrong = [i for i, (t, d) in enumerate(zip(truth, decoded)) if t != d]
+    lines.append(f"# {len(wrong)} of {len(truth)} test captions wrong: "
+                 + ", ".join(f"{truth[i]}->{decoded[i] or '(empty)'}" for i in wrong[:30]))
+    mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+    if count:
+        shown = list(range(min(count, len(truth)))) + wrong[: max(0, count // 2)]
+        titles = [decoded[i] or "(empty)" for i in shown]
+        mlflow.log_figure(plots.image_grid(seq.extras["images"][shown], titles), "examples.png")
+
+
+# === The three cells: one recipe each, sharing everything above ===
+
+
+@engine.register_recipe
+class RNNRecipe(RecurrentRecipe):
+    name = "rnn"
+    summary = "Simple RNN: digits row by row (default), digit video frames, forecasting, captions (--mode)."
+    model = "rnn"
+
+
+@engine.register_recipe
+class LSTMRecipe(RecurrentRecipe):
+    name = "lstm"
+    summary = "LSTM: digits row by row (default), digit video frames, forecasting, captions (--mode)."
+    model = "lstm"
+
+
+@engine.register_recipe
+class GRURecipe(RecurrentRecipe):
+    name = "gru"
+    summary = "GRU: digits row by row (default), digit video frames, forecasting, captions (--mode)."
+    model = "gru"
