@@ -246,15 +246,7 @@ def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fract
 
     arrays = {split: _tfds_arrays(tfds, name, split, data_dir, size) for split in ("train", "validation", "test")
               if split in splits}
-    x, y = arrays.pop("train")
-    if "test" in arrays:
-        x_test, y_test = arrays["test"]
-    else:
-        (x, y), _, (x_test, y_test) = split_arrays(x, y, seed, 0.0, test_fraction)
-    if "validation" in arrays:
-        x_val, y_val = arrays["validation"]
-    else:
-        (x, y), (x_val, y_val), _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
     if note:
         warn(note)
     details = {"data_dir": tfds_data_dir(data_dir)}
@@ -262,6 +254,20 @@ def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fract
         details.update(resized_to=list(size), interpolation=RESIZE_METHOD)
     return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, name.split(":")[0],
                      f"tensorflow-datasets:{name}", details)
+
+
+def _complete_splits(arrays, seed, validation_fraction, test_fraction):
+    """(train, validation, test) pairs from {split: (x, y)}: missing splits are carved out of train."""
+    x, y = arrays["train"]
+    if "test" in arrays:
+        test = arrays["test"]
+    else:
+        (x, y), _, test = split_arrays(x, y, seed, 0.0, test_fraction)
+    if "validation" in arrays:
+        validation = arrays["validation"]
+    else:
+        (x, y), validation, _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+    return (x, y), validation, test
 
 
 def _image_label_keys(builder, name):
@@ -392,15 +398,7 @@ def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_cor
                            "decoded. Re-run with --skip-corrupt or check the folder.")
         arrays[split] = (np.concatenate(xs), np.concatenate(ys))
 
-    x, y = arrays["train"]
-    if "test" in arrays:
-        x_test, y_test = arrays["test"]
-    else:
-        (x, y), _, (x_test, y_test) = split_arrays(x, y, seed, 0.0, test_fraction)
-    if "validation" in arrays:
-        x_val, y_val = arrays["validation"]
-    else:
-        (x, y), (x_val, y_val), _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
     counts = {"train": len(x), "validation": len(x_val), "test": len(x_test)}
     if min(counts.values()) == 0 or len(np.unique(y)) < 2:
         total = sum(counts.values())

@@ -68,7 +68,7 @@ def cnn(
         input_shape: (height, width, channels) of one image, taken from the data by the recipe.
         num_classes: number of classes, taken from the data by the recipe.
         filters: number of filters of each convolutional block, in order; one block per entry.
-        convs_per_block: 3x3 convolutions per block before its pooling.
+        convs_per_block: convolutions per block before its pooling.
         kernel_size: side of the square convolution kernels.
         pooling: pooling at the end of each block (2x2, skipped once the map is below 2x2).
         batch_norm: batch normalization after each convolution (worth trying on larger photos).
