@@ -29,8 +29,12 @@ def build_parser():
     commands.required = True
 
     train = commands.add_parser("train", help="train a recipe and log the run to MLflow")
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="continue an interrupted run from its last checkpoint, in the same MLflow run")
+    train.add_argument("--tracking-uri", dest="resume_tracking_uri", metavar="URI",
+                       help="with --resume: the store that holds the run")
+    train.set_defaults(handler=_train)
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
-    recipes.required = True
     for name in engine.recipe_names():
         recipe = engine.get_recipe(name)
         _add_recipe_parser(recipes, recipe)
@@ -101,7 +105,14 @@ def _field_docs(config_class):
 def _train(args):
     from zoo import engine
 
-    skip = {"command", "recipe", "settings", "handler"}
+    if args.resume:
+        if args.recipe:
+            raise ZooError("--resume takes the recipe and options from the run: use `zoo train --resume RUN_ID`.")
+        result = engine.resume(args.resume, tracking_uri=args.resume_tracking_uri, verbose=2)
+        return _report(result)
+    if not args.recipe:
+        raise ZooError(f"Name a recipe: zoo train {{{','.join(engine.recipe_names())}}} (or --resume RUN_ID).")
+    skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     settings = {}
     for item in args.settings:
@@ -109,7 +120,10 @@ def _train(args):
         if not sep or not key:
             raise ZooError(f"--set expects KEY=VALUE. Received: --set {item}")
         settings[key.strip()] = value.strip()
-    result = engine.train(args.recipe, options, settings, verbose=2)
+    return _report(engine.train(args.recipe, options, settings, verbose=2))
+
+
+def _report(result):
     shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"run {result.run_id} finished: {shown}")
     return 0
@@ -159,6 +173,8 @@ def _local_uri():
 def main(argv=None):
     """Run the command line; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # MLflow's INFO lines ("Creating initial MLflow database tables...") would bury the output.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     try:
         from zoo.quiet import load_tensorflow
 
@@ -168,13 +184,32 @@ def main(argv=None):
     except ZooError as error:
         print(f"zoo: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
+        from zoo import faults
+
+        if isinstance(interruption, faults.Interrupted):
+            run_id = getattr(interruption, "run_id", None)
+            hint = f"; continue it with: zoo train --resume {run_id}" if run_id else ""
+            print(f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}",
+                  file=sys.stderr)
+            return interruption.exit_status
         print("zoo: interrupted", file=sys.stderr)
         return 130
-    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        if os.environ.get("ZOO_DEBUG"):
-            raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        print(f"zoo: internal error: {type(error).__name__}: {message} "
-              "(set ZOO_DEBUG=1 for the traceback)", file=sys.stderr)
+    except RuntimeError as error:
+        from zoo import faults
+
+        if not isinstance(error, faults.Diverged):
+            return _internal_error(error)
+        print(f"zoo: training diverged: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        return _internal_error(error)
+
+
+def _internal_error(error):
+    if os.environ.get("ZOO_DEBUG"):
+        raise error
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    print(f"zoo: internal error: {type(error).__name__}: {message} "
+          "(set ZOO_DEBUG=1 for the traceback)", file=sys.stderr)
+    return 1

@@ -9,6 +9,7 @@ plots and tags. A recipe that needs something new adds it here, not in its own m
 import dataclasses
 import importlib
 import json
+import math
 import os
 import pkgutil
 import tempfile
@@ -16,13 +17,14 @@ import time
 import typing
 
 import zoo
-from zoo import registry, tracking
+from zoo import faults, registry, tracking
 from zoo.errors import ZooError, closest
 
 _RECIPES = {}
 _DISCOVERED = False
 # Options that say where a run goes, not how it trains: not logged as params.
-RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output")
+RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics",
+               "checkpoint_dir")
 
 
 @dataclasses.dataclass
@@ -39,6 +41,12 @@ class RecipeConfig:
         run_name: MLflow run name.
         tracking_uri: MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db).
         output: folder to save the trained model in (`model.keras`), besides MLflow.
+        register: register the model under this name, aliased champion if it beats the champion.
+        system_metrics: log CPU, memory and GPU use as `system/*` metrics.
+        checkpoint_dir: where per-epoch checkpoints go (default: ZOO_CHECKPOINT_DIR or
+            ./zoo-checkpoints); a run's folder is deleted when it finishes, kept when it stops.
+        precision: float32, or mixed_float16 / mixed_bfloat16 (for GPUs; outputs stay float32).
+        jit: compile the training step with XLA.
     """
 
     epochs: int = 20
@@ -50,6 +58,11 @@ class RecipeConfig:
     run_name: typing.Optional[str] = None
     tracking_uri: typing.Optional[str] = None
     output: typing.Optional[str] = None
+    register: typing.Optional[str] = None
+    system_metrics: bool = False
+    checkpoint_dir: typing.Optional[str] = None
+    precision: typing.Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit: bool = False
 
 
 @dataclasses.dataclass
@@ -86,6 +99,8 @@ class Recipe:
     Config = RecipeConfig
     # Early stopping watches this validation metric; None trains for all epochs.
     monitor = "val_loss"
+    # The test metric that ranks runs (`--register`, `zoo compare`); None: test_accuracy, else test_loss.
+    main_metric = None
 
     def load_data(self, config):
         """Return a `Data`. Raise `ZooError` for bad input, before any MLflow run exists."""
@@ -107,6 +122,11 @@ class Recipe:
 
     def log_artifacts(self, model, data, config):
         """Log what this technique adds to the common set (plots, examples, reports)."""
+
+    def callbacks(self, model, data, config):
+        """Extra Keras callbacks for `fit`; they run before the MLflow metrics callback, so values
+        they add to an epoch's `logs` are logged with that epoch as step."""
+        return []
 
     def log_model(self, model, data):
         return tracking.log_model(model, data.example_inputs)
@@ -218,6 +238,27 @@ def batch(dataset, batch_size, shuffle_buffer=0, seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def training_batches(dataset, num_examples, batch_size, seed, initial_epoch=0):
+    """Endless shuffled batches whose order depends only on (seed, epoch).
+
+    Returns:
+        (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
+        interrupted run had seen, so it sees the same batches an uninterrupted run would.
+    """
+    import tensorflow as tf
+
+    steps = max(1, math.ceil(num_examples / batch_size))
+    dataset = (
+        dataset.cache()
+        .shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .repeat()
+    )
+    if initial_epoch:
+        dataset = dataset.skip(initial_epoch * steps)
+    return dataset.prefetch(tf.data.AUTOTUNE), steps
+
+
 def train(recipe_name, options=None, settings=None, verbose=0):
     """Run a recipe end to end and log it to MLflow.
 
@@ -232,23 +273,87 @@ def train(recipe_name, options=None, settings=None, verbose=0):
 
     Raises:
         ZooError: for bad input, before an MLflow run is started where it can be checked early.
+        zoo.faults.Interrupted: on SIGINT/SIGTERM; the run is KILLED, its checkpoint kept.
+        zoo.faults.Diverged: on a NaN or infinite loss; the run is FAILED, its checkpoint kept.
     """
-    import keras
-
     from zoo import devices
 
     devices.split_cpu_from_env()
     recipe = get_recipe(recipe_name)
     config, overrides = make_config(recipe, options, settings)
+    return _run(recipe, config, overrides, verbose)
+
+
+def resume(run_id, tracking_uri=None, verbose=0):
+    """Continue an interrupted run in the same MLflow run, from its last checkpoint.
+
+    Raises:
+        ZooError: for an unknown run, a finished run, or a run without a checkpoint.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from zoo import devices
+
+    devices.split_cpu_from_env()
+    uri = tracking.configure(tracking_uri)
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise ZooError(f"No MLflow run '{run_id}' in {uri}. Check the run id and --tracking-uri.") from None
+    if run.info.status == "FINISHED":
+        raise ZooError(f"Run {run_id} already FINISHED; there is nothing to resume.")
+    folder = run.data.tags.get(CHECKPOINT_TAG)
+    if not folder or not os.path.exists(os.path.join(folder, faults.STATE)):
+        raise ZooError(
+            f"Run {run_id} has no checkpoint (looked in {folder}); it stopped before its first epoch "
+            f"ended. Start it again with `zoo train {run.data.tags.get('zoo.recipe', 'RECIPE')}`."
+        )
+    import yaml
+
+    saved = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{CONFIG_FILE}"))
+    recipe = get_recipe(saved["recipe"])
+    options = {k: v for k, v in saved["config"].items() if v is not None and k in config_fields(recipe.Config)}
+    options["tracking_uri"] = tracking_uri
+    config, _ = make_config(recipe, options)
+    overrides = {k: registry.coerce(k, v, registry.info(saved["model"]).hyperparameters[k].annotation)
+                 for k, v in saved.get("overrides", {}).items()}
+    return _run(recipe, config, overrides, verbose, resume_from=(run, folder))
+
+
+CHECKPOINT_TAG = "zoo.checkpoint"
+RESUME_TAG = "zoo.resume"
+CONFIG_FILE = "config.yaml"
+
+
+def _checkpoint_root(config):
+    return os.path.abspath(config.checkpoint_dir or os.environ.get("ZOO_CHECKPOINT_DIR") or "zoo-checkpoints")
+
+
+def _run(recipe, config, overrides, verbose, resume_from=None):
+    import keras
+    import mlflow
+
+    from zoo import devices
+
     tracking.configure(config.tracking_uri)
+    tracking.check_run_options(config.register, config.system_metrics)
+    _check_writable(_checkpoint_root(config), "--checkpoint-dir")
     keras.utils.set_random_seed(config.seed)
 
     data = recipe.load_data(config)
     strategy = devices.select_strategy(config.devices)
     model_name = recipe.model_name(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
-    with strategy.scope():
-        model = registry.get(model_name, **hyperparameters)
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        with strategy.scope():
+            model = registry.get(model_name, **hyperparameters)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    if config.jit:
+        model.jit_compile = True
     strategy_name, replicas = devices.describe(strategy)
 
     tags = {
@@ -261,40 +366,38 @@ def train(recipe_name, options=None, settings=None, verbose=0):
     if commit:
         tags["mlflow.source.git.commit"] = commit
     experiment = config.experiment or "zoo"
-    with tracking.active_run(experiment, config.run_name, tags) as run:
-        resolved = registry.resolve(model_name, hyperparameters)
-        # Structured hyperparameters (a feature spec) would flood the params table: files instead.
-        structured = {k: v for k, v in resolved.items() if isinstance(v, dict)}
-        resolved = {k: v for k, v in resolved.items() if k not in structured}
-        params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS}
-        params.update({"recipe": recipe.name, "model": model_name, "strategy": strategy_name, "replicas": replicas})
-        tracking.log_params(
-            tracking.flatten(params)
-            | tracking.flatten(resolved, prefix="model.")
-            | tracking.flatten(data.spec, prefix="data.")
-        )
-        import mlflow
+    resumed_run = resume_from[0] if resume_from else None
+    with faults.signals_as_exceptions(), tracking.active_run(
+        experiment, config.run_name, tags, system_metrics=config.system_metrics,
+        resume=resumed_run,
+    ) as run:
+        run_id = run.info.run_id
+        folder = resume_from[1] if resume_from else os.path.join(_checkpoint_root(config), run_id)
+        if not resume_from:
+            _log_run_description(recipe, config, model_name, hyperparameters, overrides, data,
+                                 strategy_name, replicas)
+            mlflow.set_tag(CHECKPOINT_TAG, folder)
+        mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
 
-        mlflow.log_dict(
-            {"recipe": recipe.name, "config": dataclasses.asdict(config), "model": model_name,
-             "hyperparameters": resolved | structured, "data": data.spec},
-            "config.yaml",
-        )
-        for key, value in structured.items():
-            mlflow.log_dict(value, f"{key}.json")
-        for dataset, context in data.mlflow_datasets:
-            mlflow.log_input(dataset, context=context)
-
-        callbacks = [tracking.metrics_callback()]
+        early_stopping = None
         if recipe.monitor and data.validation is not None and config.patience:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=recipe.monitor, patience=config.patience, restore_best_weights=True
-                )
+            early_stopping = faults.ResumableEarlyStopping(
+                monitor=recipe.monitor, patience=config.patience, restore_best_weights=True
             )
+        initial_epoch = faults.restore(model, folder, early_stopping) if resume_from else 0
+        callbacks = list(recipe.callbacks(model, data, config)) + [faults.StopOnNaN()]
+        if early_stopping is not None:
+            callbacks.append(early_stopping)
+        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
+        callbacks.append(faults.EpochCheckpoint(folder, tracking.log_epoch_metrics, early_stopping))
+
+        train_batches, steps = training_batches(data.train, data.num_train, config.batch_size,
+                                                config.seed, initial_epoch)
         started = time.perf_counter()
         history = model.fit(
-            batch(data.train, config.batch_size, shuffle_buffer=data.num_train, seed=config.seed),
+            train_batches,
+            steps_per_epoch=steps,
+            initial_epoch=initial_epoch,
             validation_data=None if data.validation is None else batch(data.validation, config.batch_size),
             epochs=config.epochs,
             callbacks=callbacks,
@@ -304,16 +407,67 @@ def train(recipe_name, options=None, settings=None, verbose=0):
 
         metrics = recipe.evaluate(model, data, config)
         metrics["train_seconds"] = train_seconds
-        metrics["epochs_trained"] = len(history.history.get("loss", []))
-        mlflow.flush_async_logging()
+        # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
+        metrics["epochs_trained"] = initial_epoch + len(history.epoch)
+        tracking.flush_metrics()
         mlflow.log_metrics(metrics)
-        if history.history:
-            mlflow.log_figure(tracking.learning_curve(history.history), "learning_curve.png")
+        curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
+        if curves:
+            mlflow.log_figure(tracking.learning_curve(curves), "learning_curve.png")
         recipe.log_artifacts(model, data, config)
-        recipe.log_model(model, data)
+        model_info = recipe.log_model(model, data)
+        if config.register:
+            tracking.register_model(model_info, config.register, metrics, recipe.main_metric)
         if config.output:
-            save(model, config.output, {"recipe": recipe.name, "run_id": run.info.run_id, "metrics": metrics})
-    return RunResult(run.info.run_id, model, metrics, history.history, config)
+            save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
+    faults.remove(folder)
+    return RunResult(run_id, model, metrics, history.history, config)
+
+
+def _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas):
+    """Params, the config file, structured hyperparameters and datasets: once per run."""
+    import mlflow
+
+    resolved = registry.resolve(model_name, hyperparameters)
+    # Structured hyperparameters (a feature spec) would flood the params table: files instead.
+    structured = {k: v for k, v in resolved.items() if isinstance(v, dict)}
+    resolved = {k: v for k, v in resolved.items() if k not in structured}
+    params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS}
+    params.update({"recipe": recipe.name, "model": model_name, "strategy": strategy_name, "replicas": replicas})
+    tracking.log_params(
+        tracking.flatten(params)
+        | tracking.flatten(resolved, prefix="model.")
+        | tracking.flatten(data.spec, prefix="data.")
+    )
+    mlflow.log_dict(
+        _plain({"recipe": recipe.name, "config": dataclasses.asdict(config), "model": model_name,
+                "overrides": overrides, "hyperparameters": resolved | structured, "data": data.spec}),
+        CONFIG_FILE,
+    )
+    for key, value in structured.items():
+        mlflow.log_dict(_plain(value), f"{key}.json")
+    for dataset, context in data.mlflow_datasets:
+        mlflow.log_input(dataset, context=context)
+
+
+def _plain(value):
+    """Tuples to lists, numpy scalars to Python: what YAML and JSON can write plainly."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def _check_writable(folder, option):
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ZooError(f"Cannot create the {option} folder {folder}: {error.strerror}. Choose another.") from None
+    if not os.access(folder, os.W_OK):
+        raise ZooError(f"The {option} folder {folder} is not writable. Choose another.")
 
 
 def save(model, folder, info):

@@ -1,0 +1,152 @@
+"""Interruption, resume, divergence and concurrent writers, with real processes and signals."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import engine, faults
+
+MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "60", "--patience", "10", "--seed", "3"]
+
+
+def _zoo_process(args, cwd, store, **kwargs):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.Popen([sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+
+
+def _wait_for_epoch(client, experiment_name, epoch, process, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment:
+            runs = client.search_runs([experiment.experiment_id])
+            if runs:
+                steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")]
+                if steps and max(steps) >= epoch:
+                    return runs[0].info.run_id
+        time.sleep(0.3)
+    raise AssertionError(f"no epoch {epoch} logged within {timeout} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninterrupted_run(
+        tmp_path, signum):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(store)
+    experiment = f"signal-{signum}"
+    process = _zoo_process(["train", "mlp", *MLP_OPTIONS, "--experiment", experiment,
+                            "--output", str(tmp_path / "resumed")], tmp_path, store)
+    run_id = _wait_for_epoch(client, experiment, 3, process)
+    sent = time.time()
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert time.time() - sent < 30, "the process did not exit promptly"
+    assert process.returncode == 128 + signum, err
+    assert f"zoo train --resume {run_id}" in err and "Traceback" not in err
+    run = client.get_run(run_id)
+    assert run.info.status == "KILLED"
+    assert run.data.tags["zoo.resume"] == f"zoo train --resume {run_id}"
+    assert signal.Signals(signum).name in run.data.tags["zoo.failure"]
+    checkpoint = run.data.tags["zoo.checkpoint"]
+    assert os.path.exists(os.path.join(checkpoint, faults.WEIGHTS))
+    if signum == signal.SIGINT:
+        return  # Resume is checked once, after SIGTERM, to keep the suite short.
+
+    resumed = _zoo_process(["train", "--resume", run_id], tmp_path, store)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["zoo.failure"] == ""
+    steps = [m.step for m in client.get_metric_history(run_id, "loss")]
+    assert sorted(steps) == list(range(len(steps))), "metric history has gaps or duplicates"
+    assert int(run.data.metrics["epochs_trained"]) == len(steps)
+    assert not os.path.exists(checkpoint), "a finished run's checkpoint is removed"
+
+    # The same run without interruption, in this process, must end with the same model.
+    mlflow.set_tracking_uri(store)
+    options = dict(zip([o[2:].replace("-", "_") for o in MLP_OPTIONS[::2]], MLP_OPTIONS[1::2]))
+    reference = engine.train("mlp", {**options, "experiment": "reference", "tracking_uri": store,
+                                     "checkpoint_dir": str(tmp_path / "ckpt")})
+    assert reference.metrics["epochs_trained"] == run.data.metrics["epochs_trained"]
+    resumed_model = keras.saving.load_model(tmp_path / "resumed" / "model.keras")
+    for want, got in zip(reference.model.get_weights(), resumed_model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_resume_errors_are_one_line(run_cli, tracking_uri):
+    status, _, err = run_cli("train", "--resume", "0123456789abcdef")
+    assert status == 2 and "No MLflow run '0123456789abcdef'" in err
+    finished = engine.train("mlp", {"dataset": "iris", "epochs": 1})
+    status, _, err = run_cli("train", "--resume", finished.run_id)
+    assert status == 2 and "already FINISHED" in err
+    status, _, err = run_cli("train", "--resume", finished.run_id, "mlp")
+    assert status == 2
+
+
+def test_nan_loss_fails_the_run_with_its_place(run_cli, tracking_uri, tmp_path, admissions_csv):
+    import pandas as pd
+
+    frame = pd.read_csv(admissions_csv)
+    frame["gpa"] = frame["gpa"].astype(object)
+    frame.loc[frame.index[::7], "gpa"] = "inf"  # Parses as a float: a real overflow in a real file.
+    path = tmp_path / "overflow.csv"
+    frame.to_csv(path, index=False)
+    status, _, err = run_cli("train", "mlp", "--data", path, "--target", "admit", "--epochs", "3",
+                             "--experiment", "nan")
+    assert status == 1
+    assert err.strip().splitlines()[-1].startswith("zoo: training diverged: loss became nan at epoch 0, batch")
+    client = mlflow.MlflowClient(tracking_uri)
+    run = client.search_runs([client.get_experiment_by_name("nan").experiment_id])[0]
+    assert run.info.status == "FAILED"
+    assert "Diverged: loss became nan at epoch 0, batch" in run.data.tags["zoo.failure"]
+
+
+def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
+    # Epoch 0 is clean; epoch 1 feeds a NaN: the engine's callbacks must stop there and leave
+    # epoch 0's checkpoint on disk (Keras' TerminateOnNaN + BackupAndRestore would delete it).
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    clean = np.ones((8, 2), "float32")
+    poisoned = clean.copy()
+    poisoned[3, 0] = np.nan
+    batches = tf.data.Dataset.from_tensor_slices((np.concatenate([clean, poisoned]), np.ones(16, "float32")))
+    logged = []
+    folder = tmp_path / "checkpoint"
+    with pytest.raises(faults.Diverged, match="at epoch 1, batch 0"):
+        model.fit(batches.batch(8), epochs=3, verbose=0, steps_per_epoch=1,
+                  callbacks=[faults.StopOnNaN(), faults.EpochCheckpoint(str(folder), lambda e, l: logged.append(e))])
+    assert logged == [0]
+    restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    restored.compile("sgd", "mse")
+    assert faults.restore(restored, str(folder)) == 1
+    assert np.isfinite(restored.get_weights()[0]).all()
+
+
+def test_four_concurrent_runs_on_one_new_sqlite_store_record_every_metric(tmp_path):
+    store = f"sqlite:///{tmp_path}/shared.db"
+    processes = [
+        _zoo_process(["train", "mlp", "--dataset", "iris", "--epochs", "6", "--patience", "0",
+                      "--seed", str(seed), "--experiment", "concurrent"], tmp_path, store)
+        for seed in range(4)
+    ]
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+    client = mlflow.MlflowClient(store)
+    runs = client.search_runs([client.get_experiment_by_name("concurrent").experiment_id])
+    assert len(runs) == 4
+    for run in runs:
+        assert run.info.status == "FINISHED"
+        for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == list(range(6)), name
+        assert "test_accuracy" in run.data.metrics
