@@ -27,13 +27,14 @@ def configure(tracking_uri=None):
     # MLflow's defaults retry an unreachable server for minutes; fail fast and say so instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    if tracking_uri:
-        mlflow.set_tracking_uri(tracking_uri)
-    uri = mlflow.get_tracking_uri()
+    # Checked before MLflow is pointed at it: a server that does not answer is not left configured.
+    uri = tracking_uri or mlflow.get_tracking_uri()
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     elif uri.startswith("sqlite:///"):
         prepare_sqlite(uri)
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
     return uri
 
 

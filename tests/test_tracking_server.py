@@ -1,0 +1,508 @@
+"""Runs compared for real: a live `mlflow server`, the model registry, MLproject, `zoo compare`, the UI.
+
+One `mlflow server` (SQLite backend, local artifact root, both in a temporary folder) serves the
+whole module. Three runs go to it once: the MLP recipe through `zoo train` (registered, with system
+metrics), the CNN recipe through `zoo train`, and the MLP again through `mlflow run` on this
+repository's MLproject (registered under the same name, as a weaker model). The tests read them
+back through the REST API, `MlflowClient`, `mlflow.pyfunc`, `zoo compare` and the MLflow UI in
+headless Chromium (Debian's `chromium`), driven over the DevTools protocol.
+
+The UI screenshot is kept in `tests/artifacts/mlflow_ui_runs.png` (ZOO_TEST_ARTIFACTS overrides
+the folder) and in the test's pytest tmp folder.
+"""
+
+import base64
+import contextlib
+import dataclasses
+import fcntl
+import http.server
+import json
+import os
+import pathlib
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+EXPERIMENT = "zoo-server-test"
+MODEL_NAME = "zoo-mlp-server-test"
+SERVER_START_TIMEOUT = 180
+ARTIFACTS = pathlib.Path(os.environ.get("ZOO_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1; yields (url, artifact root folder)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    artifacts = folder / "artifacts"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "server.log", "w")
+    # One worker and no job runner: the same server, lighter on a 2-core test machine.
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(artifacts),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"mlflow server did not answer /health within {SERVER_START_TIMEOUT} s:\n"
+                    + (folder / "server.log").read_text()[-3000:]
+                )
+            time.sleep(0.25)
+        yield url, artifacts
+    finally:
+        # The server forks uvicorn workers: SIGTERM the whole process group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _zoo(*argv):
+    """`zoo ARGV...` in this process; fail the test with its stderr unless it exits 0."""
+    import io
+
+    from zoo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main([str(a) for a in argv])
+    assert status == 0, f"zoo {' '.join(map(str, argv))} exited {status}:\n{err.getvalue()[-3000:]}"
+    return out.getvalue(), err.getvalue()
+
+
+def _run_id(stdout):
+    return next(line.split()[1] for line in stdout.splitlines() if line.startswith("run "))
+
+
+@pytest.fixture(scope="module")
+def runs(server, tmp_path_factory):
+    """The three runs of the module, logged once: {"mlp": id, "second": id, "project": id, ...}."""
+    import mlflow
+
+    from zoo import engine
+
+    url, _ = server
+    folder = tmp_path_factory.mktemp("server-runs")
+    previous_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_cwd = os.getcwd()
+    os.chdir(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ZOO_CHECKPOINT_DIR", str(folder / "checkpoints"))
+        # Sample every second: MLflow drops the last partial interval, so a short run needs it.
+        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")
+        try:
+            common = ["--tracking-uri", url, "--experiment", EXPERIMENT]
+            out, err = _zoo("train", "mlp", "--epochs", 2, "--register", MODEL_NAME, "--system-metrics", *common)
+            mlp = _run_id(out)
+            assert f"registered {MODEL_NAME} version 1 as @champion" in err
+            # Two recipes for the UI and `zoo compare`; the CNN recipe is preferred, the MLP on
+            # another table stands in where it does not exist.
+            if "cnn" in engine.recipe_names():
+                second_recipe, argv = "cnn", ["train", "cnn", "--epochs", 1]
+            else:
+                second_recipe, argv = "mlp", ["train", "mlp", "--epochs", 1, "--dataset", "wine"]
+            second = _run_id(_zoo(*argv, *common)[0])
+
+            # The same recipe through MLflow Projects, as a model that cannot beat the first one
+            # (one epoch at a learning rate of 1e-6): it must be registered as the challenger.
+            env = dict(os.environ, MLFLOW_TRACKING_URI=url,
+                       PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+            for inherited in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+                env.pop(inherited, None)  # set_experiment() in this process exports the id
+            project = subprocess.run(
+                [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "mlp", "--env-manager", "local",
+                 "--experiment-name", EXPERIMENT, "-P", "epochs=1", "-P", "set=learning_rate=1e-6",
+                 "-P", f"register={MODEL_NAME}"],
+                capture_output=True, text=True, env=env, timeout=400,
+            )
+            assert project.returncode == 0, project.stderr[-3000:]
+            project_run = _run_id(project.stdout)
+            yield {"mlp": mlp, "second": second, "second_recipe": second_recipe, "project": project_run,
+                   "project_stderr": project.stderr}
+        finally:
+            os.chdir(previous_cwd)
+            while mlflow.active_run():
+                mlflow.end_run()
+            mlflow.set_tracking_uri(previous_uri)
+
+
+def _get(url, path, **query):
+    with urllib.request.urlopen(f"{url}{path}?{urllib.parse.urlencode(query)}", timeout=30) as response:
+        body = response.read()
+    return json.loads(body) if path.startswith("/api/2.0/mlflow/") else body
+
+
+# === Failing fast ===
+
+
+def test_unreachable_server_fails_within_seconds_with_one_line(capsys):
+    from zoo.cli import build_parser, main
+
+    build_parser()  # imports (TensorFlow, recipes) outside the timing
+    url = f"http://127.0.0.1:{_free_port()}"
+    for argv in (["train", "mlp", "--epochs", "1", "--tracking-uri", url], ["compare", "--tracking-uri", url]):
+        started = time.monotonic()
+        status = main(argv)
+        elapsed = time.monotonic() - started
+        err = capsys.readouterr().err
+        assert status == 2 and elapsed < 10, (status, elapsed, err)
+        assert err.count("\n") == 1 and err.startswith(f"zoo: error: Cannot reach the MLflow tracking server at {url}")
+        assert "Connection refused" in err and "mlflow server --host" in err
+
+
+def test_a_server_that_is_not_mlflow_is_named_as_such(capsys):
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    web = http.server.HTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        from zoo.cli import main
+
+        url = f"http://127.0.0.1:{web.server_address[1]}"
+        assert main(["compare", "--tracking-uri", url]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{url} answered HTTP 404 at /health" in err
+    finally:
+        web.shutdown()
+        web.server_close()
+
+
+# === Reading the runs back ===
+
+
+def test_run_reads_back_through_the_rest_api(server, runs):
+    url, artifact_root = server
+    run = _get(url, "/api/2.0/mlflow/runs/get", run_id=runs["mlp"])["run"]
+    assert run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["recipe"] == "mlp" and params["epochs"] == "2" and params["data.name"] == "breast_cancer"
+    assert "register" not in params and "tracking_uri" not in params  # where a run goes is not a param
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags["zoo.recipe"] == "mlp" and tags["zoo.model_alias"] == "champion"
+    assert tags["zoo.registered_model"] == f"{MODEL_NAME}/1"
+
+    for key in ("loss", "val_accuracy"):
+        history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=runs["mlp"], metric_key=key)["metrics"]
+        assert sorted(m["step"] for m in history) == [0, 1]
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["epochs_trained"] == 2
+    assert metrics["system/cpu_utilization_percentage"] >= 0 and "system/system_memory_usage_megabytes" in metrics
+
+    # Dataset lineage: each split with its source, digest and schema.
+    inputs = run["inputs"]["dataset_inputs"]
+    contexts = {i["tags"][0]["value"]: i["dataset"] for i in inputs}
+    assert set(contexts) == {"training", "validation", "testing"}
+    for dataset in contexts.values():
+        assert dataset["digest"] and "load_breast_cancer" in dataset["source"]
+        assert "mean radius" in dataset["schema"]
+
+    listed = _get(url, "/api/2.0/mlflow/artifacts/list", run_id=runs["mlp"])
+    assert {"config.yaml", "learning_curve.png"} <= {f["path"] for f in listed["files"]}
+    # Artifacts go through the server's proxy into its local artifact root.
+    relative = listed["root_uri"].removeprefix("mlflow-artifacts:/")
+    config = _get(url, f"/api/2.0/mlflow-artifacts/artifacts/{relative}/config.yaml").decode()
+    assert "mlp" in config and "breast_cancer" in config
+    assert (artifact_root / relative / "config.yaml").read_text() == config
+
+    experiment = _get(url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name=EXPERIMENT)["experiment"]
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+
+
+def test_registered_model_predicts_on_raw_rows_like_the_logged_metric(server, runs):
+    import mlflow
+    import sklearn.datasets
+
+    from zoo.datasets import tabular
+
+    url, _ = server
+    client = mlflow.MlflowClient(url)
+    history = client.get_metric_history(runs["mlp"], "val_loss")
+    assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1]
+    assert {a.path for a in client.list_artifacts(runs["mlp"])} >= {"config.yaml", "learning_curve.png"}
+    assert len(client.get_metric_history(runs["mlp"], "system/cpu_utilization_percentage")) >= 1
+
+    # The champion, downloaded through the server, on the raw test rows of the same split.
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    splits = tabular.prepare(tabular.load_embedded("breast_cancer"), seed=42)
+    frame = sklearn.datasets.load_breast_cancer(as_frame=True).frame
+    # As read from a file: a fresh index (MLflow's schema check fails on a sparse one: KeyError 0).
+    raw = frame.loc[splits.test.index].drop(columns="target").reset_index(drop=True)
+    probabilities = np.asarray(model.predict(raw)).reshape(-1)
+    accuracy = np.mean((probabilities > 0.5) == splits.labels(splits.test))
+    assert accuracy == pytest.approx(client.get_run(runs["mlp"]).data.metrics["test_accuracy"], abs=1e-6)
+
+
+def test_registry_keeps_the_better_model_as_champion(server, runs):
+    import mlflow
+
+    url, _ = server
+    client = mlflow.MlflowClient(url)
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    challenger = client.get_model_version_by_alias(MODEL_NAME, "challenger")
+    assert (champion.version, champion.run_id) == ("1", runs["mlp"])
+    assert (challenger.version, challenger.run_id) == ("2", runs["project"])
+    assert champion.tags["zoo.main_metric"] == "test_accuracy"
+    first = client.get_run(runs["mlp"]).data.metrics["test_accuracy"]
+    weaker = client.get_run(runs["project"]).data.metrics["test_accuracy"]
+    assert weaker < first, "the one-epoch run at learning rate 1e-6 was expected to be worse"
+    assert f"version 2 as @challenger (test_accuracy {weaker:.4g} does not beat" in runs["project_stderr"]
+    assert client.get_run(runs["project"]).data.tags["zoo.model_alias"] == "challenger"
+
+
+def test_mlproject_entry_point_logs_into_the_run_mlflow_run_created(server, runs):
+    import mlflow
+
+    url, _ = server
+    run = mlflow.MlflowClient(url).get_run(runs["project"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["mlflow.source.type"] == "PROJECT" and run.data.tags["mlflow.project.entryPoint"] == "mlp"
+    assert run.data.tags["zoo.recipe"] == "mlp"
+    # Declared and passed-through -P values, as logged by `mlflow run` and by the recipe, agree.
+    assert run.data.params["epochs"] == "1" and run.data.params["dataset"] == "breast_cancer"
+    assert run.data.params["model.learning_rate"] == "1e-06" and run.data.metrics["epochs_trained"] == 1
+    assert mlflow.MlflowClient(url).get_experiment(run.info.experiment_id).name == EXPERIMENT
+
+
+def test_mlproject_has_an_entry_point_with_the_defaults_of_every_recipe():
+    import yaml
+
+    from zoo import engine
+
+    project = yaml.safe_load((REPO / "MLproject").read_text())
+    for name in engine.recipe_names():
+        assert name in project["entry_points"], f"MLproject has no entry point for recipe '{name}': add one"
+        entry = project["entry_points"][name]
+        recipe = engine.get_recipe(name)
+        defaults = {f.name: f.default for f in dataclasses.fields(recipe.Config)}
+        assert f"python -m zoo train {name} " in entry["command"] + " "
+        for param, spec in entry.get("parameters", {}).items():
+            assert param in defaults, f"MLproject {name}: '{param}' is not an option of the recipe"
+            assert str(spec["default"]) == str(defaults[param]), (
+                f"MLproject {name}: default {param}={spec['default']} differs from the recipe's "
+                f"{defaults[param]}; `mlflow run` and `zoo train` would train differently"
+            )
+            assert f"--{param.replace('_', '-')} {{{param}}}" in entry["command"]
+
+
+# === zoo compare ===
+
+
+def test_compare_prints_runs_side_by_side_best_first(server, runs, capsys):
+    import mlflow
+
+    from zoo.cli import main
+
+    url, _ = server
+    client = mlflow.MlflowClient(url)
+    accuracy = {key: client.get_run(runs[key]).data.metrics["test_accuracy"] for key in ("mlp", "second", "project")}
+
+    assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split()
+    assert header[:6] == ["#", "run", "id", "recipe", "model", "test_accuracy"] and "duration" in header
+    order = [next(k for k in accuracy if runs[k].startswith(line.split()[2])) for line in lines[1:]]
+    assert order == sorted(accuracy, key=accuracy.get, reverse=True)
+    recipes = {line.split()[3] for line in lines[1:]}
+    assert recipes == {"mlp", runs["second_recipe"]}
+    assert any(f"{accuracy['mlp']:.4g}" in line for line in lines[1:])
+
+    assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--metric", "test_loss"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    losses = [float(row.split()[5]) for row in rows]
+    assert losses == sorted(losses)  # a loss ranks lowest first
+
+    assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--metric", "test_acuracy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Did you mean 'test_accuracy'" in err
+
+
+# === The MLflow UI in headless Chromium ===
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (no extra package needed)."""
+
+    def __init__(self, profile, width=1700, height=900):
+        executable = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert executable, "Chromium is missing: apt-get install -y chromium (the UI test drives it)"
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+
+        def on_fds_3_and_4():  # --remote-debugging-pipe reads commands on fd 3, answers on fd 4
+            read = fcntl.fcntl(commands_read, fcntl.F_DUPFD, 10)
+            write = fcntl.fcntl(replies_write, fcntl.F_DUPFD, 10)
+            os.dup2(read, 3)
+            os.dup2(write, 4)
+
+        self.process = subprocess.Popen(
+            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=on_fds_3_and_4, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer, self._id, self._session = b"", 0, None
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method, timeout=60, **params):
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if self._session and not method.startswith("Target."):
+            message["sessionId"] = self._session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    assert "error" not in reply, f"{method}: {reply['error']}"
+                    return reply["result"]
+            left = deadline - time.monotonic()
+            assert left > 0 and select.select([self._replies], [], [], left)[0], f"Chromium: no answer to {method}"
+            chunk = os.read(self._replies, 1 << 20)
+            assert chunk, "Chromium exited"
+            self._buffer += chunk
+
+    def evaluate(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return None if "exceptionDetails" in result else result["result"].get("value")
+
+    def wait_for(self, expression, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"the page never satisfied: {expression}\nits text:\n{self.text()[:2000]}")
+
+    def text(self):
+        return self.evaluate("document.body ? document.body.innerText : ''") or ""
+
+    def click(self, element_js):
+        """Click, with real mouse events (menus open on pointer events), the element `element_js` finds."""
+        x, y = self.wait_for(
+            f"(() => {{ const e = {element_js}; if (!e) return null; e.scrollIntoView({{block: 'center'}});"
+            " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def screenshot(self, path):
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"]))
+
+    def close(self):
+        with contextlib.suppress(Exception):
+            self.send("Browser.close", timeout=5)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        os.close(self._commands)
+        os.close(self._replies)
+
+
+# Cells of the runs table by row: {row index: {column id: text}} (ag-grid may split a row into
+# several elements for pinned columns).
+_TABLE_JS = """(() => {
+  const rows = {};
+  for (const row of document.querySelectorAll('.ag-row')) {
+    const cells = rows[row.getAttribute('row-index')] ||= {};
+    for (const cell of row.querySelectorAll('.ag-cell')) cells[cell.getAttribute('col-id')] = cell.innerText;
+  }
+  return rows;
+})()"""
+
+
+def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs, tmp_path):
+    import mlflow
+
+    url, _ = server
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    expected = {}
+    for key in ("mlp", "second", "project"):
+        run = client.get_run(runs[key])
+        expected[run.info.run_name] = (run.data.tags["zoo.recipe"], run.data.metrics["test_accuracy"])
+
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        browser.send("Page.navigate", url=f"{url}/#/experiments/{experiment.experiment_id}/runs")
+        names = json.dumps(sorted(expected))
+        browser.wait_for(f"{names}.every(name => document.body && document.body.innerText.includes(name))")
+        # Metric columns are hidden until chosen: sorting by a metric shows its column, as a user would.
+        browser.click("[...document.querySelectorAll('button')].find(b => b.innerText.trim().startsWith('Sort'))")
+        browser.click("document.querySelector('[data-testid=\"sort-select-test_accuracy\"]')")
+        column = "metrics.`test_accuracy`"
+        browser.wait_for(f"document.querySelectorAll('.ag-cell[col-id=\"{column}\"]').length >= {len(expected)}")
+        with contextlib.suppress(AssertionError):  # the assistant panel only narrows the screenshot
+            browser.click("document.querySelector('button[aria-label=\"Close\"]')")
+            time.sleep(0.5)
+        table = browser.evaluate(_TABLE_JS)
+        shown = {}
+        for cells in table.values():
+            name = next((n for n in expected if n in cells.get("attributes.`Run Name`", "")), None)
+            if name:
+                shown[name] = float(cells[column])
+        browser.evaluate("document.querySelector('.ag-body-horizontal-scroll-viewport')?.scrollTo(10000, 0)")
+        time.sleep(0.5)
+        browser.screenshot(tmp_path / "mlflow_ui_runs.png")
+    finally:
+        browser.close()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tmp_path / "mlflow_ui_runs.png", ARTIFACTS / "mlflow_ui_runs.png")
+
+    assert set(shown) == set(expected)
+    assert len({recipe for recipe, _ in expected.values()}) == (2 if runs["second_recipe"] != "mlp" else 1)
+    for name, (_, accuracy) in expected.items():
+        assert shown[name] == pytest.approx(accuracy, abs=1e-3)
+    # Sorted by test_accuracy, best first, as the sort menu says.
+    order = [n for _, n in sorted((int(i), next(n for n in expected if n in c.get("attributes.`Run Name`", "")))
+                                  for i, c in table.items())]
+    assert order == sorted(expected, key=lambda n: expected[n][1], reverse=True)
