@@ -98,7 +98,8 @@ def digit_rows(seed=42, validation_fraction=0.1, test_fraction=0.2):
     rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731 - (h, w, c) -> h steps of w*c
     return SequenceData(rows(digits.x_train), digits.y_train, rows(digits.x_val), digits.y_val,
                         rows(digits.x_test), digits.y_test, "many_to_one", "multiclass",
-                        digits.num_classes, digits.class_names, "digits", digits.source)
+                        digits.num_classes, digits.class_names, "digits", digits.source,
+                        extras={"rows_are_images": True})
 
 
 def digit_video(seed=42, frames=16, videos=1500, max_shot=4, noise=0.05):
@@ -250,16 +251,18 @@ def load_series(name="goog"):
 def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, test_fraction=0.2):
     """Forecast a price `horizon` days ahead at every step of a sliding window (many to many).
 
-    The series is split in time (train, then validation, then test, never shuffled across), log
-    transformed and standardized with the training part's mean and deviation. Each example is a
-    window of `window` days; its target at step t is the value at t + horizon.
+    Prices are not stationary (Google's rose sevenfold, then fell, in these four years), so the
+    model reads and predicts log returns instead: the input at day d is log(p[d] / p[d-1]) and the
+    target log(p[d + horizon] / p[d]), both divided by the training returns' deviation. The series
+    is split in time (train, validation, then test; a window never crosses a split). Predicting a
+    return of 0 is the persistence forecast (tomorrow's price = today's), the naive baseline.
 
     Returns:
-        `SequenceData` with x and y of shape (windows, window, 1); `extras` holds the test
-        series, the scaling and the persistence forecast's error (the naive baseline).
+        `SequenceData` with x and y of shape (windows, window, 1); `extras` holds the series, the
+        last day of each test window, the scale and the persistence forecast's error.
 
     Raises:
-        ZooError: if the horizon or the window do not fit in the series or in its test part.
+        ZooError: if the horizon or the window do not fit in the series or in its shortest split.
     """
     series = load_series(name)
     if window < 1 or horizon < 1:
@@ -269,31 +272,33 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
                        f"use a --horizon below {len(series)}.")
     n_test = int(round(len(series) * test_fraction))
     n_val = int(round(len(series) * validation_fraction))
-    parts = {"train": series[: len(series) - n_val - n_test],
-             "validation": series[len(series) - n_val - n_test : len(series) - n_test],
-             "test": series[len(series) - n_test :]}
-    shortest = min(len(part) for part in parts.values())
-    if window + horizon > shortest:
+    bounds = {"train": (0, len(series) - n_val - n_test),
+              "validation": (len(series) - n_val - n_test, len(series) - n_test),
+              "test": (len(series) - n_test, len(series))}
+    shortest = min(end - start for start, end in bounds.values())
+    # A window needs the day before its first step (its first return) and `horizon` days after its last.
+    if window + horizon > shortest - 1:
         raise ZooError(
-            f"Window {window} plus horizon {horizon} is longer than the shortest split of '{name}' "
-            f"({shortest} days of {len(series)}); use --window + --horizon <= {shortest}."
+            f"Window {window} plus horizon {horizon} does not fit in the shortest split of '{name}' "
+            f"({shortest} days of {len(series)}); use --window + --horizon <= {shortest - 1}."
         )
-    logs = {key: np.log(part) for key, part in parts.items()}
-    mean, std = float(logs["train"].mean()), float(logs["train"].std())
-    arrays = {}
-    for key, part in logs.items():
-        scaled = ((part - mean) / std).astype("float32")
-        starts = np.arange(len(scaled) - window - horizon + 1)
-        x = np.stack([scaled[s : s + window] for s in starts])[..., None]
-        y = np.stack([scaled[s + horizon : s + horizon + window] for s in starts])[..., None]
-        arrays[key] = (x, y)
+    log_price = np.log(series)
+    returns = np.diff(log_price, prepend=np.nan)  # returns[d] = log(p[d] / p[d-1])
+    train_start, train_end = bounds["train"]
+    scale = float(np.std(returns[train_start + 1 : train_end]))
+    arrays, last_days = {}, {}
+    for key, (start, end) in bounds.items():
+        first_days = np.arange(start + 1, end - horizon - window + 1)
+        days = first_days[:, None] + np.arange(window)[None, :]
+        x = (returns[days] / scale).astype("float32")[..., None]
+        y = ((log_price[days + horizon] - log_price[days]) / scale).astype("float32")[..., None]
+        arrays[key], last_days[key] = (x, y), days[:, -1]
     x_test, y_test = arrays["test"]
-    # Persistence (tomorrow = today) is the baseline any price forecaster has to beat.
-    naive_mae = float(np.mean(np.abs(y_test - x_test)))
+    naive_mae = float(np.mean(np.abs(y_test)))
     return SequenceData(*arrays["train"], *arrays["validation"], x_test, y_test, "many_to_many", "regression",
                         1, [], f"{name}_forecast", SERIES[name],
-                        extras={"series_test": parts["test"], "mean": mean, "std": std, "horizon": horizon,
-                                "window": window, "naive_mae": naive_mae})
+                        extras={"series": series, "test_days": bounds["test"], "test_last_days": last_days["test"],
+                                "scale": scale, "horizon": horizon, "window": window, "naive_mae": naive_mae})
 
 
 # === tensorflow-datasets (on disk only) ===
@@ -319,20 +324,12 @@ def _tfds_load(name, split, data_dir):
 
 
 def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1):
-    """MNIST from tensorflow-datasets, each 28x28 image read as 28 rows of 28 pixels (many to one)."""
-    arrays = {}
-    for split in ("train", "test"):
-        pairs = list(_tfds_load("mnist", split, data_dir).as_numpy_iterator())
-        if not pairs:
-            raise ZooError(f"tfds 'mnist' split {split} is empty; prepare the dataset again.")
-        x = np.stack([p[0] for p in pairs]).astype("float32") / 255.0
-        arrays[split] = (x.reshape(len(x), x.shape[1], -1), np.array([p[1] for p in pairs], dtype="int64"))
-    (x, y), (xs, ys) = arrays["train"], arrays["test"]
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = max(1, int(round(len(x) * validation_fraction)))
-    val, train = order[:n_val], order[n_val:]
-    return SequenceData(x[train], y[train], x[val], y[val], xs, ys, "many_to_one", "multiclass", 10,
-                        [str(d) for d in range(10)], "mnist", "tensorflow_datasets:mnist")
+    """MNIST from tensorflow-datasets (on disk only), each 28x28 image read as 28 rows of 28 pixels."""
+    digits = images.load("mnist", seed=seed, data_dir=data_dir, validation_fraction=validation_fraction)
+    rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
+    return SequenceData(rows(digits.x_train), digits.y_train, rows(digits.x_val), digits.y_val,
+                        rows(digits.x_test), digits.y_test, "many_to_one", "multiclass", digits.num_classes,
+                        digits.class_names, digits.name, digits.source, extras={"rows_are_images": True})
 
 
 def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1):

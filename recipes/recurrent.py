@@ -103,6 +103,9 @@ class RecurrentRecipe(engine.Recipe):
         import tensorflow as tf
 
         seq = load_sequences(config)
+        # The test metric that ranks runs of this configuration (--register, zoo compare).
+        self.main_metric = ("test_exact_match" if seq.mode == "one_to_many"
+                            else "test_mae" if seq.task == "regression" else "test_accuracy")
         datasets = {}
         for split, x, y in (("train", seq.x_train, seq.y_train), ("validation", seq.x_val, seq.y_val),
                             ("test", seq.x_test, seq.y_test)):
@@ -153,7 +156,7 @@ class RecurrentRecipe(engine.Recipe):
         else:
             predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
             data.extras["predicted"] = predicted
-            if "series_test" in seq.extras:
+            if "test_last_days" in seq.extras:
                 forecast = _price_forecast(seq, predicted)
                 data.extras["forecast"] = forecast
                 metrics["test_naive_mae"] = seq.extras["naive_mae"]
@@ -167,7 +170,7 @@ class RecurrentRecipe(engine.Recipe):
         count = max(0, config.examples)
         if seq.mode == "one_to_many":
             _log_captions(seq, data.extras["decoded"], count)
-        elif seq.task == "regression" and "series_test" in seq.extras:
+        elif seq.task == "regression" and "test_last_days" in seq.extras:
             _log_forecast(seq, data.extras["predicted"], data.extras["forecast"], count)
         elif seq.mode == "many_to_many":
             _log_labelled_steps(seq, data.extras["predicted"], count)
@@ -249,12 +252,19 @@ def _decoder_inputs(x):
 # === Examples of predicted sequences ===
 
 
-def _log_classified(seq, probabilities, count):
+def _log_classified(seq, predictions, count):
+    """One prediction per sequence: a few as text, digit rows as images, the confusion matrix."""
     import mlflow
 
     from zoo import plots
 
-    predicted, confidence = _labels(seq, probabilities)
+    if seq.task == "regression":
+        lines = [f"# {seq.name}: true -> predicted"]
+        lines += [f"{i:4d}  {np.ravel(seq.y_test[i]).round(4).tolist()} -> {np.ravel(predictions[i]).round(4).tolist()}"
+                  for i in range(min(count, len(predictions)))]
+        mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
+        return
+    predicted, confidence = _labels(seq, predictions)
     names = [str(c) for c in seq.class_names]
     lines = [f"# {seq.name}: true -> predicted (probability of the prediction)"]
     texts = seq.extras.get("texts_test")
@@ -265,13 +275,11 @@ def _log_classified(seq, probabilities, count):
             line += "  " + " ".join(texts[i].split())[:160]
         lines.append(line)
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
-    if seq.vocabulary is None and count:
-        # Row sequences are images: show each with its prediction.
+    if seq.extras.get("rows_are_images") and count:
         shown = seq.x_test[:count]
         titles = [f"{names[int(t)]}->{names[p]}" for t, p in zip(seq.y_test[:count], predicted[:count])]
         mlflow.log_figure(plots.image_grid(shown, titles), "examples.png")
-    if seq.task != "regression":
-        mlflow.log_figure(plots.confusion_matrix(seq.y_test.astype(int), predicted, names), "confusion_matrix.png")
+    mlflow.log_figure(plots.confusion_matrix(seq.y_test.astype(int), predicted, names), "confusion_matrix.png")
 
 
 def _labels(seq, probabilities):
@@ -337,11 +345,11 @@ def _log_labelled_steps(seq, probabilities, count):
 def _price_forecast(seq, predicted):
     """Turn the last step of each test window into a price forecast in dollars, with the truth."""
     extras = seq.extras
-    horizon, window, series = extras["horizon"], extras["window"], extras["series_test"]
+    days, series = extras["test_last_days"], extras["series"]
     # The last step of each window forecasts the day `horizon` after it: one forecast per test day.
-    forecast = np.exp(predicted[:, -1, 0] * extras["std"] + extras["mean"])
-    days = np.arange(len(forecast)) + window - 1 + horizon
-    return {"days": days, "forecast": forecast, "actual": series[days], "naive": series[days - horizon]}
+    forecast = series[days] * np.exp(predicted[:, -1, 0] * extras["scale"])
+    return {"days": days + extras["horizon"], "forecast": forecast, "actual": series[days + extras["horizon"]],
+            "naive": series[days]}
 
 
 def _log_forecast(seq, predicted, forecast, count):
@@ -357,7 +365,8 @@ def _log_forecast(seq, predicted, forecast, count):
         lines.append(f"{forecast['days'][i]:4d}  {forecast['actual'][i]:7.2f}  {forecast['forecast'][i]:8.2f}  "
                      f"{forecast['naive'][i]:8.2f}")
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
-    figure = plots.forecast(seq.extras["series_test"], forecast["days"], forecast["forecast"],
+    start, end = seq.extras["test_days"]
+    figure = plots.forecast(seq.extras["series"][start:end], forecast["days"] - start, forecast["forecast"],
                             title=f"{seq.name}: {horizon} day(s) ahead on the test days")
     mlflow.log_figure(figure, "forecast.png")
     _log_labelled_steps(seq, predicted, 0)

@@ -143,7 +143,9 @@ def test_offline_sequence_datasets_have_the_documented_shapes():
     assert sequences.decode_tokens(captions.y_test[:3], captions.vocabulary) == captions.extras["captions"][:3]
     forecast = sequences.stock_forecast(window=10, horizon=3)
     x, y = forecast.x_train, forecast.y_train
-    np.testing.assert_allclose(x[3:, 0, 0], y[:-3, 0, 0])  # y is x three days later
+    # The target at day d is the return over the next three days: the sum of the next three inputs.
+    np.testing.assert_allclose(y[:-3, 0, 0], x[1:-2, 0, 0] + x[2:-1, 0, 0] + x[3:, 0, 0], rtol=1e-4, atol=1e-5)
+    assert forecast.extras["naive_mae"] == pytest.approx(np.abs(forecast.y_test).mean())
     assert forecast.task == "regression" and x.shape[1:] == (10, 1)
 
 
@@ -269,7 +271,7 @@ def files(tmp_path):
         (["--data", "{files}/empty.csv"], "has an empty vocabulary"),
         (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "5000"],
          "Forecast horizon 5000 is longer than the series 'goog' (1047 days)"),
-        (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "300"], "use --window + --horizon <= 105"),
+        (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "300"], "use --window + --horizon <= 104"),
         (["--mode", "one_to_many", "--dataset", "digits"], "Dataset digits trains --mode many_to_one, not one_to_many"),
         (["--dataset", "imdb_reviews", "--data-dir", "{files}/nothing"], "is not on disk in"),
     ],
