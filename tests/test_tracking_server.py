@@ -47,38 +47,23 @@ def _free_port():
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1; yields (url, artifact root folder)."""
+@pytest.fixture(scope="module", autouse=True)
+def _server_process(tmp_path_factory):
+    """Start `mlflow server` as the module begins: it needs 10-30 s to answer, and the first tests
+    (which do not need it) run meanwhile. Yields (url, artifact root, process, log path)."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    artifacts = folder / "artifacts"
     port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log = open(folder / "server.log", "w")
     # One worker and no job runner: the same server, lighter on a 2-core test machine.
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(artifacts),
-         "--workers", "1"],
+         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
+         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"mlflow server did not answer /health within {SERVER_START_TIMEOUT} s:\n"
-                    + (folder / "server.log").read_text()[-3000:]
-                )
-            time.sleep(0.25)
-        yield url, artifacts
+        yield f"http://127.0.0.1:{port}", folder / "artifacts", process, folder / "server.log"
     finally:
         # The server forks uvicorn workers: SIGTERM the whole process group.
         with contextlib.suppress(ProcessLookupError):
@@ -89,6 +74,25 @@ def server(tmp_path_factory):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(_server_process):
+    """The module's `mlflow server` once `/health` answers; (url, artifact root folder)."""
+    url, artifacts, process, log = _server_process
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return url, artifacts
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                f"mlflow server did not answer /health within {SERVER_START_TIMEOUT} s:\n" + log.read_text()[-3000:]
+            )
+        time.sleep(0.25)
 
 
 def _zoo(*argv):
@@ -129,30 +133,37 @@ def runs(server, tmp_path_factory):
             out, err = _zoo("train", "mlp", "--epochs", 2, "--register", MODEL_NAME, "--system-metrics", *common)
             mlp = _run_id(out)
             assert f"registered {MODEL_NAME} version 1 as @champion" in err
-            # Two recipes for the UI and `zoo compare`; the CNN recipe is preferred, the MLP on
-            # another table stands in where it does not exist.
-            if "cnn" in engine.recipe_names():
-                second_recipe, argv = "cnn", ["train", "cnn", "--epochs", 1]
-            else:
-                second_recipe, argv = "mlp", ["train", "mlp", "--epochs", 1, "--dataset", "wine"]
-            second = _run_id(_zoo(*argv, *common)[0])
 
             # The same recipe through MLflow Projects, as a model that cannot beat the first one
-            # (one epoch at a learning rate of 1e-6): it must be registered as the challenger.
+            # (one epoch at a learning rate of 1e-6): it must be registered as the challenger. It
+            # starts after the first run ended and runs while the second recipe trains here.
             env = dict(os.environ, MLFLOW_TRACKING_URI=url,
                        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
             for inherited in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
                 env.pop(inherited, None)  # set_experiment() in this process exports the id
-            project = subprocess.run(
+            project = subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "mlp", "--env-manager", "local",
                  "--experiment-name", EXPERIMENT, "-P", "epochs=1", "-P", "set=learning_rate=1e-6",
                  "-P", f"register={MODEL_NAME}"],
-                capture_output=True, text=True, env=env, timeout=400,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
             )
-            assert project.returncode == 0, project.stderr[-3000:]
-            project_run = _run_id(project.stdout)
+            try:
+                # Two recipes for the UI and `zoo compare`; the CNN recipe is preferred, the MLP on
+                # another table stands in where it does not exist.
+                if "cnn" in engine.recipe_names():
+                    second_recipe, argv = "cnn", ["train", "cnn", "--epochs", 1]
+                else:
+                    second_recipe, argv = "mlp", ["train", "mlp", "--epochs", 1, "--dataset", "wine"]
+                second = _run_id(_zoo(*argv, *common)[0])
+                project_out, project_err = project.communicate(timeout=400)
+            finally:
+                if project.poll() is None:
+                    os.killpg(project.pid, signal.SIGKILL)
+                    project.wait()
+            assert project.returncode == 0, project_err[-3000:]
+            project_run = _run_id(project_out)
             yield {"mlp": mlp, "second": second, "second_recipe": second_recipe, "project": project_run,
-                   "project_stderr": project.stderr}
+                   "project_stderr": project_err}
         finally:
             os.chdir(previous_cwd)
             while mlflow.active_run():
@@ -286,6 +297,36 @@ def test_registry_keeps_the_better_model_as_champion(server, runs):
     assert weaker < first, "the one-epoch run at learning rate 1e-6 was expected to be worse"
     assert f"version 2 as @challenger (test_accuracy {weaker:.4g} does not beat" in runs["project_stderr"]
     assert client.get_run(runs["project"]).data.tags["zoo.model_alias"] == "challenger"
+
+    # A version that beats the champion takes the alias over (here: the champion's own model
+    # registered again from a new run, reported with a better accuracy).
+    from zoo import tracking
+
+    mlflow.set_tracking_uri(url)
+    # In an experiment of its own, so that the runs compared below stay the three of the module.
+    with mlflow.start_run(experiment_id=client.create_experiment(f"{EXPERIMENT}-promotion")):
+        version, alias = tracking.register_model(
+            type("Info", (), {"model_uri": champion.source})(), MODEL_NAME, {"test_accuracy": first + 0.01}
+        )
+    assert (version, alias) == (3, "champion")
+    assert client.get_model_version_by_alias(MODEL_NAME, "champion").version == "3"
+    assert not client.get_model_version(MODEL_NAME, "1").aliases
+    assert not tracking.greater_is_better("test_loss") and tracking.greater_is_better("test_macro_f1")
+
+
+def test_bad_register_name_fails_before_any_run(server, runs, capsys):
+    import mlflow
+
+    from zoo.cli import main
+
+    url, _ = server
+    client = mlflow.MlflowClient(url)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    before = len(client.search_runs([experiment]))
+    assert main(["train", "mlp", "--register", "team/model", "--tracking-uri", url, "--experiment", EXPERIMENT]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--register needs a model name without '/' or ':'" in err
+    assert len(client.search_runs([experiment])) == before
 
 
 def test_mlproject_entry_point_logs_into_the_run_mlflow_run_created(server, runs):
