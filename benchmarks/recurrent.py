@@ -13,9 +13,11 @@ benchmark leaves nothing behind.
     python benchmarks/recurrent.py                                  # 3 cells x 3 modes, seed 42
     python benchmarks/recurrent.py --cells lstm --modes one_to_many --seeds 42,1,2
     python benchmarks/recurrent.py --modes forecast
+    python benchmarks/recurrent.py --json figures.json               # also write the figures as JSON
 """
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -36,16 +38,20 @@ def main(argv=None):
     parser.add_argument("--modes", default="many_to_one,many_to_many,one_to_many",
                         help=f"comma-separated, from {', '.join(CONFIGURATIONS)}")
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (default: 42, the recipes')")
+    parser.add_argument("--json", metavar="PATH", help="also write one record per run to this JSON file")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     unknown = [mode for mode in modes if mode not in CONFIGURATIONS]
     if unknown:
         parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(CONFIGURATIONS)}")
 
+    if args.json:
+        args.json = os.path.abspath(args.json)  # the runs below change the working directory
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from zoo import engine
 
     failures = 0
+    records = []
     with tempfile.TemporaryDirectory() as folder:
         os.chdir(folder)
         for mode in modes:
@@ -70,6 +76,13 @@ def main(argv=None):
                           f"{'met' if met else 'MISSED'}  epochs={result.metrics['epochs_trained']} "
                           f"train_seconds={result.metrics['train_seconds']:.0f} wall_seconds={wall:.0f}",
                           flush=True)
+                    records.append({"cell": cell, "mode": mode, "seed": seed, "metric": metric, "value": value,
+                                    "target": target_text, "met": bool(met),
+                                    "epochs": int(result.metrics["epochs_trained"]),
+                                    "train_seconds": result.metrics["train_seconds"], "wall_seconds": wall})
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"runs": records, "failures": failures}, handle, indent=2)
     print("all targets met" if not failures else f"{failures} run(s) missed their target")
     return 1 if failures else 0
 

@@ -1,0 +1,246 @@
+"""Benchmark: what the zoo costs over a hand-written Keras script, for the MLP and the CNN recipes.
+
+For each recipe, in one process, alternately:
+
+- `zoo`: `engine.train(RECIPE, {"epochs": N})`, the recipe as `zoo train` runs it: the engine's
+  input pipeline, early stopping, the NaN guard, a checkpoint every epoch and the MLflow logging.
+  Its training time is its `fit` plus the wait for the epoch metrics still being written when
+  `fit` returns (`tracking.flush_metrics`).
+- `keras`: the hand-written script: the same compiled model (built by the same builder with the
+  same hyperparameters), the same training and validation examples as NumPy arrays, the same batch
+  size and epochs, `model.fit(x, y, batch_size=..., epochs=..., validation_data=...)`, no callbacks.
+
+Every `fit` in the process is timed by the same wrapper around `keras.Model.fit`, in wall time and
+in the process's CPU time. Both figures are training throughput: training examples per second of
+`fit` (validation included in both), and per CPU second, which a machine shared with other work
+disturbs much less than wall time. The ratio zoo/keras is the median over the rounds of the ratio
+within each round, so load on the machine hits both sides of a ratio alike. Target: >= 0.97.
+
+With `--profile` (the default) each round also runs three steps between the two, which say where
+a difference comes from: `keras+pipeline` (the engine's `training_batches`: cache, shuffle,
+`repeat()` with `steps_per_epoch`; validation through `engine.batch`), `+guards` (that plus
+`StopOnNaN` and the early stopping with best weights), `+checkpoints` (that plus the per-epoch
+`EpochCheckpoint`, logging nothing). The zoo's own callbacks are timed from the inside too.
+
+    python benchmarks/overhead.py
+    python benchmarks/overhead.py --recipes mlp --rounds 5 --json overhead.json
+    python benchmarks/overhead.py --quick          # 1 round, 2 epochs: a smoke run
+"""
+
+import argparse
+import collections
+import functools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+# Epochs per run: enough that `fit` dominates its fixed costs, few enough for the 20-minute runner.
+EPOCHS = {"mlp": 20, "cnn": 8}
+TARGET = 0.97
+VARIANTS = ("keras", "keras+pipeline", "+guards", "+checkpoints", "zoo")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="mlp,cnn", help="comma-separated recipes (default: mlp,cnn)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per recipe (default: 3)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"epochs per run (default: {', '.join(f'{k} {v}' for k, v in EPOCHS.items())})")
+    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the steps between keras and zoo (default: on)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 epochs, no profile steps")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.epochs, args.profile = 1, 2, False
+    if args.json:
+        args.json = os.path.abspath(args.json)  # the benchmark works in a temporary folder
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    folder = tempfile.mkdtemp(prefix="zoo-overhead-")
+    # MLflow writes run artifacts under ./mlruns; checkpoints go to the throwaway folder too.
+    os.chdir(folder)
+    import keras
+
+    from zoo import engine, faults, tracking
+
+    timers = _instrument(keras, faults, tracking)
+    uri = tracking.configure(f"sqlite:///{folder}/mlflow.db")
+    variants = VARIANTS if args.profile else ("keras", "zoo")
+    report = {"target": TARGET, "rounds": args.rounds, "recipes": {}}
+    for name in args.recipes.split(","):
+        epochs = args.epochs or EPOCHS.get(name, 10)
+        bench = _Bench(engine, faults, keras, name, epochs, uri, folder, timers)
+        print(f"{name}: {bench.num_train} training examples, batch {bench.config.batch_size}, {epochs} epochs, "
+              f"model {bench.model_name}", flush=True)
+        bench.run("keras", warmup=True)  # first traces and kernel loads of this model in the process
+        bench.run("zoo", warmup=True)    # and the store's first run of the recipe
+        rows = collections.defaultdict(list)
+        for index in range(args.rounds):
+            # Rotate the order so that no variant always runs first or last in a round.
+            order = variants[index % len(variants):] + variants[:index % len(variants)]
+            results = {variant: bench.run(variant) for variant in order}
+            for variant, result in results.items():
+                rows[variant].append(result)
+            print(f"  round {index + 1}, examples per second (per CPU second): " + ", ".join(
+                f"{v} {results[v]['examples_per_second']:.0f} ({results[v]['examples_per_cpu_second']:.0f})"
+                for v in variants), flush=True)
+        report["recipes"][name] = _summarize(name, rows, variants, epochs, bench)
+    report["met"] = all(min(r["ratio"], r["cpu_ratio"]) >= TARGET for r in report["recipes"].values())
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+class _Bench:
+    """One recipe's data, model and the ways to train it."""
+
+    def __init__(self, engine, faults, keras, name, epochs, uri, folder, timers):
+        import numpy as np
+        import tensorflow as tf
+
+        self.engine, self.faults, self.keras = engine, faults, keras
+        self.name, self.epochs, self.uri, self.folder, self.timers = name, epochs, uri, folder, timers
+        self.recipe = engine.get_recipe(name)
+        self.config, overrides = engine.make_config(self.recipe, {"epochs": epochs})
+        self.data = self.recipe.load_data(self.config)
+        self.model_name = self.recipe.model_name(self.config)
+        self.hyperparameters = {**self.recipe.model_overrides(self.config, self.data), **overrides}
+        self.num_train = self.data.num_train
+
+        def arrays(dataset):
+            # One batch holding the whole split: exactly the examples the engine trains on.
+            whole = next(iter(dataset.batch(1 << 30)))
+            return tf.nest.map_structure(lambda t: np.asarray(t), whole)
+
+        self.x_train, self.y_train = arrays(self.data.train)
+        self.validation = arrays(self.data.validation) if self.data.validation is not None else None
+
+    def run(self, variant, warmup=False):
+        epochs = 1 if warmup else self.epochs
+        for timer in self.timers.values():
+            timer.clear()
+        extra = {}
+        if variant == "zoo":
+            options = {"epochs": epochs, "tracking_uri": self.uri, "experiment": "overhead",
+                       "checkpoint_dir": os.path.join(self.folder, "checkpoints")}
+            started = time.perf_counter()
+            result = self.engine.train(self.name, options)
+            wall = time.perf_counter() - started
+            done = int(result.metrics["epochs_trained"])
+            per_epoch = {name: 1000 * sum(self.timers[name]) / max(1, done)
+                         for name in ("checkpoint", "early_stopping", "nan_guard")}
+            extra = {"run_seconds": wall, "flush_seconds": sum(w for w, _ in self.timers["flush"]),
+                     **{f"{name}_ms_per_epoch": value for name, value in per_epoch.items()}}
+        else:
+            done = self._fit(variant, epochs)
+        (seconds, cpu), = self.timers["fit"]
+        for flush_wall, flush_cpu in self.timers["flush"]:
+            seconds, cpu = seconds + flush_wall, cpu + flush_cpu
+        examples = self.num_train * done
+        return {"seconds": seconds, "cpu_seconds": cpu, "epochs": done, "examples_per_second": examples / seconds,
+                "examples_per_cpu_second": examples / cpu, **extra}
+
+    def _fit(self, variant, epochs):
+        from zoo import registry
+
+        keras, engine, faults, config = self.keras, self.engine, self.faults, self.config
+        keras.utils.set_random_seed(config.seed)
+        model = registry.get(self.model_name, **self.hyperparameters)
+        if variant == "keras":
+            history = model.fit(self.x_train, self.y_train, batch_size=config.batch_size, epochs=epochs,
+                                validation_data=self.validation, shuffle=True, verbose=0)
+            return len(history.epoch)
+        batches, steps = engine.training_batches(self.data.train, self.num_train, config.batch_size, config.seed)
+        validation = engine.batch(self.data.validation, config.batch_size)
+        callbacks, stopper = [], None
+        if variant in ("+guards", "+checkpoints"):
+            callbacks.append(faults.StopOnNaN())
+            if self.recipe.monitor and config.patience:
+                stopper = faults.ResumableEarlyStopping(monitor=self.recipe.monitor, patience=config.patience,
+                                                        restore_best_weights=True)
+                callbacks.append(stopper)
+        folder = os.path.join(self.folder, "checkpoints", f"bench-{self.name}")
+        if variant == "+checkpoints":
+            callbacks.append(faults.EpochCheckpoint(folder, lambda epoch, logs: None, stopper))
+        history = model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs,
+                            callbacks=callbacks, verbose=0)
+        faults.remove(folder)
+        return len(history.epoch)
+
+
+def _instrument(keras, faults, tracking):
+    """Time every `fit` (wall and CPU), the zoo's callbacks and its final metrics flush, from the inside.
+
+    The wrappers cost about a microsecond per call; `fit`'s is the same for the zoo and the script.
+    """
+    timers = {"fit": [], "flush": [], "checkpoint": [], "early_stopping": [], "nan_guard": []}
+
+    def timed(function, spent, cpu=False):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                wall = time.perf_counter() - started
+                spent.append((wall, time.process_time() - started_cpu) if cpu else wall)
+        return wrapper
+
+    keras.Model.fit = timed(keras.Model.fit, timers["fit"], cpu=True)
+    # The engine calls tracking.flush_metrics() through the module: wrapping the attribute times it.
+    tracking.flush_metrics = timed(tracking.flush_metrics, timers["flush"], cpu=True)
+    faults.EpochCheckpoint.on_epoch_end = timed(faults.EpochCheckpoint.on_epoch_end, timers["checkpoint"])
+    faults.ResumableEarlyStopping.on_epoch_end = timed(faults.ResumableEarlyStopping.on_epoch_end,
+                                                       timers["early_stopping"])
+    faults.StopOnNaN.on_train_batch_end = timed(faults.StopOnNaN.on_train_batch_end, timers["nan_guard"])
+    return timers
+
+
+def _summarize(name, rows, variants, epochs, bench):
+    def median_of(key, variant):
+        return statistics.median(r[key] for r in rows[variant])
+
+    def ratios(key):
+        # Within-round ratios against the hand-written script, then their median.
+        return {v: statistics.median(z[key] / k[key] for z, k in zip(rows[v], rows["keras"])) for v in variants}
+
+    zoo = rows["zoo"]
+    wall, cpu = ratios("examples_per_second"), ratios("examples_per_cpu_second")
+    summary = {
+        "epochs": epochs, "batch_size": bench.config.batch_size, "num_train": bench.num_train,
+        "model": bench.model_name,
+        "examples_per_second": {v: median_of("examples_per_second", v) for v in variants},
+        "examples_per_cpu_second": {v: median_of("examples_per_cpu_second", v) for v in variants},
+        "ratio_to_keras": wall, "cpu_ratio_to_keras": cpu, "ratio": wall["zoo"], "cpu_ratio": cpu["zoo"],
+        "zoo_run_seconds": median_of("run_seconds", "zoo"),
+        "zoo_fit_seconds": median_of("seconds", "zoo"),
+        "keras_fit_seconds": median_of("seconds", "keras"),
+        "flush_seconds": median_of("flush_seconds", "zoo"),
+        "checkpoint_ms_per_epoch": median_of("checkpoint_ms_per_epoch", "zoo"),
+        "early_stopping_ms_per_epoch": median_of("early_stopping_ms_per_epoch", "zoo"),
+        "nan_guard_ms_per_epoch": median_of("nan_guard_ms_per_epoch", "zoo"),
+        "rounds": {v: rows[v] for v in variants},
+    }
+    eps = summary["examples_per_second"]
+    epoch_ms = 1000 * summary["keras_fit_seconds"] / epochs
+    print(f"{name}: keras {eps['keras']:.0f} examples/s, zoo {eps['zoo']:.0f} examples/s; ratio zoo/keras "
+          f"{wall['zoo']:.3f} in wall time, {cpu['zoo']:.3f} in CPU time (target >= {TARGET}): "
+          f"{'met' if min(wall['zoo'], cpu['zoo']) >= TARGET else 'MISSED'}")
+    if len(variants) > 2:
+        print(f"{name}: steps, ratio to keras in wall (CPU) time: "
+              + ", ".join(f"{v} {wall[v]:.3f} ({cpu[v]:.3f})" for v in variants))
+    print(f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms, "
+          f"early stopping {summary['early_stopping_ms_per_epoch']:.1f} ms, NaN guard "
+          f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {epoch_ms:.0f} ms); final flush "
+          f"{1000 * summary['flush_seconds']:.0f} ms; whole zoo run {summary['zoo_run_seconds']:.1f} s "
+          f"for a {summary['zoo_fit_seconds']:.1f} s fit", flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    sys.exit(main())

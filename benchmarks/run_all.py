@@ -1,0 +1,600 @@
+"""Run every benchmark and write the results table, `benchmarks/RESULTS.md`, with the machine it ran on.
+
+One command, every figure measured on the spot (none typed in):
+
+- `recipes`: each recipe's default run, `zoo train RECIPE` with no arguments, in a subprocess of
+  its own in a fresh folder (so on a fresh default MLflow store): its test metrics, epochs, training
+  time, wall time, CPU time and peak resident memory (the child's `ru_maxrss`). The GAN's quality
+  score and the recurrent recipes' many-to-one figures are those runs' test metrics.
+- `first_result`: time to first result, from `zoo train cnn` started to its MLflow run FINISHED
+  (the run's end time in the store), default settings, taken from the `cnn` run of `recipes`.
+- `quickstart`: the course's Keras quickstart, `zoo train cnn --model mlp_image --epochs 5`, on
+  MNIST when tensorflow-datasets has it locally, on the digits otherwise.
+- `overhead`: `benchmarks/overhead.py`: zoo recipe over hand-written Keras, MLP and CNN.
+- `course_baseline`: `benchmarks/course_baseline.py`: the course's NumPy network against the zoo MLP.
+- `recurrent`: `benchmarks/recurrent.py` for the modes other than the default many-to-one.
+- `rbm`: `benchmarks/rbm_vs_sklearn.py`, the RBM against scikit-learn's `BernoulliRBM`.
+- `mlflow_overhead`: `benchmarks/mlflow_overhead.py`, MLflow logging against none.
+
+Every benchmark runs in a subprocess in a temporary folder; the only file written in the
+repository is the table (`--output`). A section that fails shows its error in the table, the others
+still run, and the exit status is 1.
+
+    python benchmarks/run_all.py                                  # everything, writes benchmarks/RESULTS.md
+    python benchmarks/run_all.py --only recipes,overhead --output /tmp/RESULTS.md
+    python benchmarks/run_all.py --only course_baseline --quick --output /tmp/RESULTS.md
+"""
+
+import argparse
+import datetime
+import glob
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+SECTIONS = ("recipes", "first_result", "quickstart", "overhead", "course_baseline", "recurrent", "rbm",
+            "mlflow_overhead")
+# Sections that only read what another section measured.
+NEEDS = {"first_result": "recipes"}
+TIMEOUT = 1200  # seconds, per subprocess: a hung benchmark must not hang the runner
+TAIL = 15  # lines of a script's output kept in the table when its figures cannot be parsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated sections (default: all): {', '.join(SECTIONS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 1 epoch per recipe, the scripts' --quick; scripts without one are skipped")
+    parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to write")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    args = parser.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    for name in list(chosen):
+        if name in NEEDS and NEEDS[name] not in chosen:
+            chosen.insert(chosen.index(name), NEEDS[name])
+
+    started = time.perf_counter()
+    results = {"machine": machine(), "quick": args.quick, "sections": {}}
+    work = tempfile.mkdtemp(prefix="zoo-benchmarks-")
+    try:
+        for name in (s for s in SECTIONS if s in chosen):
+            print(f"== {name}", flush=True)
+            section_started = time.perf_counter()
+            try:
+                figures = RUNNERS[name](args, work, results["sections"])
+            except Exception as error:  # noqa: BLE001 - one broken benchmark must not hide the others
+                figures = {"error": f"{type(error).__name__}: {error}"}
+            figures["section_seconds"] = time.perf_counter() - section_started
+            results["sections"][name] = figures
+            print(f"== {name}: {figures['section_seconds']:.0f} s"
+                  + (f", FAILED: {figures['error']}" if "error" in figures else ""), flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["total_seconds"] = time.perf_counter() - started
+    results["machine"]["load_average_end"] = _load_average()
+    results["command"] = "python benchmarks/run_all.py" + "".join(f" {a}" for a in (argv if argv is not None
+                                                                                      else sys.argv[1:]))
+    with open(args.output, "w") as handle:
+        handle.write(render(results))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    print(f"wrote {args.output} in {results['total_seconds'] / 60:.1f} min")
+    return 1 if any("error" in s for s in results["sections"].values()) else 0
+
+
+# === The machine ===
+
+
+def machine():
+    """CPU, cores, memory, OS and library versions, read from the system (no TensorFlow import)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    memory = None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) / 1024 ** 2  # kB to GiB
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    versions = {}
+    for package in ("tensorflow", "keras", "mlflow", "tensorflow-datasets", "numpy", "scikit-learn"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+        "memory_gib": memory, "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--", ".")),
+        "load_average_start": _load_average(),
+    }
+
+
+def _git(*args):
+    try:
+        result = subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def _load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+# === Subprocesses, measured ===
+
+
+def measure(command, cwd, timeout=TIMEOUT, env=None):
+    """Run `command` in `cwd`; return its exit code, output, wall and CPU time and peak memory.
+
+    The peak resident memory is the child's own `ru_maxrss` from `wait4`, not the runner's.
+    """
+    environment = dict(os.environ if env is None else env)
+    # The benchmark's defaults, not the caller's: stores and checkpoints stay in `cwd`.
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "ZOO_CHECKPOINT_DIR",
+                 "ZOO_LOGICAL_CPUS"):
+        environment.pop(name, None)
+    environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    environment["PYTHONWARNINGS"] = "ignore"
+    out_path, err_path = os.path.join(cwd, ".stdout"), os.path.join(cwd, ".stderr")
+    launched = time.time()
+    started = time.perf_counter()
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=out, stderr=err,
+                                   start_new_session=True)
+        timer = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    with open(out_path) as out, open(err_path) as err:
+        stdout, stderr = out.read(), err.read()
+    os.remove(out_path)
+    os.remove(err_path)
+    return {
+        "command": command, "returncode": process.returncode, "stdout": stdout, "stderr": stderr,
+        "launched": launched, "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        # Linux reports kilobytes (macOS bytes).
+        "peak_rss_mb": usage.ru_maxrss / (1024 ** 2 if sys.platform == "darwin" else 1024),
+        "timed_out": wall >= timeout,
+    }
+
+
+def _failure(run):
+    """One line saying why a subprocess failed: its last line of stderr (or stdout)."""
+    lines = [line for line in (run["stderr"] + "\n" + run["stdout"]).splitlines() if line.strip()
+             and "warn" not in line.lower()]
+    why = "timed out" if run["timed_out"] else f"exit {run['returncode']}"
+    return f"{why}: {lines[-1].strip()[:300] if lines else 'no output'}"
+
+
+def _zoo():
+    """The `zoo` command as a user types it: the console script beside this Python."""
+    script = os.path.join(os.path.dirname(sys.executable), "zoo")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "zoo"]
+
+
+def _script(name, *args):
+    return [sys.executable, os.path.join(HERE, name), *args]
+
+
+def _fresh(work, name):
+    folder = tempfile.mkdtemp(prefix=f"{name}-", dir=work)
+    return folder
+
+
+def _run_record(folder, run):
+    """The single MLflow run a `zoo train` subprocess left in `folder`'s default store."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{os.path.join(folder, 'mlflow.db')}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise RuntimeError(f"no MLflow run found; {_failure(run)}")
+    record = runs[0]
+    return {
+        "run_id": record.info.run_id, "status": record.info.status,
+        "start_time": record.info.start_time / 1000, "end_time": (record.info.end_time or 0) / 1000,
+        "metrics": dict(record.data.metrics), "params": dict(record.data.params), "tags": dict(record.data.tags),
+    }
+
+
+def train_default(work, recipe, args=(), quick=False):
+    """`zoo train RECIPE ARGS` in a fresh folder: measurements plus what its MLflow run holds."""
+    folder = _fresh(work, recipe)
+    command = [*_zoo(), "train", recipe, *args] + (["--epochs", "1"] if quick else [])
+    print("   " + " ".join(["zoo", *command[len(_zoo()):]]), flush=True)
+    run = measure(command, folder)
+    figures = {key: run[key] for key in ("returncode", "wall_seconds", "cpu_seconds", "peak_rss_mb")}
+    figures["command"] = " ".join(["zoo", *command[len(_zoo()):]])
+    if run["returncode"] != 0:
+        figures["error"] = _failure(run)
+        return figures
+    record = _run_record(folder, run)
+    figures.update(record)
+    # Time to first result: from the command started to the run's FINISHED time in the store.
+    figures["first_result_seconds"] = record["end_time"] - run["launched"] if record["end_time"] else None
+    print(f"   {record['status']}, wall {run['wall_seconds']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB",
+          flush=True)
+    return figures
+
+
+# === Sections ===
+
+
+def section_recipes(args, work, done):
+    from zoo import engine, tracking
+
+    rows = {}
+    for name in engine.recipe_names():
+        row = train_default(work, name, quick=args.quick)
+        recipe = engine.get_recipe(name)
+        if "metrics" in row:
+            row["main_metric"] = tracking.main_metric(
+                {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric)
+        rows[name] = row
+    return {"recipes": rows}
+
+
+def section_first_result(args, work, done):
+    cnn = done.get("recipes", {}).get("recipes", {}).get("cnn")
+    if not cnn:
+        raise RuntimeError("no cnn recipe run to read it from")
+    if "error" in cnn:
+        raise RuntimeError(f"the cnn run failed: {cnn['error']}")
+    return {key: cnn.get(key) for key in ("first_result_seconds", "wall_seconds", "status", "command")} | {
+        "train_seconds": cnn["metrics"].get("train_seconds"), "epochs": cnn["metrics"].get("epochs_trained")}
+
+
+def mnist_available():
+    """Whether tensorflow-datasets has MNIST prepared locally (checked on disk, no import)."""
+    root = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+    return bool(glob.glob(os.path.join(root, "mnist", "*", "dataset_info.json")))
+
+
+def section_quickstart(args, work, done):
+    base = ["--model", "mlp_image", "--epochs", "5"]
+    notes = []
+    if mnist_available():
+        row = train_default(work, "cnn", [*base, "--dataset", "mnist"])
+        if "error" not in row:
+            return {"run": row, "dataset": "mnist", "notes": notes}
+        notes.append(f"MNIST is in the tfds data directory but its run failed ({row['error']}); digits instead.")
+    else:
+        notes.append("MNIST is not in the tensorflow-datasets data directory (no download here): digits instead.")
+    row = train_default(work, "cnn", base)
+    if "error" in row:
+        raise RuntimeError(row["error"])
+    return {"run": row, "dataset": "digits", "notes": notes}
+
+
+def _external(name, work, args=(), quick_args=None, quick=False):
+    """Run `benchmarks/NAME` in a fresh folder and collect its figures.
+
+    A script with a `--json PATH` option hands its figures over as JSON; for one without, the
+    table shows the last lines it printed. With `quick`, a script runs with `quick_args`, or not at
+    all when it has none.
+    """
+    path = os.path.join(HERE, name)
+    if not os.path.exists(path):
+        return {"skipped": f"benchmarks/{name} does not exist yet"}
+    if quick and quick_args is None:
+        return {"skipped": f"benchmarks/{name} has no quick mode; left out of --quick"}
+    args = [*args, *(quick_args if quick else [])]
+    with open(path) as handle:
+        has_json = '"--json"' in handle.read()
+    folder = _fresh(work, name)
+    figures_path = os.path.join(folder, "figures.json")
+    shown = " ".join(["python", f"benchmarks/{name}", *args])
+    print(f"   {shown}", flush=True)
+    run = measure(_script(name, *args, *(["--json", figures_path] if has_json else [])), folder)
+    result = {"command": shown, "returncode": run["returncode"], "wall_seconds": run["wall_seconds"],
+              "cpu_seconds": run["cpu_seconds"], "peak_rss_mb": run["peak_rss_mb"], "stdout": run["stdout"]}
+    # Exit 1 with figures: the script ran and reports a missed target (the scripts' convention).
+    if has_json and os.path.exists(figures_path) and run["returncode"] in (0, 1):
+        with open(figures_path) as handle:
+            result["figures"] = json.load(handle)
+    elif run["returncode"] != 0 or has_json:
+        result["error"] = _failure(run)
+    return result
+
+
+def section_overhead(args, work, done):
+    return _external("overhead.py", work, quick_args=["--quick"], quick=args.quick)
+
+
+def section_course_baseline(args, work, done):
+    return _external("course_baseline.py", work, quick_args=["--quick"], quick=args.quick)
+
+
+def section_recurrent(args, work, done):
+    # many_to_one is each recurrent recipe's default: `recipes` measured it already.
+    return _external("recurrent.py", work, ["--modes", "many_to_many,one_to_many"], quick=args.quick)
+
+
+def section_rbm(args, work, done):
+    return _external("rbm_vs_sklearn.py", work, quick=args.quick)
+
+
+def section_mlflow_overhead(args, work, done):
+    return _external("mlflow_overhead.py", work, quick_args=["--epochs", "2", "--pairs", "1"], quick=args.quick)
+
+
+RUNNERS = {
+    "recipes": section_recipes, "first_result": section_first_result, "quickstart": section_quickstart,
+    "overhead": section_overhead, "course_baseline": section_course_baseline, "recurrent": section_recurrent,
+    "rbm": section_rbm, "mlflow_overhead": section_mlflow_overhead,
+}
+
+
+# === The Markdown ===
+
+
+def render(results):
+    m = results["machine"]
+    versions = m["versions"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured by `{results['command']}` on {m['date']}, in {results['total_seconds'] / 60:.1f} minutes"
+        + (" (**--quick: smoke figures, not results**)" if results["quick"] else "") + ".",
+        "Every figure below was measured by that run; rerun it to refresh this file.",
+        "",
+        "| Machine | |",
+        "| --- | --- |",
+        f"| CPU | {m['cpu']} |",
+        f"| Cores | {m['cores']} ({m['usable_cores']} usable by this process) |",
+        f"| Memory | {m['memory_gib']:.1f} GiB |" if m["memory_gib"] else "| Memory | unknown |",
+        f"| OS, Python | {m['os']}, Python {m['python']} |",
+        f"| TensorFlow, Keras, MLflow | {versions['tensorflow']}, {versions['keras']}, {versions['mlflow']} |",
+        f"| tensorflow-datasets, NumPy, scikit-learn | {versions['tensorflow-datasets']}, {versions['numpy']}, "
+        f"{versions['scikit-learn']} |",
+        f"| Code | commit {m['commit'] or 'unknown'}{' with uncommitted changes' if m['dirty'] else ''} |",
+        f"| Load average (1, 5, 15 min) | start {_join(m['load_average_start'])}; end "
+        f"{_join(m.get('load_average_end'))} |",
+        "",
+        "A load average above the number of cores means other processes shared the CPU during the run: "
+        "wall times stretch with it, ratios measured alternately in one process much less.",
+        "",
+    ]
+    sections = results["sections"]
+    for name in SECTIONS:
+        if name in sections:
+            section = sections[name]
+            lines += RENDERERS[name](section)
+            if "error" in section and name != "recipes":
+                lines += [f"**Failed:** {_cell(section['error'])}", ""]
+            lines += [f"_Section time: {section['section_seconds']:.0f} s._", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _join(values):
+    return ", ".join(f"{v:.2f}" for v in values) if values else "unknown"
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _number(value, digits=4):
+    if value is None:
+        return ""
+    if isinstance(value, float) and abs(value) >= 100:
+        return f"{value:.1f}"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _dataset(params):
+    return params.get("data.name") or params.get("dataset") or params.get("data.source") or ""
+
+
+def render_recipes(section):
+    lines = ["## Each recipe in its default configuration", "",
+             "`zoo train RECIPE` with no arguments, each in a fresh folder (a new default MLflow store), on its "
+             "held-out test split. Peak RSS: the process's peak resident memory.", "",
+             "| Recipe | Model | Dataset | Main test metric | Other test metrics | Epochs | Train s | Wall s "
+             "| CPU s | Peak RSS MB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in section.get("recipes", {}).items():
+        if "error" in row:
+            lines.append(f"| `{name}` | | | failed: {_cell(row['error'])} | | | | {row['wall_seconds']:.0f} | "
+                         f"{row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+            continue
+        metrics = row["metrics"]
+        main = row.get("main_metric")
+        others = ", ".join(f"{k[5:]} {_number(v)}" for k, v in sorted(metrics.items())
+                           if k.startswith("test_") and k != main)
+        lines.append(
+            f"| `{name}` | {row['tags'].get('zoo.model', '')} | {_dataset(row['params'])} | "
+            f"{main[5:] if main else ''} **{_number(metrics.get(main))}** | {_cell(others)} | "
+            f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
+            f"{row['wall_seconds']:.0f} | {row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+    if "error" in section:
+        lines.append(f"\n**Failed:** {_cell(section['error'])}")
+    return lines + [""]
+
+
+def render_first_result(section):
+    if "error" in section:
+        return ["## Time to first result", ""]
+    return ["## Time to first result", "",
+            f"From `{section['command']}` started to its MLflow run {section['status']} in the store: "
+            f"**{section['first_result_seconds']:.0f} s** (default settings, a new store; training "
+            f"{section['train_seconds']:.0f} s over {int(section['epochs'])} epochs; the process exited after "
+            f"{section['wall_seconds']:.0f} s).", ""]
+
+
+def render_quickstart(section):
+    lines = ["## The course's Keras quickstart", "",
+             "Flatten, Dense 128 relu, Dropout 0.2, Dense 10, Adam, 5 epochs (the course quotes about 98% on "
+             "MNIST), reproduced by the zoo's `mlp_image` model.", ""]
+    if "error" in section:
+        return lines
+    run = section["run"]
+    metrics = run["metrics"]
+    lines += ["| Command | Dataset | Test accuracy | Epochs | Train s | Wall s | Peak RSS MB |",
+              "| --- | --- | --- | --- | --- | --- | --- |",
+              f"| `{run['command']}` | {section['dataset']} | **{_number(metrics.get('test_accuracy'))}** | "
+              f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
+              f"{run['wall_seconds']:.0f} | {run['peak_rss_mb']:.0f} |", ""]
+    return lines + [f"{note}" for note in section.get("notes", [])] + [""]
+
+
+def render_overhead(section):
+    lines = ["## What the zoo costs over hand-written Keras", "",
+             "`python benchmarks/overhead.py`: training throughput (training examples per second of `fit`, "
+             "validation included) of the zoo recipe (engine, callbacks, per-epoch checkpoints, MLflow logging, "
+             "and the wait for the last metrics to be written) against a hand-written "
+             "`model.fit(x, y, batch_size=..., validation_data=...)` of the same compiled model on the same NumPy "
+             "arrays, alternated in one process. Ratio: the median over rounds of zoo/Keras within a round, in "
+             "wall time and in CPU time (CPU time is what a shared machine disturbs least). Target >= 0.97. "
+             "The steps between the two: the engine's tf.data pipeline (`training_batches`: cache, shuffle, "
+             "`repeat()` with `steps_per_epoch`), then its NaN guard and early stopping, then its per-epoch "
+             "checkpoint.", ""]
+    if "figures" not in section:
+        return lines + _not_run(section)
+    figures = section["figures"]
+    recipes = figures["recipes"]
+    steps = [v for v in ("keras+pipeline", "+guards", "+checkpoints")
+             if all(v in r["ratio_to_keras"] for r in recipes.values())]
+    lines += ["| Recipe | Epochs x examples, batch | Keras examples/s | Zoo examples/s | **Zoo/Keras wall** | "
+              "**Zoo/Keras CPU** | " + "".join(f"{s} / Keras wall (CPU) | " for s in steps)
+              + "Checkpoint ms/epoch | Keras ms/epoch |",
+              "| --- | --- | --- | --- | --- | --- | " + "--- | " * len(steps) + "--- | --- |"]
+    for name, r in recipes.items():
+        eps = r["examples_per_second"]
+        lines.append(
+            f"| `{name}` | {r['epochs']} x {r['num_train']}, {r['batch_size']} | {eps['keras']:.0f} | {eps['zoo']:.0f} | "
+            f"**{r['ratio']:.3f}** | **{r['cpu_ratio']:.3f}** | "
+            + "".join(f"{r['ratio_to_keras'][s]:.3f} ({r['cpu_ratio_to_keras'][s]:.3f}) | " for s in steps)
+            + f"{r['checkpoint_ms_per_epoch']:.1f} | {1000 * r['keras_fit_seconds'] / r['epochs']:.0f} |")
+    met = all(min(r["ratio"], r["cpu_ratio"]) >= figures["target"] for r in recipes.values())
+    lines += ["", f"Target >= {figures['target']}: **{'met' if met else 'missed'}**. {figures['rounds']} rounds per "
+              "recipe. Outside `fit`, a whole zoo run (data, params, datasets, learning curve, model logging) "
+              "takes " + ", ".join(f"{name} {r['zoo_run_seconds'] - r['zoo_fit_seconds']:.1f} s"
+                                   for name, r in recipes.items()) + ".", ""]
+    return lines
+
+
+def render_course_baseline(section):
+    lines = ["## The course's starting point: a NumPy network against the zoo's MLP", "",
+             "`python benchmarks/course_baseline.py`: graduate admissions (`admissions.csv`, 400 rows), gre and "
+             "gpa standardized, rank one-hot, 10% held out. The course's network: 2 sigmoid hidden units, "
+             "a sigmoid output, NumPy with a per-example loop, one gradient step per epoch, learning rate "
+             "0.005. The zoo's MLP: the same shape (`--set hidden_units=2 --set activation=sigmoid "
+             "--set dropout=0`), its recipe's defaults otherwise (Adam, batch 32, early stopping).", ""]
+    if "figures" not in section:
+        return lines + _not_run(section)
+    f = section["figures"]
+    numpy_run, course, zoo = f["numpy"], f["numpy_course_split"], f["zoo"]
+    lines += ["| Model | Test rows | Test accuracy | Epochs | Training wall s | Whole run s |",
+              "| --- | --- | --- | --- | --- | --- |",
+              f"| Course network, NumPy loop (zoo split) | {numpy_run['test_rows']} | **{numpy_run['test_accuracy']:.3f}** | "
+              f"{numpy_run['epochs']} | {numpy_run['wall_seconds']:.1f} | |",
+              f"| Zoo MLP `mlp` recipe (zoo split) | {numpy_run['test_rows']} | **{zoo['test_accuracy']:.3f}** | "
+              f"{zoo['epochs']} | {zoo['train_seconds']:.1f} | {zoo['wall_seconds']:.1f} |",
+              f"| Course network, NumPy loop (the course's own split) | {course['test_rows']} | "
+              f"{course['test_accuracy']:.3f} | {course['epochs']} | {course['wall_seconds']:.1f} | |",
+              "",
+              f"Majority class on the zoo's test rows: {numpy_run['majority_test_accuracy']:.3f}; on the course's: "
+              f"{course['majority_test_accuracy']:.3f}. The NumPy network's training MSE after {numpy_run['epochs']} "
+              f"epochs: {numpy_run['train_mse']:.3f} (a constant output of 0.5 scores 0.25).", ""]
+    return lines
+
+
+def render_recurrent(section):
+    lines = ["## Recurrent recipes, the other modes", "",
+             "`python benchmarks/recurrent.py --modes many_to_many,one_to_many`; the default many-to-one runs are "
+             "in the recipes table.", ""]
+    if "figures" not in section:
+        return lines + _not_run(section)
+    lines += ["| Recipe | Mode | Test metric | Value | Target | Epochs | Train s | Wall s |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in section["figures"]["runs"]:
+        lines.append(f"| `{r['cell']}` | {r['mode']} | {r['metric'][5:]} | **{r['value']:.4f}** | {_cell(r['target'])} "
+                     f"{'met' if r['met'] else 'MISSED'} | {r['epochs']} | {r['train_seconds']:.0f} | "
+                     f"{r['wall_seconds']:.0f} |")
+    return lines + [""]
+
+
+def render_rbm(section):
+    lines = ["## RBM against scikit-learn's BernoulliRBM", ""]
+    if "figures" in section:
+        figures = json.dumps(section["figures"], indent=2, default=str)
+        return lines + [f"`{section['command']}` (wall {section['wall_seconds']:.0f} s):", "", "```json", figures,
+                        "```", ""]
+    if "stdout" in section and "error" not in section:
+        return lines + [f"`{section['command']}` (wall {section['wall_seconds']:.0f} s), as it prints:", ""] + \
+            _verbatim(section)
+    return lines + _not_run(section)
+
+
+def render_mlflow_overhead(section):
+    lines = ["## MLflow logging against none", ""]
+    if "figures" not in section:
+        return lines + _not_run(section)
+    f = section["figures"]
+    return lines + [
+        f"`{section['command']}`: the default MLP recipe's model, {f['epochs']} epochs on the engine's pipeline, "
+        f"{f['pairs']} alternated pairs. Fit with per-epoch MLflow logging / without: **{f['ratio']:.4f}** (median "
+        f"of pair ratios {f['pair_ratio']:.4f}; target <= 1.02). Direct cost, the time in the logging callback "
+        f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): **{f['direct_cost_percent']:.2f}%** "
+        f"of the fit. A whole `engine.train` run: {f['whole_run_seconds']:.1f} s for a "
+        f"{f['whole_run_fit_seconds']:.1f} s fit.", ""]
+
+
+def _not_run(section):
+    if "skipped" in section:
+        return [section["skipped"] + ".", ""]
+    if "stdout" in section:
+        return _verbatim(section)
+    return []
+
+
+def _verbatim(section):
+    """A script's last lines as printed, where the runner has no figures from it."""
+    tail = [line for line in section.get("stdout", "").splitlines() if line.strip()][-TAIL:]
+    return ["```", *tail, "```", ""] if tail else []
+
+
+RENDERERS = {
+    "recipes": render_recipes, "first_result": render_first_result, "quickstart": render_quickstart,
+    "overhead": render_overhead, "course_baseline": render_course_baseline, "recurrent": render_recurrent,
+    "rbm": render_rbm, "mlflow_overhead": render_mlflow_overhead,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

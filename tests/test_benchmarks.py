@@ -1,0 +1,61 @@
+"""The benchmark runner writes its results table from figures it measured, and nothing into the repository."""
+
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+
+from conftest import REPO
+
+RUNNER = REPO / "benchmarks" / "run_all.py"
+# What a benchmark must never leave in the repository (the runner works in temporary folders).
+LEFTOVERS = ("mlflow.db", "mlruns", "zoo-checkpoints", "benchmarks/mlflow.db", "benchmarks/mlruns",
+             "benchmarks/zoo-checkpoints")
+
+
+def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
+    before = {name for name in LEFTOVERS if (REPO / name).exists()}
+    output, figures = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    finished = subprocess.run(
+        [sys.executable, str(RUNNER), "--only", "course_baseline", "--quick", "--output", str(output),
+         "--json", str(figures)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
+
+    table = output.read_text()
+    # The machine it ran on, read from the system rather than typed in.
+    assert re.search(r"^\| CPU \| \S.* \|$", table, re.M)
+    assert re.search(r"^\| Cores \| \d+ ", table, re.M)
+    versions = [importlib.metadata.version(p) for p in ("tensorflow", "keras", "mlflow")]
+    assert f"| TensorFlow, Keras, MLflow | {', '.join(versions)} |" in table
+    assert re.search(r"on \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", table)
+    assert "--quick: smoke figures" in table
+
+    # The course-baseline rows carry the figures the benchmark measured.
+    result = json.loads(figures.read_text())["sections"]["course_baseline"]["figures"]
+    assert result["numpy"]["epochs"] == 90 and result["zoo"]["epochs"] >= 1
+    for run in (result["numpy"], result["numpy_course_split"], result["zoo"]):
+        assert 0.0 <= run["test_accuracy"] <= 1.0 and run["wall_seconds"] > 0
+    numpy_row = next(line for line in table.splitlines() if line.startswith("| Course network, NumPy loop (zoo"))
+    assert f"**{result['numpy']['test_accuracy']:.3f}**" in numpy_row
+    zoo_row = next(line for line in table.splitlines() if line.startswith("| Zoo MLP"))
+    assert f"**{result['zoo']['test_accuracy']:.3f}**" in zoo_row
+    # Sections that were not asked for are not in the table.
+    assert "## Each recipe in its default configuration" not in table
+    assert {name for name in LEFTOVERS if (REPO / name).exists()} == before
+
+
+def test_a_failed_section_is_reported_in_the_table_not_hidden():
+    sys.path.insert(0, str(RUNNER.parent))
+    try:
+        import run_all
+    finally:
+        sys.path.pop(0)
+    results = {"machine": run_all.machine(), "quick": False, "total_seconds": 1.0, "command": "python x",
+               "sections": {"overhead": {"error": "exit 2: ZooError: something broke", "section_seconds": 0.5}}}
+    results["machine"]["load_average_end"] = None
+    table = run_all.render(results)
+    assert "## What the zoo costs over hand-written Keras" in table
+    assert "**Failed:** exit 2: ZooError: something broke" in table
