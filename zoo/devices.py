@@ -57,11 +57,11 @@ def select_strategy(devices="auto"):
         if _multi_worker():
             return tf.distribute.MultiWorkerMirroredStrategy()
         if len(gpus) > 1:
-            return tf.distribute.MirroredStrategy(gpus)
+            return _mirrored(gpus)
         return tf.distribute.get_strategy()
     if devices == "all":
         chosen = gpus or cpus
-        return tf.distribute.MirroredStrategy(chosen) if len(chosen) > 1 else tf.distribute.OneDeviceStrategy(chosen[0])
+        return _mirrored(chosen) if len(chosen) > 1 else tf.distribute.OneDeviceStrategy(chosen[0])
     kind, _, indices = devices.partition(":")
     if kind not in ("cpu", "gpu"):
         raise ZooError(f"Bad --devices value {devices!r}: use {DEVICES_HELP}.")
@@ -81,7 +81,7 @@ def select_strategy(devices="auto"):
             f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
         )
     names = [available[i] for i in wanted]
-    return tf.distribute.MirroredStrategy(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
+    return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
 
 
 def _multi_worker():
@@ -90,6 +90,20 @@ def _multi_worker():
     except json.JSONDecodeError:
         raise ZooError("TF_CONFIG is not valid JSON; fix it or unset it to train on this machine only.") from None
     return len(config.get("cluster", {}).get("worker", [])) > 1
+
+
+_MIRRORED = {}
+
+
+def _mirrored(names):
+    # One MirroredStrategy per device set and process: a second instance over the same devices
+    # aborts its collective all-reduce ("Collective ops is aborted ... restart your program").
+    import tensorflow as tf
+
+    key = tuple(names)
+    if key not in _MIRRORED:
+        _MIRRORED[key] = tf.distribute.MirroredStrategy(list(names))
+    return _MIRRORED[key]
 
 
 def describe(strategy):

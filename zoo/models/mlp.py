@@ -5,7 +5,9 @@ statistics that the recipe computed on the training split), so a saved model tak
 named input per CSV column.
 """
 
+import re
 import typing
+import warnings
 
 import keras
 
@@ -85,7 +87,11 @@ def mlp(
 
     # === Head ===
     outputs, loss, metrics = _head(x, task, num_classes)
-    model = keras.Model(inputs, outputs, name="mlp")
+    with warnings.catch_warnings():
+        # Keras warns that dict keys (raw column names) differ from the sanitized input names;
+        # the dict structure is what maps columns to inputs, so the difference is intended.
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        model = keras.Model(inputs, outputs, name="mlp")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     return model
 
@@ -121,9 +127,10 @@ def _feature_inputs(features):
 
 
 def _layer_name(column):
-    # Layer names may not contain "/" (wine has "od280/od315_of_diluted_wines"); the input dict
-    # keeps the real column name as its key, so callers still pass raw columns.
-    return "".join(c if c.isalnum() or c == "_" else "_" for c in str(column))
+    # Layer names become TensorFlow name scopes under tf.distribute, which allow only
+    # [A-Za-z0-9_.-]: "mean radius" or "od280/od315_of_diluted_wines" would fail there. The
+    # input dict keeps the real column name as its key, so callers still pass raw columns.
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(column))
 
 
 def _head(x, task, num_classes):

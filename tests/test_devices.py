@@ -1,0 +1,79 @@
+"""Every recipe under MirroredStrategy on two logical CPUs gives the one-device result.
+
+The CPU is split in fresh processes (the split must precede TensorFlow's initialization). Sources of
+randomness that differ per replica by design (dropout masks, augmentation) are switched off, so the
+only difference left is the order of floating-point sums.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from zoo import engine
+from zoo.errors import ZooError
+
+# recipe -> (options, settings, metric compared, relative tolerance). An epoch ends with a partial
+# batch that splits unevenly over the replicas (e.g. 4 + 3 rows), whose loss Keras weights per
+# replica, so whole runs agree to about 1%, not to float precision; the GAN and RBM tests check a
+# single step exactly.
+FAST = {"epochs": 1, "batch_size": 64}
+CASES = {
+    "mlp": (FAST, {"dropout": "0"}, "test_loss", 1e-2),
+    "cnn": (FAST, {"dropout": "0", "translation": "0", "filters": "8,16", "dense_units": "32"},
+            "test_loss", 1e-2),
+    "rnn": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 1e-2),
+    "lstm": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 1e-2),
+    "gru": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 1e-2),
+}
+
+SCRIPT = """
+import json, sys
+from zoo import engine
+import mlflow
+cases = json.loads(sys.argv[1])
+results = {}
+for name, (options, settings) in cases.items():
+    result = engine.train(name, {**options, "devices": sys.argv[2], "tracking_uri": sys.argv[3],
+                                 "experiment": "devices-" + sys.argv[2]}, settings)
+    params = mlflow.MlflowClient().get_run(result.run_id).data.params
+    results[name] = {"metrics": result.metrics, "replicas": params["replicas"], "strategy": params["strategy"]}
+print(json.dumps(results))
+"""
+
+
+def _run(cases, devices, store, logical_cpus):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": str(logical_cpus)}
+    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(cases), devices, store],
+                            capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_every_recipe_has_a_device_case():
+    assert set(engine.recipe_names()) <= set(CASES), "add the new recipe to CASES"
+
+
+def test_two_logical_devices_match_one_device(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    cases = {name: case[:2] for name, case in CASES.items() if name in engine.recipe_names()}
+    mirrored = _run(cases, "all", store, logical_cpus=2)
+    single = _run(cases, "auto", store, logical_cpus=1)
+    for name, (_, _, metric, rtol) in CASES.items():
+        if name not in cases:
+            continue
+        assert mirrored[name]["strategy"] == "MirroredStrategy" and mirrored[name]["replicas"] == "2", name
+        assert single[name]["replicas"] == "1", name
+        two, one = mirrored[name]["metrics"][metric], single[name]["metrics"][metric]
+        assert two == pytest.approx(one, rel=rtol), f"{name}: {metric} {two} on 2 devices, {one} on 1"
+
+
+def test_bad_devices_value_is_a_one_line_error():
+    from zoo import devices
+
+    for value, message in (("tpu", "Bad --devices value 'tpu'"), ("gpu:0", "no GPU is visible"),
+                           ("cpu:7", "CPU 7 does not exist")):
+        with pytest.raises(ZooError, match=message):
+            devices.select_strategy(value)
