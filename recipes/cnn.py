@@ -22,7 +22,7 @@ import typing
 
 import numpy as np
 
-from zoo import engine, registry
+from zoo import engine, registry, tracking
 from zoo.datasets import images
 from zoo.errors import ZooError
 
@@ -180,24 +180,11 @@ class CNNRecipe(engine.Recipe):
                 json.dump({"class_names": [str(n) for n in names], "dataset": source.name}, handle, indent=2)
 
     def log_model(self, model, data):
-        import keras
-        import mlflow
-        import tensorflow as tf
-        from mlflow.models import infer_signature
-
-        example = data.example_inputs
-        signature = infer_signature(example, np.asarray(model(example, training=False)))
         spec = data.spec
         # The class names travel with the model, so `zoo predict runs:/...` can print them.
         metadata = {"class_names": spec["class_names"], "image_shape": spec["shape"], "dataset": spec["name"],
                     "pixel_max": images.PIXEL_MAX}
-        return mlflow.keras.log_model(
-            model,
-            name="model",
-            signature=signature,
-            metadata=metadata,
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
-        )
+        return tracking.log_model(model, data.example_inputs, metadata=metadata)
 
 
 def _dataset_source(data):

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import pkgutil
-import tempfile
 import time
 import typing
 

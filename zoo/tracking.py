@@ -199,8 +199,11 @@ def _is_number(value):
     return True
 
 
-def log_model(model, example_inputs, predict=None):
-    """Log a Keras model through MLflow's Keras flavor, with a signature from `example_inputs`."""
+def log_model(model, example_inputs, predict=None, metadata=None):
+    """Log a Keras model through MLflow's Keras flavor, with a signature from `example_inputs`.
+
+    `metadata` (e.g. class names) is stored in the MLmodel file and travels with the model.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
@@ -213,6 +216,7 @@ def log_model(model, example_inputs, predict=None):
         model,
         name="model",
         signature=signature,
+        metadata=metadata,
         pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
     )
 
