@@ -22,7 +22,10 @@ _MAX_VALUE = 24
 
 
 def add_parser(commands):
-    compare = commands.add_parser("compare", help="print the runs of an experiment side by side, best first")
+    compare = commands.add_parser(
+        "compare", help="print the runs of an experiment side by side, best first",
+        description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[2].replace("\n", " "),
+    )
     compare.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
                          help=f"experiment to read (default: {DEFAULT_EXPERIMENT!r}, where `zoo train` logs)")
     compare.add_argument("--metric", help="test metric that ranks the runs (default: test_accuracy, "
