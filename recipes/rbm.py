@@ -106,6 +106,9 @@ class RBMRecipe(engine.Recipe):
                       "test": (loaded.x_test, loaded.y_test)}
             shape, source, name = loaded.shape, loaded.source, loaded.name
             class_names, columns = loaded.class_names, None
+            if source.startswith("tensorflow-datasets:"):
+                # MLflow reads `tensorflow-datasets:mnist` as a URI of an unknown scheme: give the folder.
+                source = os.path.join(getattr(loaded, "details", {}).get("data_dir", ""), name)
         rng = np.random.default_rng(config.seed)
         splits = {split: (binarize(x, config.binarize, config.threshold, rng), y) for split, (x, y) in splits.items()}
         x_train = splits["train"][0]
@@ -305,11 +308,16 @@ def binarize(x, how, threshold, rng):
 
 
 def _mlflow_datasets(splits, source, name):
+    import warnings
+
     import mlflow
 
     contexts = {"train": "training", "validation": "validation", "test": "testing"}
-    return [(mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
-            for split, (x, y) in splits.items()]
+    with warnings.catch_warnings():
+        # MLflow warns that a source such as "sklearn.datasets.load_digits" could be a path.
+        warnings.simplefilter("ignore")
+        return [(mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
+                for split, (x, y) in splits.items()]
 
 
 # === Downstream classifier ===
