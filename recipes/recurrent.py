@@ -129,7 +129,7 @@ class RecurrentRecipe(engine.Recipe):
         overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task,
                      "num_outputs": seq.num_outputs}
         if seq.mode == "one_to_many":
-            overrides.update(bidirectional=False, output_steps=int(seq.y_train.shape[1]))
+            overrides["output_steps"] = int(seq.y_train.shape[1])
         elif seq.vocabulary is not None:
             overrides["vocabulary_size"] = len(seq.vocabulary)
         if seq.mask_value is not None:
@@ -387,7 +387,7 @@ def _log_captions(seq, decoded, count):
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
     if count:
         shown = list(range(min(count, len(truth)))) + wrong[: max(0, count // 2)]
-        titles = [decoded[i] or "(empty)" for i in shown]
+        titles = [(decoded[i] or "(empty)") + ("" if decoded[i] == truth[i] else f" (is {truth[i]})") for i in shown]
         mlflow.log_figure(plots.image_grid(seq.extras["images"][shown], titles), "examples.png")
 
 

