@@ -13,6 +13,12 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def checkpoints_outside_the_checkout(tmp_path_factory):
+    """Runs checkpoint every epoch; keep their folders out of the working directory."""
+    os.environ.setdefault("ZOO_CHECKPOINT_DIR", str(tmp_path_factory.mktemp("checkpoints")))
+
+
 @pytest.fixture(scope="session")
 def admissions_csv():
     path = SHARED_DATA / "admissions.csv"
