@@ -58,6 +58,31 @@ def confusion_matrix(true, predicted, class_names):
     return fig
 
 
+def tile_images(images, columns=None, padding=1, scale=1):
+    """Tile `images` (N, H, W[, C], values in [0, 1]) into one uint8 array (rows*H', columns*W', C).
+
+    Each image is enlarged `scale` times (nearest neighbour, so that 8x8 digits stay readable) and
+    separated from its neighbours by `padding` pixels of mid grey. The result can go straight to
+    `mlflow.log_image` or to a PNG file.
+    """
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(max(count, 1))))
+    rows = int(math.ceil(count / columns)) if count else 1
+    if scale > 1:
+        images = images.repeat(scale, axis=1).repeat(scale, axis=2)
+        height, width = height * scale, width * scale
+    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
+                   0.5, dtype="float32")
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[top:top + height, left:left + width] = np.clip(image, 0.0, 1.0)
+    return (grid * 255.0 + 0.5).astype("uint8")
+
+
 def forecast(series, days, predicted, title=""):
     """Return a figure of a series with forecasts at `days` (indices into `series`) over it."""
     plt = _pyplot()
