@@ -172,7 +172,8 @@ class RBM(keras.Model):
         def update(j, state):
             W, b, c, velocity_w, velocity_b, velocity_c, chains, gap_sum, active_sum = state
             v_data, mask = parts[j], masks[j]
-            h_data = ops.sigmoid(ops.matmul(v_data, W) + c)
+            data_logits = ops.matmul(v_data, W) + c
+            h_data = ops.sigmoid(data_logits)
 
             def hidden_sample(v_now, uniform):
                 return ops.cast(uniform < ops.sigmoid(ops.matmul(v_now, W) + c), dtype)
@@ -182,7 +183,7 @@ class RBM(keras.Model):
 
             if self.persistent:
                 h = chains
-                model_mask = ops.ones((self.chains,), dtype)
+                model_mask = None
             else:
                 h = ops.cast(noise["start"][j] < h_data, dtype)
                 model_mask = mask
@@ -194,12 +195,16 @@ class RBM(keras.Model):
             h_model = ops.sigmoid(model_logits)
 
             def statistics(v_now, h_now, weights, logits):
-                weighted = v_now * weights[:, None]
+                # `weights` masks the padding rows; None: every row counts (the chains).
                 energy = -ops.matmul(v_now, b[:, None])[:, 0] - ops.sum(ops.softplus(logits), axis=1)
+                if weights is None:
+                    return [ops.matmul(ops.transpose(v_now), h_now), ops.sum(v_now, axis=0), ops.sum(h_now, axis=0),
+                            ops.cast(ops.shape(v_now)[0], dtype), ops.sum(energy)]
+                weighted = v_now * weights[:, None]
                 return [ops.matmul(ops.transpose(weighted), h_now), ops.sum(weighted, axis=0),
                         ops.sum(h_now * weights[:, None], axis=0), ops.sum(weights), ops.sum(energy * weights)]
 
-            positive = statistics(v_data, h_data, mask, ops.matmul(v_data, W) + c)
+            positive = statistics(v_data, h_data, mask, data_logits)
             negative = statistics(v_model, h_model, model_mask, model_logits)
             if self.persistent:
                 # The chains do not depend on the data: every replica runs the same chains with the
@@ -213,14 +218,21 @@ class RBM(keras.Model):
             count, model_count = ops.maximum(count, 1.0), ops.maximum(model_count, 1.0)
 
             gradients = [
-                positive[0] / count - negative[0] / model_count - self.weight_decay * W,
+                positive[0] / count - negative[0] / model_count,
                 positive[1] / count - negative[1] / model_count,
                 positive[2] / count - negative[2] / model_count,
             ]
+            if self.weight_decay:
+                gradients[0] = gradients[0] - self.weight_decay * W
             new = []
             for variable, velocity, gradient in zip((W, b, c), (velocity_w, velocity_b, velocity_c), gradients):
-                velocity = active * (self.momentum * velocity + self.learning_rate * gradient) + (1 - active) * velocity
-                new.append((variable + active * velocity, velocity))
+                if self.momentum:
+                    velocity = active * (self.momentum * velocity + self.learning_rate * gradient) + (1 - active) * velocity
+                    new.append((variable + active * velocity, velocity))
+                else:
+                    # Without momentum the velocity is just the last step (kept for a later resume).
+                    step = active * self.learning_rate * gradient
+                    new.append((variable + step, step))
             if self.persistent:
                 # As scikit-learn: the chains keep sampled hidden states of the negative particles.
                 sampled = ops.cast(noise["chain"][j] < h_model, dtype)
