@@ -63,7 +63,7 @@ def main(argv=None):
     metrics = result.metrics
     confident, entropy = metrics["test_confident_share"], metrics["test_class_entropy"]
     print(f"config: {result.config}")
-    print(f"judge (zoo cnn) test accuracy on real digits: {metrics['judge_test_accuracy']:.4f}")
+    print(f"judge test accuracy on the real test split: {metrics['judge_test_accuracy']:.4f}")
     print(f"final quality on {result.config.samples} new samples: confident share {confident:.3f} "
           f"(target >= {TARGET_CONFIDENT}), class entropy {entropy:.3f} (target >= {TARGET_ENTROPY:.3f}), "
           f"within-class diversity {metrics['test_within_class_diversity']:.3f} (real test digits: about 1), "
