@@ -20,9 +20,11 @@ wall time at most 1.0x scikit-learn's. Exit status 0 when the compiled (warm) ro
 
     python benchmarks/rbm_vs_sklearn.py
     python benchmarks/rbm_vs_sklearn.py --hidden 100 --repeats 5
+    python benchmarks/rbm_vs_sklearn.py --json figures.json      # also write the figures as JSON
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -41,6 +43,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per row; the best counts")
     parser.add_argument("--seeds", type=int, default=5, help="seeds per model; pseudo-likelihoods are averaged")
     parser.add_argument("--skip-plain", action="store_true", help="leave out the slow plain Keras row")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows and the verdict to this JSON file")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -122,6 +125,16 @@ def main(argv=None):
           f"{'met' if quality else 'missed'} ({ours:.2f}); wall time <= {baseline[1]:.3f} s: "
           f"{'met' if speed else 'missed'} (warm {warm / baseline[1]:.2f}x; cold, with compilation, "
           f"{cold / baseline[1]:.2f}x)")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"hidden": args.hidden, "epochs": args.epochs, "learning_rate": args.learning_rate,
+                       "batch": args.batch, "baseline": baseline[0],
+                       "rows": [{"label": label, "seconds": seconds, "x_sklearn": seconds / baseline[1],
+                                 "pseudo_likelihood": float(np.mean(values)), "seeds": len(values),
+                                 "pseudo_likelihood_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+                                for label, seconds, values in rows],
+                       "quality_met": bool(quality), "speed_met": bool(speed), "margin": float(margin)},
+                      handle, indent=2)
     return 0 if quality and speed else 1
 
 
