@@ -123,17 +123,21 @@ class RBM(keras.Model):
         # F(v) = -v.b - sum_j softplus((v W + c)_j): scikit-learn's `_free_energy`.
         return -ops.matmul(v, self.visible_bias[:, None])[:, 0] - ops.sum(ops.softplus(hidden_logits), axis=1)
 
-    def _pseudo_likelihood_from_logits(self, v, hidden_logits, flip):
+    def _pseudo_likelihood_from_logits(self, v, hidden_logits, flip, W=None, visible_bias=None):
         """scikit-learn's `score_samples` estimator: flip one visible unit per row (`flip`, indices).
 
         log PL(v) ~ D * log sigmoid(F(v~) - F(v)), where v~ is v with unit `flip` flipped; the
         flipped logits are v W + c plus (1 - 2 v_i) times row i of W, so no second matmul is needed.
         """
+        W = self.W if W is None else W
+        visible_bias = self.visible_bias if visible_bias is None else visible_bias
         one_hot = ops.one_hot(flip, self.visible_units, dtype=v.dtype)
-        sign = 1.0 - 2.0 * ops.sum(v * one_hot, axis=1)
-        flipped = v + sign[:, None] * one_hot
-        flipped_logits = hidden_logits + sign[:, None] * ops.take(self.W, flip, axis=0)
-        gap = self._free_energy_from_logits(flipped, flipped_logits) - self._free_energy_from_logits(v, hidden_logits)
+        flipped_value = ops.sum(v * one_hot, axis=1)
+        sign = 1.0 - 2.0 * flipped_value
+        flipped_logits = hidden_logits + sign[:, None] * ops.take(W, flip, axis=0)
+        # F(v~) - F(v) = -sign * b_i - sum softplus(flipped logits) + sum softplus(logits)
+        gap = (-sign * ops.take(visible_bias, flip, axis=0) - ops.sum(ops.softplus(flipped_logits), axis=1)
+               + ops.sum(ops.softplus(hidden_logits), axis=1))
         return -self.visible_units * ops.softplus(-gap)
 
     # === Forward pass ===
@@ -148,17 +152,8 @@ class RBM(keras.Model):
         rows = ops.shape(v)[0]
         updates = self.updates_per_batch
         layout = _layout(rows, updates)
-
-        # Monitoring on the whole batch, before this step's updates (as Keras reports a loss):
-        # scikit-learn's pseudo-likelihood estimate and the mean-field reconstruction error.
         key = self._next_key()
-        hidden_logits = self._hidden_logits(v)
-        flip = self._random_units(key, _FLIP, rows)
-        pseudo_likelihood = self._pseudo_likelihood_from_logits(v, hidden_logits, flip)
-        reconstruction = ops.sigmoid(self._visible_logits(ops.sigmoid(hidden_logits)))
-        squared_error = ops.mean(ops.square(v - reconstruction), axis=1)
-        pl_sum, se_sum, total = _sum_over_replicas(
-            [ops.sum(pseudo_likelihood), ops.sum(squared_error), ops.cast(rows, dtype)], after=layout.ready)
+        W0, b0, c0 = (ops.convert_to_tensor(t) for t in (self.W, self.visible_bias, self.hidden_bias))
 
         # The batch is split into `updates` consecutive minibatches (zero-padded, with a mask), each
         # one CD update, applied one after another inside this compiled step.
@@ -168,12 +163,12 @@ class RBM(keras.Model):
         masks = ops.reshape(ops.concatenate([ops.ones((rows,), dtype), ops.zeros((padding,), dtype)], axis=0),
                             (updates, layout.part))
         noise = self._draw_noise(key, layout, updates)
+        model_rows = self.chains if self.persistent else layout.part
 
         def update(j, state):
-            W, b, c, velocity_w, velocity_b, velocity_c, chains, gap_sum, active_sum = state
+            W, b, c, velocity_w, velocity_b, velocity_c, chains, last_model, last_mask = state
             v_data, mask = parts[j], masks[j]
-            data_logits = ops.matmul(v_data, W) + c
-            h_data = ops.sigmoid(data_logits)
+            h_data = ops.sigmoid(ops.matmul(v_data, W) + c)
 
             def hidden_sample(v_now, uniform):
                 return ops.cast(uniform < ops.sigmoid(ops.matmul(v_now, W) + c), dtype)
@@ -183,7 +178,7 @@ class RBM(keras.Model):
 
             if self.persistent:
                 h = chains
-                model_mask = None
+                model_mask = ops.ones((self.chains,), dtype)
             else:
                 h = ops.cast(noise["start"][j] < h_data, dtype)
                 model_mask = mask
@@ -191,27 +186,26 @@ class RBM(keras.Model):
                 v_model = visible_sample(h, noise["visible"][j, step])
                 if step < self.k - 1:
                     h = hidden_sample(v_model, noise["hidden"][j, step])
-            model_logits = ops.matmul(v_model, W) + c
-            h_model = ops.sigmoid(model_logits)
+            h_model = ops.sigmoid(ops.matmul(v_model, W) + c)
 
-            def statistics(v_now, h_now, weights, logits):
-                # `weights` masks the padding rows; None: every row counts (the chains).
-                energy = -ops.matmul(v_now, b[:, None])[:, 0] - ops.sum(ops.softplus(logits), axis=1)
+            def statistics(v_now, h_now, weights):
+                # `weights` masks the padding rows (None: every row counts, as the chains do).
                 if weights is None:
                     return [ops.matmul(ops.transpose(v_now), h_now), ops.sum(v_now, axis=0), ops.sum(h_now, axis=0),
-                            ops.cast(ops.shape(v_now)[0], dtype), ops.sum(energy)]
+                            ops.cast(ops.shape(v_now)[0], dtype)]
                 weighted = v_now * weights[:, None]
                 return [ops.matmul(ops.transpose(weighted), h_now), ops.sum(weighted, axis=0),
-                        ops.sum(h_now * weights[:, None], axis=0), ops.sum(weights), ops.sum(energy * weights)]
+                        ops.sum(h_now * weights[:, None], axis=0), ops.sum(weights)]
 
-            positive = statistics(v_data, h_data, mask, data_logits)
-            negative = statistics(v_model, h_model, model_mask, model_logits)
+            positive = statistics(v_data, h_data, mask)
             if self.persistent:
                 # The chains do not depend on the data: every replica runs the same chains with the
                 # same random numbers, so their statistics are already global.
-                positive = _sum_over_replicas(positive, after=total)
+                negative = statistics(v_model, h_model, None)
+                positive = _sum_over_replicas(positive, after=layout.ready)
             else:
-                positive, negative = _sum_over_replicas([positive, negative], after=total)
+                negative = statistics(v_model, h_model, model_mask)
+                positive, negative = _sum_over_replicas([positive, negative], after=layout.ready)
             count, model_count = positive[3], negative[3]
             # A minibatch that is only padding (the end of a short last batch) changes nothing.
             active = ops.cast(count > 0, dtype)
@@ -237,13 +231,13 @@ class RBM(keras.Model):
                 # As scikit-learn: the chains keep sampled hidden states of the negative particles.
                 sampled = ops.cast(noise["chain"][j] < h_model, dtype)
                 chains = active * sampled + (1 - active) * chains
-            gap = positive[4] / count - negative[4] / model_count
-            return (new[0][0], new[1][0], new[2][0], new[0][1], new[1][1], new[2][1], chains,
-                    gap_sum + active * gap, active_sum + active)
+            last_model = active * v_model + (1 - active) * last_model
+            last_mask = active * model_mask + (1 - active) * last_mask
+            return (new[0][0], new[1][0], new[2][0], new[0][1], new[1][1], new[2][1], chains, last_model, last_mask)
 
         variables = [self.W, self.visible_bias, self.hidden_bias, *self.velocities, self.chain_hiddens]
         state = tuple(ops.convert_to_tensor(variable) for variable in variables) + (
-            ops.zeros((), dtype), ops.zeros((), dtype))
+            ops.zeros((model_rows, self.visible_units), dtype), ops.zeros((model_rows,), dtype))
         if updates > 1 and _replica_context() is None:
             state = ops.fori_loop(0, updates, update, state)
         else:
@@ -253,7 +247,28 @@ class RBM(keras.Model):
         for variable, value in zip(variables, state[:6] + ((state[6],) if self.persistent else ())):
             variable.assign(value)
 
-        self.loss_tracker.update_state(state[7] / ops.maximum(state[8], 1.0))
+        # Monitoring, with the weights from before the step (as Keras reports a loss): scikit-learn's
+        # pseudo-likelihood estimate and the mean-field reconstruction error of the batch, and as the
+        # loss the free-energy gap F(data) - F(negative particles of the step's last update), the
+        # quantity whose gradient contrastive divergence follows.
+        hidden_logits = ops.matmul(v, W0) + c0
+        data_energy = -ops.matmul(v, b0[:, None])[:, 0] - ops.sum(ops.softplus(hidden_logits), axis=1)
+        flip = self._random_units(key, _FLIP, rows)
+        pseudo_likelihood = self._pseudo_likelihood_from_logits(v, hidden_logits, flip, W0, b0)
+        reconstruction = ops.sigmoid(ops.matmul(ops.sigmoid(hidden_logits), ops.transpose(W0)) + b0)
+        squared_error = ops.mean(ops.square(v - reconstruction), axis=1)
+        last_model, last_mask = state[7], state[8]
+        model_energy = -ops.matmul(last_model, b0[:, None])[:, 0] - ops.sum(
+            ops.softplus(ops.matmul(last_model, W0) + c0), axis=1)
+        sums = [ops.sum(pseudo_likelihood), ops.sum(squared_error), ops.sum(data_energy), ops.cast(rows, dtype)]
+        if self.persistent:
+            pl_sum, se_sum, energy_sum, total = _sum_over_replicas(sums, after=state[0])
+            model_energy_mean = ops.mean(model_energy)
+        else:
+            pl_sum, se_sum, energy_sum, total, model_sum, model_count = _sum_over_replicas(
+                sums + [ops.sum(model_energy * last_mask), ops.sum(last_mask)], after=state[0])
+            model_energy_mean = model_sum / ops.maximum(model_count, 1.0)
+        self.loss_tracker.update_state(energy_sum / total - model_energy_mean, sample_weight=total)
         self.reconstruction_tracker.update_state(se_sum / total, sample_weight=total)
         self.pseudo_likelihood_tracker.update_state(pl_sum / total, sample_weight=total)
         return {metric.name: metric.result() for metric in self.metrics}
