@@ -26,7 +26,7 @@ from zoo import engine, tracking
 from zoo.errors import ZooError
 
 # Logistic-regression strengths tried on the validation split, for RBM features and raw pixels alike.
-C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
+C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
 @dataclasses.dataclass

@@ -313,13 +313,26 @@ class RBM(keras.Model):
         pseudo_likelihood = self._pseudo_likelihood_from_logits(v, hidden_logits, flip)
         reconstruction = ops.sigmoid(self._visible_logits(h_data))
         squared_error = ops.mean(ops.square(v - reconstruction), axis=1)
-        # The loss of a held-out batch: free-energy gap to one Gibbs step (CD-1) away from it.
-        v_model = self._bernoulli(ops.sigmoid(self._visible_logits(self._bernoulli(h_data, key, _START))),
-                                  key, _VISIBLE)
-        gap = self._free_energy_from_logits(v, hidden_logits) - self._free_energy_from_logits(
-            v_model, self._hidden_logits(v_model))
-        pl_sum, se_sum, gap_sum, total = _sum_over_replicas(
-            [ops.sum(pseudo_likelihood), ops.sum(squared_error), ops.sum(gap), ops.cast(rows, v.dtype)])
+        # The loss as in training: free-energy gap between the data and the negative particles
+        # (the persistent chains' visible samples for PCD, k Gibbs steps from the data for CD-k).
+        if self.persistent:
+            h = self.chain_hiddens
+        else:
+            h = self._bernoulli(h_data, key, _START)
+        for step in range(self.k):
+            v_model = self._bernoulli(ops.sigmoid(self._visible_logits(h)), key, _STEPS + 2 * step)
+            if step < self.k - 1:
+                h = self._bernoulli(ops.sigmoid(self._hidden_logits(v_model)), key, _STEPS + 2 * step + 1)
+        model_energy = self._free_energy_from_logits(v_model, self._hidden_logits(v_model))
+        data_energy = self._free_energy_from_logits(v, hidden_logits)
+        sums = [ops.sum(pseudo_likelihood), ops.sum(squared_error), ops.sum(data_energy), ops.cast(rows, v.dtype)]
+        if self.persistent:
+            # The chains are the same on every replica: their mean is already global.
+            pl_sum, se_sum, energy_sum, total = _sum_over_replicas(sums)
+            gap_sum = energy_sum - total * ops.mean(model_energy)
+        else:
+            pl_sum, se_sum, energy_sum, total, model_sum = _sum_over_replicas(sums + [ops.sum(model_energy)])
+            gap_sum = energy_sum - model_sum
         self.loss_tracker.update_state(gap_sum / total, sample_weight=total)
         self.reconstruction_tracker.update_state(se_sum / total, sample_weight=total)
         self.pseudo_likelihood_tracker.update_state(pl_sum / total, sample_weight=total)
