@@ -14,6 +14,7 @@ import os
 import pkgutil
 import time
 import typing
+import warnings
 
 import zoo
 from zoo import faults, registry, tracking
@@ -227,10 +228,22 @@ def _check_common(config):
         raise ZooError(f"--patience must be 0 or more. Received: {config.patience}")
 
 
+# Replicas of the run in progress: evaluation batches must start with one that splits evenly.
+_replicas = 1
+
+
 def batch(dataset, batch_size, shuffle_buffer=0, seed=None):
-    """Cache, optionally shuffle, batch and prefetch an unbatched dataset."""
+    """Cache, optionally shuffle, batch and prefetch an unbatched dataset.
+
+    With several replicas, a dataset smaller than `batch_size` is batched by the largest multiple
+    of the replica count that fits: Keras cannot start `fit`, `evaluate` or `predict` on a first
+    batch that splits unevenly (57 rows on 2 replicas).
+    """
     import tensorflow as tf
 
+    size = int(dataset.cardinality())
+    if _replicas > 1 and 0 < size < batch_size:
+        batch_size = max(_replicas, size - size % _replicas)
     dataset = dataset.cache()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -342,6 +355,13 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
 
     data = recipe.load_data(config)
     strategy = devices.select_strategy(config.devices)
+    replicas = strategy.num_replicas_in_sync
+    global _replicas
+    _replicas = replicas
+    if config.batch_size % replicas:
+        # Keras cannot start `fit` when a global batch splits unevenly over the replicas.
+        raise ZooError(f"--batch-size {config.batch_size} does not split evenly over {replicas} replicas; "
+                       f"use a multiple of {replicas}.")
     model_name = recipe.model_name(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     previous_policy = keras.mixed_precision.global_policy().name
@@ -351,7 +371,10 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
             model = registry.get(model_name, **hyperparameters)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
-    if config.jit:
+    if config.jit and replicas > 1:
+        # XLA under MirroredStrategy fails on CPU replicas ("resource located in device CPU:1").
+        warnings.warn("--jit is ignored with several replicas; training runs without XLA.", stacklevel=2)
+    elif config.jit:
         model.jit_compile = True
     strategy_name, replicas = devices.describe(strategy)
 

@@ -201,7 +201,7 @@ class StopOnNaN(keras.callbacks.Callback):
                 if not math.isfinite(number):
                     raise Diverged(
                         f"{name} became {number} at epoch {self.epoch}, batch {batch}; check the data for "
-                        "infinite or huge values, or lower the learning rate (--set learning_rate=...)"
+                        "infinite or huge values, or lower the learning rate (`zoo info MODEL` names its keys)"
                     )
 
 
