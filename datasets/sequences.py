@@ -501,10 +501,9 @@ def from_sequences(sequences, targets, *, mode="many_to_one", pad=False, pad_val
         task, num_outputs, class_names = "multiclass", classes, [str(c) for c in range(classes)]
     else:
         y = y.astype("float32")
-        task, num_outputs, class_names = "regression", (1 if y.ndim == (2 if mode == "many_to_many" else 1)
-                                                         else int(y.shape[-1])), []
-        if (mode == "many_to_many" and y.ndim == 2) or (mode == "many_to_one" and y.ndim == 1):
-            y = y[..., None]
+        if y.ndim == (2 if mode == "many_to_many" else 1):
+            y = y[..., None]  # one value per sequence or step: the model's single output
+        task, num_outputs, class_names = "regression", int(y.shape[-1]), []
     (xt, yt), (xv, yv), (xs, ys) = images.split_arrays(x, y, seed, validation_fraction, test_fraction)
     if min(len(yt), len(yv), len(ys)) < 1:
         raise ZooError(f"{name} holds {len(x)} sequences: too few to split into train, validation and test.")
