@@ -3,32 +3,34 @@
 For each recipe, in one process, alternately:
 
 - `zoo`: `engine.train(RECIPE, {"epochs": N})`, the recipe as `zoo train` runs it: the engine's
-  input pipeline, early stopping, the NaN guard, a checkpoint every epoch and the MLflow logging.
-  Its training time is its `fit` plus the wait for the epoch metrics still being written when
-  `fit` returns (`tracking.flush_metrics`).
+  input pipeline, early stopping, the NaN guard, a checkpoint every epoch and the MLflow logging,
+  plus the wait for the epoch metrics still being written when `fit` returns.
 - `keras`: the hand-written script: the same compiled model (built by the same builder with the
   same hyperparameters), the same training and validation examples as NumPy arrays, the same batch
   size and epochs, `model.fit(x, y, batch_size=..., epochs=..., validation_data=...)`, no callbacks.
 
-Every `fit` in the process is timed by the same wrapper around `keras.Model.fit`, in wall time and
-in the process's CPU time. Both figures are training throughput: training examples per second of
-`fit` (validation included in both), and per CPU second, which a machine shared with other work
-disturbs much less than wall time. The ratio zoo/keras is the median over the rounds of the ratio
-within each round, so load on the machine hits both sides of a ratio alike. Target: >= 0.97.
+Every `fit` in the process goes through the same wrapper around `keras.Model.fit`, which adds a
+last callback that clocks each epoch from the end of the one before (steps, validation and every
+other callback included) in wall time and in the process's CPU time. Throughput: training examples
+per second of the median epoch, the first (graph tracing) left out; per CPU second too, which a
+machine shared with other work disturbs much less than wall time; and over the whole `fit`. A ratio
+zoo/keras is the median over the rounds of the ratio within each round, so load on the machine
+hits both sides of a ratio alike. Target: >= 0.97.
 
-With `--profile` (the default) each round also runs the steps between the two, which say where a
-difference comes from: `keras+pipeline` (the engine's `training_batches`: cache, shuffle,
-`repeat()` with `steps_per_epoch`; validation through `engine.batch`), `+guards` (that plus
-`StopOnNaN` and the early stopping with best weights), `+checkpoints` (that plus the engine's
-per-epoch `EpochCheckpoint`, logging nothing). Two more steps measure a proposed change of the
-checkpoint, in place of `EpochCheckpoint`: `+npz checkpoints` writes every variable (model,
-optimizer, RNG states) into one `.npz` instead of Keras' per-layer HDF5 `save_weights`, and
-`+npz every 10 s` also writes at most every 10 seconds (and after the last epoch), holding the
-epochs' metrics until their checkpoint is written. The zoo's own callbacks are timed from the inside too.
+Between the two, steps that say where a difference comes from (`--variants`; all by default):
+`keras+pipeline` (the engine's `training_batches`: cache, shuffle, `repeat()` with
+`steps_per_epoch`; validation through `engine.batch`), `+guards` (that plus `StopOnNaN` and the
+early stopping with best weights), `+checkpoints` (that plus the engine's per-epoch
+`EpochCheckpoint`, logging nothing). Two more measure a proposed change of that checkpoint:
+`+npz checkpoints` writes every variable (model, optimizer, RNG states) into one `.npz` instead of
+Keras' per-layer HDF5 `save_weights`, and `+npz every 10 s` also writes at most every 10 seconds
+(and after the last epoch), holding the epochs' metrics until their checkpoint is written. The
+zoo's own callbacks are timed from the inside too.
 
     python benchmarks/overhead.py
     python benchmarks/overhead.py --recipes mlp --rounds 5 --json overhead.json
-    python benchmarks/overhead.py --quick          # 1 round, 2 epochs: a smoke run
+    python benchmarks/overhead.py --variants keras,+checkpoints,+npz every 10 s,zoo
+    python benchmarks/overhead.py --quick          # 1 round of 2 epochs, keras and zoo: a smoke run
 """
 
 import argparse
@@ -42,8 +44,8 @@ import sys
 import tempfile
 import time
 
-# Epochs per run: enough that `fit` dominates its fixed costs, few enough for the 20-minute runner.
-EPOCHS = {"mlp": 20, "cnn": 8}
+# Epochs per run: enough epochs for a median, few enough for the 20-minute runner.
+EPOCHS = {"mlp": 12, "cnn": 5}
 TARGET = 0.97
 VARIANTS = ("keras", "keras+pipeline", "+guards", "+checkpoints", "+npz checkpoints", "+npz every 10 s", "zoo")
 # The proposed checkpoint's minimum interval between two writes, for the last step above.
@@ -56,13 +58,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per recipe (default: 3)")
     parser.add_argument("--epochs", type=int, default=None,
                         help=f"epochs per run (default: {', '.join(f'{k} {v}' for k, v in EPOCHS.items())})")
-    parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
-                        help="also run the steps between keras and zoo (default: on)")
-    parser.add_argument("--quick", action="store_true", help="1 round of 2 epochs, no profile steps")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated, from {', '.join(VARIANTS)} (keras and zoo always run)")
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 epochs, keras and zoo only")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    variants = tuple(v for v in VARIANTS if v in args.variants.split(",") or v in ("keras", "zoo"))
     if args.quick:
-        args.rounds, args.epochs, args.profile = 1, 2, False
+        args.rounds, args.epochs, variants = 1, 2, ("keras", "zoo")
     if args.json:
         args.json = os.path.abspath(args.json)  # the benchmark works in a temporary folder
 
@@ -76,7 +82,6 @@ def main(argv=None):
 
     timers = _instrument(keras, faults, tracking)
     uri = tracking.configure(f"sqlite:///{folder}/mlflow.db")
-    variants = VARIANTS if args.profile else ("keras", "zoo")
     report = {"target": TARGET, "rounds": args.rounds, "variants": list(variants), "recipes": {}}
     for name in args.recipes.split(","):
         epochs = args.epochs or EPOCHS.get(name, 10)
@@ -92,11 +97,12 @@ def main(argv=None):
             results = {variant: bench.run(variant) for variant in order}
             for variant, result in results.items():
                 rows[variant].append(result)
-            print(f"  round {index + 1}, examples per second (per CPU second): " + ", ".join(
+            print(f"  round {index + 1}, examples per second of the median epoch (per CPU second): " + ", ".join(
                 f"{v} {results[v]['examples_per_second']:.0f} ({results[v]['examples_per_cpu_second']:.0f})"
                 for v in variants), flush=True)
         report["recipes"][name] = _summarize(name, rows, variants, epochs, bench)
-    report["met"] = all(min(r["ratio"], r["cpu_ratio"]) >= TARGET for r in report["recipes"].values())
+    report["met"] = all(r["ratio"] >= TARGET for r in report["recipes"].values())
+    report["cpu_met"] = all(r["cpu_ratio"] >= TARGET for r in report["recipes"].values())
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
@@ -144,13 +150,21 @@ class _Bench:
             extra = {"run_seconds": wall, "flush_seconds": sum(w for w, _ in self.timers["flush"]),
                      **{f"{name}_ms_per_epoch": value for name, value in per_epoch.items()}}
         else:
-            done = self._fit(variant, epochs)
-        (seconds, cpu), = self.timers["fit"]
-        for flush_wall, flush_cpu in self.timers["flush"]:
-            seconds, cpu = seconds + flush_wall, cpu + flush_cpu
-        examples = self.num_train * done
-        return {"seconds": seconds, "cpu_seconds": cpu, "epochs": done, "examples_per_second": examples / seconds,
-                "examples_per_cpu_second": examples / cpu, **extra}
+            self._fit(variant, epochs)
+        (seconds, cpu, epoch_walls, epoch_cpus), = self.timers["fit"]
+        flush_wall = sum(w for w, _ in self.timers["flush"])
+        flush_cpu = sum(c for _, c in self.timers["flush"])
+        done = len(epoch_walls)
+        # The median epoch without the first (tracing); the final flush spread over the epochs.
+        steady = epoch_walls[1:] or epoch_walls
+        steady_cpu = epoch_cpus[1:] or epoch_cpus
+        epoch_wall = statistics.median(steady) + flush_wall / done
+        epoch_cpu = statistics.median(steady_cpu) + flush_cpu / done
+        return {"epochs": done, "fit_seconds": seconds + flush_wall, "fit_cpu_seconds": cpu + flush_cpu,
+                "epoch_seconds": epoch_wall, "epoch_cpu_seconds": epoch_cpu,
+                "examples_per_second": self.num_train / epoch_wall,
+                "examples_per_cpu_second": self.num_train / epoch_cpu,
+                "fit_examples_per_second": self.num_train * done / (seconds + flush_wall), **extra}
 
     def _fit(self, variant, epochs):
         from zoo import registry
@@ -159,9 +173,9 @@ class _Bench:
         keras.utils.set_random_seed(config.seed)
         model = registry.get(self.model_name, **self.hyperparameters)
         if variant == "keras":
-            history = model.fit(self.x_train, self.y_train, batch_size=config.batch_size, epochs=epochs,
-                                validation_data=self.validation, shuffle=True, verbose=0)
-            return len(history.epoch)
+            model.fit(self.x_train, self.y_train, batch_size=config.batch_size, epochs=epochs,
+                      validation_data=self.validation, shuffle=True, verbose=0)
+            return
         batches, steps = engine.training_batches(self.data.train, self.num_train, config.batch_size, config.seed)
         validation = engine.batch(self.data.validation, config.batch_size)
         callbacks, stopper = [], None
@@ -177,10 +191,9 @@ class _Bench:
         elif variant.startswith("+npz"):
             every = PROPOSED_INTERVAL if "every" in variant else 0.0
             callbacks.append(_proposed_checkpoint(faults)(folder, lambda epoch, logs: None, stopper, every=every))
-        history = model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs,
-                            callbacks=callbacks, verbose=0)
+        model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs,
+                  callbacks=callbacks, verbose=0)
         faults.remove(folder)
-        return len(history.epoch)
 
 
 def _proposed_checkpoint(faults):
@@ -236,11 +249,39 @@ def _proposed_checkpoint(faults):
 
 
 def _instrument(keras, faults, tracking):
-    """Time every `fit` (wall and CPU), the zoo's callbacks and its final metrics flush, from the inside.
+    """Clock every `fit` and its epochs, the zoo's callbacks and its final metrics flush, from the inside.
 
-    The wrappers cost about a microsecond per call; `fit`'s is the same for the zoo and the script.
+    The same wrapper times the zoo's `fit` and the script's; the wrappers cost microseconds per call.
     """
     timers = {"fit": [], "flush": [], "checkpoint": [], "early_stopping": [], "nan_guard": []}
+
+    class EpochClock(keras.callbacks.Callback):
+        """Wall and CPU time of each epoch, from the end of the previous one (or from `fit`'s start)."""
+
+        def __init__(self):
+            super().__init__()
+            self.walls, self.cpus = [], []
+            self.last = (time.perf_counter(), time.process_time())
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = (time.perf_counter(), time.process_time())
+            self.walls.append(now[0] - self.last[0])
+            self.cpus.append(now[1] - self.last[1])
+            self.last = now
+
+    original_fit = keras.Model.fit
+
+    @functools.wraps(original_fit)
+    def fit(self, *args, **kwargs):
+        clock = EpochClock()
+        # Last, so that an epoch's time includes every other callback's work at its end.
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), clock]
+        started, started_cpu = time.perf_counter(), time.process_time()
+        try:
+            return original_fit(self, *args, **kwargs)
+        finally:
+            timers["fit"].append((time.perf_counter() - started, time.process_time() - started_cpu,
+                                  clock.walls, clock.cpus))
 
     def timed(function, spent, cpu=False):
         @functools.wraps(function)
@@ -253,7 +294,7 @@ def _instrument(keras, faults, tracking):
                 spent.append((wall, time.process_time() - started_cpu) if cpu else wall)
         return wrapper
 
-    keras.Model.fit = timed(keras.Model.fit, timers["fit"], cpu=True)
+    keras.Model.fit = fit
     # The engine calls tracking.flush_metrics() through the module: wrapping the attribute times it.
     tracking.flush_metrics = timed(tracking.flush_metrics, timers["flush"], cpu=True)
     faults.EpochCheckpoint.on_epoch_end = timed(faults.EpochCheckpoint.on_epoch_end, timers["checkpoint"])
@@ -271,17 +312,19 @@ def _summarize(name, rows, variants, epochs, bench):
         # Within-round ratios against the hand-written script, then their median.
         return {v: statistics.median(z[key] / k[key] for z, k in zip(rows[v], rows["keras"])) for v in variants}
 
-    zoo = rows["zoo"]
-    wall, cpu = ratios("examples_per_second"), ratios("examples_per_cpu_second")
+    wall, cpu, whole = ratios("examples_per_second"), ratios("examples_per_cpu_second"), \
+        ratios("fit_examples_per_second")
     summary = {
         "epochs": epochs, "batch_size": bench.config.batch_size, "num_train": bench.num_train,
         "model": bench.model_name,
         "examples_per_second": {v: median_of("examples_per_second", v) for v in variants},
         "examples_per_cpu_second": {v: median_of("examples_per_cpu_second", v) for v in variants},
-        "ratio_to_keras": wall, "cpu_ratio_to_keras": cpu, "ratio": wall["zoo"], "cpu_ratio": cpu["zoo"],
+        "ratio_to_keras": wall, "cpu_ratio_to_keras": cpu, "fit_ratio_to_keras": whole,
+        "ratio": wall["zoo"], "cpu_ratio": cpu["zoo"], "fit_ratio": whole["zoo"],
+        "keras_epoch_ms": 1000 * median_of("epoch_seconds", "keras"),
+        "keras_epoch_cpu_ms": 1000 * median_of("epoch_cpu_seconds", "keras"),
         "zoo_run_seconds": median_of("run_seconds", "zoo"),
-        "zoo_fit_seconds": median_of("seconds", "zoo"),
-        "keras_fit_seconds": median_of("seconds", "keras"),
+        "zoo_fit_seconds": median_of("fit_seconds", "zoo"),
         "flush_seconds": median_of("flush_seconds", "zoo"),
         "checkpoint_ms_per_epoch": median_of("checkpoint_ms_per_epoch", "zoo"),
         "early_stopping_ms_per_epoch": median_of("early_stopping_ms_per_epoch", "zoo"),
@@ -289,18 +332,17 @@ def _summarize(name, rows, variants, epochs, bench):
         "rounds": {v: rows[v] for v in variants},
     }
     eps = summary["examples_per_second"]
-    epoch_ms = 1000 * summary["keras_fit_seconds"] / epochs
     print(f"{name}: keras {eps['keras']:.0f} examples/s, zoo {eps['zoo']:.0f} examples/s; ratio zoo/keras "
-          f"{wall['zoo']:.3f} in wall time, {cpu['zoo']:.3f} in CPU time (target >= {TARGET}): "
-          f"{'met' if min(wall['zoo'], cpu['zoo']) >= TARGET else 'MISSED'}")
+          f"{wall['zoo']:.3f} (target >= {TARGET}: {'met' if wall['zoo'] >= TARGET else 'MISSED'}); in CPU time "
+          f"{cpu['zoo']:.3f}; over the whole fit {whole['zoo']:.3f}")
     if len(variants) > 2:
         print(f"{name}: steps, ratio to keras in wall (CPU) time: "
               + ", ".join(f"{v} {wall[v]:.3f} ({cpu[v]:.3f})" for v in variants))
     print(f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms, "
           f"early stopping {summary['early_stopping_ms_per_epoch']:.1f} ms, NaN guard "
-          f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {epoch_ms:.0f} ms); final flush "
-          f"{1000 * summary['flush_seconds']:.0f} ms; whole zoo run {summary['zoo_run_seconds']:.1f} s "
-          f"for a {summary['zoo_fit_seconds']:.1f} s fit", flush=True)
+          f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {summary['keras_epoch_ms']:.0f} ms, "
+          f"{summary['keras_epoch_cpu_ms']:.0f} ms CPU); final flush {1000 * summary['flush_seconds']:.0f} ms; "
+          f"whole zoo run {summary['zoo_run_seconds']:.1f} s for a {summary['zoo_fit_seconds']:.1f} s fit", flush=True)
     return summary
 
 
