@@ -47,7 +47,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SECTIONS = ("recipes", "first_result", "gan_quality", "quickstart", "overhead", "course_baseline", "recurrent",
-            "rbm", "mlflow_overhead")
+            "rbm", "mlflow_overhead", "others")
+# Scripts with a section of their own, or whose figures the default recipe runs already give
+# (cnn_digits.py and gan_digits.py run exactly `zoo train cnn` and `zoo train gan`).
+COVERED = {"run_all.py", "overhead.py", "course_baseline.py", "recurrent.py", "rbm_vs_sklearn.py",
+           "mlflow_overhead.py", "cnn_digits.py", "gan_digits.py"}
 # Sections that only read what another section measured.
 NEEDS = {"first_result": "recipes", "gan_quality": "recipes"}
 # The targets the issues set (not measured figures): shown beside what was measured.
@@ -384,11 +388,18 @@ def section_mlflow_overhead(args, work, done):
                      quick=args.quick)
 
 
+def section_others(args, work, done):
+    """Every other script in benchmarks/, so that a benchmark added later is run too."""
+    scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.py")))
+    return {"scripts": {name: _external(name, work, quick=args.quick) for name in scripts
+                        if name not in COVERED and not name.startswith("_")}}
+
+
 RUNNERS = {
     "recipes": section_recipes, "first_result": section_first_result, "gan_quality": section_gan_quality,
     "quickstart": section_quickstart,
     "overhead": section_overhead, "course_baseline": section_course_baseline, "recurrent": section_recurrent,
-    "rbm": section_rbm, "mlflow_overhead": section_mlflow_overhead,
+    "rbm": section_rbm, "mlflow_overhead": section_mlflow_overhead, "others": section_others,
 }
 
 
@@ -656,6 +667,35 @@ def render_mlflow_overhead(section, sections):
         f"{f['whole_run_fit_seconds']:.1f} s fit.", ""]
 
 
+def render_others(section, sections):
+    lines = []
+    for name, result in section.get("scripts", {}).items():
+        lines += [f"## {_title(name)}", ""]
+        if "figures" in result:
+            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), its figures:", "", "```json",
+                      json.dumps(result["figures"], indent=2, default=str), "```", ""]
+        elif "stdout" in result:
+            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), as it prints:", ""] + _verbatim(result)
+            if "error" in result:
+                lines += [f"**Failed:** {_cell(result['error'])}", ""]
+        else:
+            lines += _not_run(result)
+    return lines
+
+
+def _title(name):
+    """The first line of a script's docstring, without importing it."""
+    import ast
+
+    try:
+        with open(os.path.join(HERE, name)) as handle:
+            doc = ast.get_docstring(ast.parse(handle.read())) or ""
+    except (OSError, SyntaxError):
+        doc = ""
+    first = doc.strip().splitlines()[0] if doc.strip() else name
+    return first.removeprefix("Benchmark: ").rstrip(".")
+
+
 def _not_run(section):
     if "skipped" in section:
         return [section["skipped"] + ".", ""]
@@ -674,7 +714,7 @@ RENDERERS = {
     "recipes": render_recipes, "first_result": render_first_result, "gan_quality": render_gan_quality,
     "quickstart": render_quickstart,
     "overhead": render_overhead, "course_baseline": render_course_baseline, "recurrent": render_recurrent,
-    "rbm": render_rbm, "mlflow_overhead": render_mlflow_overhead,
+    "rbm": render_rbm, "mlflow_overhead": render_mlflow_overhead, "others": render_others,
 }
 
 
