@@ -142,7 +142,8 @@ def machine():
         "memory_gib": memory, "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(), "versions": versions,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _git("rev-parse", "--short", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--", ".")),
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted": [line[3:] for line in _git("status", "--porcelain", "--", ".").splitlines() if line.strip()],
         "load_average_start": _load_average(),
     }
 
@@ -152,7 +153,7 @@ def _git(*args):
         result = subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
+    return result.stdout.rstrip() if result.returncode == 0 else ""
 
 
 def _load_average():
@@ -426,7 +427,7 @@ def render(results):
         f"| TensorFlow, Keras, MLflow | {versions['tensorflow']}, {versions['keras']}, {versions['mlflow']} |",
         f"| tensorflow-datasets, NumPy, scikit-learn | {versions['tensorflow-datasets']}, {versions['numpy']}, "
         f"{versions['scikit-learn']} |",
-        f"| Code | commit {m['commit'] or 'unknown'}{' with uncommitted changes' if m['dirty'] else ''} |",
+        f"| Code | commit {m['commit'] or 'unknown'}{_uncommitted(m['uncommitted'])} |",
         f"| Load average (1, 5, 15 min) | start {_join(m['load_average_start'])}; end "
         f"{_join(m.get('load_average_end'))} |",
         "",
@@ -444,6 +445,13 @@ def render(results):
             if name not in NEEDS:
                 lines += [f"_Section time: {section['section_seconds']:.0f} s._", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _uncommitted(paths):
+    if not paths:
+        return ""
+    shown = ", ".join(f"`{p}`" for p in paths[:5])
+    return f", with uncommitted changes in {shown}" + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def _join(values):
