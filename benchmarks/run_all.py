@@ -288,22 +288,24 @@ def section_recipes(args, work, done):
     return {"recipes": rows}
 
 
+def _default_run(done, recipe):
+    """The `recipes` section's run of `recipe`, for the sections that read their figures from it."""
+    run = done.get("recipes", {}).get("recipes", {}).get(recipe)
+    if not run:
+        raise RuntimeError(f"no {recipe} recipe run to read it from")
+    if "error" in run:
+        raise RuntimeError(f"the {recipe} run failed: {run['error']}")
+    return run
+
+
 def section_first_result(args, work, done):
-    cnn = done.get("recipes", {}).get("recipes", {}).get("cnn")
-    if not cnn:
-        raise RuntimeError("no cnn recipe run to read it from")
-    if "error" in cnn:
-        raise RuntimeError(f"the cnn run failed: {cnn['error']}")
+    cnn = _default_run(done, "cnn")
     return {key: cnn.get(key) for key in ("first_result_seconds", "wall_seconds", "status", "command")} | {
         "train_seconds": cnn["metrics"].get("train_seconds"), "epochs": cnn["metrics"].get("epochs_trained")}
 
 
 def section_gan_quality(args, work, done):
-    gan = done.get("recipes", {}).get("recipes", {}).get("gan")
-    if not gan:
-        raise RuntimeError("no gan recipe run to read it from")
-    if "error" in gan:
-        raise RuntimeError(f"the gan run failed: {gan['error']}")
+    gan = _default_run(done, "gan")
     return {"metrics": {k: v for k, v in gan["metrics"].items() if k.startswith("test_") or k.startswith("judge_")},
             "command": gan["command"], "epochs": gan["metrics"].get("epochs_trained")}
 
