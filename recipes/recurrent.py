@@ -138,8 +138,9 @@ class RecurrentRecipe(engine.Recipe):
             # A forecaster must not read the window backwards: it would see the values it predicts.
             overrides["bidirectional"] = False
         if seq.name == "digit_video":
-            # Each frame is an image: a per-frame Dense encoder before the recurrence, as in CNN-LSTMs.
-            overrides["step_units"] = (128,)
+            # Each frame is an image: a per-frame encoder before the recurrence, as in CNN-LSTMs. Two
+            # Dense layers: one left per-frame accuracy at 0.964-0.978 over seeds, short of 0.97.
+            overrides["step_units"] = (128, 128)
         return overrides
 
     # === Evaluate ===

@@ -191,7 +191,7 @@ def test_many_to_many_video_logs_accuracy_per_step(tracking_uri):
                                                         "frames": 5, "examples": 3})
     history = mlflow.MlflowClient(tracking_uri).get_metric_history(result.run_id, "test_step_accuracy")
     assert [m.step for m in history] == [0, 1, 2, 3, 4]
-    assert run.data.params["model.step_units"] == "128" and run.data.params["data.dataset"] == "digit_video"
+    assert run.data.params["model.step_units"] == "128,128" and run.data.params["data.dataset"] == "digit_video"
     text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/examples.txt")
     assert text.count("true:") == 3 and text.count("pred:") == 3
     assert "examples.png" in artifacts
