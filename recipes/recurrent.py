@@ -177,6 +177,12 @@ class RecurrentRecipe(engine.Recipe):
             _log_labelled_steps(seq, data.extras["predicted"], count)
         else:
             _log_classified(seq, data.extras["predicted"], count)
+        if seq.vocabulary is not None and seq.mode != "one_to_many":
+            # The model takes token ids: the vocabulary (id -> word) turns texts into them again.
+            import mlflow
+
+            mlflow.log_dict({"vocabulary": list(seq.vocabulary), "sequence_length": seq.input_shape[0]},
+                            "vocabulary.json")
 
     def log_model(self, model, data):
         seq = data.extras["sequences"]

@@ -235,6 +235,8 @@ def test_tfds_imdb_reviews_and_mnist_with_mock_data(tracking_uri, tmp_path):
         assert run.data.params["model.input_shape"] == "12"
         text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/examples.txt")
         assert text.count(" ok") + text.count("WRONG") == 2
+        vocabulary = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/vocabulary.json")
+        assert vocabulary["sequence_length"] == 12 and vocabulary["vocabulary"][:2] == ["", "[UNK]"]
         mnist = sequences.mnist_rows()
     assert mnist.x_train.shape[1:] == (28, 28) and mnist.x_train.max() <= 1.0 and len(mnist.y_test) == 24
 
