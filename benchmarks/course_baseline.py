@@ -140,21 +140,21 @@ def fit_zoo(data, epochs):
     """`zoo train mlp` on the same CSV with the course network's shape, in a throwaway store."""
     from zoo import engine
 
-    folder = tempfile.mkdtemp(prefix="zoo-course-baseline-")
-    options = {"data": data, "target": TARGET, "seed": 42, "validation_fraction": 0.1, "test_fraction": 0.1,
-               "tracking_uri": f"sqlite:///{folder}/mlflow.db", "experiment": "course-baseline",
-               "checkpoint_dir": os.path.join(folder, "checkpoints")}
-    if epochs:
-        options["epochs"] = epochs
     settings = {"hidden_units": str(HIDDEN), "activation": "sigmoid", "dropout": "0"}
-    cwd = os.getcwd()
-    os.chdir(folder)  # MLflow puts run artifacts under ./mlruns of the working directory
-    try:
-        started = time.perf_counter()
-        result = engine.train("mlp", options, settings)
-        wall = time.perf_counter() - started
-    finally:
-        os.chdir(cwd)
+    with tempfile.TemporaryDirectory(prefix="zoo-course-baseline-") as folder:
+        options = {"data": data, "target": TARGET, "seed": 42, "validation_fraction": 0.1, "test_fraction": 0.1,
+                   "tracking_uri": f"sqlite:///{folder}/mlflow.db", "experiment": "course-baseline",
+                   "checkpoint_dir": os.path.join(folder, "checkpoints")}
+        if epochs:
+            options["epochs"] = epochs
+        cwd = os.getcwd()
+        os.chdir(folder)  # MLflow puts run artifacts under ./mlruns of the working directory
+        try:
+            started = time.perf_counter()
+            result = engine.train("mlp", options, settings)
+            wall = time.perf_counter() - started
+        finally:
+            os.chdir(cwd)
     metrics = result.metrics
     return {"test_accuracy": metrics["test_accuracy"], "wall_seconds": wall,
             "train_seconds": metrics["train_seconds"], "epochs": int(metrics["epochs_trained"]),

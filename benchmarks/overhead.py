@@ -73,9 +73,21 @@ def main(argv=None):
         args.json = os.path.abspath(args.json)  # the benchmark works in a temporary folder
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    folder = tempfile.mkdtemp(prefix="zoo-overhead-")
-    # MLflow writes run artifacts under ./mlruns; checkpoints go to the throwaway folder too.
-    os.chdir(folder)
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="zoo-overhead-") as folder:
+        # MLflow writes run artifacts under ./mlruns; checkpoints go to the throwaway folder too.
+        os.chdir(folder)
+        try:
+            report = _measure(args, variants, folder)
+        finally:
+            os.chdir(cwd)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
+    return 0
+
+
+def _measure(args, variants, folder):
     import keras
 
     from zoo import engine, faults, tracking
@@ -103,10 +115,7 @@ def main(argv=None):
         report["recipes"][name] = _summarize(name, rows, variants, epochs, bench)
     report["met"] = all(r["ratio"] >= TARGET for r in report["recipes"].values())
     report["cpu_met"] = all(r["cpu_ratio"] >= TARGET for r in report["recipes"].values())
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(report, handle, indent=2)
-    return 0
+    return report
 
 
 class _Bench:

@@ -178,6 +178,8 @@ def measure(command, cwd, timeout=TIMEOUT, env=None):
         environment.pop(name, None)
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     environment["PYTHONWARNINGS"] = "ignore"
+    # Temporary folders a benchmark forgets to remove go with the runner's own.
+    environment["TMPDIR"] = cwd
     out_path, err_path = os.path.join(cwd, ".stdout"), os.path.join(cwd, ".stderr")
     launched = time.time()
     started = time.perf_counter()
