@@ -58,7 +58,7 @@ def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninter
     assert run.data.tags["zoo.resume"] == f"zoo train --resume {run_id}"
     assert signal.Signals(signum).name in run.data.tags["zoo.failure"]
     checkpoint = run.data.tags["zoo.checkpoint"]
-    assert os.path.exists(os.path.join(checkpoint, faults.WEIGHTS))
+    assert os.path.exists(os.path.join(checkpoint, faults.CHECKPOINT))
     if signum == signal.SIGINT:
         return  # Resume is checked once, after SIGTERM, to keep the suite short.
 
@@ -130,6 +130,44 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
     restored.compile("sgd", "mse")
     assert faults.restore(restored, str(folder)) == 1
     assert np.isfinite(restored.get_weights()[0]).all()
+
+
+def test_checkpoint_restores_every_optimizer_and_seed_generator_of_a_custom_model(tmp_path):
+    import zoo
+
+    # The GAN keeps its two optimizers as attributes and draws dropout masks from seed generators:
+    # a resumed run needs all of them, not only `model.optimizer` (which the GAN does not have).
+    rng = np.random.default_rng(0)
+    images = rng.random((64, 8, 8, 1), dtype="float32")
+    labels = rng.integers(0, 10, 64)
+    small = {"num_classes": 10, "generator_filters": 8, "discriminator_filters": 8, "latent_dim": 8}
+    keras.utils.set_random_seed(1)
+    trained = zoo.get("gan", **small)
+    folder = str(tmp_path / "checkpoint")
+    trained.fit(images, labels, batch_size=32, epochs=2, verbose=0,
+                callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)])
+    fresh = zoo.get("gan", **small)
+    assert faults.restore(fresh, folder) == 2
+    pairs = [(trained.generator_optimizer, fresh.generator_optimizer),
+             (trained.discriminator_optimizer, fresh.discriminator_optimizer), (trained, fresh)]
+    for saved, restored in pairs:
+        assert len(saved.variables) == len(restored.variables) > 1
+        for want, got in zip(saved.variables, restored.variables):
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=want.path)
+    assert int(fresh.generator_optimizer.iterations.numpy()) == 4
+    assert any(v.path.endswith("seed_generator_state") for v in fresh.variables)
+
+
+def test_a_checkpoint_of_another_model_is_refused_with_the_mismatch(tmp_path):
+    folder = str(tmp_path / "checkpoint")
+    small = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    small.compile("sgd", "mse")
+    small.fit(np.ones((4, 2)), np.ones(4), epochs=1, verbose=0,
+              callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)])
+    wider = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    wider.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"does not fit this model .*\[2, 1\] in the checkpoint.*\[2, 3\]"):
+        faults.restore(wider, folder)
 
 
 def test_four_concurrent_runs_on_one_new_sqlite_store_record_every_metric(tmp_path):

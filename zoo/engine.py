@@ -316,7 +316,7 @@ def resume(run_id, tracking_uri=None, verbose=0):
     if run.info.status == "FINISHED":
         raise ZooError(f"Run {run_id} already FINISHED; there is nothing to resume.")
     folder = run.data.tags.get(CHECKPOINT_TAG)
-    if not folder or not os.path.exists(os.path.join(folder, faults.STATE)):
+    if not faults.has_checkpoint(folder):
         raise ZooError(
             f"Run {run_id} has no checkpoint (looked in {folder}); it stopped before its first epoch "
             f"ended. Start it again with `zoo train {run.data.tags.get('zoo.recipe', 'RECIPE')}`."
@@ -406,7 +406,10 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
             early_stopping = faults.ResumableEarlyStopping(
                 monitor=recipe.monitor, patience=config.patience, restore_best_weights=True
             )
-        initial_epoch = faults.restore(model, folder, early_stopping) if resume_from else 0
+        initial_epoch = 0
+        if resume_from:
+            with strategy.scope():
+                initial_epoch = faults.restore(model, folder, early_stopping)
         callbacks = list(recipe.callbacks(model, data, config)) + [faults.StopOnNaN()]
         if early_stopping is not None:
             callbacks.append(early_stopping)
