@@ -423,12 +423,21 @@ class _EpochMetricsWriter:
     MLflow's own asynchronous logging (`synchronous=False`) costs about 0.9 s per run: its flush
     waits out a 1 s poll of its queue before it returns. Here `flush` returns as soon as the
     pending writes are done, and the training thread only puts a dict on a queue (microseconds).
+    Epochs that end within `interval` seconds of each other share one write: a SQLite write costs
+    about 5 ms of CPU whatever it holds, which the thread takes from training on a small machine
+    (8 % of an epoch of the tabular MLP on 2 cores). The MLflow UI sees an epoch at most
+    `interval` seconds late; `flush` writes at once.
     """
 
-    def __init__(self):
-        import queue
+    MAX_METRICS = 1000  # MLflow's limit for one log_batch
 
+    def __init__(self, interval=1.0):
+        import queue
+        import threading
+
+        self.interval = interval
         self._queue = queue.Queue()
+        self._flushing = threading.Event()
         self._thread = None
         self._error = None
 
@@ -442,22 +451,41 @@ class _EpochMetricsWriter:
         self._queue.put((mlflow.get_tracking_uri(), run_id, metrics, step, int(time.time() * 1000)))
 
     def _write(self):
+        import queue
+
         from mlflow.entities import Metric
 
+        clients = {}
         while True:
-            uri, run_id, metrics, step, timestamp = self._queue.get()
+            pending = [self._queue.get()]
+            self._flushing.wait(self.interval)
+            while True:
+                try:
+                    pending.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            batches = {}
+            for uri, run_id, metrics, step, timestamp in pending:
+                batches.setdefault((uri, run_id), []).extend(
+                    Metric(k, v, timestamp, step) for k, v in metrics.items())
             try:
-                mlflow.MlflowClient(uri).log_batch(
-                    run_id, metrics=[Metric(k, v, timestamp, step) for k, v in metrics.items()]
-                )
+                for (uri, run_id), rows in batches.items():
+                    client = clients.get(uri) or clients.setdefault(uri, mlflow.MlflowClient(uri))
+                    for start in range(0, len(rows), self.MAX_METRICS):
+                        client.log_batch(run_id, metrics=rows[start:start + self.MAX_METRICS])
             except Exception as error:  # noqa: BLE001 - re-raised on the training thread by flush()
                 self._error = error
             finally:
-                self._queue.task_done()
+                for _ in pending:
+                    self._queue.task_done()
 
     def flush(self, raise_errors=True):
         """Wait until every queued epoch is written; raise the first write error, if any."""
-        self._queue.join()
+        self._flushing.set()
+        try:
+            self._queue.join()
+        finally:
+            self._flushing.clear()
         error, self._error = self._error, None
         if error is not None and raise_errors:
             raise error
