@@ -21,15 +21,12 @@ Between the two, steps that say where a difference comes from (`--variants`; all
 `keras+pipeline` (the engine's `training_batches`: cache, shuffle, `repeat()` with
 `steps_per_epoch`; validation through `engine.batch`), `+guards` (that plus `StopOnNaN` and the
 early stopping with best weights), `+checkpoints` (that plus the engine's per-epoch
-`EpochCheckpoint`, logging nothing). Two more measure a proposed change of that checkpoint:
-`+npz checkpoints` writes every variable (model, optimizer, RNG states) into one `.npz` instead of
-Keras' per-layer HDF5 `save_weights`, and `+npz every 10 s` also writes at most every 10 seconds
-(and after the last epoch), holding the epochs' metrics until their checkpoint is written. The
-zoo's own callbacks are timed from the inside too.
+`EpochCheckpoint`: every variable in one `.npz`, logging nothing). The zoo's own callbacks are
+timed from the inside too.
 
     python benchmarks/overhead.py
     python benchmarks/overhead.py --recipes mlp --rounds 5 --json overhead.json
-    python benchmarks/overhead.py --variants keras,+checkpoints,+npz every 10 s,zoo
+    python benchmarks/overhead.py --variants keras,+checkpoints,zoo
     python benchmarks/overhead.py --quick          # 1 round of 2 epochs, keras and zoo: a smoke run
 """
 
@@ -47,9 +44,7 @@ import time
 # Epochs per run: enough epochs for a median, few enough for the 20-minute runner.
 EPOCHS = {"mlp": 12, "cnn": 5}
 TARGET = 0.97
-VARIANTS = ("keras", "keras+pipeline", "+guards", "+checkpoints", "+npz checkpoints", "+npz every 10 s", "zoo")
-# The proposed checkpoint's minimum interval between two writes, for the last step above.
-PROPOSED_INTERVAL = 10.0
+VARIANTS = ("keras", "keras+pipeline", "+guards", "+checkpoints", "zoo")
 
 
 def main(argv=None):
@@ -197,64 +192,9 @@ class _Bench:
         folder = os.path.join(self.folder, "checkpoints", f"bench-{self.name}")
         if variant == "+checkpoints":
             callbacks.append(faults.EpochCheckpoint(folder, lambda epoch, logs: None, stopper))
-        elif variant.startswith("+npz"):
-            every = PROPOSED_INTERVAL if "every" in variant else 0.0
-            callbacks.append(_proposed_checkpoint(faults)(folder, lambda epoch, logs: None, stopper, every=every))
         model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs,
                   callbacks=callbacks, verbose=0)
         faults.remove(folder)
-
-
-def _proposed_checkpoint(faults):
-    """The checkpoint proposed for `zoo/faults.py`, so that its cost is measured, not guessed.
-
-    Differences from `faults.EpochCheckpoint`: all variables in one `.npz` (Keras' HDF5
-    `save_weights` walks every layer: the tabular MLP has 66), the RNG states among them; with
-    `every` > 0, a write at most every `every` seconds and after the last epoch, the metrics of the
-    epochs in between logged with their checkpoint, so a resumed run still logs each epoch once.
-    """
-    import numpy as np
-
-    class ProposedCheckpoint(faults.EpochCheckpoint):
-        def __init__(self, folder, log_epoch, early_stopping=None, every=0.0):
-            super().__init__(folder, log_epoch, early_stopping)
-            self.every, self.pending, self.written = every, [], time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.pending.append((epoch, dict(logs or {})))
-            if epoch + 1 < self.params.get("epochs", 0) and time.monotonic() - self.written < self.every:
-                return
-            self._write(epoch)
-
-        def on_train_end(self, logs=None):
-            if self.pending:  # early stopping ended training between two writes
-                self._write(self.pending[-1][0])
-
-        def _write(self, epoch):
-            with faults.critical_section():
-                os.makedirs(self.folder, exist_ok=True)
-                variables = list(self.model.variables) + list(self.model.optimizer.variables)
-                partial = os.path.join(self.folder, "partial.variables.npz")
-                np.savez(partial, **{f"{i}:{v.path}": np.asarray(v) for i, v in enumerate(variables)})
-                os.replace(partial, os.path.join(self.folder, "variables.npz"))
-                state = {"epoch": epoch + 1}
-                stopper = self.early_stopping
-                if stopper is not None:
-                    state["early_stopping"] = {"wait": int(stopper.wait), "best_epoch": int(stopper.best_epoch),
-                                               "best": None if stopper.best is None or not math.isfinite(stopper.best)
-                                               else float(stopper.best)}
-                    if stopper.best_weights is not None and stopper.best_epoch > epoch - len(self.pending):
-                        np.savez(os.path.join(self.folder, faults.BEST_WEIGHTS), *stopper.best_weights)
-                with open(os.path.join(self.folder, "partial." + faults.STATE), "w") as handle:
-                    json.dump(state, handle)
-                os.replace(os.path.join(self.folder, "partial." + faults.STATE),
-                           os.path.join(self.folder, faults.STATE))
-                for done, logs in self.pending:
-                    self.log_epoch(done, logs)
-                self.pending.clear()
-                self.written = time.monotonic()
-
-    return ProposedCheckpoint
 
 
 def _instrument(keras, faults, tracking):

@@ -59,6 +59,10 @@ GAN_TARGETS = {"test_confident_share": 0.80, "test_class_entropy": 0.95 * math.l
 RECURRENT_TARGET = 0.97  # many-to-one row-sequence digits
 TIMEOUT = 1200  # seconds, per subprocess: a hung benchmark must not hang the runner
 TAIL = 15  # lines of a script's output kept in the table when its figures cannot be parsed
+README = os.path.join(REPO, "README.md")
+# README.md holds the summary table between these two lines; the runner rewrites what is between.
+README_START = "<!-- benchmark summary: written by benchmarks/run_all.py -->"
+README_END = "<!-- end of benchmark summary -->"
 
 
 def main(argv=None):
@@ -69,7 +73,12 @@ def main(argv=None):
     parser.add_argument("--recipes", help="comma-separated recipes for the recipes section (default: all registered)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to write")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    parser.add_argument("--readme", metavar="PATH",
+                        help="Markdown file whose benchmark block gets the summary table (default: the "
+                             "repository's README.md, on a full run written to the default --output)")
     args = parser.parse_args(argv)
+    if args.readme is None and not args.only and not args.quick and args.output == parser.get_default("output"):
+        args.readme = README
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     unknown = [name for name in chosen if name not in SECTIONS]
     if unknown:
@@ -103,6 +112,8 @@ def main(argv=None):
                                                                                       else sys.argv[1:]))
     with open(args.output, "w") as handle:
         handle.write(render(results))
+    if args.readme:
+        update_readme(args.readme, results, args.output)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2, default=str)
@@ -365,13 +376,16 @@ def _external(name, work, args=(), quick_args=None, quick=False):
     return result
 
 
-# The steps of overhead.py that locate the cost; the two left out (+guards, +npz every epoch) add
-# little to what these show and would cost the runner another two minutes.
-OVERHEAD_VARIANTS = "keras,keras+pipeline,+checkpoints,+npz every 10 s,zoo"
+# The steps of overhead.py that locate the cost; +guards, left out, adds little to what these show.
+# Five rounds: an epoch of either recipe lasts well under a second, and one disturbed epoch in
+# three rounds moved the ratio by several percent.
+OVERHEAD_VARIANTS = "keras,keras+pipeline,+checkpoints,zoo"
+OVERHEAD_ROUNDS = "5"
 
 
 def section_overhead(args, work, done):
-    return _external("overhead.py", work, ["--variants", OVERHEAD_VARIANTS], quick_args=["--quick"], quick=args.quick)
+    return _external("overhead.py", work, ["--variants", OVERHEAD_VARIANTS, "--rounds", OVERHEAD_ROUNDS],
+                     quick_args=["--quick"], quick=args.quick)
 
 
 def section_course_baseline(args, work, done):
@@ -437,6 +451,10 @@ def render(results):
         "",
         "A load average above the number of cores means other processes shared the CPU during the run: "
         "wall times stretch with it, ratios measured alternately in one process much less.",
+        "",
+        "## Summary",
+        "",
+        *render_summary(results),
         "",
     ]
     sections = results["sections"]
@@ -582,9 +600,8 @@ def render_overhead(section, sections):
         lines += ["", "Where the difference comes from: each step's throughput over the hand-written script's, "
                   "wall time (CPU time). `keras+pipeline`: the engine's tf.data input (`training_batches`: cache, "
                   "shuffle, `repeat()` with `steps_per_epoch`); `+guards`: plus the NaN guard and early stopping; "
-                  "`+checkpoints`: plus the engine's per-epoch checkpoint (`faults.EpochCheckpoint`, HDF5 "
-                  "`save_weights`); `+npz ...`: the proposed checkpoint in its place (all variables in one `.npz`, "
-                  "every epoch or at most every 10 s); `zoo`: the whole recipe.", "",
+                  "`+checkpoints`: plus the engine's per-epoch checkpoint (`faults.EpochCheckpoint`, every "
+                  "variable in one `.npz`); `zoo`: the whole recipe, MLflow logging included.", "",
                   "| Recipe | " + " | ".join(steps) + " |", "| --- | " + "--- | " * len(steps)]
         for name, r in recipes.items():
             lines.append(f"| `{name}` | " + " | ".join(
@@ -720,6 +737,102 @@ def _verbatim(section):
     """A script's last lines as printed, where the runner has no figures from it."""
     tail = [line for line in section.get("stdout", "").splitlines() if line.strip()][-TAIL:]
     return ["```", *tail, "```", ""] if tail else []
+
+
+# === The summary: one line per benchmark, in RESULTS.md and in README.md ===
+
+
+def render_summary(results):
+    """The headline figure of each section that ran, with its target where an issue set one."""
+    sections = results["sections"]
+    rows = []
+
+    def add(benchmark, measured, target=""):
+        rows.append(f"| {benchmark} | {measured} | {target} |")
+
+    def verdict(value, target, above=True):
+        met = value >= target if above else value <= target
+        return f"{'>=' if above else '<='} {target:g}: {'met' if met else '**missed**'}"
+
+    for name, row in sections.get("recipes", {}).get("recipes", {}).items():
+        if "error" in row:
+            add(f"`zoo train {name}`", f"failed: {_cell(row['error'])}")
+            continue
+        metrics, main = row["metrics"], row.get("main_metric")
+        add(f"`zoo train {name}` ({_dataset(row['params'])})",
+            f"test {main[5:] if main else ''} **{_number(metrics.get(main))}**, "
+            f"{int(metrics.get('epochs_trained', 0))} epochs, {row['wall_seconds']:.0f} s, "
+            f"peak RSS {row['peak_rss_mb']:.0f} MB")
+    first = sections.get("first_result", {})
+    if "first_result_seconds" in first:
+        add("Time to first result", f"**{first['first_result_seconds']:.0f} s** from `{first['command']}` "
+            f"to its run {first['status']}")
+    gan = sections.get("gan_quality", {}).get("metrics")
+    if gan and "test_confident_share" in gan:
+        add("GAN samples judged by a digit classifier",
+            f"confident share **{gan['test_confident_share']:.3f}**, class entropy "
+            f"**{gan['test_class_entropy']:.3f}**",
+            f"{verdict(gan['test_confident_share'], GAN_TARGETS['test_confident_share'])}; "
+            f"{verdict(gan['test_class_entropy'], round(GAN_TARGETS['test_class_entropy'], 3))}")
+    quick = sections.get("quickstart", {})
+    if "run" in quick:
+        add("The course's Keras quickstart (`mlp_image`, 5 epochs)",
+            f"test accuracy **{_number(quick['run']['metrics'].get('test_accuracy'))}** on {quick['dataset']}",
+            "about 0.98 on MNIST (the course)")
+    overhead = sections.get("overhead", {}).get("figures")
+    for name, r in (overhead or {}).get("recipes", {}).items():
+        add(f"Zoo over hand-written Keras, `{name}` (examples/s)",
+            f"**{r['ratio']:.3f}** (CPU time {r['cpu_ratio']:.3f}, whole fit {r['fit_ratio']:.3f})",
+            verdict(r["ratio"], overhead["target"]))
+    course = sections.get("course_baseline", {}).get("figures")
+    if course:
+        numpy_run, zoo = course["numpy"], course["zoo"]
+        add("Course NumPy network vs zoo MLP (admissions)",
+            f"test accuracy {numpy_run['test_accuracy']:.3f} in {numpy_run['wall_seconds']:.1f} s vs "
+            f"**{zoo['test_accuracy']:.3f}** in {zoo['train_seconds']:.1f} s "
+            f"(majority class {numpy_run['majority_test_accuracy']:.3f})")
+    recurrent = sections.get("recurrent", {}).get("figures")
+    if recurrent:
+        runs = recurrent["runs"]
+        met = sum(r["met"] for r in runs)
+        worst = min(runs, key=lambda r: r["value"]) if runs else None
+        add("Recurrent many-to-many and one-to-many runs",
+            f"{met} of {len(runs)} meet their target" + (
+                f"; lowest {worst['cell']} {worst['mode']} {worst['metric'][5:]} {worst['value']:.4f}" if worst else ""))
+    rbm = sections.get("rbm", {}).get("figures")
+    if rbm and "headline" in rbm:
+        h = rbm["headline"]
+        add("RBM vs scikit-learn `BernoulliRBM`",
+            f"pseudo-likelihood **{h['pseudo_likelihood']:.2f}** vs {h['sklearn_pseudo_likelihood']:.2f}, "
+            f"time **{h['x_sklearn']:.2f}x** ({h['label']})",
+            f"quality {'met' if rbm['quality_met'] else '**missed**'}, time <= 1.0x "
+            f"{'met' if rbm['speed_met'] else '**missed**'}")
+    mlflow_cost = sections.get("mlflow_overhead", {}).get("figures")
+    if mlflow_cost:
+        add("MLflow logging", f"**{mlflow_cost['direct_cost_percent']:.2f}%** of the fit spent logging")
+    failed = [name for name, section in sections.items() if "error" in section]
+    if failed:
+        add("Failed sections", ", ".join(failed))
+    return ["| Benchmark | Measured | Target |", "| --- | --- | --- |", *rows]
+
+
+def update_readme(path, results, output):
+    """Replace the summary block of the Markdown file at `path` with this run's summary."""
+    with open(path) as handle:
+        text = handle.read()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path} has no benchmark block; add the lines {README_START!r} and {README_END!r} "
+                         "where the summary belongs")
+    m = results["machine"]
+    link = os.path.relpath(output, os.path.dirname(os.path.abspath(path)))
+    block = [README_START,
+             f"Measured by `{results['command']}` on {m['date']} ({m['cpu']}, {m['usable_cores']} cores, "
+             f"load average {_join((m['load_average_start'] or [])[:1])} at the start; commit {m['commit'] or 'unknown'}"
+             f"{_uncommitted(m['uncommitted'])}), in {results['total_seconds'] / 60:.1f} minutes. "
+             f"Every table is in [{link}]({link}).", "", *render_summary(results), README_END]
+    with open(path, "w") as handle:
+        handle.write(text[:start] + "\n".join(block) + text[end + len(README_END):])
 
 
 RENDERERS = {

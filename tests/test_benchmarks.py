@@ -9,17 +9,35 @@ import sys
 from conftest import REPO
 
 RUNNER = REPO / "benchmarks" / "run_all.py"
+sys.path.insert(0, str(RUNNER.parent))
+try:
+    import run_all
+finally:
+    sys.path.pop(0)
 # What a benchmark must never leave in the repository (the runner works in temporary folders).
 LEFTOVERS = ("mlflow.db", "mlruns", "zoo-checkpoints", "benchmarks/mlflow.db", "benchmarks/mlruns",
              "benchmarks/zoo-checkpoints")
 
 
+def test_the_readme_shows_the_summary_of_the_committed_results():
+    # README.md and benchmarks/RESULTS.md come from the same run: the same date and summary rows.
+    readme = (REPO / "README.md").read_text()
+    results = (REPO / "benchmarks" / "RESULTS.md").read_text()
+    block = readme.split(run_all.README_START)[1].split(run_all.README_END)[0]
+    date = re.search(r"on (\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC)", results).group(1)
+    assert f"on {date}" in block
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) > 10 and all(row in results for row in rows)
+
+
 def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     before = {name for name in LEFTOVERS if (REPO / name).exists()}
-    output, figures = tmp_path / "RESULTS.md", tmp_path / "results.json"
+    output, figures, readme = tmp_path / "RESULTS.md", tmp_path / "results.json", tmp_path / "README.md"
+    block = (REPO / "README.md").read_text().split(run_all.README_START)[1].split(run_all.README_END)[0]
+    readme.write_text(f"# Before\n\n{run_all.README_START}{block}{run_all.README_END}\n\n## After\n")
     finished = subprocess.run(
         [sys.executable, str(RUNNER), "--only", "course_baseline", "--quick", "--output", str(output),
-         "--json", str(figures)],
+         "--json", str(figures), "--readme", str(readme)],
         cwd=tmp_path, capture_output=True, text=True, timeout=300,
     )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
@@ -42,17 +60,18 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     assert f"**{result['numpy']['test_accuracy']:.3f}**" in numpy_row
     zoo_row = next(line for line in table.splitlines() if line.startswith("| Zoo MLP"))
     assert f"**{result['zoo']['test_accuracy']:.3f}**" in zoo_row
+    # The README's block holds the summary, with the same figures; the text around it is kept.
+    summary = next(line for line in table.splitlines() if line.startswith("| Course NumPy network vs zoo MLP"))
+    assert f"**{result['zoo']['test_accuracy']:.3f}**" in summary
+    updated = readme.read_text()
+    assert updated.startswith("# Before\n\n") and updated.endswith(f"{run_all.README_END}\n\n## After\n")
+    assert summary in updated and "[RESULTS.md](RESULTS.md)" in updated
     # Sections that were not asked for are not in the table.
     assert "## Each recipe in its default configuration" not in table
     assert {name for name in LEFTOVERS if (REPO / name).exists()} == before
 
 
 def test_a_failed_section_is_reported_in_the_table_not_hidden():
-    sys.path.insert(0, str(RUNNER.parent))
-    try:
-        import run_all
-    finally:
-        sys.path.pop(0)
     results = {"machine": run_all.machine(), "quick": False, "total_seconds": 1.0, "command": "python x",
                "sections": {"overhead": {"error": "exit 2: ZooError: something broke", "section_seconds": 0.5}}}
     results["machine"]["load_average_end"] = None
