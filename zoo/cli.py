@@ -6,6 +6,7 @@ Bad input ends with one line on stderr that names the problem and the fix, and e
 import argparse
 import dataclasses
 import importlib
+import logging
 import os
 import pkgutil
 import sys
@@ -174,7 +175,10 @@ def main(argv=None):
     """Run the command line; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # MLflow's INFO lines ("Creating initial MLflow database tables...") would bury the output.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if "MLFLOW_LOGGING_LEVEL" not in os.environ:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+        # A program that imported MLflow before calling main() had it read the variable already.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         from zoo.quiet import load_tensorflow
 
