@@ -124,6 +124,13 @@ class RecurrentRecipe(engine.Recipe):
                            mlflow_datasets=mlflow_datasets, extras={"sequences": seq})
 
     # === Model ===
+    def check_overrides(self, config, data, overrides):
+        seq = data.extras["sequences"]
+        if seq.name.endswith("_forecast") and overrides.get("bidirectional"):
+            # Its many-to-many targets are the window's later values: a backward pass reads them.
+            raise ZooError(f"--set bidirectional=true cannot forecast {seq.name}: the backward pass would "
+                           "read the values it predicts; drop it (forecasts run forward only).")
+
     def model_overrides(self, config, data):
         seq = data.extras["sequences"]
         overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task,
@@ -135,7 +142,6 @@ class RecurrentRecipe(engine.Recipe):
         if seq.mask_value is not None:
             overrides["mask_value"] = seq.mask_value
         if seq.name.endswith("_forecast"):
-            # A forecaster must not read the window backwards: it would see the values it predicts.
             overrides["bidirectional"] = False
         if seq.name == "digit_video":
             # Each frame is an image: a per-frame encoder before the recurrence, as in CNN-LSTMs. Two

@@ -279,6 +279,8 @@ def files(tmp_path):
         (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "300"], "use --window + --horizon <= 104"),
         (["--mode", "one_to_many", "--dataset", "digits"], "Dataset digits trains --mode many_to_one, not one_to_many"),
         (["--dataset", "imdb_reviews", "--data-dir", "{files}/nothing"], "is not on disk in"),
+        (["--mode", "many_to_many", "--dataset", "goog", "--set", "bidirectional=true"],
+         "--set bidirectional=true cannot forecast goog_forecast: the backward pass would read the values"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tracking_uri, files, argv, pattern):

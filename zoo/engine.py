@@ -113,6 +113,9 @@ class Recipe:
         """Hyperparameters that come from the data (input shape, classes, feature spec)."""
         return {}
 
+    def check_overrides(self, config, data, overrides):
+        """Raise `ZooError` for a `--set` value that this data rules out (before any MLflow run)."""
+
     def evaluate(self, model, data, config):
         """Return the final `test_*` metrics, computed once on the held-out split."""
         if data.test is None:
@@ -363,6 +366,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         raise ZooError(f"--batch-size {config.batch_size} does not split evenly over {replicas} replicas; "
                        f"use a multiple of {replicas}.")
     model_name = recipe.model_name(config)
+    recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     previous_policy = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(config.precision)
