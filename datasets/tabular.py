@@ -101,6 +101,27 @@ def read_csv(path, target):
     Raises:
         ZooError: for a missing, unreadable or empty file, or a missing target column.
     """
+    frame = read_frame(path)
+    if target is None:
+        raise ZooError(
+            f"No target column given for {path}. Pass --target COLUMN; columns: {', '.join(map(str, frame.columns))}."
+        )
+    if target not in frame.columns:
+        from zoo.errors import closest
+
+        raise ZooError(
+            f"Target column '{target}' is not in {path}.{closest(target, frame.columns)} "
+            f"Columns: {', '.join(map(str, frame.columns))}."
+        )
+    return Table(frame, target, os.path.abspath(path), os.path.splitext(os.path.basename(path))[0])
+
+
+def read_frame(path):
+    """Read the CSV file given to --data into a DataFrame with at least one data row.
+
+    Raises:
+        ZooError: for a missing, unparsable or empty file, or a folder.
+    """
     if not os.path.exists(path):
         raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
     if os.path.isdir(path):
@@ -114,18 +135,7 @@ def read_csv(path, target):
         raise ZooError(f"Cannot parse {path} as CSV ({first}). Check the file's format.") from None
     if frame.empty:
         raise ZooError(f"CSV file has a header but no data rows: {path}. Add rows to train on.")
-    if target is None:
-        raise ZooError(
-            f"No target column given for {path}. Pass --target COLUMN; columns: {', '.join(map(str, frame.columns))}."
-        )
-    if target not in frame.columns:
-        from zoo.errors import closest
-
-        raise ZooError(
-            f"Target column '{target}' is not in {path}.{closest(target, frame.columns)} "
-            f"Columns: {', '.join(map(str, frame.columns))}."
-        )
-    return Table(frame, target, os.path.abspath(path), os.path.splitext(os.path.basename(path))[0])
+    return frame
 
 
 def infer_task(series):

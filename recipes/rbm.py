@@ -228,21 +228,10 @@ def read_binary_csv(path, target=None, drop=()):
     """
     import pandas as pd
 
+    from zoo.datasets import tabular
     from zoo.errors import closest
 
-    if not os.path.exists(path):
-        raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
-    if os.path.isdir(path):
-        raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to --data.")
-    try:
-        frame = pd.read_csv(path, skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise ZooError(f"CSV file is empty: {path}. It needs a header row and data rows.") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        first = str(error).strip().splitlines()[0]
-        raise ZooError(f"Cannot parse {path} as CSV ({first}). Check the file's format.") from None
-    if frame.empty:
-        raise ZooError(f"CSV file has a header but no data rows: {path}. Add rows to train on.")
+    frame = tabular.read_frame(path)
     for column in list(drop) + ([target] if target else []):
         if column not in frame.columns:
             raise ZooError(f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
