@@ -23,6 +23,8 @@ still run, and the exit status is 1.
     python benchmarks/run_all.py                                  # everything, writes benchmarks/RESULTS.md
     python benchmarks/run_all.py --only recipes,overhead --output /tmp/RESULTS.md
     python benchmarks/run_all.py --only course_baseline --quick --output /tmp/RESULTS.md
+    python benchmarks/run_all.py --json figures.json             # also keep every figure
+    python benchmarks/run_all.py --from-json figures.json        # the tables again, measuring nothing
 """
 
 import argparse
@@ -73,6 +75,8 @@ def main(argv=None):
     parser.add_argument("--recipes", help="comma-separated recipes for the recipes section (default: all registered)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to write")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="measure nothing: write the tables again from the figures a run saved with --json")
     parser.add_argument("--readme", metavar="PATH",
                         help="Markdown file whose benchmark block gets the summary table (default: the "
                              "repository's README.md, on a full run written to the default --output)")
@@ -86,6 +90,11 @@ def main(argv=None):
     for name in list(chosen):
         if name in NEEDS and NEEDS[name] not in chosen:
             chosen.insert(chosen.index(name), NEEDS[name])
+    if args.from_json:
+        with open(args.from_json) as handle:
+            results = json.load(handle)
+        write_tables(results, args)
+        return 0
 
     started = time.perf_counter()
     results = {"machine": machine(), "quick": args.quick, "sections": {}}
@@ -110,15 +119,19 @@ def main(argv=None):
     results["machine"]["load_average_end"] = _load_average()
     results["command"] = "python benchmarks/run_all.py" + "".join(f" {a}" for a in (argv if argv is not None
                                                                                       else sys.argv[1:]))
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2, default=str)
+    write_tables(results, args)
+    print(f"wrote {args.output} in {results['total_seconds'] / 60:.1f} min")
+    return 1 if any("error" in s for s in results["sections"].values()) else 0
+
+
+def write_tables(results, args):
     with open(args.output, "w") as handle:
         handle.write(render(results))
     if args.readme:
         update_readme(args.readme, results, args.output)
-    if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=2, default=str)
-    print(f"wrote {args.output} in {results['total_seconds'] / 60:.1f} min")
-    return 1 if any("error" in s for s in results["sections"].values()) else 0
 
 
 # === The machine ===
@@ -597,11 +610,15 @@ def render_overhead(section, sections):
             f"{r['checkpoint_ms_per_epoch']:.1f} |")
     steps = [v for v in figures["variants"] if v != "keras"]
     if len(steps) > 1:
+        meaning = {"keras+pipeline": "the engine's tf.data input (`training_batches`: cache, shuffle, `repeat()` "
+                                     "with `steps_per_epoch`)",
+                   "+guards": "plus the NaN guard and early stopping",
+                   "+checkpoints": "plus the NaN guard, early stopping and the engine's per-epoch checkpoint "
+                                   "(`faults.EpochCheckpoint`, every variable in one `.npz`)",
+                   "zoo": "the whole recipe, MLflow logging included"}
         lines += ["", "Where the difference comes from: each step's throughput over the hand-written script's, "
-                  "wall time (CPU time). `keras+pipeline`: the engine's tf.data input (`training_batches`: cache, "
-                  "shuffle, `repeat()` with `steps_per_epoch`); `+guards`: plus the NaN guard and early stopping; "
-                  "`+checkpoints`: plus the engine's per-epoch checkpoint (`faults.EpochCheckpoint`, every "
-                  "variable in one `.npz`); `zoo`: the whole recipe, MLflow logging included.", "",
+                  "wall time (CPU time). " + "; ".join(f"`{v}`: {meaning[v]}" for v in steps if v in meaning) + ".",
+                  "",
                   "| Recipe | " + " | ".join(steps) + " |", "| --- | " + "--- | " * len(steps)]
         for name, r in recipes.items():
             lines.append(f"| `{name}` | " + " | ".join(

@@ -66,6 +66,11 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     updated = readme.read_text()
     assert updated.startswith("# Before\n\n") and updated.endswith(f"{run_all.README_END}\n\n## After\n")
     assert summary in updated and "[RESULTS.md](RESULTS.md)" in updated
+    # The same tables again from the saved figures, measuring nothing.
+    again = tmp_path / "again.md"
+    subprocess.run([sys.executable, str(RUNNER), "--from-json", str(figures), "--output", str(again)],
+                   check=True, timeout=60)
+    assert again.read_text() == table
     # Sections that were not asked for are not in the table.
     assert "## Each recipe in its default configuration" not in table
     assert {name for name in LEFTOVERS if (REPO / name).exists()} == before
