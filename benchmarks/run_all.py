@@ -4,7 +4,9 @@ One command, every figure measured on the spot (none typed in):
 
 - `recipes`: each recipe's default run, `zoo train RECIPE` with no arguments, in a subprocess of
   its own in a fresh folder (so on a fresh default MLflow store): its test metrics, epochs, training
-  time, wall time, CPU time and peak resident memory (the child's `ru_maxrss`). The GAN's quality
+  time, wall time, CPU time and peak resident memory (the child's `ru_maxrss`); then
+  `zoo train RECIPE --dataset NAME` for the tensorflow-datasets data prepared on disk (MNIST,
+  Fashion-MNIST, CIFAR-10, IMDB; `TFDS_RUNS`), which lengthens the run by their training time. The GAN's quality
   score and the recurrent recipes' many-to-one figures are those runs' test metrics.
 - `first_result`: time to first result, from `zoo train cnn` started to its MLflow run FINISHED
   (the run's end time in the store), default settings, taken from the `cnn` run of `recipes`.
@@ -304,14 +306,38 @@ def section_recipes(args, work, done):
         if unknown:
             raise ValueError(f"unknown recipe(s) {', '.join(unknown)}; registered: {', '.join(names)}")
         names = args.recipes.split(",")
-    for name in names:
-        row = train_default(work, name, quick=args.quick)
+    runs = [(name, []) for name in names] + [(name, ["--dataset", dataset])
+                                              for name, dataset in tfds_runs(names, tfds_root())]
+    for name, extra in runs:
+        row = train_default(work, name, extra, quick=args.quick)
         recipe = engine.get_recipe(name)
         if "metrics" in row:
             row["main_metric"] = tracking.main_metric(
                 {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric)
-        rows[name] = row
-    return {"recipes": rows}
+        rows[" ".join([name, *extra])] = row
+    return {"recipes": rows, "tfds_root": tfds_root(),
+            "tfds_found": sorted({dataset for _, dataset in tfds_runs(names, tfds_root())})}
+
+
+# The larger datasets each recipe trains on from tensorflow-datasets, run with the recipe's
+# defaults when their data are prepared on disk (never downloaded).
+TFDS_RUNS = (("cnn", "mnist"), ("cnn", "fashion_mnist"), ("cnn", "cifar10"), ("lstm", "mnist"),
+             ("lstm", "imdb_reviews"), ("gan", "mnist"), ("rbm", "mnist"))
+
+
+def tfds_root():
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def tfds_available(dataset, root):
+    """Whether tensorflow-datasets has `dataset` prepared under `root` (checked on disk, no import)."""
+    return bool(glob.glob(os.path.join(root, dataset, "*", "dataset_info.json"))
+                or glob.glob(os.path.join(root, dataset, "*", "*", "dataset_info.json")))
+
+
+def tfds_runs(recipes, root):
+    """The (recipe, dataset) pairs of `TFDS_RUNS` whose recipe is chosen and whose data are on disk."""
+    return [(name, dataset) for name, dataset in TFDS_RUNS if name in recipes and tfds_available(dataset, root)]
 
 
 def _default_run(done, recipe):
@@ -336,16 +362,10 @@ def section_gan_quality(args, work, done):
             "command": gan["command"], "epochs": gan["metrics"].get("epochs_trained")}
 
 
-def mnist_available():
-    """Whether tensorflow-datasets has MNIST prepared locally (checked on disk, no import)."""
-    root = os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-    return bool(glob.glob(os.path.join(root, "mnist", "*", "dataset_info.json")))
-
-
 def section_quickstart(args, work, done):
     base = ["--model", "mlp_image", "--epochs", "5"]
     notes = []
-    if mnist_available():
+    if tfds_available("mnist", tfds_root()):
         row = train_default(work, "cnn", [*base, "--dataset", "mnist"])
         if "error" not in row:
             return {"run": row, "dataset": "mnist", "notes": notes}
@@ -530,6 +550,10 @@ def render_recipes(section, sections):
             f"{main[5:] if main else ''} **{_number(metrics.get(main))}** | {_cell(others)} | "
             f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
             f"{row['wall_seconds']:.0f} | {row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+    if "tfds_root" in section:
+        found, missing = section["tfds_found"], sorted({d for _, d in TFDS_RUNS} - set(section["tfds_found"]))
+        lines += ["", (f"From tensorflow-datasets in `{section['tfds_root']}`: {', '.join(found)}. " if found else "")
+                  + (f"Not on disk there (never downloaded), so not run: {', '.join(missing)}." if missing else "")]
     if "error" in section:
         lines.append(f"\n**Failed:** {_cell(section['error'])}")
     return lines + [""]

@@ -83,3 +83,23 @@ def test_a_failed_section_is_reported_in_the_table_not_hidden():
     table = run_all.render(results)
     assert "## What the zoo costs over hand-written Keras" in table
     assert "**Failed:** exit 2: ZooError: something broke" in table
+
+
+def test_tensorflow_datasets_runs_are_planned_only_for_data_on_disk(tmp_path):
+    # tfds' own layout: NAME/VERSION/dataset_info.json, or NAME/CONFIG/VERSION/ for configured sets.
+    (tmp_path / "mnist" / "3.0.1").mkdir(parents=True)
+    (tmp_path / "mnist" / "3.0.1" / "dataset_info.json").write_text("{}")
+    (tmp_path / "imdb_reviews" / "plain_text" / "1.0.0").mkdir(parents=True)
+    (tmp_path / "imdb_reviews" / "plain_text" / "1.0.0" / "dataset_info.json").write_text("{}")
+    (tmp_path / "cifar10" / "3.0.2").mkdir(parents=True)  # an interrupted download: no dataset_info.json
+    planned = run_all.tfds_runs(["cnn", "lstm", "gan", "mlp"], str(tmp_path))
+    assert planned == [("cnn", "mnist"), ("lstm", "mnist"), ("lstm", "imdb_reviews"), ("gan", "mnist")]
+    assert run_all.tfds_runs(["cnn"], str(tmp_path / "empty")) == []
+
+    results = {"machine": run_all.machine(), "quick": False, "total_seconds": 1.0, "command": "python x",
+               "sections": {"recipes": {"recipes": {}, "tfds_root": str(tmp_path), "tfds_found": ["mnist"],
+                                        "section_seconds": 0.5}}}
+    results["machine"]["load_average_end"] = None
+    table = run_all.render(results)
+    assert f"From tensorflow-datasets in `{tmp_path}`: mnist." in table
+    assert "not run: cifar10, fashion_mnist, imdb_reviews." in table
