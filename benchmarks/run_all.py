@@ -6,8 +6,9 @@ One command, every figure measured on the spot (none typed in):
   its own in a fresh folder (so on a fresh default MLflow store): its test metrics, epochs, training
   time, wall time, CPU time and peak resident memory (the child's `ru_maxrss`); then
   `zoo train RECIPE --dataset NAME` for the tensorflow-datasets data prepared on disk (MNIST,
-  Fashion-MNIST, CIFAR-10, IMDB; `TFDS_RUNS`), which lengthens the run by their training time. The GAN's quality
-  score and the recurrent recipes' many-to-one figures are those runs' test metrics.
+  Fashion-MNIST, CIFAR-10, IMDB; `TFDS_RUNS`), which lengthens the run by their training time.
+  The GAN's quality score and the recurrent recipes' many-to-one figures are those runs' test
+  metrics.
 - `first_result`: time to first result, from `zoo train cnn` started to its MLflow run FINISHED
   (the run's end time in the store), default settings, taken from the `cnn` run of `recipes`.
 - `quickstart`: the course's Keras quickstart, `zoo train cnn --model mlp_image --epochs 5`, on
