@@ -149,7 +149,7 @@ class CNNRecipe(engine.Recipe):
         source = data.extras["images"]
         names = source.class_names
         truth, predicted = source.y_test, data.extras["predicted"]
-        mlflow.log_figure(plots.confusion_matrix(truth, predicted, names), "confusion_matrix.png")
+        tracking.log_figure(plots.confusion_matrix(truth, predicted, names), "confusion_matrix.png")
 
         precision, recall, f1, support = data.extras["per_class"]
         per_class = {str(name): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
@@ -166,7 +166,7 @@ class CNNRecipe(engine.Recipe):
             titles = [f"true {names[truth[i]]}\npred {names[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
                       for i in worst]
             figure = plots.image_grid(source.x_test[worst], titles=titles, size=1.4)
-            mlflow.log_figure(figure, "worst_misclassified.png")
+            tracking.log_figure(figure, "worst_misclassified.png")
         else:
             mlflow.log_text("No test image was misclassified.\n", "worst_misclassified.txt")
 

@@ -162,7 +162,7 @@ class GANRecipe(engine.Recipe):
         probabilities, _ = _predict_both(judge, shown)
         names = data.extras["images"].class_names
         titles = [f"{names[int(p.argmax())]} {p.max():.2f}" for p in probabilities]
-        mlflow.log_figure(plots.image_grid(shown, titles=titles), "samples.png")
+        tracking.log_figure(plots.image_grid(shown, titles=titles), "samples.png")
         mlflow.log_dict(judge.describe(), "judge.json")
 
     def log_model(self, model, data):

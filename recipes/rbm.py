@@ -178,14 +178,14 @@ class RBMRecipe(engine.Recipe):
         if data.extras["image"]:
             # One tile per hidden unit: its weights to the visible units, scaled to [0, 1] per tile.
             filters = _per_tile_scale(weights.T).reshape((-1,) + tuple(shape))
-            mlflow.log_figure(plots.image_grid(filters, size=0.8), "filters.png")
-            mlflow.log_figure(plots.image_grid(samples, size=0.8), "samples.png")
+            tracking.log_figure(plots.image_grid(filters, size=0.8), "filters.png")
+            tracking.log_figure(plots.image_grid(samples, size=0.8), "samples.png")
             pairs = np.concatenate([x_test, reconstructions]).reshape((-1,) + tuple(shape))
-            mlflow.log_figure(plots.image_grid(pairs, columns=len(x_test), size=0.8), "reconstructions.png")
+            tracking.log_figure(plots.image_grid(pairs, columns=len(x_test), size=0.8), "reconstructions.png")
         else:
-            mlflow.log_figure(_heatmap(weights.T, "hidden unit", "column", data.extras["columns"]), "filters.png")
-            mlflow.log_figure(_heatmap(samples, "sample", "column", data.extras["columns"]), "samples.png")
-            mlflow.log_figure(_heatmap(np.concatenate([x_test, reconstructions]), "row (top: data, bottom: "
+            tracking.log_figure(_heatmap(weights.T, "hidden unit", "column", data.extras["columns"]), "filters.png")
+            tracking.log_figure(_heatmap(samples, "sample", "column", data.extras["columns"]), "samples.png")
+            tracking.log_figure(_heatmap(np.concatenate([x_test, reconstructions]), "row (top: data, bottom: "
                                        "reconstruction)", "column", data.extras["columns"]), "reconstructions.png")
         if "downstream" in data.extras:
             mlflow.log_dict(data.extras["downstream"], "downstream_classifier.json")

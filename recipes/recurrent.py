@@ -23,7 +23,6 @@ against greedy decoding, and examples of predicted sequences logged next to the 
 """
 
 import dataclasses
-import json
 import os
 import typing
 
@@ -291,8 +290,8 @@ def _log_classified(seq, predictions, count):
     if seq.extras.get("rows_are_images") and count:
         shown = seq.x_test[:count]
         titles = [f"{names[int(t)]}->{names[p]}" for t, p in zip(seq.y_test[:count], predicted[:count])]
-        mlflow.log_figure(plots.image_grid(shown, titles), "examples.png")
-    mlflow.log_figure(plots.confusion_matrix(seq.y_test.astype(int), predicted, names), "confusion_matrix.png")
+        tracking.log_figure(plots.image_grid(shown, titles), "examples.png")
+    tracking.log_figure(plots.confusion_matrix(seq.y_test.astype(int), predicted, names), "confusion_matrix.png")
 
 
 def _labels(seq, probabilities):
@@ -352,7 +351,7 @@ def _log_labelled_steps(seq, probabilities, count):
         shown = frames[:videos].reshape(-1, *frames.shape[2:])
         titles = [f"{names[int(t)]}->{names[int(p)]}" for t, p in
                   zip(seq.y_test[:videos].reshape(-1), predicted[:videos].reshape(-1))]
-        mlflow.log_figure(plots.image_grid(shown, titles, columns=frames.shape[1]), "examples.png")
+        tracking.log_figure(plots.image_grid(shown, titles, columns=frames.shape[1]), "examples.png")
 
 
 def _price_forecast(seq, predicted):
@@ -381,7 +380,7 @@ def _log_forecast(seq, predicted, forecast, count):
     start, end = seq.extras["test_days"]
     figure = plots.forecast(seq.extras["series"][start:end], forecast["days"] - start, forecast["forecast"],
                             title=f"{seq.name}: {horizon} day(s) ahead on the test days")
-    mlflow.log_figure(figure, "forecast.png")
+    tracking.log_figure(figure, "forecast.png")
     _log_labelled_steps(seq, predicted, 0)
 
 
@@ -401,7 +400,7 @@ def _log_captions(seq, decoded, count):
     if count:
         shown = list(range(min(count, len(truth)))) + wrong[: max(0, count // 2)]
         titles = [(decoded[i] or "(empty)") + ("" if decoded[i] == truth[i] else f" (is {truth[i]})") for i in shown]
-        mlflow.log_figure(plots.image_grid(seq.extras["images"][shown], titles), "examples.png")
+        tracking.log_figure(plots.image_grid(seq.extras["images"][shown], titles), "examples.png")
 
 
 # === The three cells: one recipe each, sharing everything above ===

@@ -83,9 +83,14 @@ def trained(session_store, tmp_path_factory):
         patch.chdir(folder)
         mlflow.set_tracking_uri(session_store)
         output = str(folder / "out")
+        import matplotlib.pyplot as plt
+
+        figures_before = set(plt.get_fignums())
         status = main(["train", "cnn", "--epochs", "2", "--output", output, "--experiment", "cnn-tests",
                        "--worst-images", "9", *SMALL])
         assert status == 0
+        # Learning curve, confusion matrix, worst-misclassified grid: logged, then closed.
+        assert set(plt.get_fignums()) <= figures_before
     runs = mlflow.search_runs(experiment_names=["cnn-tests"], output_format="list")
     run = max(runs, key=lambda r: r.info.start_time)
     data = images.load("digits")

@@ -442,7 +442,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         mlflow.log_metrics(metrics)
         curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
         if curves:
-            mlflow.log_figure(tracking.learning_curve(curves), "learning_curve.png")
+            tracking.log_figure(tracking.learning_curve(curves), "learning_curve.png")
         recipe.log_artifacts(model, data, config)
         model_info = recipe.log_model(model, data)
         if config.register:

@@ -221,6 +221,20 @@ def log_model(model, example_inputs, predict=None, metadata=None):
     )
 
 
+def log_figure(figure, artifact_file):
+    """Log a matplotlib figure as an image artifact of the active run, then close it.
+
+    pyplot keeps every figure it made until closed: a process that trains many runs (a notebook,
+    the tests) would otherwise hold all of them.
+    """
+    import matplotlib.pyplot as plt
+
+    try:
+        mlflow.log_figure(figure, artifact_file)
+    finally:
+        plt.close(figure)
+
+
 def learning_curve(history):
     """Return a matplotlib figure with one panel per metric: training and validation per epoch."""
     import matplotlib
