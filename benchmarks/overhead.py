@@ -34,7 +34,6 @@ import argparse
 import collections
 import functools
 import json
-import math
 import os
 import statistics
 import sys

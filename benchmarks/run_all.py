@@ -38,7 +38,6 @@ import json
 import math
 import os
 import platform
-import re
 import resource
 import shlex
 import shutil

@@ -9,7 +9,6 @@ import time
 import urllib.request
 
 import mlflow
-import pytest
 
 from tests.conftest import running_runs
 
