@@ -871,7 +871,7 @@ def update_readme(path, results, output):
              f"Measured by `{results['command']}` on {m['date']} ({m['cpu']}, {m['usable_cores']} cores, "
              f"load average {_join((m['load_average_start'] or [])[:1])} at the start; commit {m['commit'] or 'unknown'}"
              f"{_uncommitted(m['uncommitted'])}), in {results['total_seconds'] / 60:.1f} minutes. "
-             f"Every table is in [{link}]({link}).", "", *render_summary(results), README_END]
+             f"Every table is in [{link}]({link}).", "", *render_summary(results), "", README_END]
     with open(path, "w") as handle:
         handle.write(text[:start] + "\n".join(block) + text[end + len(README_END):])
 
