@@ -306,8 +306,9 @@ def section_recipes(args, work, done):
         if unknown:
             raise ValueError(f"unknown recipe(s) {', '.join(unknown)}; registered: {', '.join(names)}")
         names = args.recipes.split(",")
-    runs = [(name, []) for name in names] + [(name, ["--dataset", dataset])
-                                              for name, dataset in tfds_runs(names, tfds_root())]
+    root = tfds_root()
+    on_disk = tfds_runs(names, root)
+    runs = [(name, []) for name in names] + [(name, ["--dataset", dataset]) for name, dataset in on_disk]
     for name, extra in runs:
         row = train_default(work, name, extra, quick=args.quick)
         recipe = engine.get_recipe(name)
@@ -315,8 +316,7 @@ def section_recipes(args, work, done):
             row["main_metric"] = tracking.main_metric(
                 {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric)
         rows[" ".join([name, *extra])] = row
-    return {"recipes": rows, "tfds_root": tfds_root(),
-            "tfds_found": sorted({dataset for _, dataset in tfds_runs(names, tfds_root())})}
+    return {"recipes": rows, "tfds_root": root, "tfds_found": sorted({dataset for _, dataset in on_disk})}
 
 
 # The larger datasets each recipe trains on from tensorflow-datasets, run with the recipe's
