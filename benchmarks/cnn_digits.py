@@ -31,17 +31,23 @@ def main(argv=None):
         os.chdir(folder)
         for seed in seeds:
             started = time.perf_counter()
-            result = engine.train("cnn", {"seed": seed, "model": args.model,
-                                          "tracking_uri": f"sqlite:///{folder}/mlflow.db"})
+            result = engine.train(
+                "cnn", {"seed": seed, "model": args.model, "tracking_uri": f"sqlite:///{folder}/mlflow.db"}
+            )
             wall = time.perf_counter() - started
             accuracy = result.metrics["test_accuracy"]
             accuracies.append(accuracy)
-            print(f"model={args.model} seed={seed} test_accuracy={accuracy:.4f} "
-                  f"epochs={result.metrics['epochs_trained']} train_seconds={result.metrics['train_seconds']:.1f} "
-                  f"wall_seconds={wall:.1f}", flush=True)
+            print(
+                f"model={args.model} seed={seed} test_accuracy={accuracy:.4f} "
+                f"epochs={result.metrics['epochs_trained']} train_seconds={result.metrics['train_seconds']:.1f} "
+                f"wall_seconds={wall:.1f}",
+                flush=True,
+            )
     if len(accuracies) > 1:
-        print(f"model={args.model} seeds={len(seeds)} mean_test_accuracy={statistics.mean(accuracies):.4f} "
-              f"min={min(accuracies):.4f} max={max(accuracies):.4f}")
+        print(
+            f"model={args.model} seeds={len(seeds)} mean_test_accuracy={statistics.mean(accuracies):.4f} "
+            f"min={min(accuracies):.4f} max={max(accuracies):.4f}"
+        )
     return 0
 
 

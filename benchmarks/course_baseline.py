@@ -57,27 +57,42 @@ def main(argv=None):
     splits = tabular.prepare(table, seed=42, validation_fraction=0.1, test_fraction=0.1)
     features = course_features(table.frame)
     train_rows = np.concatenate([splits.train.index, splits.validation.index])
-    results = {"data": os.path.abspath(args.data), "rows": len(table.frame), "test_rows": len(splits.test),
-               "numpy_epochs": args.epochs, "learning_rate": LEARNING_RATE, "hidden_units": HIDDEN}
+    results = {
+        "data": os.path.abspath(args.data),
+        "rows": len(table.frame),
+        "test_rows": len(splits.test),
+        "numpy_epochs": args.epochs,
+        "learning_rate": LEARNING_RATE,
+        "hidden_units": HIDDEN,
+    }
 
     numpy_run = fit_numpy(features, table.frame[TARGET], train_rows, splits.test.index, args.epochs)
     results["numpy"] = numpy_run
-    print(f"numpy  (course network, per-example loop, {args.epochs} epochs, zoo split): "
-          f"test_accuracy={numpy_run['test_accuracy']:.4f} wall_seconds={numpy_run['wall_seconds']:.2f} "
-          f"on {len(splits.test)} test rows", flush=True)
+    print(
+        f"numpy  (course network, per-example loop, {args.epochs} epochs, zoo split): "
+        f"test_accuracy={numpy_run['test_accuracy']:.4f} wall_seconds={numpy_run['wall_seconds']:.2f} "
+        f"on {len(splits.test)} test rows",
+        flush=True,
+    )
 
     course_train, course_test = course_split(table.frame)
     course_run = fit_numpy(features, table.frame[TARGET], course_train, course_test, args.epochs)
     results["numpy_course_split"] = course_run
-    print(f"numpy  (course network, course split, numpy seed {COURSE_SEED}): "
-          f"test_accuracy={course_run['test_accuracy']:.4f} wall_seconds={course_run['wall_seconds']:.2f} "
-          f"on {len(course_test)} test rows", flush=True)
+    print(
+        f"numpy  (course network, course split, numpy seed {COURSE_SEED}): "
+        f"test_accuracy={course_run['test_accuracy']:.4f} wall_seconds={course_run['wall_seconds']:.2f} "
+        f"on {len(course_test)} test rows",
+        flush=True,
+    )
 
     results["zoo"] = fit_zoo(args.data, args.zoo_epochs)
     zoo_run = results["zoo"]
-    print(f"zoo    (mlp recipe, hidden_units=2 sigmoid, {zoo_run['epochs']} epochs): "
-          f"test_accuracy={zoo_run['test_accuracy']:.4f} wall_seconds={zoo_run['wall_seconds']:.2f} "
-          f"train_seconds={zoo_run['train_seconds']:.2f} on {len(splits.test)} test rows", flush=True)
+    print(
+        f"zoo    (mlp recipe, hidden_units=2 sigmoid, {zoo_run['epochs']} epochs): "
+        f"test_accuracy={zoo_run['test_accuracy']:.4f} wall_seconds={zoo_run['wall_seconds']:.2f} "
+        f"train_seconds={zoo_run['train_seconds']:.2f} on {len(splits.test)} test rows",
+        flush=True,
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
@@ -110,8 +125,8 @@ def fit_numpy(features, targets, train_rows, test_rows, epochs):
     x_test, y_test = features.loc[test_rows].to_numpy(), targets.loc[test_rows].to_numpy()
     np.random.seed(COURSE_SEED)
     n_records, n_features = x_train.shape
-    weights_input_hidden = np.random.normal(scale=1 / n_features ** 0.5, size=(n_features, HIDDEN))
-    weights_hidden_output = np.random.normal(scale=1 / n_features ** 0.5, size=HIDDEN)
+    weights_input_hidden = np.random.normal(scale=1 / n_features**0.5, size=(n_features, HIDDEN))
+    weights_hidden_output = np.random.normal(scale=1 / n_features**0.5, size=HIDDEN)
 
     started = time.perf_counter()
     for _ in range(epochs):
@@ -131,9 +146,15 @@ def fit_numpy(features, targets, train_rows, test_rows, epochs):
     output = sigmoid(np.dot(sigmoid(np.dot(x_test, weights_input_hidden)), weights_hidden_output))
     accuracy = float(np.mean((output > 0.5) == y_test))
     train_output = sigmoid(np.dot(sigmoid(np.dot(x_train, weights_input_hidden)), weights_hidden_output))
-    return {"test_accuracy": accuracy, "wall_seconds": wall, "epochs": epochs,
-            "train_mse": float(np.mean((train_output - y_train) ** 2)), "train_rows": int(n_records),
-            "test_rows": len(y_test), "majority_test_accuracy": float(max(y_test.mean(), 1 - y_test.mean()))}
+    return {
+        "test_accuracy": accuracy,
+        "wall_seconds": wall,
+        "epochs": epochs,
+        "train_mse": float(np.mean((train_output - y_train) ** 2)),
+        "train_rows": int(n_records),
+        "test_rows": len(y_test),
+        "majority_test_accuracy": float(max(y_test.mean(), 1 - y_test.mean())),
+    }
 
 
 def fit_zoo(data, epochs):
@@ -142,9 +163,16 @@ def fit_zoo(data, epochs):
 
     settings = {"hidden_units": str(HIDDEN), "activation": "sigmoid", "dropout": "0"}
     with tempfile.TemporaryDirectory(prefix="zoo-course-baseline-") as folder:
-        options = {"data": data, "target": TARGET, "seed": 42, "validation_fraction": 0.1, "test_fraction": 0.1,
-                   "tracking_uri": f"sqlite:///{folder}/mlflow.db", "experiment": "course-baseline",
-                   "checkpoint_dir": os.path.join(folder, "checkpoints")}
+        options = {
+            "data": data,
+            "target": TARGET,
+            "seed": 42,
+            "validation_fraction": 0.1,
+            "test_fraction": 0.1,
+            "tracking_uri": f"sqlite:///{folder}/mlflow.db",
+            "experiment": "course-baseline",
+            "checkpoint_dir": os.path.join(folder, "checkpoints"),
+        }
         if epochs:
             options["epochs"] = epochs
         cwd = os.getcwd()
@@ -156,9 +184,14 @@ def fit_zoo(data, epochs):
         finally:
             os.chdir(cwd)
     metrics = result.metrics
-    return {"test_accuracy": metrics["test_accuracy"], "wall_seconds": wall,
-            "train_seconds": metrics["train_seconds"], "epochs": int(metrics["epochs_trained"]),
-            "run_id": result.run_id, "settings": settings}
+    return {
+        "test_accuracy": metrics["test_accuracy"],
+        "wall_seconds": wall,
+        "train_seconds": metrics["train_seconds"],
+        "epochs": int(metrics["epochs_trained"]),
+        "run_id": result.run_id,
+        "settings": settings,
+    }
 
 
 if __name__ == "__main__":

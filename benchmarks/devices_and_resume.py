@@ -31,8 +31,9 @@ print(json.dumps(r.metrics))
 
 def _train_seconds(epochs, devices, logical_cpus, store):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": str(logical_cpus)}
-    result = subprocess.run([sys.executable, "-c", TRAIN, str(epochs), devices, store], capture_output=True,
-                            text=True, env=env, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", TRAIN, str(epochs), devices, store], capture_output=True, text=True, env=env, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])["train_seconds"]
 
 
@@ -46,9 +47,25 @@ def measure_resume(folder, store):
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MLFLOW_TRACKING_URI": store}
     client = mlflow.MlflowClient(store)
-    process = subprocess.Popen([sys.executable, "-m", "zoo", "train", "mlp", "--epochs", "200", "--patience", "0",
-                                "--experiment", "resume-bench"], cwd=folder, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "zoo",
+            "train",
+            "mlp",
+            "--epochs",
+            "200",
+            "--patience",
+            "0",
+            "--experiment",
+            "resume-bench",
+        ],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     run_id = None
     while True:
         experiment = client.get_experiment_by_name("resume-bench")
@@ -62,8 +79,13 @@ def measure_resume(folder, store):
     process.wait()
     exited = time.perf_counter()
     stopped_at = _last_step(client, run_id)
-    resumed = subprocess.Popen([sys.executable, "-m", "zoo", "train", "--resume", run_id], cwd=folder, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    resumed = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "train", "--resume", run_id],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     started = time.perf_counter()
     while _last_step(client, run_id) <= stopped_at:
         time.sleep(0.05)
@@ -81,11 +103,15 @@ def main():
         store = f"sqlite:///{folder}/mlflow.db"
         one = _train_seconds(args.epochs, "auto", 1, store)
         two = _train_seconds(args.epochs, "all", 2, store)
-        print(f"mlp, {args.epochs} epochs: one device {one:.2f} s, two logical CPU devices {two:.2f} s, "
-              f"ratio {two / one:.2f}x")
+        print(
+            f"mlp, {args.epochs} epochs: one device {one:.2f} s, two logical CPU devices {two:.2f} s, "
+            f"ratio {two / one:.2f}x"
+        )
         to_exit, to_training = measure_resume(folder, store)
-        print(f"resume: signal to exit {to_exit:.2f} s, resume command to next epoch {to_training:.2f} s, "
-              f"time lost {to_exit + to_training:.2f} s")
+        print(
+            f"resume: signal to exit {to_exit:.2f} s, resume command to next epoch {to_training:.2f} s, "
+            f"time lost {to_exit + to_training:.2f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,7 @@ def main(argv=None):
     from zoo import engine
 
     folder = tempfile.mkdtemp(prefix="zoo-gan-benchmark-")
-    options = {"tracking_uri": args.tracking_uri or f"sqlite:///{folder}/mlflow.db",
-               "experiment": "gan-benchmark"}
+    options = {"tracking_uri": args.tracking_uri or f"sqlite:///{folder}/mlflow.db", "experiment": "gan-benchmark"}
     if args.seed is not None:
         options["seed"] = args.seed
     if args.epochs is not None:
@@ -52,25 +51,33 @@ def main(argv=None):
     elapsed = time.perf_counter() - started
 
     history = result.history
-    print(f"{'epoch':>5} {'g_loss':>7} {'d_loss':>7} {'confident':>9} {'entropy':>7} {'diversity':>9} "
-          f"{'frechet':>8} {'label_acc':>9}")
+    print(
+        f"{'epoch':>5} {'g_loss':>7} {'d_loss':>7} {'confident':>9} {'entropy':>7} {'diversity':>9} "
+        f"{'frechet':>8} {'label_acc':>9}"
+    )
     for epoch in range(len(history["generator_loss"])):
         label = history.get("label_accuracy", [math.nan] * (epoch + 1))[epoch]
-        print(f"{epoch:>5} {history['generator_loss'][epoch]:>7.3f} {history['discriminator_loss'][epoch]:>7.3f} "
-              f"{history['confident_share'][epoch]:>9.3f} {history['class_entropy'][epoch]:>7.3f} "
-              f"{history['within_class_diversity'][epoch]:>9.3f} {history['frechet_distance'][epoch]:>8.2f} "
-              f"{label:>9.3f}")
+        print(
+            f"{epoch:>5} {history['generator_loss'][epoch]:>7.3f} {history['discriminator_loss'][epoch]:>7.3f} "
+            f"{history['confident_share'][epoch]:>9.3f} {history['class_entropy'][epoch]:>7.3f} "
+            f"{history['within_class_diversity'][epoch]:>9.3f} {history['frechet_distance'][epoch]:>8.2f} "
+            f"{label:>9.3f}"
+        )
     metrics = result.metrics
     confident, entropy = metrics["test_confident_share"], metrics["test_class_entropy"]
     print(f"config: {result.config}")
     print(f"judge test accuracy on the real test split: {metrics['judge_test_accuracy']:.4f}")
-    print(f"final quality on {result.config.samples} new samples: confident share {confident:.3f} "
-          f"(target >= {TARGET_CONFIDENT}), class entropy {entropy:.3f} (target >= {TARGET_ENTROPY:.3f}), "
-          f"within-class diversity {metrics['test_within_class_diversity']:.3f} (real test digits: about 1), "
-          f"Frechet distance {metrics['test_frechet_distance']:.2f}"
-          + (f", label accuracy {metrics['test_label_accuracy']:.3f}" if "test_label_accuracy" in metrics else ""))
-    print(f"training {metrics['train_seconds']:.0f} s, whole run {elapsed:.0f} s, MLflow run {result.run_id} "
-          f"in {options['tracking_uri']}")
+    print(
+        f"final quality on {result.config.samples} new samples: confident share {confident:.3f} "
+        f"(target >= {TARGET_CONFIDENT}), class entropy {entropy:.3f} (target >= {TARGET_ENTROPY:.3f}), "
+        f"within-class diversity {metrics['test_within_class_diversity']:.3f} (real test digits: about 1), "
+        f"Frechet distance {metrics['test_frechet_distance']:.2f}"
+        + (f", label accuracy {metrics['test_label_accuracy']:.3f}" if "test_label_accuracy" in metrics else "")
+    )
+    print(
+        f"training {metrics['train_seconds']:.0f} s, whole run {elapsed:.0f} s, MLflow run {result.run_id} "
+        f"in {options['tracking_uri']}"
+    )
     print(f"real test digits scored the same way (the ceiling): {_real_reference(result.config)}")
     met = confident >= TARGET_CONFIDENT and entropy >= TARGET_ENTROPY
     print("target met" if met else "target NOT met")

@@ -63,8 +63,14 @@ def main(argv=None):
         callbacks = [_timed(tracking.metrics_callback(), inside_callback)] if log else []
         run = mlflow.start_run() if log else None
         started = time.perf_counter()
-        model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=config.epochs,
-                  callbacks=callbacks, verbose=0)
+        model.fit(
+            batches,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=0,
+        )
         if log:
             flushing = time.perf_counter()
             tracking.flush_metrics()
@@ -74,12 +80,14 @@ def main(argv=None):
             mlflow.end_run()
         return seconds
 
-    print(f"MLflow logging overhead: MLP recipe on {data.spec['name']}, {config.epochs} epochs, "
-          f"{args.pairs} alternated pairs, store {uri}")
+    print(
+        f"MLflow logging overhead: MLP recipe on {data.spec['name']}, {config.epochs} epochs, "
+        f"{args.pairs} alternated pairs, store {uri}"
+    )
     fit(log=False)  # warm-up: TensorFlow's first graph traces and kernel loads
     times = {True: [], False: []}
     for pair in range(args.pairs):
-        for log in ((True, False) if pair % 2 == 0 else (False, True)):
+        for log in (True, False) if pair % 2 == 0 else (False, True):
             times[log].append(fit(log))
         print(f"  pair {pair + 1}: without {times[False][-1]:.3f} s, with {times[True][-1]:.3f} s")
 
@@ -90,22 +98,37 @@ def main(argv=None):
     print(f"fit without MLflow: median {without:.3f} s")
     print(f"fit with MLflow logging: median {with_:.3f} s")
     print(f"ratio with/without: {with_ / without:.4f} (median of pair ratios {pair_ratio:.4f}; target <= 1.02)")
-    print(f"direct cost per run: {1000 * callback:.1f} ms in the callback ({1000 * callback / config.epochs:.2f} ms "
-          f"per epoch) + {1000 * flush:.1f} ms final flush = {100 * (callback + flush) / without:.2f}% of the fit")
+    print(
+        f"direct cost per run: {1000 * callback:.1f} ms in the callback ({1000 * callback / config.epochs:.2f} ms "
+        f"per epoch) + {1000 * flush:.1f} ms final flush = {100 * (callback + flush) / without:.2f}% of the fit"
+    )
 
     started = time.perf_counter()
     result = engine.train("mlp", {"epochs": config.epochs, "patience": 0, "experiment": "mlflow-overhead"})
     wall = time.perf_counter() - started
-    print(f"one whole engine.train run: {wall:.2f} s wall, fit {result.metrics['train_seconds']:.2f} s; the rest "
-          "is data loading, model building and the end-of-run logging (params, datasets, figure, model)")
+    print(
+        f"one whole engine.train run: {wall:.2f} s wall, fit {result.metrics['train_seconds']:.2f} s; the rest "
+        "is data loading, model building and the end-of-run logging (params, datasets, figure, model)"
+    )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"epochs": config.epochs, "pairs": args.pairs, "without_seconds": without,
-                       "with_seconds": with_, "ratio": with_ / without, "pair_ratio": pair_ratio,
-                       "callback_ms": 1000 * callback, "flush_ms": 1000 * flush,
-                       "direct_cost_percent": 100 * (callback + flush) / without,
-                       "whole_run_seconds": wall, "whole_run_fit_seconds": result.metrics["train_seconds"]},
-                      handle, indent=2)
+            json.dump(
+                {
+                    "epochs": config.epochs,
+                    "pairs": args.pairs,
+                    "without_seconds": without,
+                    "with_seconds": with_,
+                    "ratio": with_ / without,
+                    "pair_ratio": pair_ratio,
+                    "callback_ms": 1000 * callback,
+                    "flush_ms": 1000 * flush,
+                    "direct_cost_percent": 100 * (callback + flush) / without,
+                    "whole_run_seconds": wall,
+                    "whole_run_fit_seconds": result.metrics["train_seconds"],
+                },
+                handle,
+                indent=2,
+            )
     return 0
 
 

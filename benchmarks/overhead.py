@@ -50,10 +50,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default="mlp,cnn", help="comma-separated recipes (default: mlp,cnn)")
     parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per recipe (default: 3)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"epochs per run (default: {', '.join(f'{k} {v}' for k, v in EPOCHS.items())})")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help=f"comma-separated, from {', '.join(VARIANTS)} (keras and zoo always run)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"epochs per run (default: {', '.join(f'{k} {v}' for k, v in EPOCHS.items())})",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, from {', '.join(VARIANTS)} (keras and zoo always run)",
+    )
     parser.add_argument("--quick", action="store_true", help="1 round of 2 epochs, keras and zoo only")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -92,20 +99,28 @@ def _measure(args, variants, folder):
     for name in args.recipes.split(","):
         epochs = args.epochs or EPOCHS.get(name, 10)
         bench = _Bench(engine, faults, keras, name, epochs, uri, folder, timers)
-        print(f"{name}: {bench.num_train} training examples, batch {bench.config.batch_size}, {epochs} epochs, "
-              f"model {bench.model_name}", flush=True)
+        print(
+            f"{name}: {bench.num_train} training examples, batch {bench.config.batch_size}, {epochs} epochs, "
+            f"model {bench.model_name}",
+            flush=True,
+        )
         bench.run("keras", warmup=True)  # first traces and kernel loads of this model in the process
-        bench.run("zoo", warmup=True)    # and the store's first run of the recipe
+        bench.run("zoo", warmup=True)  # and the store's first run of the recipe
         rows = collections.defaultdict(list)
         for index in range(args.rounds):
             # Rotate the order so that no variant always runs first or last in a round.
-            order = variants[index % len(variants):] + variants[:index % len(variants)]
+            order = variants[index % len(variants) :] + variants[: index % len(variants)]
             results = {variant: bench.run(variant) for variant in order}
             for variant, result in results.items():
                 rows[variant].append(result)
-            print(f"  round {index + 1}, examples per second of the median epoch (per CPU second): " + ", ".join(
-                f"{v} {results[v]['examples_per_second']:.0f} ({results[v]['examples_per_cpu_second']:.0f})"
-                for v in variants), flush=True)
+            print(
+                f"  round {index + 1}, examples per second of the median epoch (per CPU second): "
+                + ", ".join(
+                    f"{v} {results[v]['examples_per_second']:.0f} ({results[v]['examples_per_cpu_second']:.0f})"
+                    for v in variants
+                ),
+                flush=True,
+            )
         report["recipes"][name] = _summarize(name, rows, variants, epochs, bench)
     report["met"] = all(r["ratio"] >= TARGET for r in report["recipes"].values())
     report["cpu_met"] = all(r["cpu_ratio"] >= TARGET for r in report["recipes"].values())
@@ -142,19 +157,28 @@ class _Bench:
             timer.clear()
         extra = {}
         if variant == "zoo":
-            options = {"epochs": epochs, "tracking_uri": self.uri, "experiment": "overhead",
-                       "checkpoint_dir": os.path.join(self.folder, "checkpoints")}
+            options = {
+                "epochs": epochs,
+                "tracking_uri": self.uri,
+                "experiment": "overhead",
+                "checkpoint_dir": os.path.join(self.folder, "checkpoints"),
+            }
             started = time.perf_counter()
             result = self.engine.train(self.name, options)
             wall = time.perf_counter() - started
             done = int(result.metrics["epochs_trained"])
-            per_epoch = {name: 1000 * sum(self.timers[name]) / max(1, done)
-                         for name in ("checkpoint", "early_stopping", "nan_guard")}
-            extra = {"run_seconds": wall, "flush_seconds": sum(w for w, _ in self.timers["flush"]),
-                     **{f"{name}_ms_per_epoch": value for name, value in per_epoch.items()}}
+            per_epoch = {
+                name: 1000 * sum(self.timers[name]) / max(1, done)
+                for name in ("checkpoint", "early_stopping", "nan_guard")
+            }
+            extra = {
+                "run_seconds": wall,
+                "flush_seconds": sum(w for w, _ in self.timers["flush"]),
+                **{f"{name}_ms_per_epoch": value for name, value in per_epoch.items()},
+            }
         else:
             self._fit(variant, epochs)
-        (seconds, cpu, epoch_walls, epoch_cpus), = self.timers["fit"]
+        ((seconds, cpu, epoch_walls, epoch_cpus),) = self.timers["fit"]
         flush_wall = sum(w for w, _ in self.timers["flush"])
         flush_cpu = sum(c for _, c in self.timers["flush"])
         done = len(epoch_walls)
@@ -163,11 +187,17 @@ class _Bench:
         steady_cpu = epoch_cpus[1:] or epoch_cpus
         epoch_wall = statistics.median(steady) + flush_wall / done
         epoch_cpu = statistics.median(steady_cpu) + flush_cpu / done
-        return {"epochs": done, "fit_seconds": seconds + flush_wall, "fit_cpu_seconds": cpu + flush_cpu,
-                "epoch_seconds": epoch_wall, "epoch_cpu_seconds": epoch_cpu,
-                "examples_per_second": self.num_train / epoch_wall,
-                "examples_per_cpu_second": self.num_train / epoch_cpu,
-                "fit_examples_per_second": self.num_train * done / (seconds + flush_wall), **extra}
+        return {
+            "epochs": done,
+            "fit_seconds": seconds + flush_wall,
+            "fit_cpu_seconds": cpu + flush_cpu,
+            "epoch_seconds": epoch_wall,
+            "epoch_cpu_seconds": epoch_cpu,
+            "examples_per_second": self.num_train / epoch_wall,
+            "examples_per_cpu_second": self.num_train / epoch_cpu,
+            "fit_examples_per_second": self.num_train * done / (seconds + flush_wall),
+            **extra,
+        }
 
     def _fit(self, variant, epochs):
         from zoo import registry
@@ -176,8 +206,15 @@ class _Bench:
         keras.utils.set_random_seed(config.seed)
         model = registry.get(self.model_name, **self.hyperparameters)
         if variant == "keras":
-            model.fit(self.x_train, self.y_train, batch_size=config.batch_size, epochs=epochs,
-                      validation_data=self.validation, shuffle=True, verbose=0)
+            model.fit(
+                self.x_train,
+                self.y_train,
+                batch_size=config.batch_size,
+                epochs=epochs,
+                validation_data=self.validation,
+                shuffle=True,
+                verbose=0,
+            )
             return
         batches, steps = engine.training_batches(self.data.train, self.num_train, config.batch_size, config.seed)
         validation = engine.batch(self.data.validation, config.batch_size)
@@ -185,14 +222,16 @@ class _Bench:
         if variant != "keras+pipeline":
             callbacks.append(faults.StopOnNaN())
             if self.recipe.monitor and config.patience:
-                stopper = faults.ResumableEarlyStopping(monitor=self.recipe.monitor, patience=config.patience,
-                                                        restore_best_weights=True)
+                stopper = faults.ResumableEarlyStopping(
+                    monitor=self.recipe.monitor, patience=config.patience, restore_best_weights=True
+                )
                 callbacks.append(stopper)
         folder = os.path.join(self.folder, "checkpoints", f"bench-{self.name}")
         if variant == "+checkpoints":
             callbacks.append(faults.EpochCheckpoint(folder, lambda epoch, logs: None, stopper))
-        model.fit(batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs,
-                  callbacks=callbacks, verbose=0)
+        model.fit(
+            batches, steps_per_epoch=steps, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=0
+        )
         faults.remove(folder)
 
 
@@ -228,8 +267,9 @@ def _instrument(keras, faults, tracking):
         try:
             return original_fit(self, *args, **kwargs)
         finally:
-            timers["fit"].append((time.perf_counter() - started, time.process_time() - started_cpu,
-                                  clock.walls, clock.cpus))
+            timers["fit"].append(
+                (time.perf_counter() - started, time.process_time() - started_cpu, clock.walls, clock.cpus)
+            )
 
     def timed(function, spent, cpu=False):
         @functools.wraps(function)
@@ -240,14 +280,16 @@ def _instrument(keras, faults, tracking):
             finally:
                 wall = time.perf_counter() - started
                 spent.append((wall, time.process_time() - started_cpu) if cpu else wall)
+
         return wrapper
 
     keras.Model.fit = fit
     # The engine calls tracking.flush_metrics() through the module: wrapping the attribute times it.
     tracking.flush_metrics = timed(tracking.flush_metrics, timers["flush"], cpu=True)
     faults.EpochCheckpoint.on_epoch_end = timed(faults.EpochCheckpoint.on_epoch_end, timers["checkpoint"])
-    faults.ResumableEarlyStopping.on_epoch_end = timed(faults.ResumableEarlyStopping.on_epoch_end,
-                                                       timers["early_stopping"])
+    faults.ResumableEarlyStopping.on_epoch_end = timed(
+        faults.ResumableEarlyStopping.on_epoch_end, timers["early_stopping"]
+    )
     faults.StopOnNaN.on_train_batch_end = timed(faults.StopOnNaN.on_train_batch_end, timers["nan_guard"])
     return timers
 
@@ -260,15 +302,24 @@ def _summarize(name, rows, variants, epochs, bench):
         # Within-round ratios against the hand-written script, then their median.
         return {v: statistics.median(z[key] / k[key] for z, k in zip(rows[v], rows["keras"])) for v in variants}
 
-    wall, cpu, whole = ratios("examples_per_second"), ratios("examples_per_cpu_second"), \
-        ratios("fit_examples_per_second")
+    wall, cpu, whole = (
+        ratios("examples_per_second"),
+        ratios("examples_per_cpu_second"),
+        ratios("fit_examples_per_second"),
+    )
     summary = {
-        "epochs": epochs, "batch_size": bench.config.batch_size, "num_train": bench.num_train,
+        "epochs": epochs,
+        "batch_size": bench.config.batch_size,
+        "num_train": bench.num_train,
         "model": bench.model_name,
         "examples_per_second": {v: median_of("examples_per_second", v) for v in variants},
         "examples_per_cpu_second": {v: median_of("examples_per_cpu_second", v) for v in variants},
-        "ratio_to_keras": wall, "cpu_ratio_to_keras": cpu, "fit_ratio_to_keras": whole,
-        "ratio": wall["zoo"], "cpu_ratio": cpu["zoo"], "fit_ratio": whole["zoo"],
+        "ratio_to_keras": wall,
+        "cpu_ratio_to_keras": cpu,
+        "fit_ratio_to_keras": whole,
+        "ratio": wall["zoo"],
+        "cpu_ratio": cpu["zoo"],
+        "fit_ratio": whole["zoo"],
         "keras_epoch_ms": 1000 * median_of("epoch_seconds", "keras"),
         "keras_epoch_cpu_ms": 1000 * median_of("epoch_cpu_seconds", "keras"),
         "zoo_run_seconds": median_of("run_seconds", "zoo"),
@@ -280,17 +331,24 @@ def _summarize(name, rows, variants, epochs, bench):
         "rounds": {v: rows[v] for v in variants},
     }
     eps = summary["examples_per_second"]
-    print(f"{name}: keras {eps['keras']:.0f} examples/s, zoo {eps['zoo']:.0f} examples/s; ratio zoo/keras "
-          f"{wall['zoo']:.3f} (target >= {TARGET}: {'met' if wall['zoo'] >= TARGET else 'MISSED'}); in CPU time "
-          f"{cpu['zoo']:.3f}; over the whole fit {whole['zoo']:.3f}")
+    print(
+        f"{name}: keras {eps['keras']:.0f} examples/s, zoo {eps['zoo']:.0f} examples/s; ratio zoo/keras "
+        f"{wall['zoo']:.3f} (target >= {TARGET}: {'met' if wall['zoo'] >= TARGET else 'MISSED'}); in CPU time "
+        f"{cpu['zoo']:.3f}; over the whole fit {whole['zoo']:.3f}"
+    )
     if len(variants) > 2:
-        print(f"{name}: steps, ratio to keras in wall (CPU) time: "
-              + ", ".join(f"{v} {wall[v]:.3f} ({cpu[v]:.3f})" for v in variants))
-    print(f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms, "
-          f"early stopping {summary['early_stopping_ms_per_epoch']:.1f} ms, NaN guard "
-          f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {summary['keras_epoch_ms']:.0f} ms, "
-          f"{summary['keras_epoch_cpu_ms']:.0f} ms CPU); final flush {1000 * summary['flush_seconds']:.0f} ms; "
-          f"whole zoo run {summary['zoo_run_seconds']:.1f} s for a {summary['zoo_fit_seconds']:.1f} s fit", flush=True)
+        print(
+            f"{name}: steps, ratio to keras in wall (CPU) time: "
+            + ", ".join(f"{v} {wall[v]:.3f} ({cpu[v]:.3f})" for v in variants)
+        )
+    print(
+        f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms, "
+        f"early stopping {summary['early_stopping_ms_per_epoch']:.1f} ms, NaN guard "
+        f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {summary['keras_epoch_ms']:.0f} ms, "
+        f"{summary['keras_epoch_cpu_ms']:.0f} ms CPU); final flush {1000 * summary['flush_seconds']:.0f} ms; "
+        f"whole zoo run {summary['zoo_run_seconds']:.1f} s for a {summary['zoo_fit_seconds']:.1f} s fit",
+        flush=True,
+    )
     return summary
 
 

@@ -68,9 +68,17 @@ def main(argv=None):
 
     def build(updates, steps_per_execution, jit, seed=0, persistent=True):
         keras.utils.set_random_seed(seed)
-        model = zoo.get("rbm", input_shape=(x.shape[1],), hidden_units=args.hidden, learning_rate=args.learning_rate,
-                        chains=args.batch, updates_per_batch=updates, steps_per_execution=steps_per_execution,
-                        persistent=persistent, seed=seed)
+        model = zoo.get(
+            "rbm",
+            input_shape=(x.shape[1],),
+            hidden_units=args.hidden,
+            learning_rate=args.learning_rate,
+            chains=args.batch,
+            updates_per_batch=updates,
+            steps_per_execution=steps_per_execution,
+            persistent=persistent,
+            seed=seed,
+        )
         model.jit_compile = jit
         return model
 
@@ -104,8 +112,14 @@ def main(argv=None):
                 train(initial(seed))
                 likelihoods.append(_zoo_pseudo_likelihood(model, x, flips))
         label = f"zoo {name}, compiled ({updates} updates per step, {'XLA' if jit else 'no XLA'})"
-        variants[label] = {"cold": cold, "cold_likelihood": cold_likelihood, "train": train, "start": initial(0),
-                           "likelihoods": likelihoods or [cold_likelihood], "times": []}
+        variants[label] = {
+            "cold": cold,
+            "cold_likelihood": cold_likelihood,
+            "train": train,
+            "start": initial(0),
+            "likelihoods": likelihoods or [cold_likelihood],
+            "times": [],
+        }
 
     # Timed in alternation, so that a change in the machine's load hits every row alike.
     timed = {"sklearn": [], "sklearn1": []}
@@ -115,8 +129,10 @@ def main(argv=None):
             timed["sklearn1"].append(_timed(lambda: _sklearn(x, args, 0)))
         for variant in variants.values():
             variant["times"].append(_timed(lambda: variant["train"](variant["start"])))
-    rows = [("scikit-learn BernoulliRBM", min(timed["sklearn"]), sklearn_likelihoods),
-            ("scikit-learn BernoulliRBM, 1 BLAS thread", min(timed["sklearn1"]), sklearn_likelihoods)] + rows
+    rows = [
+        ("scikit-learn BernoulliRBM", min(timed["sklearn"]), sklearn_likelihoods),
+        ("scikit-learn BernoulliRBM, 1 BLAS thread", min(timed["sklearn1"]), sklearn_likelihoods),
+    ] + rows
     baseline = min(rows[:2], key=lambda row: row[1])
     for label, variant in variants.items():
         rows.append((label + ", cold", variant["cold"], [variant["cold_likelihood"]]))
@@ -127,44 +143,77 @@ def main(argv=None):
     # === Report ===
     import tensorflow as tf
 
-    print(f"binarized digits {x.shape}, {args.hidden} hidden, learning rate {args.learning_rate}, "
-          f"{args.batch} rows per update, {args.epochs} passes; TensorFlow {tf.__version__}, "
-          f"Keras {keras.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"binarized digits {x.shape}, {args.hidden} hidden, learning rate {args.learning_rate}, "
+        f"{args.batch} rows per update, {args.epochs} passes; TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'':<60} {'seconds':>8} {'x sklearn':>9}  pseudo-likelihood (mean +- sd over seeds)")
     for label, seconds, values in rows:
         spread = f" +- {np.std(values, ddof=1):.2f} ({len(values)} seeds)" if len(values) > 1 else " (seed 0)"
         print(f"{label:<60} {seconds:>8.3f} {seconds / baseline[1]:>9.2f}  {np.mean(values):.2f}{spread}")
     ours, theirs = np.mean(likelihoods), np.mean(baseline[2])
     # "At least as good": not worse than scikit-learn's mean by more than the noise of the means.
-    margin = 2 * np.sqrt(np.var(likelihoods, ddof=1) / len(likelihoods) + np.var(baseline[2], ddof=1) / len(baseline[2])) \
-        if len(likelihoods) > 1 else 0.0
+    margin = (
+        2 * np.sqrt(np.var(likelihoods, ddof=1) / len(likelihoods) + np.var(baseline[2], ddof=1) / len(baseline[2]))
+        if len(likelihoods) > 1
+        else 0.0
+    )
     quality = ours >= theirs - margin
     speed = warm <= baseline[1]
-    print(f"target (zoo PCD, XLA, warm: the same algorithm): pseudo-likelihood >= scikit-learn's {theirs:.2f} (within 2 standard errors, {margin:.2f}): "
-          f"{'met' if quality else 'missed'} ({ours:.2f}); wall time <= {baseline[1]:.3f} s: "
-          f"{'met' if speed else 'missed'} (warm {warm / baseline[1]:.2f}x; cold, with compilation, "
-          f"{cold / baseline[1]:.2f}x)")
+    print(
+        f"target (zoo PCD, XLA, warm: the same algorithm): pseudo-likelihood >= scikit-learn's {theirs:.2f} (within 2 standard errors, {margin:.2f}): "
+        f"{'met' if quality else 'missed'} ({ours:.2f}); wall time <= {baseline[1]:.3f} s: "
+        f"{'met' if speed else 'missed'} (warm {warm / baseline[1]:.2f}x; cold, with compilation, "
+        f"{cold / baseline[1]:.2f}x)"
+    )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"hidden": args.hidden, "epochs": args.epochs, "learning_rate": args.learning_rate,
-                       "batch": args.batch, "baseline": baseline[0],
-                       "rows": [{"label": label, "seconds": seconds, "x_sklearn": seconds / baseline[1],
-                                 "pseudo_likelihood": float(np.mean(values)), "seeds": len(values),
-                                 "pseudo_likelihood_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None}
-                                for label, seconds, values in rows],
-                       "headline": {"label": next(iter(variants)) + ", warm", "seconds": warm,
-                                    "x_sklearn": warm / baseline[1], "pseudo_likelihood": float(ours),
-                                    "sklearn_pseudo_likelihood": float(theirs)},
-                       "quality_met": bool(quality), "speed_met": bool(speed), "margin": float(margin)},
-                      handle, indent=2)
+            json.dump(
+                {
+                    "hidden": args.hidden,
+                    "epochs": args.epochs,
+                    "learning_rate": args.learning_rate,
+                    "batch": args.batch,
+                    "baseline": baseline[0],
+                    "rows": [
+                        {
+                            "label": label,
+                            "seconds": seconds,
+                            "x_sklearn": seconds / baseline[1],
+                            "pseudo_likelihood": float(np.mean(values)),
+                            "seeds": len(values),
+                            "pseudo_likelihood_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+                        }
+                        for label, seconds, values in rows
+                    ],
+                    "headline": {
+                        "label": next(iter(variants)) + ", warm",
+                        "seconds": warm,
+                        "x_sklearn": warm / baseline[1],
+                        "pseudo_likelihood": float(ours),
+                        "sklearn_pseudo_likelihood": float(theirs),
+                    },
+                    "quality_met": bool(quality),
+                    "speed_met": bool(speed),
+                    "margin": float(margin),
+                },
+                handle,
+                indent=2,
+            )
     return 0 if quality and speed else 1
 
 
 def _sklearn(x, args, seed):
     from sklearn.neural_network import BernoulliRBM
 
-    return BernoulliRBM(n_components=args.hidden, learning_rate=args.learning_rate, batch_size=args.batch,
-                        n_iter=args.epochs, random_state=seed).fit(x.astype("float64"))
+    return BernoulliRBM(
+        n_components=args.hidden,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch,
+        n_iter=args.epochs,
+        random_state=seed,
+    ).fit(x.astype("float64"))
 
 
 def _sklearn_pseudo_likelihood(fitted, x):

@@ -35,8 +35,11 @@ CONFIGURATIONS = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated recipes (default: rnn,lstm,gru)")
-    parser.add_argument("--modes", default="many_to_one,many_to_many,one_to_many",
-                        help=f"comma-separated, from {', '.join(CONFIGURATIONS)}")
+    parser.add_argument(
+        "--modes",
+        default="many_to_one,many_to_many,one_to_many",
+        help=f"comma-separated, from {', '.join(CONFIGURATIONS)}",
+    )
     parser.add_argument("--seeds", default="42", help="comma-separated seeds (default: 42, the recipes')")
     parser.add_argument("--json", metavar="PATH", help="also write one record per run to this JSON file")
     args = parser.parse_args(argv)
@@ -59,8 +62,9 @@ def main(argv=None):
             for cell in args.cells.split(","):
                 for seed in (int(s) for s in args.seeds.split(",")):
                     started = time.perf_counter()
-                    result = engine.train(cell, {**options, "seed": seed,
-                                                 "tracking_uri": f"sqlite:///{folder}/mlflow.db"})
+                    result = engine.train(
+                        cell, {**options, "seed": seed, "tracking_uri": f"sqlite:///{folder}/mlflow.db"}
+                    )
                     wall = time.perf_counter() - started
                     value = result.metrics[metric]
                     if target is None:
@@ -72,14 +76,26 @@ def main(argv=None):
                         target_text = f">= {target}"
                         met = value >= target
                     failures += not met
-                    print(f"{cell:<4} {mode:<12} seed={seed:<3} {metric}={value:.4f} target {target_text} "
-                          f"{'met' if met else 'MISSED'}  epochs={result.metrics['epochs_trained']} "
-                          f"train_seconds={result.metrics['train_seconds']:.0f} wall_seconds={wall:.0f}",
-                          flush=True)
-                    records.append({"cell": cell, "mode": mode, "seed": seed, "metric": metric, "value": value,
-                                    "target": target_text, "met": bool(met),
-                                    "epochs": int(result.metrics["epochs_trained"]),
-                                    "train_seconds": result.metrics["train_seconds"], "wall_seconds": wall})
+                    print(
+                        f"{cell:<4} {mode:<12} seed={seed:<3} {metric}={value:.4f} target {target_text} "
+                        f"{'met' if met else 'MISSED'}  epochs={result.metrics['epochs_trained']} "
+                        f"train_seconds={result.metrics['train_seconds']:.0f} wall_seconds={wall:.0f}",
+                        flush=True,
+                    )
+                    records.append(
+                        {
+                            "cell": cell,
+                            "mode": mode,
+                            "seed": seed,
+                            "metric": metric,
+                            "value": value,
+                            "target": target_text,
+                            "met": bool(met),
+                            "epochs": int(result.metrics["epochs_trained"]),
+                            "train_seconds": result.metrics["train_seconds"],
+                            "wall_seconds": wall,
+                        }
+                    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump({"runs": records, "failures": failures}, handle, indent=2)

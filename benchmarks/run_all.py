@@ -50,12 +50,30 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-SECTIONS = ("recipes", "first_result", "gan_quality", "quickstart", "overhead", "course_baseline", "recurrent",
-            "rbm", "mlflow_overhead", "others")
+SECTIONS = (
+    "recipes",
+    "first_result",
+    "gan_quality",
+    "quickstart",
+    "overhead",
+    "course_baseline",
+    "recurrent",
+    "rbm",
+    "mlflow_overhead",
+    "others",
+)
 # Scripts with a section of their own, or whose figures the default recipe runs already give
 # (cnn_digits.py and gan_digits.py run exactly `zoo train cnn` and `zoo train gan`).
-COVERED = {"run_all.py", "overhead.py", "course_baseline.py", "recurrent.py", "rbm_vs_sklearn.py",
-           "mlflow_overhead.py", "cnn_digits.py", "gan_digits.py"}
+COVERED = {
+    "run_all.py",
+    "overhead.py",
+    "course_baseline.py",
+    "recurrent.py",
+    "rbm_vs_sklearn.py",
+    "mlflow_overhead.py",
+    "cnn_digits.py",
+    "gan_digits.py",
+}
 # Sections that only read what another section measured.
 NEEDS = {"first_result": "recipes", "gan_quality": "recipes"}
 # The targets the issues set (not measured figures): shown beside what was measured.
@@ -72,16 +90,25 @@ README_END = "<!-- end of benchmark summary -->"
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help=f"comma-separated sections (default: all): {', '.join(SECTIONS)}")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 epoch per recipe, the scripts' --quick; scripts without one are skipped")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 epoch per recipe, the scripts' --quick; scripts without one are skipped",
+    )
     parser.add_argument("--recipes", help="comma-separated recipes for the recipes section (default: all registered)")
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to write")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
-    parser.add_argument("--from-json", metavar="PATH",
-                        help="measure nothing: write the tables again from the figures a run saved with --json")
-    parser.add_argument("--readme", metavar="PATH",
-                        help="Markdown file whose benchmark block gets the summary table (default: the "
-                             "repository's README.md, on a full run written to the default --output)")
+    parser.add_argument(
+        "--from-json",
+        metavar="PATH",
+        help="measure nothing: write the tables again from the figures a run saved with --json",
+    )
+    parser.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="Markdown file whose benchmark block gets the summary table (default: the "
+        "repository's README.md, on a full run written to the default --output)",
+    )
     args = parser.parse_args(argv)
     if args.readme is None and not args.only and not args.quick and args.output == parser.get_default("output"):
         args.readme = README
@@ -111,16 +138,20 @@ def main(argv=None):
                 figures = {"error": f"{type(error).__name__}: {error}"}
             figures["section_seconds"] = time.perf_counter() - section_started
             results["sections"][name] = figures
-            print(f"== {name}: {figures['section_seconds']:.0f} s"
-                  + (f", FAILED: {figures['error']}" if "error" in figures else ""), flush=True)
+            print(
+                f"== {name}: {figures['section_seconds']:.0f} s"
+                + (f", FAILED: {figures['error']}" if "error" in figures else ""),
+                flush=True,
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["total_seconds"] = time.perf_counter() - started
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     results["total_cpu_seconds"] = children.ru_utime + children.ru_stime
     results["machine"]["load_average_end"] = _load_average()
-    results["command"] = "python benchmarks/run_all.py" + "".join(f" {a}" for a in (argv if argv is not None
-                                                                                      else sys.argv[1:]))
+    results["command"] = "python benchmarks/run_all.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2, default=str)
@@ -153,7 +184,7 @@ def machine():
         with open("/proc/meminfo") as handle:
             for line in handle:
                 if line.startswith("MemTotal:"):
-                    memory = int(line.split()[1]) / 1024 ** 2  # kB to GiB
+                    memory = int(line.split()[1]) / 1024**2  # kB to GiB
     except OSError:
         pass
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -164,9 +195,13 @@ def machine():
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
-        "memory_gib": memory, "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(), "versions": versions,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
+        "memory_gib": memory,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": versions,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git("rev-parse", "--short", "HEAD"),
         "uncommitted": [line[3:] for line in _git("status", "--porcelain", "--", ".").splitlines() if line.strip()],
@@ -199,8 +234,13 @@ def measure(command, cwd, timeout=TIMEOUT, env=None):
     """
     environment = dict(os.environ if env is None else env)
     # The benchmark's defaults, not the caller's: stores and checkpoints stay in `cwd`.
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "ZOO_CHECKPOINT_DIR",
-                 "ZOO_LOGICAL_CPUS"):
+    for name in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_RUN_ID",
+        "MLFLOW_EXPERIMENT_NAME",
+        "ZOO_CHECKPOINT_DIR",
+        "ZOO_LOGICAL_CPUS",
+    ):
         environment.pop(name, None)
     environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     environment["PYTHONWARNINGS"] = "ignore"
@@ -210,8 +250,7 @@ def measure(command, cwd, timeout=TIMEOUT, env=None):
     launched = time.time()
     started = time.perf_counter()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=out, stderr=err,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=out, stderr=err, start_new_session=True)
         timer = threading.Timer(timeout, lambda: os.killpg(process.pid, signal.SIGKILL))
         timer.start()
         try:
@@ -225,18 +264,26 @@ def measure(command, cwd, timeout=TIMEOUT, env=None):
     os.remove(out_path)
     os.remove(err_path)
     return {
-        "command": command, "returncode": process.returncode, "stdout": stdout, "stderr": stderr,
-        "launched": launched, "wall_seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "command": command,
+        "returncode": process.returncode,
+        "stdout": stdout,
+        "stderr": stderr,
+        "launched": launched,
+        "wall_seconds": wall,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         # Linux reports kilobytes (macOS bytes).
-        "peak_rss_mb": usage.ru_maxrss / (1024 ** 2 if sys.platform == "darwin" else 1024),
+        "peak_rss_mb": usage.ru_maxrss / (1024**2 if sys.platform == "darwin" else 1024),
         "timed_out": wall >= timeout,
     }
 
 
 def _failure(run):
     """One line saying why a subprocess failed: its last line of stderr (or stdout)."""
-    lines = [line for line in (run["stderr"] + "\n" + run["stdout"]).splitlines() if line.strip()
-             and "warn" not in line.lower()]
+    lines = [
+        line
+        for line in (run["stderr"] + "\n" + run["stdout"]).splitlines()
+        if line.strip() and "warn" not in line.lower()
+    ]
     why = "timed out" if run["timed_out"] else f"exit {run['returncode']}"
     return f"{why}: {lines[-1].strip()[:300] if lines else 'no output'}"
 
@@ -267,9 +314,13 @@ def _run_record(folder, run):
         raise RuntimeError(f"no MLflow run found; {_failure(run)}")
     record = runs[0]
     return {
-        "run_id": record.info.run_id, "status": record.info.status,
-        "start_time": record.info.start_time / 1000, "end_time": (record.info.end_time or 0) / 1000,
-        "metrics": dict(record.data.metrics), "params": dict(record.data.params), "tags": dict(record.data.tags),
+        "run_id": record.info.run_id,
+        "status": record.info.status,
+        "start_time": record.info.start_time / 1000,
+        "end_time": (record.info.end_time or 0) / 1000,
+        "metrics": dict(record.data.metrics),
+        "params": dict(record.data.params),
+        "tags": dict(record.data.tags),
     }
 
 
@@ -277,10 +328,10 @@ def train_default(work, recipe, args=(), quick=False):
     """`zoo train RECIPE ARGS` in a fresh folder: measurements plus what its MLflow run holds."""
     folder = _fresh(work, recipe)
     command = [*_zoo(), "train", recipe, *args] + (["--epochs", "1"] if quick else [])
-    print("   " + " ".join(["zoo", *command[len(_zoo()):]]), flush=True)
+    print("   " + " ".join(["zoo", *command[len(_zoo()) :]]), flush=True)
     run = measure(command, folder)
     figures = {key: run[key] for key in ("returncode", "wall_seconds", "cpu_seconds", "peak_rss_mb")}
-    figures["command"] = " ".join(["zoo", *command[len(_zoo()):]])
+    figures["command"] = " ".join(["zoo", *command[len(_zoo()) :]])
     if run["returncode"] != 0:
         figures["error"] = _failure(run)
         return figures
@@ -288,8 +339,7 @@ def train_default(work, recipe, args=(), quick=False):
     figures.update(record)
     # Time to first result: from the command started to the run's FINISHED time in the store.
     figures["first_result_seconds"] = record["end_time"] - run["launched"] if record["end_time"] else None
-    print(f"   {record['status']}, wall {run['wall_seconds']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB",
-          flush=True)
+    print(f"   {record['status']}, wall {run['wall_seconds']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB", flush=True)
     return figures
 
 
@@ -314,15 +364,23 @@ def section_recipes(args, work, done):
         recipe = engine.get_recipe(name)
         if "metrics" in row:
             row["main_metric"] = tracking.main_metric(
-                {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric)
+                {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric
+            )
         rows[" ".join([name, *extra])] = row
     return {"recipes": rows, "tfds_root": root, "tfds_found": sorted({dataset for _, dataset in on_disk})}
 
 
 # The larger datasets each recipe trains on from tensorflow-datasets, run with the recipe's
 # defaults when their data are prepared on disk (never downloaded).
-TFDS_RUNS = (("cnn", "mnist"), ("cnn", "fashion_mnist"), ("cnn", "cifar10"), ("lstm", "mnist"),
-             ("lstm", "imdb_reviews"), ("gan", "mnist"), ("rbm", "mnist"))
+TFDS_RUNS = (
+    ("cnn", "mnist"),
+    ("cnn", "fashion_mnist"),
+    ("cnn", "cifar10"),
+    ("lstm", "mnist"),
+    ("lstm", "imdb_reviews"),
+    ("gan", "mnist"),
+    ("rbm", "mnist"),
+)
 
 
 def tfds_root():
@@ -331,8 +389,10 @@ def tfds_root():
 
 def tfds_available(dataset, root):
     """Whether tensorflow-datasets has `dataset` prepared under `root` (checked on disk, no import)."""
-    return bool(glob.glob(os.path.join(root, dataset, "*", "dataset_info.json"))
-                or glob.glob(os.path.join(root, dataset, "*", "*", "dataset_info.json")))
+    return bool(
+        glob.glob(os.path.join(root, dataset, "*", "dataset_info.json"))
+        or glob.glob(os.path.join(root, dataset, "*", "*", "dataset_info.json"))
+    )
 
 
 def tfds_runs(recipes, root):
@@ -353,13 +413,18 @@ def _default_run(done, recipe):
 def section_first_result(args, work, done):
     cnn = _default_run(done, "cnn")
     return {key: cnn.get(key) for key in ("first_result_seconds", "wall_seconds", "status", "command")} | {
-        "train_seconds": cnn["metrics"].get("train_seconds"), "epochs": cnn["metrics"].get("epochs_trained")}
+        "train_seconds": cnn["metrics"].get("train_seconds"),
+        "epochs": cnn["metrics"].get("epochs_trained"),
+    }
 
 
 def section_gan_quality(args, work, done):
     gan = _default_run(done, "gan")
-    return {"metrics": {k: v for k, v in gan["metrics"].items() if k.startswith("test_") or k.startswith("judge_")},
-            "command": gan["command"], "epochs": gan["metrics"].get("epochs_trained")}
+    return {
+        "metrics": {k: v for k, v in gan["metrics"].items() if k.startswith("test_") or k.startswith("judge_")},
+        "command": gan["command"],
+        "epochs": gan["metrics"].get("epochs_trained"),
+    }
 
 
 def section_quickstart(args, work, done):
@@ -398,8 +463,14 @@ def _external(name, work, args=(), quick_args=None, quick=False):
     shown = shlex.join(["python", f"benchmarks/{name}", *args])
     print(f"   {shown}", flush=True)
     run = measure(_script(name, *args, *(["--json", figures_path] if has_json else [])), folder)
-    result = {"command": shown, "returncode": run["returncode"], "wall_seconds": run["wall_seconds"],
-              "cpu_seconds": run["cpu_seconds"], "peak_rss_mb": run["peak_rss_mb"], "stdout": run["stdout"]}
+    result = {
+        "command": shown,
+        "returncode": run["returncode"],
+        "wall_seconds": run["wall_seconds"],
+        "cpu_seconds": run["cpu_seconds"],
+        "peak_rss_mb": run["peak_rss_mb"],
+        "stdout": run["stdout"],
+    }
     # Exit 1 with figures: the script ran and reports a missed target (the scripts' convention).
     if has_json and os.path.exists(figures_path) and run["returncode"] in (0, 1):
         with open(figures_path) as handle:
@@ -417,8 +488,13 @@ OVERHEAD_ROUNDS = "5"
 
 
 def section_overhead(args, work, done):
-    return _external("overhead.py", work, ["--variants", OVERHEAD_VARIANTS, "--rounds", OVERHEAD_ROUNDS],
-                     quick_args=["--quick"], quick=args.quick)
+    return _external(
+        "overhead.py",
+        work,
+        ["--variants", OVERHEAD_VARIANTS, "--rounds", OVERHEAD_ROUNDS],
+        quick_args=["--quick"],
+        quick=args.quick,
+    )
 
 
 def section_course_baseline(args, work, done):
@@ -436,22 +512,34 @@ def section_rbm(args, work, done):
 
 def section_mlflow_overhead(args, work, done):
     # 3 pairs rather than the script's 5: the runner's time budget.
-    return _external("mlflow_overhead.py", work, ["--pairs", "3"], quick_args=["--epochs", "2", "--pairs", "1"],
-                     quick=args.quick)
+    return _external(
+        "mlflow_overhead.py", work, ["--pairs", "3"], quick_args=["--epochs", "2", "--pairs", "1"], quick=args.quick
+    )
 
 
 def section_others(args, work, done):
     """Every other script in benchmarks/, so that a benchmark added later is run too."""
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.py")))
-    return {"scripts": {name: _external(name, work, quick=args.quick) for name in scripts
-                        if name not in COVERED and not name.startswith("_")}}
+    return {
+        "scripts": {
+            name: _external(name, work, quick=args.quick)
+            for name in scripts
+            if name not in COVERED and not name.startswith("_")
+        }
+    }
 
 
 RUNNERS = {
-    "recipes": section_recipes, "first_result": section_first_result, "gan_quality": section_gan_quality,
+    "recipes": section_recipes,
+    "first_result": section_first_result,
+    "gan_quality": section_gan_quality,
     "quickstart": section_quickstart,
-    "overhead": section_overhead, "course_baseline": section_course_baseline, "recurrent": section_recurrent,
-    "rbm": section_rbm, "mlflow_overhead": section_mlflow_overhead, "others": section_others,
+    "overhead": section_overhead,
+    "course_baseline": section_course_baseline,
+    "recurrent": section_recurrent,
+    "rbm": section_rbm,
+    "mlflow_overhead": section_mlflow_overhead,
+    "others": section_others,
 }
 
 
@@ -465,7 +553,8 @@ def render(results):
         "# Benchmark results",
         "",
         f"Measured by `{results['command']}` on {m['date']}, in {results['total_seconds'] / 60:.1f} minutes"
-        + (" (**--quick: smoke figures, not results**)" if results["quick"] else "") + ".",
+        + (" (**--quick: smoke figures, not results**)" if results["quick"] else "")
+        + ".",
         f"Every figure below was measured by that run (CPU time of all its processes: "
         f"{results.get('total_cpu_seconds', 0) / 60:.1f} minutes); rerun it to refresh this file.",
         "",
@@ -530,30 +619,41 @@ def _dataset(params):
 
 
 def render_recipes(section, sections):
-    lines = ["## Each recipe in its default configuration", "",
-             "`zoo train RECIPE` with no arguments, each in a fresh folder (a new default MLflow store), on its "
-             "held-out test split. Peak RSS: the process's peak resident memory.", "",
-             "| Recipe | Model | Dataset | Main test metric | Other test metrics | Epochs | Train s | Wall s "
-             "| CPU s | Peak RSS MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "## Each recipe in its default configuration",
+        "",
+        "`zoo train RECIPE` with no arguments, each in a fresh folder (a new default MLflow store), on its "
+        "held-out test split. Peak RSS: the process's peak resident memory.",
+        "",
+        "| Recipe | Model | Dataset | Main test metric | Other test metrics | Epochs | Train s | Wall s "
+        "| CPU s | Peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, row in section.get("recipes", {}).items():
         if "error" in row:
-            lines.append(f"| `{name}` | | | failed: {_cell(row['error'])} | | | | {row['wall_seconds']:.0f} | "
-                         f"{row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+            lines.append(
+                f"| `{name}` | | | failed: {_cell(row['error'])} | | | | {row['wall_seconds']:.0f} | "
+                f"{row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |"
+            )
             continue
         metrics = row["metrics"]
         main = row.get("main_metric")
-        others = ", ".join(f"{k[5:]} {_number(v)}" for k, v in sorted(metrics.items())
-                           if k.startswith("test_") and k != main)
+        others = ", ".join(
+            f"{k[5:]} {_number(v)}" for k, v in sorted(metrics.items()) if k.startswith("test_") and k != main
+        )
         lines.append(
             f"| `{name}` | {row['tags'].get('zoo.model', '')} | {_dataset(row['params'])} | "
             f"{main[5:] if main else ''} **{_number(metrics.get(main))}** | {_cell(others)} | "
             f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
-            f"{row['wall_seconds']:.0f} | {row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |")
+            f"{row['wall_seconds']:.0f} | {row['cpu_seconds']:.0f} | {row['peak_rss_mb']:.0f} |"
+        )
     if "tfds_root" in section:
         found, missing = section["tfds_found"], sorted({d for _, d in TFDS_RUNS} - set(section["tfds_found"]))
-        lines += ["", (f"From tensorflow-datasets in `{section['tfds_root']}`: {', '.join(found)}. " if found else "")
-                  + (f"Not on disk there (never downloaded), so not run: {', '.join(missing)}." if missing else "")]
+        lines += [
+            "",
+            (f"From tensorflow-datasets in `{section['tfds_root']}`: {', '.join(found)}. " if found else "")
+            + (f"Not on disk there (never downloaded), so not run: {', '.join(missing)}." if missing else ""),
+        ]
     if "error" in section:
         lines.append(f"\n**Failed:** {_cell(section['error'])}")
     return lines + [""]
@@ -562,11 +662,15 @@ def render_recipes(section, sections):
 def render_first_result(section, sections):
     if "error" in section:
         return ["## Time to first result", ""]
-    return ["## Time to first result", "",
-            f"From `{section['command']}` started to its MLflow run {section['status']} in the store: "
-            f"**{section['first_result_seconds']:.0f} s** (default settings, a new store; training "
-            f"{section['train_seconds']:.0f} s over {int(section['epochs'])} epochs; the process exited after "
-            f"{section['wall_seconds']:.0f} s).", ""]
+    return [
+        "## Time to first result",
+        "",
+        f"From `{section['command']}` started to its MLflow run {section['status']} in the store: "
+        f"**{section['first_result_seconds']:.0f} s** (default settings, a new store; training "
+        f"{section['train_seconds']:.0f} s over {int(section['epochs'])} epochs; the process exited after "
+        f"{section['wall_seconds']:.0f} s).",
+        "",
+    ]
 
 
 def render_gan_quality(section, sections):
@@ -575,14 +679,19 @@ def render_gan_quality(section, sections):
         return lines
     m = section["metrics"]
     confident, entropy = m.get("test_confident_share"), m.get("test_class_entropy")
-    lines.append(f"From the default `{section['command']}` run ({section['epochs']:.0f} epochs), on samples generated "
-                 "after training, judged by a zoo classifier trained on the real digits"
-                 + (f" (its test accuracy {m['judge_test_accuracy']:.4f})" if "judge_test_accuracy" in m else "") + ":")
+    lines.append(
+        f"From the default `{section['command']}` run ({section['epochs']:.0f} epochs), on samples generated "
+        "after training, judged by a zoo classifier trained on the real digits"
+        + (f" (its test accuracy {m['judge_test_accuracy']:.4f})" if "judge_test_accuracy" in m else "")
+        + ":"
+    )
     lines.append("")
-    rows = [("share labelled with confidence >= 0.9", confident, "test_confident_share"),
-            ("entropy of the predicted-class histogram", entropy, "test_class_entropy"),
-            ("Frechet distance to the test digits (classifier features)", m.get("test_frechet_distance"), None),
-            ("label accuracy of the conditional samples", m.get("test_label_accuracy"), None)]
+    rows = [
+        ("share labelled with confidence >= 0.9", confident, "test_confident_share"),
+        ("entropy of the predicted-class histogram", entropy, "test_class_entropy"),
+        ("Frechet distance to the test digits (classifier features)", m.get("test_frechet_distance"), None),
+        ("label accuracy of the conditional samples", m.get("test_label_accuracy"), None),
+    ]
     lines += ["| Figure | Value | Target |", "| --- | --- | --- |"]
     for text, value, key in rows:
         if value is None:
@@ -594,113 +703,157 @@ def render_gan_quality(section, sections):
 
 
 def render_quickstart(section, sections):
-    lines = ["## The course's Keras quickstart", "",
-             "Flatten, Dense 128 relu, Dropout 0.2, Dense 10, Adam, 5 epochs (the course quotes about 98% on "
-             "MNIST), reproduced by the zoo's `mlp_image` model.", ""]
+    lines = [
+        "## The course's Keras quickstart",
+        "",
+        "Flatten, Dense 128 relu, Dropout 0.2, Dense 10, Adam, 5 epochs (the course quotes about 98% on "
+        "MNIST), reproduced by the zoo's `mlp_image` model.",
+        "",
+    ]
     if "error" in section:
         return lines
     run = section["run"]
     metrics = run["metrics"]
-    lines += ["| Command | Dataset | Test accuracy | Epochs | Train s | Wall s | Peak RSS MB |",
-              "| --- | --- | --- | --- | --- | --- | --- |",
-              f"| `{run['command']}` | {section['dataset']} | **{_number(metrics.get('test_accuracy'))}** | "
-              f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
-              f"{run['wall_seconds']:.0f} | {run['peak_rss_mb']:.0f} |", ""]
+    lines += [
+        "| Command | Dataset | Test accuracy | Epochs | Train s | Wall s | Peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| `{run['command']}` | {section['dataset']} | **{_number(metrics.get('test_accuracy'))}** | "
+        f"{int(metrics.get('epochs_trained', 0))} | {metrics.get('train_seconds', 0):.0f} | "
+        f"{run['wall_seconds']:.0f} | {run['peak_rss_mb']:.0f} |",
+        "",
+    ]
     return lines + [f"{note}" for note in section.get("notes", [])] + [""]
 
 
 def render_overhead(section, sections):
-    lines = ["## What the zoo costs over hand-written Keras", "",
-             f"`{section.get('command', 'python benchmarks/overhead.py')}`: training throughput of the zoo recipe "
-             "(engine, callbacks, per-epoch checkpoints, MLflow logging, and the wait for the last metrics to be "
-             "written) against a hand-written `model.fit(x, y, batch_size=..., validation_data=...)` of the same "
-             "compiled model on the same NumPy arrays, alternated in one process. Throughput: training examples "
-             "per second of the median epoch (validation and callbacks included, the first epoch's graph tracing "
-             "left out). Ratio: the median over rounds of zoo/Keras within a round; in wall time (the target, "
-             ">= 0.97), in CPU time (what a shared machine disturbs least), and over the whole `fit`.", ""]
+    lines = [
+        "## What the zoo costs over hand-written Keras",
+        "",
+        f"`{section.get('command', 'python benchmarks/overhead.py')}`: training throughput of the zoo recipe "
+        "(engine, callbacks, per-epoch checkpoints, MLflow logging, and the wait for the last metrics to be "
+        "written) against a hand-written `model.fit(x, y, batch_size=..., validation_data=...)` of the same "
+        "compiled model on the same NumPy arrays, alternated in one process. Throughput: training examples "
+        "per second of the median epoch (validation and callbacks included, the first epoch's graph tracing "
+        "left out). Ratio: the median over rounds of zoo/Keras within a round; in wall time (the target, "
+        ">= 0.97), in CPU time (what a shared machine disturbs least), and over the whole `fit`.",
+        "",
+    ]
     if "figures" not in section:
         return lines + _not_run(section)
     figures = section["figures"]
     recipes = figures["recipes"]
-    lines += ["| Recipe | Epochs x examples, batch | Keras examples/s | Zoo examples/s | **Zoo/Keras** | "
-              "Zoo/Keras CPU | Zoo/Keras whole fit | Keras epoch ms (CPU ms) | Zoo checkpoint ms/epoch |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "| Recipe | Epochs x examples, batch | Keras examples/s | Zoo examples/s | **Zoo/Keras** | "
+        "Zoo/Keras CPU | Zoo/Keras whole fit | Keras epoch ms (CPU ms) | Zoo checkpoint ms/epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in recipes.items():
         eps = r["examples_per_second"]
         lines.append(
             f"| `{name}` | {r['epochs']} x {r['num_train']}, {r['batch_size']} | {eps['keras']:.0f} | {eps['zoo']:.0f} | "
             f"**{r['ratio']:.3f}** {'met' if r['ratio'] >= figures['target'] else 'missed'} | {r['cpu_ratio']:.3f} | "
             f"{r['fit_ratio']:.3f} | {r['keras_epoch_ms']:.0f} ({r['keras_epoch_cpu_ms']:.0f}) | "
-            f"{r['checkpoint_ms_per_epoch']:.1f} |")
+            f"{r['checkpoint_ms_per_epoch']:.1f} |"
+        )
     steps = [v for v in figures["variants"] if v != "keras"]
     if len(steps) > 1:
-        meaning = {"keras+pipeline": "the engine's tf.data input (`training_batches`: cache, shuffle, `repeat()` "
-                                     "with `steps_per_epoch`)",
-                   "+guards": "plus the NaN guard and early stopping",
-                   "+checkpoints": "plus the NaN guard, early stopping and the engine's per-epoch checkpoint "
-                                   "(`faults.EpochCheckpoint`, every variable in one `.npz`)",
-                   "zoo": "the whole recipe, MLflow logging included"}
-        lines += ["", "Where the difference comes from: each step's throughput over the hand-written script's, "
-                  "wall time (CPU time). " + "; ".join(f"`{v}`: {meaning[v]}" for v in steps if v in meaning) + ".",
-                  "",
-                  "| Recipe | " + " | ".join(steps) + " |", "| --- | " + "--- | " * len(steps)]
+        meaning = {
+            "keras+pipeline": "the engine's tf.data input (`training_batches`: cache, shuffle, `repeat()` "
+            "with `steps_per_epoch`)",
+            "+guards": "plus the NaN guard and early stopping",
+            "+checkpoints": "plus the NaN guard, early stopping and the engine's per-epoch checkpoint "
+            "(`faults.EpochCheckpoint`, every variable in one `.npz`)",
+            "zoo": "the whole recipe, MLflow logging included",
+        }
+        lines += [
+            "",
+            "Where the difference comes from: each step's throughput over the hand-written script's, "
+            "wall time (CPU time). " + "; ".join(f"`{v}`: {meaning[v]}" for v in steps if v in meaning) + ".",
+            "",
+            "| Recipe | " + " | ".join(steps) + " |",
+            "| --- | " + "--- | " * len(steps),
+        ]
         for name, r in recipes.items():
-            lines.append(f"| `{name}` | " + " | ".join(
-                f"{r['ratio_to_keras'][v]:.2f} ({r['cpu_ratio_to_keras'][v]:.2f})" for v in steps) + " |")
-    lines += ["", f"{figures['rounds']} rounds per recipe. Outside `fit`, a whole zoo run (data, params, datasets, "
-              "learning curve, model logging) takes " + ", ".join(
-                  f"{name} {r['zoo_run_seconds'] - r['zoo_fit_seconds']:.1f} s" for name, r in recipes.items()) + ".",
-              ""]
+            lines.append(
+                f"| `{name}` | "
+                + " | ".join(f"{r['ratio_to_keras'][v]:.2f} ({r['cpu_ratio_to_keras'][v]:.2f})" for v in steps)
+                + " |"
+            )
+    lines += [
+        "",
+        f"{figures['rounds']} rounds per recipe. Outside `fit`, a whole zoo run (data, params, datasets, "
+        "learning curve, model logging) takes "
+        + ", ".join(f"{name} {r['zoo_run_seconds'] - r['zoo_fit_seconds']:.1f} s" for name, r in recipes.items())
+        + ".",
+        "",
+    ]
     return lines
 
 
 def render_course_baseline(section, sections):
-    lines = ["## The course's starting point: a NumPy network against the zoo's MLP", "",
-             "`python benchmarks/course_baseline.py`: graduate admissions (`admissions.csv`, 400 rows), gre and "
-             "gpa standardized, rank one-hot, 10% held out. The course's network: 2 sigmoid hidden units, "
-             "a sigmoid output, NumPy with a per-example loop, one gradient step per epoch, learning rate "
-             "0.005. The zoo's MLP: the same shape (`--set hidden_units=2 --set activation=sigmoid "
-             "--set dropout=0`), its recipe's defaults otherwise (Adam, batch 32, early stopping).", ""]
+    lines = [
+        "## The course's starting point: a NumPy network against the zoo's MLP",
+        "",
+        "`python benchmarks/course_baseline.py`: graduate admissions (`admissions.csv`, 400 rows), gre and "
+        "gpa standardized, rank one-hot, 10% held out. The course's network: 2 sigmoid hidden units, "
+        "a sigmoid output, NumPy with a per-example loop, one gradient step per epoch, learning rate "
+        "0.005. The zoo's MLP: the same shape (`--set hidden_units=2 --set activation=sigmoid "
+        "--set dropout=0`), its recipe's defaults otherwise (Adam, batch 32, early stopping).",
+        "",
+    ]
     if "figures" not in section:
         return lines + _not_run(section)
     f = section["figures"]
     numpy_run, course, zoo = f["numpy"], f["numpy_course_split"], f["zoo"]
-    lines += ["| Model | Test rows | Test accuracy | Epochs | Training wall s | Whole run s |",
-              "| --- | --- | --- | --- | --- | --- |",
-              f"| Course network, NumPy loop (zoo split) | {numpy_run['test_rows']} | **{numpy_run['test_accuracy']:.3f}** | "
-              f"{numpy_run['epochs']} | {numpy_run['wall_seconds']:.1f} | |",
-              f"| Zoo MLP `mlp` recipe (zoo split) | {numpy_run['test_rows']} | **{zoo['test_accuracy']:.3f}** | "
-              f"{zoo['epochs']} | {zoo['train_seconds']:.1f} | {zoo['wall_seconds']:.1f} |",
-              f"| Course network, NumPy loop (the course's own split) | {course['test_rows']} | "
-              f"{course['test_accuracy']:.3f} | {course['epochs']} | {course['wall_seconds']:.1f} | |",
-              "",
-              f"Majority class on the zoo's test rows: {numpy_run['majority_test_accuracy']:.3f}; on the course's: "
-              f"{course['majority_test_accuracy']:.3f}. The NumPy network's training MSE after {numpy_run['epochs']} "
-              f"epochs: {numpy_run['train_mse']:.3f} (a constant output of 0.5 scores 0.25).", ""]
+    lines += [
+        "| Model | Test rows | Test accuracy | Epochs | Training wall s | Whole run s |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| Course network, NumPy loop (zoo split) | {numpy_run['test_rows']} | **{numpy_run['test_accuracy']:.3f}** | "
+        f"{numpy_run['epochs']} | {numpy_run['wall_seconds']:.1f} | |",
+        f"| Zoo MLP `mlp` recipe (zoo split) | {numpy_run['test_rows']} | **{zoo['test_accuracy']:.3f}** | "
+        f"{zoo['epochs']} | {zoo['train_seconds']:.1f} | {zoo['wall_seconds']:.1f} |",
+        f"| Course network, NumPy loop (the course's own split) | {course['test_rows']} | "
+        f"{course['test_accuracy']:.3f} | {course['epochs']} | {course['wall_seconds']:.1f} | |",
+        "",
+        f"Majority class on the zoo's test rows: {numpy_run['majority_test_accuracy']:.3f}; on the course's: "
+        f"{course['majority_test_accuracy']:.3f}. The NumPy network's training MSE after {numpy_run['epochs']} "
+        f"epochs: {numpy_run['train_mse']:.3f} (a constant output of 0.5 scores 0.25).",
+        "",
+    ]
     return lines
 
 
 def render_recurrent(section, sections):
-    lines = ["## Recurrent recipes in their three modes", "",
-             "`python benchmarks/recurrent.py --modes many_to_many,one_to_many`; the default many-to-one runs are "
-             "in the recipes table.", ""]
+    lines = [
+        "## Recurrent recipes in their three modes",
+        "",
+        "`python benchmarks/recurrent.py --modes many_to_many,one_to_many`; the default many-to-one runs are "
+        "in the recipes table.",
+        "",
+    ]
     if "figures" not in section:
         return lines + _not_run(section)
-    lines += ["| Recipe | Mode | Test metric | Value | Target | Epochs | Train s | Wall s |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "| Recipe | Mode | Test metric | Value | Target | Epochs | Train s | Wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     defaults = sections.get("recipes", {}).get("recipes", {})
     for cell in ("rnn", "lstm", "gru"):
         run = defaults.get(cell)
         if run and "metrics" in run and "test_accuracy" in run["metrics"]:
             value = run["metrics"]["test_accuracy"]
-            lines.append(f"| `{cell}` | many_to_one (default run above) | accuracy | **{value:.4f}** | "
-                         f">= {RECURRENT_TARGET} {'met' if value >= RECURRENT_TARGET else 'MISSED'} | "
-                         f"{int(run['metrics'].get('epochs_trained', 0))} | {run['metrics'].get('train_seconds', 0):.0f} "
-                         f"| {run['wall_seconds']:.0f} |")
+            lines.append(
+                f"| `{cell}` | many_to_one (default run above) | accuracy | **{value:.4f}** | "
+                f">= {RECURRENT_TARGET} {'met' if value >= RECURRENT_TARGET else 'MISSED'} | "
+                f"{int(run['metrics'].get('epochs_trained', 0))} | {run['metrics'].get('train_seconds', 0):.0f} "
+                f"| {run['wall_seconds']:.0f} |"
+            )
     for r in section["figures"]["runs"]:
-        lines.append(f"| `{r['cell']}` | {r['mode']} | {r['metric'][5:]} | **{r['value']:.4f}** | {_cell(r['target'])} "
-                     f"{'met' if r['met'] else 'MISSED'} | {r['epochs']} | {r['train_seconds']:.0f} | "
-                     f"{r['wall_seconds']:.0f} |")
+        lines.append(
+            f"| `{r['cell']}` | {r['mode']} | {r['metric'][5:]} | **{r['value']:.4f}** | {_cell(r['target'])} "
+            f"{'met' if r['met'] else 'MISSED'} | {r['epochs']} | {r['train_seconds']:.0f} | "
+            f"{r['wall_seconds']:.0f} |"
+        )
     return lines + [""]
 
 
@@ -709,18 +862,28 @@ def render_rbm(section, sections):
     if "figures" not in section:
         return lines + _not_run(section)
     f = section["figures"]
-    lines += [f"`{section['command']}`: binarized digits, {f['hidden']} hidden units, learning rate "
-              f"{f['learning_rate']}, {f['batch']} rows per update, {f['epochs']} passes, persistent CD in both. "
-              "Pseudo-likelihood: scikit-learn's estimator on the training rows (higher is better); seconds: the best "
-              "of the script's repeats.", "",
-              "| Model | Seconds | x scikit-learn | Pseudo-likelihood | Seeds |", "| --- | --- | --- | --- | --- |"]
+    lines += [
+        f"`{section['command']}`: binarized digits, {f['hidden']} hidden units, learning rate "
+        f"{f['learning_rate']}, {f['batch']} rows per update, {f['epochs']} passes, persistent CD in both. "
+        "Pseudo-likelihood: scikit-learn's estimator on the training rows (higher is better); seconds: the best "
+        "of the script's repeats.",
+        "",
+        "| Model | Seconds | x scikit-learn | Pseudo-likelihood | Seeds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for row in f["rows"]:
         spread = f" +- {row['pseudo_likelihood_sd']:.2f}" if row.get("pseudo_likelihood_sd") is not None else ""
-        lines.append(f"| {row['label']} | {row['seconds']:.3f} | {row['x_sklearn']:.2f} | "
-                     f"{row['pseudo_likelihood']:.2f}{spread} | {row['seeds']} |")
-    return lines + ["", f"Targets (compiled, warm, against {f['baseline']}): pseudo-likelihood at least scikit-learn's "
-                    f"(within 2 standard errors, {f['margin']:.2f}): **{'met' if f['quality_met'] else 'missed'}**; "
-                    f"wall time at most 1.0x: **{'met' if f['speed_met'] else 'missed'}**.", ""]
+        lines.append(
+            f"| {row['label']} | {row['seconds']:.3f} | {row['x_sklearn']:.2f} | "
+            f"{row['pseudo_likelihood']:.2f}{spread} | {row['seeds']} |"
+        )
+    return lines + [
+        "",
+        f"Targets (compiled, warm, against {f['baseline']}): pseudo-likelihood at least scikit-learn's "
+        f"(within 2 standard errors, {f['margin']:.2f}): **{'met' if f['quality_met'] else 'missed'}**; "
+        f"wall time at most 1.0x: **{'met' if f['speed_met'] else 'missed'}**.",
+        "",
+    ]
 
 
 def render_mlflow_overhead(section, sections):
@@ -734,7 +897,9 @@ def render_mlflow_overhead(section, sections):
         f"of pair ratios {f['pair_ratio']:.4f}; target <= 1.02). Direct cost, the time in the logging callback "
         f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): **{f['direct_cost_percent']:.2f}%** "
         f"of the fit. A whole `engine.train` run: {f['whole_run_seconds']:.1f} s for a "
-        f"{f['whole_run_fit_seconds']:.1f} s fit.", ""]
+        f"{f['whole_run_fit_seconds']:.1f} s fit.",
+        "",
+    ]
 
 
 def render_others(section, sections):
@@ -742,10 +907,18 @@ def render_others(section, sections):
     for name, result in section.get("scripts", {}).items():
         lines += [f"## {_title(name)}", ""]
         if "figures" in result:
-            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), its figures:", "", "```json",
-                      json.dumps(result["figures"], indent=2, default=str), "```", ""]
+            lines += [
+                f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), its figures:",
+                "",
+                "```json",
+                json.dumps(result["figures"], indent=2, default=str),
+                "```",
+                "",
+            ]
         elif "stdout" in result:
-            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), as it prints:", ""] + _verbatim(result)
+            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), as it prints:", ""] + _verbatim(
+                result
+            )
             if "error" in result:
                 lines += [f"**Failed:** {_cell(result['error'])}", ""]
         else:
@@ -800,54 +973,69 @@ def render_summary(results):
             add(f"`zoo train {name}`", f"failed: {_cell(row['error'])}")
             continue
         metrics, main = row["metrics"], row.get("main_metric")
-        add(f"`zoo train {name}` ({_dataset(row['params'])})",
+        add(
+            f"`zoo train {name}` ({_dataset(row['params'])})",
             f"test {main[5:] if main else ''} **{_number(metrics.get(main))}**, "
             f"{int(metrics.get('epochs_trained', 0))} epochs, {row['wall_seconds']:.0f} s, "
-            f"peak RSS {row['peak_rss_mb']:.0f} MB")
+            f"peak RSS {row['peak_rss_mb']:.0f} MB",
+        )
     first = sections.get("first_result", {})
     if "first_result_seconds" in first:
-        add("Time to first result", f"**{first['first_result_seconds']:.0f} s** from `{first['command']}` "
-            f"to its run {first['status']}")
+        add(
+            "Time to first result",
+            f"**{first['first_result_seconds']:.0f} s** from `{first['command']}` to its run {first['status']}",
+        )
     gan = sections.get("gan_quality", {}).get("metrics")
     if gan and "test_confident_share" in gan:
-        add("GAN samples judged by a digit classifier",
-            f"confident share **{gan['test_confident_share']:.3f}**, class entropy "
-            f"**{gan['test_class_entropy']:.3f}**",
+        add(
+            "GAN samples judged by a digit classifier",
+            f"confident share **{gan['test_confident_share']:.3f}**, class entropy **{gan['test_class_entropy']:.3f}**",
             f"{verdict(gan['test_confident_share'], GAN_TARGETS['test_confident_share'])}; "
-            f"{verdict(gan['test_class_entropy'], round(GAN_TARGETS['test_class_entropy'], 3))}")
+            f"{verdict(gan['test_class_entropy'], round(GAN_TARGETS['test_class_entropy'], 3))}",
+        )
     quick = sections.get("quickstart", {})
     if "run" in quick:
-        add("The course's Keras quickstart (`mlp_image`, 5 epochs)",
+        add(
+            "The course's Keras quickstart (`mlp_image`, 5 epochs)",
             f"test accuracy **{_number(quick['run']['metrics'].get('test_accuracy'))}** on {quick['dataset']}",
-            "about 0.98 on MNIST (the course)")
+            "about 0.98 on MNIST (the course)",
+        )
     overhead = sections.get("overhead", {}).get("figures")
     for name, r in (overhead or {}).get("recipes", {}).items():
-        add(f"Zoo over hand-written Keras, `{name}` (examples/s)",
+        add(
+            f"Zoo over hand-written Keras, `{name}` (examples/s)",
             f"**{r['ratio']:.3f}** (CPU time {r['cpu_ratio']:.3f}, whole fit {r['fit_ratio']:.3f})",
-            verdict(r["ratio"], overhead["target"]))
+            verdict(r["ratio"], overhead["target"]),
+        )
     course = sections.get("course_baseline", {}).get("figures")
     if course:
         numpy_run, zoo = course["numpy"], course["zoo"]
-        add("Course NumPy network vs zoo MLP (admissions)",
+        add(
+            "Course NumPy network vs zoo MLP (admissions)",
             f"test accuracy {numpy_run['test_accuracy']:.3f} in {numpy_run['wall_seconds']:.1f} s vs "
             f"**{zoo['test_accuracy']:.3f}** in {zoo['train_seconds']:.1f} s "
-            f"(majority class {numpy_run['majority_test_accuracy']:.3f})")
+            f"(majority class {numpy_run['majority_test_accuracy']:.3f})",
+        )
     recurrent = sections.get("recurrent", {}).get("figures")
     if recurrent:
         runs = recurrent["runs"]
         met = sum(r["met"] for r in runs)
         worst = min(runs, key=lambda r: r["value"]) if runs else None
-        add("Recurrent many-to-many and one-to-many runs",
-            f"{met} of {len(runs)} meet their target" + (
-                f"; lowest {worst['cell']} {worst['mode']} {worst['metric'][5:]} {worst['value']:.4f}" if worst else ""))
+        add(
+            "Recurrent many-to-many and one-to-many runs",
+            f"{met} of {len(runs)} meet their target"
+            + (f"; lowest {worst['cell']} {worst['mode']} {worst['metric'][5:]} {worst['value']:.4f}" if worst else ""),
+        )
     rbm = sections.get("rbm", {}).get("figures")
     if rbm and "headline" in rbm:
         h = rbm["headline"]
-        add("RBM vs scikit-learn `BernoulliRBM`",
+        add(
+            "RBM vs scikit-learn `BernoulliRBM`",
             f"pseudo-likelihood **{h['pseudo_likelihood']:.2f}** vs {h['sklearn_pseudo_likelihood']:.2f}, "
             f"time **{h['x_sklearn']:.2f}x** ({h['label']})",
             f"quality {'met' if rbm['quality_met'] else '**missed**'}, time <= 1.0x "
-            f"{'met' if rbm['speed_met'] else '**missed**'}")
+            f"{'met' if rbm['speed_met'] else '**missed**'}",
+        )
     mlflow_cost = sections.get("mlflow_overhead", {}).get("figures")
     if mlflow_cost:
         add("MLflow logging", f"**{mlflow_cost['direct_cost_percent']:.2f}%** of the fit spent logging")
@@ -863,24 +1051,38 @@ def update_readme(path, results, output):
         text = handle.read()
     start, end = text.find(README_START), text.find(README_END)
     if start < 0 or end < start:
-        raise SystemExit(f"{path} has no benchmark block; add the lines {README_START!r} and {README_END!r} "
-                         "where the summary belongs")
+        raise SystemExit(
+            f"{path} has no benchmark block; add the lines {README_START!r} and {README_END!r} "
+            "where the summary belongs"
+        )
     m = results["machine"]
     link = os.path.relpath(output, os.path.dirname(os.path.abspath(path)))
-    block = [README_START,
-             f"Measured by `{results['command']}` on {m['date']} ({m['cpu']}, {m['usable_cores']} cores, "
-             f"load average {_join((m['load_average_start'] or [])[:1])} at the start; commit {m['commit'] or 'unknown'}"
-             f"{_uncommitted(m['uncommitted'])}), in {results['total_seconds'] / 60:.1f} minutes. "
-             f"Every table is in [{link}]({link}).", "", *render_summary(results), "", README_END]
+    block = [
+        README_START,
+        f"Measured by `{results['command']}` on {m['date']} ({m['cpu']}, {m['usable_cores']} cores, "
+        f"load average {_join((m['load_average_start'] or [])[:1])} at the start; commit {m['commit'] or 'unknown'}"
+        f"{_uncommitted(m['uncommitted'])}), in {results['total_seconds'] / 60:.1f} minutes. "
+        f"Every table is in [{link}]({link}).",
+        "",
+        *render_summary(results),
+        "",
+        README_END,
+    ]
     with open(path, "w") as handle:
-        handle.write(text[:start] + "\n".join(block) + text[end + len(README_END):])
+        handle.write(text[:start] + "\n".join(block) + text[end + len(README_END) :])
 
 
 RENDERERS = {
-    "recipes": render_recipes, "first_result": render_first_result, "gan_quality": render_gan_quality,
+    "recipes": render_recipes,
+    "first_result": render_first_result,
+    "gan_quality": render_gan_quality,
     "quickstart": render_quickstart,
-    "overhead": render_overhead, "course_baseline": render_course_baseline, "recurrent": render_recurrent,
-    "rbm": render_rbm, "mlflow_overhead": render_mlflow_overhead, "others": render_others,
+    "overhead": render_overhead,
+    "course_baseline": render_course_baseline,
+    "recurrent": render_recurrent,
+    "rbm": render_rbm,
+    "mlflow_overhead": render_mlflow_overhead,
+    "others": render_others,
 }
 
 

@@ -111,12 +111,21 @@ def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
     x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     y = bunch.target.astype("int64")
     (xt, yt), (xv, yv), (xs, ys) = split_arrays(x, y, seed, validation_fraction, test_fraction)
-    return ImageData(xt, yt, xv, yv, xs, ys, [str(d) for d in range(10)], "digits",
-                     "sklearn.datasets.load_digits")
+    return ImageData(xt, yt, xv, yv, xs, ys, [str(d) for d in range(10)], "digits", "sklearn.datasets.load_digits")
 
 
-def load(dataset="digits", *, seed=42, data_dir=None, folder=None, image_size=None,
-         validation_fraction=0.1, test_fraction=0.2, color_mode="auto", skip_corrupt=False):
+def load(
+    dataset="digits",
+    *,
+    seed=42,
+    data_dir=None,
+    folder=None,
+    image_size=None,
+    validation_fraction=0.1,
+    test_fraction=0.2,
+    color_mode="auto",
+    skip_corrupt=False,
+):
     """Load a named image dataset or a folder of images.
 
     Args:
@@ -148,16 +157,30 @@ def load(dataset="digits", *, seed=42, data_dir=None, folder=None, image_size=No
     if color_mode not in ("auto", "grayscale", "rgb"):
         raise ZooError(f"color_mode must be auto, grayscale or rgb. Received: color_mode={color_mode!r}")
     if folder is not None:
-        return load_folder(folder, seed=seed, image_size=image_size, color_mode=color_mode,
-                           skip_corrupt=skip_corrupt, validation_fraction=validation_fraction,
-                           test_fraction=test_fraction)
+        return load_folder(
+            folder,
+            seed=seed,
+            image_size=image_size,
+            color_mode=color_mode,
+            skip_corrupt=skip_corrupt,
+            validation_fraction=validation_fraction,
+            test_fraction=test_fraction,
+        )
     if dataset == "digits":
         if image_size is not None and tuple(image_size) != (8, 8):
-            raise ZooError(f"digits images are 8x8; drop --image-size (received {image_size}) or use "
-                           "--dataset mnist for 28x28 digits.")
+            raise ZooError(
+                f"digits images are 8x8; drop --image-size (received {image_size}) or use "
+                "--dataset mnist for 28x28 digits."
+            )
         return digits(seed, validation_fraction, test_fraction)
-    return load_tfds(dataset, seed=seed, data_dir=data_dir, image_size=image_size,
-                     validation_fraction=validation_fraction, test_fraction=test_fraction)
+    return load_tfds(
+        dataset,
+        seed=seed,
+        data_dir=data_dir,
+        image_size=image_size,
+        validation_fraction=validation_fraction,
+        test_fraction=test_fraction,
+    )
 
 
 def _check_fractions(validation_fraction, test_fraction):
@@ -228,8 +251,10 @@ def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fract
     except tfds.core.registered.DatasetNotFoundError:
         raise _unknown_dataset(name, list(CATALOG) + list(_tfds_names())) from None
     except Exception as error:  # noqa: BLE001 - a builder config tfds cannot make: say which, in one line
-        raise ZooError(f"tensorflow-datasets cannot open '{name}' ({_first_line(error)}). "
-                       f"Known image datasets: {', '.join(CATALOG)}.") from None
+        raise ZooError(
+            f"tensorflow-datasets cannot open '{name}' ({_first_line(error)}). "
+            f"Known image datasets: {', '.join(CATALOG)}."
+        ) from None
     image_key, label_key = _image_label_keys(builder, name)
     image_feature = builder.info.features[image_key]
     class_names = [str(c) for c in builder.info.features[label_key].names]
@@ -242,18 +267,24 @@ def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fract
     # assume the usual train/test pair, and let the guarded load below say when data is missing.
     splits = set(builder.info.splits) or {"train", "test"}
     if "train" not in splits:
-        raise ZooError(f"'{name}' has no train split (splits: {', '.join(sorted(splits))}); it cannot train a classifier.")
+        raise ZooError(
+            f"'{name}' has no train split (splits: {', '.join(sorted(splits))}); it cannot train a classifier."
+        )
 
-    arrays = {split: _tfds_arrays(tfds, name, split, data_dir, size) for split in ("train", "validation", "test")
-              if split in splits}
+    arrays = {
+        split: _tfds_arrays(tfds, name, split, data_dir, size)
+        for split in ("train", "validation", "test")
+        if split in splits
+    }
     (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
     if note:
         warn(note)
     details = {"data_dir": tfds_data_dir(data_dir)}
     if size is not None:
         details.update(resized_to=list(size), interpolation=RESIZE_METHOD)
-    return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, name.split(":")[0],
-                     f"tensorflow-datasets:{name}", details)
+    return ImageData(
+        x, y, x_val, y_val, x_test, y_test, class_names, name.split(":")[0], f"tensorflow-datasets:{name}", details
+    )
 
 
 def _complete_splits(arrays, seed, validation_fraction, test_fraction):
@@ -273,11 +304,14 @@ def _complete_splits(arrays, seed, validation_fraction, test_fraction):
 def _image_label_keys(builder, name):
     features = builder.info.features
     keys = builder.info.supervised_keys
-    image_key, label_key = (keys if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys)
-                            else (None, None))
+    image_key, label_key = keys if keys and len(keys) == 2 and all(isinstance(k, str) for k in keys) else (None, None)
     tfds = _tfds()
-    if not (image_key in features and isinstance(features[image_key], tfds.features.Image)
-            and label_key in features and isinstance(features[label_key], tfds.features.ClassLabel)):
+    if not (
+        image_key in features
+        and isinstance(features[image_key], tfds.features.Image)
+        and label_key in features
+        and isinstance(features[label_key], tfds.features.ClassLabel)
+    ):
         shown = " -> ".join(map(str, keys)) if keys else "none"
         raise ZooError(
             f"'{name}' is a tensorflow-datasets dataset but not image classification (supervised keys: "
@@ -321,8 +355,16 @@ def _tfds_arrays(tfds, name, split, data_dir, size):
 # === Image folders ===
 
 
-def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_corrupt=False,
-                validation_fraction=0.1, test_fraction=0.2):
+def load_folder(
+    folder,
+    *,
+    seed=42,
+    image_size=None,
+    color_mode="auto",
+    skip_corrupt=False,
+    validation_fraction=0.1,
+    test_fraction=0.2,
+):
     """Load a folder of images with one subfolder per class (or train/ and test/ holding those).
 
     Raises:
@@ -342,14 +384,18 @@ def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_cor
     class_names = list(indexed["train"])
     for split, classes in indexed.items():
         if split != "train" and list(classes) != class_names:
-            raise ZooError(f"The class folders of {layout[split]} ({', '.join(classes)}) differ from those of "
-                           f"{layout['train']} ({', '.join(class_names)}); use the same class folders in each split.")
+            raise ZooError(
+                f"The class folders of {layout[split]} ({', '.join(classes)}) differ from those of "
+                f"{layout['train']} ({', '.join(class_names)}); use the same class folders in each split."
+            )
 
     shapes, bad = _check_images([path for classes in indexed.values() for files in classes.values() for path in files])
     if bad and not skip_corrupt:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise ZooError(f"Cannot read image {bad[0][0]}: {bad[0][1]}{more}. Fix or delete it, or pass "
-                       "--skip-corrupt to leave unreadable images out.")
+        raise ZooError(
+            f"Cannot read image {bad[0][0]}: {bad[0][1]}{more}. Fix or delete it, or pass "
+            "--skip-corrupt to leave unreadable images out."
+        )
     if bad:
         shown = ", ".join(path for path, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
         warn(f"skipped {len(bad)} unreadable image(s): {shown}")
@@ -358,8 +404,10 @@ def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_cor
             for name, files in classes.items():
                 files[:] = [path for path in files if path not in unreadable]
                 if not files:
-                    raise ZooError(f"Class folder {os.path.join(layout[split], name)} has no readable images left "
-                                   "after skipping the corrupt ones; add images or remove the folder.")
+                    raise ZooError(
+                        f"Class folder {os.path.join(layout[split], name)} has no readable images left "
+                        "after skipping the corrupt ones; add images or remove the folder."
+                    )
 
     channels = [shape[2] for shape in shapes.values()]
     mode = color_mode if color_mode != "auto" else ("grayscale" if max(channels) <= 2 else "rgb")
@@ -379,8 +427,16 @@ def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_cor
         # Always decoded as RGB and converted afterwards: TensorFlow cannot decode BMP or GIF
         # straight to one channel, which `color_mode="grayscale"` would ask of it.
         dataset = keras.utils.image_dataset_from_directory(
-            path, labels="inferred", label_mode="int", class_names=class_names, color_mode="rgb",
-            batch_size=None, image_size=size, shuffle=False, interpolation=RESIZE_METHOD, verbose=False,
+            path,
+            labels="inferred",
+            label_mode="int",
+            class_names=class_names,
+            color_mode="rgb",
+            batch_size=None,
+            image_size=size,
+            shuffle=False,
+            interpolation=RESIZE_METHOD,
+            verbose=False,
         )
         if bad:
             # The failed element is the whole (image, label) pair, so labels stay aligned.
@@ -394,42 +450,54 @@ def load_folder(folder, *, seed=42, image_size=None, color_mode="auto", skip_cor
         expected = sum(len(files) for files in indexed[split].values())
         count = sum(len(labels) for labels in ys)
         if count != expected:
-            raise ZooError(f"Read {count} of the {expected} images in {path}; some files changed or cannot be "
-                           "decoded. Re-run with --skip-corrupt or check the folder.")
+            raise ZooError(
+                f"Read {count} of the {expected} images in {path}; some files changed or cannot be "
+                "decoded. Re-run with --skip-corrupt or check the folder."
+            )
         arrays[split] = (np.concatenate(xs), np.concatenate(ys))
 
     (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
     counts = {"train": len(x), "validation": len(x_val), "test": len(x_test)}
     if min(counts.values()) == 0 or len(np.unique(y)) < 2:
         total = sum(counts.values())
-        raise ZooError(f"{folder} has {total} readable images: too few to split into train, validation and "
-                       f"test ({counts['train']}/{counts['validation']}/{counts['test']}); add images "
-                       "(a few dozen per class at least).")
+        raise ZooError(
+            f"{folder} has {total} readable images: too few to split into train, validation and "
+            f"test ({counts['train']}/{counts['validation']}/{counts['test']}); add images "
+            "(a few dozen per class at least)."
+        )
     if note:
         warn(note)
-    details = {"color_mode": mode, "resized_to": list(size), "interpolation": RESIZE_METHOD,
-               "skipped_files": len(bad), "layout": "split folders" if len(layout) > 1 else "class folders"}
-    return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, os.path.basename(root) or root,
-                     root, details)
+    details = {
+        "color_mode": mode,
+        "resized_to": list(size),
+        "interpolation": RESIZE_METHOD,
+        "skipped_files": len(bad),
+        "layout": "split folders" if len(layout) > 1 else "class folders",
+    }
+    return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, os.path.basename(root) or root, root, details)
 
 
 def _split_layout(root):
     """{split: folder}: {'train': root} for class folders, or the train/validation/test subfolders."""
     subfolders = _subfolders(root)
-    splits = {SPLIT_FOLDERS[name.lower()]: os.path.join(root, name) for name in subfolders
-              if name.lower() in SPLIT_FOLDERS}
+    splits = {
+        SPLIT_FOLDERS[name.lower()]: os.path.join(root, name) for name in subfolders if name.lower() in SPLIT_FOLDERS
+    }
     if subfolders and len(splits) == len(subfolders) and "train" in splits:
         return splits
     if splits and "train" in splits and len(splits) > 1:
         others = [name for name in subfolders if name.lower() not in SPLIT_FOLDERS]
-        raise ZooError(f"{root} mixes split folders ({', '.join(sorted(splits))}) with other folders "
-                       f"({', '.join(others)}); use either class folders or train/ and test/ holding class folders.")
+        raise ZooError(
+            f"{root} mixes split folders ({', '.join(sorted(splits))}) with other folders "
+            f"({', '.join(others)}); use either class folders or train/ and test/ holding class folders."
+        )
     return {"train": root}
 
 
 def _subfolders(path):
-    return sorted(name for name in os.listdir(path)
-                  if not name.startswith(".") and os.path.isdir(os.path.join(path, name)))
+    return sorted(
+        name for name in os.listdir(path) if not name.startswith(".") and os.path.isdir(os.path.join(path, name))
+    )
 
 
 def _image_files(folder):
@@ -450,13 +518,19 @@ def _index_classes(folder, shown):
     if not classes:
         loose, _ = _image_files(folder)
         if loose:
-            raise ZooError(f"{folder} holds images but no class subfolders: put each class's images in its own "
-                           f"subfolder ({os.path.join(shown, 'cat')}/..., {os.path.join(shown, 'dog')}/...).")
-        raise ZooError(f"{folder} is empty: it needs one subfolder of images per class "
-                       f"({os.path.join(shown, 'cat')}/*.jpg, {os.path.join(shown, 'dog')}/*.jpg).")
+            raise ZooError(
+                f"{folder} holds images but no class subfolders: put each class's images in its own "
+                f"subfolder ({os.path.join(shown, 'cat')}/..., {os.path.join(shown, 'dog')}/...)."
+            )
+        raise ZooError(
+            f"{folder} is empty: it needs one subfolder of images per class "
+            f"({os.path.join(shown, 'cat')}/*.jpg, {os.path.join(shown, 'dog')}/*.jpg)."
+        )
     if len(classes) == 1:
-        raise ZooError(f"{folder} has a single class folder ('{classes[0]}'): a classifier needs at least two "
-                       "subfolders of images, one per class.")
+        raise ZooError(
+            f"{folder} has a single class folder ('{classes[0]}'): a classifier needs at least two "
+            "subfolders of images, one per class."
+        )
     indexed, ignored = {}, []
     for name in classes:
         files, unsupported = _image_files(os.path.join(folder, name))
@@ -464,12 +538,16 @@ def _index_classes(folder, shown):
         if not files:
             formats = " ".join(IMAGE_FORMATS)
             hint = f" ({len(unsupported)} file(s) in formats TensorFlow cannot read)" if unsupported else ""
-            raise ZooError(f"Class folder {os.path.join(folder, name)} has no images ({formats}){hint}; "
-                           "add images or remove the folder.")
+            raise ZooError(
+                f"Class folder {os.path.join(folder, name)} has no images ({formats}){hint}; "
+                "add images or remove the folder."
+            )
         indexed[name] = files
     if ignored:
-        warn(f"ignored {len(ignored)} image(s) in formats TensorFlow cannot read (e.g. {ignored[0]}); "
-             "convert them to PNG or JPEG to use them.")
+        warn(
+            f"ignored {len(ignored)} image(s) in formats TensorFlow cannot read (e.g. {ignored[0]}); "
+            "convert them to PNG or JPEG to use them."
+        )
     return indexed
 
 

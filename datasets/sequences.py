@@ -93,13 +93,23 @@ class SequenceData:
 
 def digit_rows(seed=42, validation_fraction=0.1, test_fraction=0.2):
     """scikit-learn's 8x8 digit scans as sequences of 8 rows of 8 pixels (many to one)."""
-    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction,
-                         test_fraction=test_fraction)
+    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction)
     rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731 - (h, w, c) -> h steps of w*c
-    return SequenceData(rows(digits.x_train), digits.y_train, rows(digits.x_val), digits.y_val,
-                        rows(digits.x_test), digits.y_test, "many_to_one", "multiclass",
-                        digits.num_classes, digits.class_names, "digits", digits.source,
-                        extras={"rows_are_images": True})
+    return SequenceData(
+        rows(digits.x_train),
+        digits.y_train,
+        rows(digits.x_val),
+        digits.y_val,
+        rows(digits.x_test),
+        digits.y_test,
+        "many_to_one",
+        "multiclass",
+        digits.num_classes,
+        digits.class_names,
+        "digits",
+        digits.source,
+        extras={"rows_are_images": True},
+    )
 
 
 def digit_video(seed=42, frames=16, videos=1500, max_shot=4, noise=0.05):
@@ -121,19 +131,35 @@ def digit_video(seed=42, frames=16, videos=1500, max_shot=4, noise=0.05):
         `extras["frames"]` holds the test frames as images for plotting.
     """
     if frames < 1 or videos < 1 or max_shot < 1:
-        raise ZooError(f"A digit video needs frames, videos and max_shot >= 1. Received: frames={frames}, "
-                       f"videos={videos}, max_shot={max_shot}")
+        raise ZooError(
+            f"A digit video needs frames, videos and max_shot >= 1. Received: frames={frames}, "
+            f"videos={videos}, max_shot={max_shot}"
+        )
     digits = images.load("digits", seed=seed)
     rng = np.random.default_rng(seed + 1)
     splits = []
-    for x, y, count in ((digits.x_train, digits.y_train, videos),
-                        (digits.x_val, digits.y_val, max(1, videos // 4)),
-                        (digits.x_test, digits.y_test, max(1, videos // 4))):
+    for x, y, count in (
+        (digits.x_train, digits.y_train, videos),
+        (digits.x_val, digits.y_val, max(1, videos // 4)),
+        (digits.x_test, digits.y_test, max(1, videos // 4)),
+    ):
         splits.append(_videos(rng, x[..., 0], y, count, frames, max_shot, noise))
     (xt, yt, _), (xv, yv, _), (xs, ys, frames_test) = splits
-    return SequenceData(xt, yt, xv, yv, xs, ys, "many_to_many", "multiclass", digits.num_classes,
-                        digits.class_names, "digit_video", f"{digits.source} (frames with camera jitter)",
-                        extras={"frames": frames_test})
+    return SequenceData(
+        xt,
+        yt,
+        xv,
+        yv,
+        xs,
+        ys,
+        "many_to_many",
+        "multiclass",
+        digits.num_classes,
+        digits.class_names,
+        "digit_video",
+        f"{digits.source} (frames with camera jitter)",
+        extras={"frames": frames_test},
+    )
 
 
 def _videos(rng, scans, labels, count, frames, max_shot, noise):
@@ -158,8 +184,9 @@ def _shift(image, dy, dx):
     """Shift an image by (dy, dx) pixels, filling the uncovered border with 0."""
     shifted = np.zeros_like(image)
     h, w = image.shape
-    shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
-        image[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+    shifted[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
     return shifted
 
 
@@ -183,8 +210,10 @@ def encode_captions(captions, vocabulary, steps):
     following = np.full((len(captions), steps), PAD, dtype="int32")
     for row, caption in enumerate(captions):
         if len(caption) + 1 > steps:
-            raise ZooError(f"Caption {caption!r} needs {len(caption) + 1} steps (END included); "
-                           f"raise output_steps to at least {len(caption) + 1}.")
+            raise ZooError(
+                f"Caption {caption!r} needs {len(caption) + 1} steps (END included); "
+                f"raise output_steps to at least {len(caption) + 1}."
+            )
         unknown = sorted(set(caption) - set(index))
         if unknown:
             raise ZooError(f"Caption {caption!r} uses characters not in the vocabulary: {unknown}.")
@@ -216,8 +245,7 @@ def digit_captions(seed=42, validation_fraction=0.1, test_fraction=0.2):
         targets the following tokens (n, steps); `extras["captions"]` holds the test captions and
         `extras["images"]` the test images.
     """
-    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction,
-                         test_fraction=test_fraction)
+    digits = images.load("digits", seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction)
     vocabulary = caption_vocabulary(DIGIT_NAMES)
     steps = max(len(name) for name in DIGIT_NAMES) + 1
     split = []
@@ -226,10 +254,22 @@ def digit_captions(seed=42, validation_fraction=0.1, test_fraction=0.2):
         previous, following = encode_captions(captions, vocabulary, steps)
         split.append(((x, previous), following))
     (xt, yt), (xv, yv), (xs, ys) = split
-    return SequenceData(xt, yt, xv, yv, xs, ys, "one_to_many", "multiclass", len(vocabulary), [],
-                        "digit_captions", digits.source, vocabulary=vocabulary,
-                        extras={"captions": [DIGIT_NAMES[label] for label in digits.y_test],
-                                "images": digits.x_test})
+    return SequenceData(
+        xt,
+        yt,
+        xv,
+        yv,
+        xs,
+        ys,
+        "one_to_many",
+        "multiclass",
+        len(vocabulary),
+        [],
+        "digit_captions",
+        digits.source,
+        vocabulary=vocabulary,
+        extras={"captions": [DIGIT_NAMES[label] for label in digits.y_test], "images": digits.x_test},
+    )
 
 
 # === Offline time series ===
@@ -268,13 +308,17 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
     if window < 1 or horizon < 1:
         raise ZooError(f"--window and --horizon must be at least 1. Received: window={window}, horizon={horizon}")
     if horizon >= len(series):
-        raise ZooError(f"Forecast horizon {horizon} is longer than the series '{name}' ({len(series)} days); "
-                       f"use a --horizon below {len(series)}.")
+        raise ZooError(
+            f"Forecast horizon {horizon} is longer than the series '{name}' ({len(series)} days); "
+            f"use a --horizon below {len(series)}."
+        )
     n_test = int(round(len(series) * test_fraction))
     n_val = int(round(len(series) * validation_fraction))
-    bounds = {"train": (0, len(series) - n_val - n_test),
-              "validation": (len(series) - n_val - n_test, len(series) - n_test),
-              "test": (len(series) - n_test, len(series))}
+    bounds = {
+        "train": (0, len(series) - n_val - n_test),
+        "validation": (len(series) - n_val - n_test, len(series) - n_test),
+        "test": (len(series) - n_test, len(series)),
+    }
     shortest = min(end - start for start, end in bounds.values())
     # A window needs the day before its first step (its first return) and `horizon` days after its last.
     if window + horizon > shortest - 1:
@@ -295,10 +339,27 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
         arrays[key], last_days[key] = (x, y), days[:, -1]
     x_test, y_test = arrays["test"]
     naive_mae = float(np.mean(np.abs(y_test)))
-    return SequenceData(*arrays["train"], *arrays["validation"], x_test, y_test, "many_to_many", "regression",
-                        1, [], f"{name}_forecast", SERIES[name],
-                        extras={"series": series, "test_days": bounds["test"], "test_last_days": last_days["test"],
-                                "scale": scale, "horizon": horizon, "window": window, "naive_mae": naive_mae})
+    return SequenceData(
+        *arrays["train"],
+        *arrays["validation"],
+        x_test,
+        y_test,
+        "many_to_many",
+        "regression",
+        1,
+        [],
+        f"{name}_forecast",
+        SERIES[name],
+        extras={
+            "series": series,
+            "test_days": bounds["test"],
+            "test_last_days": last_days["test"],
+            "scale": scale,
+            "horizon": horizon,
+            "window": window,
+            "naive_mae": naive_mae,
+        },
+    )
 
 
 # === tensorflow-datasets (on disk only) ===
@@ -309,8 +370,9 @@ def _tfds_load(name, split, data_dir):
     try:
         import tensorflow_datasets as tfds
     except ImportError as error:
-        raise ZooError(f"tensorflow-datasets is not usable here ({error}); install it or use the offline "
-                       "datasets.") from None
+        raise ZooError(
+            f"tensorflow-datasets is not usable here ({error}); install it or use the offline datasets."
+        ) from None
     try:
         return tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=False)
     except (AssertionError, FileNotFoundError, OSError, ValueError) as error:
@@ -327,9 +389,21 @@ def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1):
     """MNIST from tensorflow-datasets (on disk only), each 28x28 image read as 28 rows of 28 pixels."""
     digits = images.load("mnist", seed=seed, data_dir=data_dir, validation_fraction=validation_fraction)
     rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
-    return SequenceData(rows(digits.x_train), digits.y_train, rows(digits.x_val), digits.y_val,
-                        rows(digits.x_test), digits.y_test, "many_to_one", "multiclass", digits.num_classes,
-                        digits.class_names, digits.name, digits.source, extras={"rows_are_images": True})
+    return SequenceData(
+        rows(digits.x_train),
+        digits.y_train,
+        rows(digits.x_val),
+        digits.y_val,
+        rows(digits.x_test),
+        digits.y_test,
+        "many_to_one",
+        "multiclass",
+        digits.num_classes,
+        digits.class_names,
+        digits.name,
+        digits.source,
+        extras={"rows_are_images": True},
+    )
 
 
 def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1):
@@ -345,19 +419,33 @@ def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, 
     n_val = max(1, int(round(len(order) * validation_fraction)))
     val, train = order[:n_val], order[n_val:]
     return vectorize_texts(
-        [texts["train"][i] for i in train], labels["train"][train],
-        [texts["train"][i] for i in val], labels["train"][val],
-        texts["test"], labels["test"],
-        class_names=["negative", "positive"], name="imdb_reviews", source="tensorflow_datasets:imdb_reviews",
-        max_tokens=max_tokens, sequence_length=sequence_length,
+        [texts["train"][i] for i in train],
+        labels["train"][train],
+        [texts["train"][i] for i in val],
+        labels["train"][val],
+        texts["test"],
+        labels["test"],
+        class_names=["negative", "positive"],
+        name="imdb_reviews",
+        source="tensorflow_datasets:imdb_reviews",
+        max_tokens=max_tokens,
+        sequence_length=sequence_length,
     )
 
 
 # === Users' data ===
 
 
-def text_csv(path, text_column="text", target="label", seed=42, max_tokens=20000, sequence_length=200,
-             validation_fraction=0.1, test_fraction=0.2):
+def text_csv(
+    path,
+    text_column="text",
+    target="label",
+    seed=42,
+    max_tokens=20000,
+    sequence_length=200,
+    validation_fraction=0.1,
+    test_fraction=0.2,
+):
     """A CSV of texts and labels, vectorized for classification (many to one).
 
     Raises:
@@ -374,8 +462,10 @@ def text_csv(path, text_column="text", target="label", seed=42, max_tokens=20000
         raise ZooError(f"Cannot read {path} as CSV ({first}). It needs a header row and data rows.") from None
     for column, flag in ((text_column, "--text-column"), (target, "--target")):
         if column not in frame.columns:
-            raise ZooError(f"Column '{column}' ({flag}) is not in {path}.{closest(column, frame.columns)} "
-                           f"Columns: {', '.join(map(str, frame.columns))}.")
+            raise ZooError(
+                f"Column '{column}' ({flag}) is not in {path}.{closest(column, frame.columns)} "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
     frame = frame[frame[target].astype(str) != ""]
     class_names = sorted(frame[target].astype(str).unique().tolist())
     if len(class_names) < 2:
@@ -389,13 +479,35 @@ def text_csv(path, text_column="text", target="label", seed=42, max_tokens=20000
         raise ZooError(f"{path} has {len(x)} labelled rows: too few to split into train, validation and test.")
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     pick = lambda idx: [x[i] for i in idx]  # noqa: E731
-    return vectorize_texts(pick(train), y[train], pick(val), y[val], pick(test), y[test], class_names=class_names,
-                           name=os.path.splitext(os.path.basename(path))[0], source=os.path.abspath(path),
-                           max_tokens=max_tokens, sequence_length=sequence_length)
+    return vectorize_texts(
+        pick(train),
+        y[train],
+        pick(val),
+        y[val],
+        pick(test),
+        y[test],
+        class_names=class_names,
+        name=os.path.splitext(os.path.basename(path))[0],
+        source=os.path.abspath(path),
+        max_tokens=max_tokens,
+        sequence_length=sequence_length,
+    )
 
 
-def vectorize_texts(train_texts, y_train, val_texts, y_val, test_texts, y_test, *, class_names, name, source,
-                    max_tokens=20000, sequence_length=200):
+def vectorize_texts(
+    train_texts,
+    y_train,
+    val_texts,
+    y_val,
+    test_texts,
+    y_test,
+    *,
+    class_names,
+    name,
+    source,
+    max_tokens=20000,
+    sequence_length=200,
+):
     """Turn texts into padded token ids with a `TextVectorization` layer adapted on the training texts.
 
     Id 0 is padding (masked by the model) and id 1 the out-of-vocabulary token.
@@ -406,8 +518,10 @@ def vectorize_texts(train_texts, y_train, val_texts, y_val, test_texts, y_test, 
     import keras
 
     if max_tokens < 3 or sequence_length < 1:
-        raise ZooError(f"--max-tokens must be at least 3 and --sequence-length at least 1. "
-                       f"Received: max_tokens={max_tokens}, sequence_length={sequence_length}")
+        raise ZooError(
+            f"--max-tokens must be at least 3 and --sequence-length at least 1. "
+            f"Received: max_tokens={max_tokens}, sequence_length={sequence_length}"
+        )
     vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length)
     vectorizer.adapt(np.array(train_texts, dtype=object))
     vocabulary = vectorizer.get_vocabulary()
@@ -423,13 +537,37 @@ def vectorize_texts(train_texts, y_train, val_texts, y_val, test_texts, y_test, 
 
     task = "binary" if len(class_names) == 2 else "multiclass"
     cast = (lambda y: np.asarray(y, dtype="float32")) if task == "binary" else (lambda y: np.asarray(y, dtype="int64"))
-    return SequenceData(ids(train_texts), cast(y_train), ids(val_texts), cast(y_val), ids(test_texts), cast(y_test),
-                        "many_to_one", task, len(class_names), list(class_names), name, source,
-                        vocabulary=vocabulary, extras={"texts_test": list(test_texts)})
+    return SequenceData(
+        ids(train_texts),
+        cast(y_train),
+        ids(val_texts),
+        cast(y_val),
+        ids(test_texts),
+        cast(y_test),
+        "many_to_one",
+        task,
+        len(class_names),
+        list(class_names),
+        name,
+        source,
+        vocabulary=vocabulary,
+        extras={"texts_test": list(test_texts)},
+    )
 
 
-def from_sequences(sequences, targets, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, seed=42,
-                   name="sequences", source="arrays", validation_fraction=0.1, test_fraction=0.2):
+def from_sequences(
+    sequences,
+    targets,
+    *,
+    mode="many_to_one",
+    pad=False,
+    pad_value=PAD_VALUE,
+    seed=42,
+    name="sequences",
+    source="arrays",
+    validation_fraction=0.1,
+    test_fraction=0.2,
+):
     """Split numeric sequences and their targets, padding them to one length when asked.
 
     Args:
@@ -479,8 +617,10 @@ def from_sequences(sequences, targets, *, mode="many_to_one", pad=False, pad_val
             )
         mask_value = float(pad_value)
         if any(np.all(s == pad_value, axis=1).any() for s in sequences):
-            raise ZooError(f"A real step of {name} holds {pad_value} in every feature, so it would be masked as "
-                           "padding; choose another --pad-value.")
+            raise ZooError(
+                f"A real step of {name} holds {pad_value} in every feature, so it would be masked as "
+                "padding; choose another --pad-value."
+            )
     width, features = int(lengths.max()), sequences[0].shape[1]
     x = np.full((len(sequences), width, features), pad_value, dtype="float32")
     for row, s in enumerate(sequences):
@@ -507,8 +647,9 @@ def from_sequences(sequences, targets, *, mode="many_to_one", pad=False, pad_val
     (xt, yt), (xv, yv), (xs, ys) = images.split_arrays(x, y, seed, validation_fraction, test_fraction)
     if min(len(yt), len(yv), len(ys)) < 1:
         raise ZooError(f"{name} holds {len(x)} sequences: too few to split into train, validation and test.")
-    return SequenceData(xt, yt, xv, yv, xs, ys, mode, task, num_outputs, class_names, name, source,
-                        mask_value=mask_value)
+    return SequenceData(
+        xt, yt, xv, yv, xs, ys, mode, task, num_outputs, class_names, name, source, mask_value=mask_value
+    )
 
 
 def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, seed=42):
@@ -530,8 +671,10 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
         raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({error}).") from None
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
-        raise ZooError(f"{path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'}. "
-                       "Save it with np.savez(path, x=..., y=...[, lengths=...]).")
+        raise ZooError(
+            f"{path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'}. "
+            "Save it with np.savez(path, x=..., y=...[, lengths=...])."
+        )
     x, y = arrays["x"], arrays["y"]
     if "lengths" in arrays:
         lengths = arrays["lengths"].astype(int)
@@ -542,5 +685,6 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
         if mode == "many_to_many":
             y = np.split(y, cuts)
     name = os.path.splitext(os.path.basename(path))[0]
-    return from_sequences(x, y, mode=mode, pad=pad, pad_value=pad_value, seed=seed, name=name,
-                          source=os.path.abspath(path))
+    return from_sequences(
+        x, y, mode=mode, pad=pad, pad_value=pad_value, seed=seed, name=name, source=os.path.abspath(path)
+    )

@@ -90,8 +90,7 @@ class CNNRecipe(engine.Recipe):
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
         mlflow_datasets = [
-            (mlflow.data.from_numpy(x, targets=y, source=_dataset_source(data), name=f"{data.name}-{split}"),
-             context)
+            (mlflow.data.from_numpy(x, targets=y, source=_dataset_source(data), name=f"{data.name}-{split}"), context)
             for split, context, x, y in (
                 ("train", "training", data.x_train, data.y_train),
                 ("validation", "validation", data.x_val, data.y_val),
@@ -115,8 +114,9 @@ class CNNRecipe(engine.Recipe):
         card = registry.info(config.model)
         if IMAGE_TASK not in card.tasks:
             image_models = [c.name for c in registry.list_models(task=IMAGE_TASK)]
-            raise ZooError(f"Model '{config.model}' is not an image classifier; --model takes one of "
-                           f"{', '.join(image_models)}.")
+            raise ZooError(
+                f"Model '{config.model}' is not an image classifier; --model takes one of {', '.join(image_models)}."
+            )
         return config.model
 
     def model_overrides(self, config, data):
@@ -134,10 +134,12 @@ class CNNRecipe(engine.Recipe):
         precision, recall, f1, support = precision_recall_fscore_support(
             truth, predicted, labels=range(data.spec["num_classes"]), zero_division=0
         )
-        data.extras.update(probabilities=probabilities, predicted=predicted,
-                           per_class=(precision, recall, f1, support))
-        metrics.update(test_macro_precision=float(precision.mean()), test_macro_recall=float(recall.mean()),
-                       test_macro_f1=float(f1.mean()))
+        data.extras.update(probabilities=probabilities, predicted=predicted, per_class=(precision, recall, f1, support))
+        metrics.update(
+            test_macro_precision=float(precision.mean()),
+            test_macro_recall=float(recall.mean()),
+            test_macro_f1=float(f1.mean()),
+        )
         return metrics
 
     # === Log ===
@@ -152,8 +154,10 @@ class CNNRecipe(engine.Recipe):
         tracking.log_figure(plots.confusion_matrix(truth, predicted, names), "confusion_matrix.png")
 
         precision, recall, f1, support = data.extras["per_class"]
-        per_class = {str(name): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-                     for name, p, r, f, s in zip(names, precision, recall, f1, support)}
+        per_class = {
+            str(name): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(names, precision, recall, f1, support)
+        }
         mlflow.log_dict(per_class, "per_class_metrics.json")
         mlflow.log_text(_report(per_class), "per_class_metrics.txt")
 
@@ -163,8 +167,10 @@ class CNNRecipe(engine.Recipe):
         wrong = np.flatnonzero(predicted != truth)
         worst = wrong[np.argsort(true_probability[wrong])][: config.worst_images]
         if len(worst):
-            titles = [f"true {names[truth[i]]}\npred {names[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
-                      for i in worst]
+            titles = [
+                f"true {names[truth[i]]}\npred {names[predicted[i]]} {probabilities[i, predicted[i]]:.2f}"
+                for i in worst
+            ]
             figure = plots.image_grid(source.x_test[worst], titles=titles, size=1.4)
             tracking.log_figure(figure, "worst_misclassified.png")
         else:
@@ -182,8 +188,12 @@ class CNNRecipe(engine.Recipe):
     def log_model(self, model, data):
         spec = data.spec
         # The class names travel with the model, so `zoo predict runs:/...` can print them.
-        metadata = {"class_names": spec["class_names"], "image_shape": spec["shape"], "dataset": spec["name"],
-                    "pixel_max": images.PIXEL_MAX}
+        metadata = {
+            "class_names": spec["class_names"],
+            "image_shape": spec["shape"],
+            "dataset": spec["name"],
+            "pixel_max": images.PIXEL_MAX,
+        }
         return tracking.log_model(model, data.example_inputs, metadata=metadata)
 
 
@@ -198,6 +208,7 @@ def _report(per_class):
     width = max(8, *(len(name) for name in per_class))
     lines = [f"{'class':<{width}}  precision  recall     f1  support"]
     for name, row in per_class.items():
-        lines.append(f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  "
-                     f"{row['support']:7d}")
+        lines.append(
+            f"{name:<{width}}  {row['precision']:9.3f}  {row['recall']:6.3f}  {row['f1']:5.3f}  {row['support']:7d}"
+        )
     return "\n".join(lines) + "\n"

@@ -87,14 +87,20 @@ class GANRecipe(engine.Recipe):
         from zoo.datasets import images
 
         if config.samples < 10:
-            raise ZooError(f"--samples must be at least 10 to score a batch of generated images. "
-                           f"Received: {config.samples}")
+            raise ZooError(
+                f"--samples must be at least 10 to score a batch of generated images. Received: {config.samples}"
+            )
         if config.judge_epochs < 1:
             raise ZooError(f"--judge-epochs must be at least 1. Received: {config.judge_epochs}")
         if config.data and not config.image_size and os.path.isdir(config.data):
             _check_one_size(config.data)
-        loaded = images.load(config.dataset, seed=config.seed, data_dir=config.data_dir, folder=config.data,
-                             image_size=tuple(config.image_size) or None)
+        loaded = images.load(
+            config.dataset,
+            seed=config.seed,
+            data_dir=config.data_dir,
+            folder=config.data,
+            image_size=tuple(config.image_size) or None,
+        )
         _check_images(loaded, config.data or config.dataset)
         # The GAN has no use for a validation split: it trains on train + validation; the test split
         # stays out, as the reference of the final Frechet distance.
@@ -188,16 +194,23 @@ class Judge:
         import keras
 
         self.classifier = classifier
-        head = classifier.get_layer("predictions") if "predictions" in [l.name for l in classifier.layers] \
+        head = (
+            classifier.get_layer("predictions")
+            if "predictions" in [l.name for l in classifier.layers]
             else classifier.layers[-1]
+        )
         self.features = keras.Model(classifier.inputs[0], head.input)
         self.accuracy = float(accuracy)
         self.model_name = model_name
         self.path = path
 
     def describe(self):
-        return {"model": self.model_name, "test_accuracy": self.accuracy, "cache": self.path,
-                "confidence_threshold": CONFIDENCE}
+        return {
+            "model": self.model_name,
+            "test_accuracy": self.accuracy,
+            "cache": self.path,
+            "confidence_threshold": CONFIDENCE,
+        }
 
     def reference(self, real):
         """What generated images are compared with: the judge's features of real images.
@@ -207,8 +220,10 @@ class Judge:
             judge labels them), the mean distance of a real image's features to its class mean}.
         """
         probabilities, features = _predict_both(self, real[:REFERENCE_LIMIT])
-        return {"moments": _moments(features),
-                "spread": _class_spread(features, probabilities.argmax(axis=1), probabilities.shape[1])}
+        return {
+            "moments": _moments(features),
+            "spread": _class_spread(features, probabilities.argmax(axis=1), probabilities.shape[1]),
+        }
 
     def score(self, generated, reference, labels=None):
         """Quality of `generated` images (N, H, W, C) in [0, 1].
@@ -256,12 +271,13 @@ def _predict_both(judge, images, batch_size=512):
 
     both = getattr(judge, "_both", None)
     if both is None:
-        both = judge._both = keras.Model(judge.classifier.inputs[0],
-                                         [judge.classifier.outputs[0], judge.features.outputs[0]])
+        both = judge._both = keras.Model(
+            judge.classifier.inputs[0], [judge.classifier.outputs[0], judge.features.outputs[0]]
+        )
     # Direct calls rather than `predict`: the batch counts vary, and `predict` would retrace.
     probabilities, features = [], []
     for start in range(0, len(images), batch_size):
-        p, f = both(images[start:start + batch_size], training=False)
+        p, f = both(images[start : start + batch_size], training=False)
         probabilities.append(keras.ops.convert_to_numpy(p))
         features.append(keras.ops.convert_to_numpy(f))
     return np.concatenate(probabilities), np.concatenate(features)
@@ -306,8 +322,9 @@ def _build_judge(model_name, shape, num_classes):
         # lag the weights and the judge scored 27-63% where it scores 98.6% without.
         overrides = {"input_shape": shape, "num_classes": num_classes, "pixel_max": 1.0, "batch_norm": False}
         return zoo.get("cnn", **{k: v for k, v in overrides.items() if k in known})
-    return zoo.get("mlp", input_shape=shape, task="multiclass", num_classes=num_classes,
-                   hidden_units=(128, 64), dropout=0.2)
+    return zoo.get(
+        "mlp", input_shape=shape, task="multiclass", num_classes=num_classes, hidden_units=(128, 64), dropout=0.2
+    )
 
 
 def load_judge(images, key, epochs=40):
@@ -336,10 +353,13 @@ def load_judge(images, key, epochs=40):
     keras.utils.set_random_seed(0)
     classifier = _build_judge(model_name, images.shape, images.num_classes)
     classifier.fit(
-        images.x_train, images.y_train, validation_data=(images.x_val, images.y_val),
-        epochs=epochs, batch_size=64, verbose=0,
-        callbacks=[keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=8,
-                                                 restore_best_weights=True)],
+        images.x_train,
+        images.y_train,
+        validation_data=(images.x_val, images.y_val),
+        epochs=epochs,
+        batch_size=64,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=8, restore_best_weights=True)],
     )
     predicted = classifier.predict(images.x_test, batch_size=512, verbose=0).argmax(axis=1)
     accuracy = float((predicted == images.y_test).mean())
@@ -351,8 +371,16 @@ def load_judge(images, key, epochs=40):
         classifier.save(temporary)
         os.replace(temporary, path)
         with open(meta_path + f".{os.getpid()}.tmp", "w") as handle:
-            json.dump({"test_accuracy": accuracy, "model": model_name, "dataset": images.name,
-                       "shape": list(images.shape), "source": images.source}, handle)
+            json.dump(
+                {
+                    "test_accuracy": accuracy,
+                    "model": model_name,
+                    "dataset": images.name,
+                    "shape": list(images.shape),
+                    "source": images.source,
+                },
+                handle,
+            )
         os.replace(meta_path + f".{os.getpid()}.tmp", meta_path)
     except OSError as error:
         print(f"zoo: warning: cannot cache the judge in {folder} ({error.strerror}); set ZOO_CACHE_DIR")
@@ -391,8 +419,7 @@ def quality_callback(model, judge, reference, config):
                 logs.update(scores)
             grid = keras.ops.convert_to_numpy(model(grid_inputs, training=False))
             scale = max(1, int(np.ceil(32 / grid.shape[1])))
-            mlflow.log_image(plots.tile_images(grid, columns=grid_columns, scale=scale), key="samples",
-                             step=epoch)
+            mlflow.log_image(plots.tile_images(grid, columns=grid_columns, scale=scale), key="samples", step=epoch)
 
     return GANQuality()
 
@@ -453,8 +480,10 @@ def _check_one_size(folder):
 def _check_images(loaded, source):
     x = loaded.x_train
     if x.ndim != 4 or x.shape[-1] not in (1, 3) or not np.issubdtype(x.dtype, np.floating):
-        raise ZooError(f"{source} did not give images (batch, height, width, 1 or 3 channels); got arrays of "
-                       f"shape {x.shape}. Use an image dataset or a folder of image files.")
+        raise ZooError(
+            f"{source} did not give images (batch, height, width, 1 or 3 channels); got arrays of "
+            f"shape {x.shape}. Use an image dataset or a folder of image files."
+        )
     if len(x) < 16:
         raise ZooError(f"{source} has {len(x)} training images: too few to train a GAN (hundreds at least).")
 
@@ -468,7 +497,13 @@ def _mlflow_datasets(loaded):
         with warnings.catch_warnings():
             # MLflow warns that a source such as "sklearn.datasets.load_digits" could be a path.
             warnings.simplefilter("ignore")
-            return [(mlflow.data.from_numpy(loaded.x_train, targets=loaded.y_train, source=loaded.source,
-                                            name=f"{loaded.name}-train"), "training")]
+            return [
+                (
+                    mlflow.data.from_numpy(
+                        loaded.x_train, targets=loaded.y_train, source=loaded.source, name=f"{loaded.name}-train"
+                    ),
+                    "training",
+                )
+            ]
     except Exception:  # noqa: BLE001 - dataset lineage is a nicety; never fail a run for it
         return []

@@ -89,8 +89,12 @@ class MLPRecipe(engine.Recipe):
             "columns": {column: feature["kind"] for column, feature in splits.features.items()},
         }
         mlflow_datasets = [
-            (mlflow.data.from_pandas(getattr(splits, name), source=table.source, targets=table.target,
-                                     name=f"{table.name}-{name}"), context)
+            (
+                mlflow.data.from_pandas(
+                    getattr(splits, name), source=table.source, targets=table.target, name=f"{table.name}-{name}"
+                ),
+                context,
+            )
             for name, context in (("train", "training"), ("validation", "validation"), ("test", "testing"))
         ]
         return engine.Data(

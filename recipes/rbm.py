@@ -99,11 +99,18 @@ class RBMRecipe(engine.Recipe):
 
             if config.target or config.drop:
                 raise ZooError("--target and --drop apply to --data FILE.csv; image datasets know their labels.")
-            loaded = images.load(config.dataset, seed=config.seed, data_dir=config.data_dir,
-                                 validation_fraction=config.validation_fraction,
-                                 test_fraction=config.test_fraction)
-            splits = {"train": (loaded.x_train, loaded.y_train), "validation": (loaded.x_val, loaded.y_val),
-                      "test": (loaded.x_test, loaded.y_test)}
+            loaded = images.load(
+                config.dataset,
+                seed=config.seed,
+                data_dir=config.data_dir,
+                validation_fraction=config.validation_fraction,
+                test_fraction=config.test_fraction,
+            )
+            splits = {
+                "train": (loaded.x_train, loaded.y_train),
+                "validation": (loaded.x_val, loaded.y_val),
+                "test": (loaded.x_test, loaded.y_test),
+            }
             shape, source, name = loaded.shape, loaded.source, loaded.name
             class_names, columns = loaded.class_names, None
             if source.startswith("tensorflow-datasets:"):
@@ -134,8 +141,13 @@ class RBMRecipe(engine.Recipe):
             example_inputs=splits["test"][0][:5],
             spec=spec,
             mlflow_datasets=_mlflow_datasets(splits, source, name),
-            extras={"splits": splits, "shape": shape, "class_names": class_names, "columns": columns,
-                    "image": columns is None},
+            extras={
+                "splits": splits,
+                "shape": shape,
+                "class_names": class_names,
+                "columns": columns,
+                "image": columns is None,
+            },
         )
 
     # === Model ===
@@ -152,8 +164,9 @@ class RBMRecipe(engine.Recipe):
         x_test = splits["test"][0]
         metrics = {
             # Averaged over several random flips: one draw of the estimator is noisy.
-            "test_pseudo_likelihood": float(np.mean([
-                model.pseudo_likelihood(x_test, seed=config.seed + draw).mean() for draw in range(10)])),
+            "test_pseudo_likelihood": float(
+                np.mean([model.pseudo_likelihood(x_test, seed=config.seed + draw).mean() for draw in range(10)])
+            ),
             "test_reconstruction_error": float(np.mean((model.reconstruct(x_test) - x_test) ** 2)),
             "test_free_energy": float(model.free_energy(x_test).mean()),
         }
@@ -185,8 +198,15 @@ class RBMRecipe(engine.Recipe):
         else:
             tracking.log_figure(_heatmap(weights.T, "hidden unit", "column", data.extras["columns"]), "filters.png")
             tracking.log_figure(_heatmap(samples, "sample", "column", data.extras["columns"]), "samples.png")
-            tracking.log_figure(_heatmap(np.concatenate([x_test, reconstructions]), "row (top: data, bottom: "
-                                       "reconstruction)", "column", data.extras["columns"]), "reconstructions.png")
+            tracking.log_figure(
+                _heatmap(
+                    np.concatenate([x_test, reconstructions]),
+                    "row (top: data, bottom: reconstruction)",
+                    "column",
+                    data.extras["columns"],
+                ),
+                "reconstructions.png",
+            )
         if "downstream" in data.extras:
             mlflow.log_dict(data.extras["downstream"], "downstream_classifier.json")
 
@@ -201,13 +221,16 @@ def _check_options(config):
     if config.minibatch_size < 1:
         raise ZooError(f"--minibatch-size must be at least 1. Received: {config.minibatch_size}")
     if config.minibatch_size > config.batch_size:
-        raise ZooError(f"--minibatch-size ({config.minibatch_size}) cannot exceed --batch-size "
-                       f"({config.batch_size}): a batch holds whole minibatches.")
+        raise ZooError(
+            f"--minibatch-size ({config.minibatch_size}) cannot exceed --batch-size "
+            f"({config.batch_size}): a batch holds whole minibatches."
+        )
     if not 0.0 < config.threshold < 1.0:
         raise ZooError(f"--threshold must be in (0, 1). Received: {config.threshold}")
     if config.samples < 1 or config.gibbs_steps < 1:
-        raise ZooError(f"--samples and --gibbs-steps must be at least 1. Received: {config.samples}, "
-                       f"{config.gibbs_steps}")
+        raise ZooError(
+            f"--samples and --gibbs-steps must be at least 1. Received: {config.samples}, {config.gibbs_steps}"
+        )
     if config.classifier_rows < 10:
         raise ZooError(f"--classifier-rows must be at least 10. Received: {config.classifier_rows}")
     for name in ("validation_fraction", "test_fraction"):
@@ -234,8 +257,10 @@ def read_binary_csv(path, target=None, drop=()):
     frame = tabular.read_frame(path)
     for column in list(drop) + ([target] if target else []):
         if column not in frame.columns:
-            raise ZooError(f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
-                           f"Columns: {', '.join(map(str, frame.columns))}.")
+            raise ZooError(
+                f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
     y, class_names = None, None
     if target:
         labels = frame[target].astype(str)
@@ -261,8 +286,10 @@ def read_binary_csv(path, target=None, drop=()):
     missing = np.argwhere(np.isnan(values))
     if len(missing):
         row, column = missing[0]
-        raise ZooError(f"{path} has a missing value at row {row + 2}, column '{visible.columns[column]}'; "
-                       "fill it (0 or 1) or drop the row.")
+        raise ZooError(
+            f"{path} has a missing value at row {row + 2}, column '{visible.columns[column]}'; "
+            "fill it (0 or 1) or drop the row."
+        )
     outside = np.argwhere((values < 0) | (values > 1))
     if len(outside):
         row, column = outside[0]
@@ -271,9 +298,14 @@ def read_binary_csv(path, target=None, drop=()):
             f"[0, 1] ({len(outside)} such value(s)); an RBM's visible units are binary: scale or binarize "
             "the data first (e.g. 1 for a rating >= 4)."
         )
-    return {"x": values.astype("float32"), "y": y, "columns": [str(c) for c in visible.columns],
-            "class_names": class_names, "source": os.path.abspath(path),
-            "name": os.path.splitext(os.path.basename(path))[0]}
+    return {
+        "x": values.astype("float32"),
+        "y": y,
+        "columns": [str(c) for c in visible.columns],
+        "class_names": class_names,
+        "source": os.path.abspath(path),
+        "name": os.path.splitext(os.path.basename(path))[0],
+    }
 
 
 def _split(x, y, config):
@@ -282,7 +314,7 @@ def _split(x, y, config):
     n_val = max(1, int(round(len(x) * config.validation_fraction)))
     if len(x) - n_test - n_val < 2:
         raise ZooError(f"The table has {len(x)} rows: too few to split into train, validation and test.")
-    parts = {"test": order[:n_test], "validation": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
+    parts = {"test": order[:n_test], "validation": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
     return {split: (x[rows], None if y is None else y[rows]) for split, rows in parts.items()}
 
 
@@ -305,8 +337,10 @@ def _mlflow_datasets(splits, source, name):
     with warnings.catch_warnings():
         # MLflow warns that a source such as "sklearn.datasets.load_digits" could be a path.
         warnings.simplefilter("ignore")
-        return [(mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
-                for split, (x, y) in splits.items()]
+        return [
+            (mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
+            for split, (x, y) in splits.items()
+        ]
 
 
 # === Downstream classifier ===
@@ -330,8 +364,9 @@ def downstream_accuracy(model, splits, max_rows, seed):
         x_train, y_train = x_train[rows], y_train[rows]
     (x_val, y_val), (x_test, y_test) = splits["validation"], splits["test"]
     if len(np.unique(y_train)) < 2:
-        raise ZooError("The downstream classifier needs at least two classes in the training labels; "
-                       "pass --no-classifier.")
+        raise ZooError(
+            "The downstream classifier needs at least two classes in the training labels; pass --no-classifier."
+        )
     inputs = {
         "rbm_features": [model.transform(x) for x in (x_train, x_val, x_test)],
         "raw_pixels": [x.reshape(len(x), -1) for x in (x_train, x_val, x_test)],
@@ -347,8 +382,11 @@ def downstream_accuracy(model, splits, max_rows, seed):
                 accuracy = classifier.score(val, y_val)
                 if best is None or accuracy > best[0]:
                     best = (accuracy, c, classifier)
-            scores[name] = {"C": best[1], "validation_accuracy": float(best[0]),
-                            "test_accuracy": float(best[2].score(test, y_test))}
+            scores[name] = {
+                "C": best[1],
+                "validation_accuracy": float(best[0]),
+                "test_accuracy": float(best[2].score(test, y_test)),
+            }
     return scores
 
 
@@ -369,8 +407,7 @@ def _heatmap(matrix, ylabel, xlabel, columns):
 
     matrix = np.asarray(matrix)
     fig, axis = plt.subplots(figsize=(min(2 + 0.25 * matrix.shape[1], 16), min(2 + 0.15 * matrix.shape[0], 12)))
-    image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r" if matrix.min() < 0 else "Greys",
-                        interpolation="nearest")
+    image = axis.imshow(matrix, aspect="auto", cmap="RdBu_r" if matrix.min() < 0 else "Greys", interpolation="nearest")
     fig.colorbar(image, ax=axis)
     if columns and len(columns) <= 40:
         axis.set_xticks(range(len(columns)), columns, rotation=90, fontsize=7)

@@ -73,8 +73,7 @@ class RecurrentConfig(engine.RecipeConfig):
     epochs: int = 60
     patience: int = 8
     mode: typing.Literal["many_to_one", "many_to_many", "one_to_many"] = "many_to_one"
-    dataset: typing.Literal["auto", "digits", "mnist", "imdb_reviews", "digit_video", "goog",
-                            "digit_captions"] = "auto"
+    dataset: typing.Literal["auto", "digits", "mnist", "imdb_reviews", "digit_video", "goog", "digit_captions"] = "auto"
     data: typing.Optional[str] = None
     text_column: str = "text"
     target: str = "label"
@@ -103,37 +102,57 @@ class RecurrentRecipe(engine.Recipe):
 
         seq = load_sequences(config)
         # The test metric that ranks runs of this configuration (--register, zoo compare).
-        self.main_metric = ("test_exact_match" if seq.mode == "one_to_many"
-                            else "test_mae" if seq.task == "regression" else "test_accuracy")
+        self.main_metric = (
+            "test_exact_match"
+            if seq.mode == "one_to_many"
+            else "test_mae"
+            if seq.task == "regression"
+            else "test_accuracy"
+        )
         datasets = {}
-        for split, x, y in (("train", seq.x_train, seq.y_train), ("validation", seq.x_val, seq.y_val),
-                            ("test", seq.x_test, seq.y_test)):
+        for split, x, y in (
+            ("train", seq.x_train, seq.y_train),
+            ("validation", seq.x_val, seq.y_val),
+            ("test", seq.x_test, seq.y_test),
+        ):
             datasets[split] = tf.data.Dataset.from_tensor_slices((_model_inputs(x), y))
         example_inputs = _decoder_inputs(seq.x_test)[:5] if seq.mode == "one_to_many" else seq.x_test[:5]
         spec = seq.spec() | {"dataset": seq.name}
         mlflow_datasets = [
-            (mlflow.data.from_numpy(_model_inputs(x), targets=y, source=seq.source, name=f"{seq.name}-{split}"),
-             context)
-            for split, x, y, context in (("train", seq.x_train, seq.y_train, "training"),
-                                         ("validation", seq.x_val, seq.y_val, "validation"),
-                                         ("test", seq.x_test, seq.y_test, "testing"))
+            (
+                mlflow.data.from_numpy(_model_inputs(x), targets=y, source=seq.source, name=f"{seq.name}-{split}"),
+                context,
+            )
+            for split, x, y, context in (
+                ("train", seq.x_train, seq.y_train, "training"),
+                ("validation", seq.x_val, seq.y_val, "validation"),
+                ("test", seq.x_test, seq.y_test, "testing"),
+            )
         ]
-        return engine.Data(train=datasets["train"], validation=datasets["validation"], test=datasets["test"],
-                           num_train=len(seq.y_train), example_inputs=example_inputs, spec=spec,
-                           mlflow_datasets=mlflow_datasets, extras={"sequences": seq})
+        return engine.Data(
+            train=datasets["train"],
+            validation=datasets["validation"],
+            test=datasets["test"],
+            num_train=len(seq.y_train),
+            example_inputs=example_inputs,
+            spec=spec,
+            mlflow_datasets=mlflow_datasets,
+            extras={"sequences": seq},
+        )
 
     # === Model ===
     def check_overrides(self, config, data, overrides):
         seq = data.extras["sequences"]
         if seq.name.endswith("_forecast") and overrides.get("bidirectional"):
             # Its many-to-many targets are the window's later values: a backward pass reads them.
-            raise ZooError(f"--set bidirectional=true cannot forecast {seq.name}: the backward pass would "
-                           "read the values it predicts; drop it (forecasts run forward only).")
+            raise ZooError(
+                f"--set bidirectional=true cannot forecast {seq.name}: the backward pass would "
+                "read the values it predicts; drop it (forecasts run forward only)."
+            )
 
     def model_overrides(self, config, data):
         seq = data.extras["sequences"]
-        overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task,
-                     "num_outputs": seq.num_outputs}
+        overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task, "num_outputs": seq.num_outputs}
         if seq.mode == "one_to_many":
             overrides["output_steps"] = int(seq.y_train.shape[1])
         elif seq.vocabulary is not None:
@@ -186,8 +205,9 @@ class RecurrentRecipe(engine.Recipe):
             # The model takes token ids: the vocabulary (id -> word) turns texts into them again.
             import mlflow
 
-            mlflow.log_dict({"vocabulary": list(seq.vocabulary), "sequence_length": seq.input_shape[0]},
-                            "vocabulary.json")
+            mlflow.log_dict(
+                {"vocabulary": list(seq.vocabulary), "sequence_length": seq.input_shape[0]}, "vocabulary.json"
+            )
 
     def log_model(self, model, data):
         seq = data.extras["sequences"]
@@ -198,8 +218,10 @@ class RecurrentRecipe(engine.Recipe):
 
             from zoo.models import recurrent
 
-            mlflow.log_dict({"vocabulary": seq.vocabulary, "pad": sequences.PAD, "start": sequences.START,
-                             "end": sequences.END}, "vocabulary.json")
+            mlflow.log_dict(
+                {"vocabulary": seq.vocabulary, "pad": sequences.PAD, "start": sequences.START, "end": sequences.END},
+                "vocabulary.json",
+            )
             return tracking.log_model(recurrent.greedy_decoder(model), data.example_inputs)
         return super().log_model(model, data)
 
@@ -222,27 +244,39 @@ def load_sequences(config):
         if extension == ".csv":
             if mode != "many_to_one":
                 raise ZooError(f"A text CSV trains mode many_to_one (one label per text). Received: --mode {mode}")
-            return sequences.text_csv(config.data, config.text_column, config.target, seed=config.seed,
-                                      max_tokens=config.max_tokens, sequence_length=config.sequence_length)
+            return sequences.text_csv(
+                config.data,
+                config.text_column,
+                config.target,
+                seed=config.seed,
+                max_tokens=config.max_tokens,
+                sequence_length=config.sequence_length,
+            )
         if extension == ".npz":
             if mode == "one_to_many":
-                raise ZooError("--mode one_to_many trains on --dataset digit_captions; --data takes sequences "
-                               "for many_to_one or many_to_many.")
-            return sequences.npz_sequences(config.data, mode=mode, pad=config.pad, pad_value=config.pad_value,
-                                           seed=config.seed)
+                raise ZooError(
+                    "--mode one_to_many trains on --dataset digit_captions; --data takes sequences "
+                    "for many_to_one or many_to_many."
+                )
+            return sequences.npz_sequences(
+                config.data, mode=mode, pad=config.pad, pad_value=config.pad_value, seed=config.seed
+            )
         raise ZooError(f"--data must be a .csv of texts or an .npz of sequences. Received: {config.data}")
     dataset = DEFAULT_DATASETS[mode] if config.dataset == "auto" else config.dataset
     if DATASET_MODES[dataset] != mode:
         fits = [name for name, m in DATASET_MODES.items() if m == mode]
-        raise ZooError(f"Dataset {dataset} trains --mode {DATASET_MODES[dataset]}, not {mode}. "
-                       f"Datasets for {mode}: {', '.join(fits)}.")
+        raise ZooError(
+            f"Dataset {dataset} trains --mode {DATASET_MODES[dataset]}, not {mode}. "
+            f"Datasets for {mode}: {', '.join(fits)}."
+        )
     if dataset == "digits":
         return sequences.digit_rows(seed=config.seed)
     if dataset == "mnist":
         return sequences.mnist_rows(config.data_dir, seed=config.seed)
     if dataset == "imdb_reviews":
-        return sequences.imdb_reviews(config.data_dir, seed=config.seed, max_tokens=config.max_tokens,
-                                      sequence_length=config.sequence_length)
+        return sequences.imdb_reviews(
+            config.data_dir, seed=config.seed, max_tokens=config.max_tokens, sequence_length=config.sequence_length
+        )
     if dataset == "digit_video":
         return sequences.digit_video(seed=config.seed, frames=config.frames, videos=config.videos)
     if dataset == "goog":
@@ -272,8 +306,10 @@ def _log_classified(seq, predictions, count):
 
     if seq.task == "regression":
         lines = [f"# {seq.name}: true -> predicted"]
-        lines += [f"{i:4d}  {np.ravel(seq.y_test[i]).round(4).tolist()} -> {np.ravel(predictions[i]).round(4).tolist()}"
-                  for i in range(min(count, len(predictions)))]
+        lines += [
+            f"{i:4d}  {np.ravel(seq.y_test[i]).round(4).tolist()} -> {np.ravel(predictions[i]).round(4).tolist()}"
+            for i in range(min(count, len(predictions)))
+        ]
         mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
         return
     predicted, confidence = _labels(seq, predictions)
@@ -342,15 +378,22 @@ def _log_labelled_steps(seq, probabilities, count):
         lines.append(f"sequence {i}")
         lines.append("  true: " + " ".join(names[int(seq.y_test[i, t])] for t in steps))
         lines.append("  pred: " + " ".join(names[int(predicted[i, t])] for t in steps))
-        lines.append("        " + " ".join("x" * len(names[int(predicted[i, t])]) if not correct[i, t]
-                                           else " " * len(names[int(predicted[i, t])]) for t in steps))
+        lines.append(
+            "        "
+            + " ".join(
+                "x" * len(names[int(predicted[i, t])]) if not correct[i, t] else " " * len(names[int(predicted[i, t])])
+                for t in steps
+            )
+        )
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
     frames = seq.extras.get("frames")
     if frames is not None and count:
         videos = min(4, len(frames), count)
         shown = frames[:videos].reshape(-1, *frames.shape[2:])
-        titles = [f"{names[int(t)]}->{names[int(p)]}" for t, p in
-                  zip(seq.y_test[:videos].reshape(-1), predicted[:videos].reshape(-1))]
+        titles = [
+            f"{names[int(t)]}->{names[int(p)]}"
+            for t, p in zip(seq.y_test[:videos].reshape(-1), predicted[:videos].reshape(-1))
+        ]
         tracking.log_figure(plots.image_grid(shown, titles, columns=frames.shape[1]), "examples.png")
 
 
@@ -360,8 +403,12 @@ def _price_forecast(seq, predicted):
     days, series = extras["test_last_days"], extras["series"]
     # The last step of each window forecasts the day `horizon` after it: one forecast per test day.
     forecast = series[days] * np.exp(predicted[:, -1, 0] * extras["scale"])
-    return {"days": days + extras["horizon"], "forecast": forecast, "actual": series[days + extras["horizon"]],
-            "naive": series[days]}
+    return {
+        "days": days + extras["horizon"],
+        "forecast": forecast,
+        "actual": series[days + extras["horizon"]],
+        "naive": series[days],
+    }
 
 
 def _log_forecast(seq, predicted, forecast, count):
@@ -371,15 +418,23 @@ def _log_forecast(seq, predicted, forecast, count):
     from zoo import plots
 
     horizon = seq.extras["horizon"]
-    lines = [f"# {seq.name}: price {horizon} day(s) ahead from the last step of each test window (dollars)",
-             "day  actual  forecast  persistence"]
+    lines = [
+        f"# {seq.name}: price {horizon} day(s) ahead from the last step of each test window (dollars)",
+        "day  actual  forecast  persistence",
+    ]
     for i in range(min(count, len(forecast["days"]))):
-        lines.append(f"{forecast['days'][i]:4d}  {forecast['actual'][i]:7.2f}  {forecast['forecast'][i]:8.2f}  "
-                     f"{forecast['naive'][i]:8.2f}")
+        lines.append(
+            f"{forecast['days'][i]:4d}  {forecast['actual'][i]:7.2f}  {forecast['forecast'][i]:8.2f}  "
+            f"{forecast['naive'][i]:8.2f}"
+        )
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
     start, end = seq.extras["test_days"]
-    figure = plots.forecast(seq.extras["series"][start:end], forecast["days"] - start, forecast["forecast"],
-                            title=f"{seq.name}: {horizon} day(s) ahead on the test days")
+    figure = plots.forecast(
+        seq.extras["series"][start:end],
+        forecast["days"] - start,
+        forecast["forecast"],
+        title=f"{seq.name}: {horizon} day(s) ahead on the test days",
+    )
     tracking.log_figure(figure, "forecast.png")
     _log_labelled_steps(seq, predicted, 0)
 
@@ -391,11 +446,15 @@ def _log_captions(seq, decoded, count):
 
     truth = seq.extras["captions"]
     lines = [f"# {seq.name}: true caption -> greedily decoded caption"]
-    lines += [f"{i:4d}  {t} -> {d}{'' if t == d else '  WRONG'}" for i, (t, d) in
-              enumerate(zip(truth[:count], decoded[:count]))]
+    lines += [
+        f"{i:4d}  {t} -> {d}{'' if t == d else '  WRONG'}"
+        for i, (t, d) in enumerate(zip(truth[:count], decoded[:count]))
+    ]
     wrong = [i for i, (t, d) in enumerate(zip(truth, decoded)) if t != d]
-    lines.append(f"# {len(wrong)} of {len(truth)} test captions wrong: "
-                 + ", ".join(f"{truth[i]}->{decoded[i] or '(empty)'}" for i in wrong[:30]))
+    lines.append(
+        f"# {len(wrong)} of {len(truth)} test captions wrong: "
+        + ", ".join(f"{truth[i]}->{decoded[i] or '(empty)'}" for i in wrong[:30])
+    )
     mlflow.log_text("\n".join(lines) + "\n", "examples.txt")
     if count:
         shown = list(range(min(count, len(truth)))) + wrong[: max(0, count // 2)]

@@ -26,8 +26,9 @@ def run_with_logical_cpus(code, count=2, timeout=600, env=None):
     """
     script = PREAMBLE.format(count=count) + textwrap.dedent(code)
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            timeout=timeout, env=environment)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=environment
+    )
     if result.returncode != 0:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

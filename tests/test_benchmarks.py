@@ -15,8 +15,14 @@ try:
 finally:
     sys.path.pop(0)
 # What a benchmark must never leave in the repository (the runner works in temporary folders).
-LEFTOVERS = ("mlflow.db", "mlruns", "zoo-checkpoints", "benchmarks/mlflow.db", "benchmarks/mlruns",
-             "benchmarks/zoo-checkpoints")
+LEFTOVERS = (
+    "mlflow.db",
+    "mlruns",
+    "zoo-checkpoints",
+    "benchmarks/mlflow.db",
+    "benchmarks/mlruns",
+    "benchmarks/zoo-checkpoints",
+)
 
 
 def test_the_readme_shows_the_summary_of_the_committed_results():
@@ -36,9 +42,23 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     block = (REPO / "README.md").read_text().split(run_all.README_START)[1].split(run_all.README_END)[0]
     readme.write_text(f"# Before\n\n{run_all.README_START}{block}{run_all.README_END}\n\n## After\n")
     finished = subprocess.run(
-        [sys.executable, str(RUNNER), "--only", "course_baseline", "--quick", "--output", str(output),
-         "--json", str(figures), "--readme", str(readme)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(RUNNER),
+            "--only",
+            "course_baseline",
+            "--quick",
+            "--output",
+            str(output),
+            "--json",
+            str(figures),
+            "--readme",
+            str(readme),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
 
@@ -68,8 +88,9 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     assert summary in updated and "[RESULTS.md](RESULTS.md)" in updated
     # The same tables again from the saved figures, measuring nothing.
     again = tmp_path / "again.md"
-    subprocess.run([sys.executable, str(RUNNER), "--from-json", str(figures), "--output", str(again)],
-                   check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, str(RUNNER), "--from-json", str(figures), "--output", str(again)], check=True, timeout=60
+    )
     assert again.read_text() == table
     # Sections that were not asked for are not in the table.
     assert "## Each recipe in its default configuration" not in table
@@ -77,8 +98,13 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
 
 
 def test_a_failed_section_is_reported_in_the_table_not_hidden():
-    results = {"machine": run_all.machine(), "quick": False, "total_seconds": 1.0, "command": "python x",
-               "sections": {"overhead": {"error": "exit 2: ZooError: something broke", "section_seconds": 0.5}}}
+    results = {
+        "machine": run_all.machine(),
+        "quick": False,
+        "total_seconds": 1.0,
+        "command": "python x",
+        "sections": {"overhead": {"error": "exit 2: ZooError: something broke", "section_seconds": 0.5}},
+    }
     results["machine"]["load_average_end"] = None
     table = run_all.render(results)
     assert "## What the zoo costs over hand-written Keras" in table
@@ -96,9 +122,15 @@ def test_tensorflow_datasets_runs_are_planned_only_for_data_on_disk(tmp_path):
     assert planned == [("cnn", "mnist"), ("lstm", "mnist"), ("lstm", "imdb_reviews"), ("gan", "mnist")]
     assert run_all.tfds_runs(["cnn"], str(tmp_path / "empty")) == []
 
-    results = {"machine": run_all.machine(), "quick": False, "total_seconds": 1.0, "command": "python x",
-               "sections": {"recipes": {"recipes": {}, "tfds_root": str(tmp_path), "tfds_found": ["mnist"],
-                                        "section_seconds": 0.5}}}
+    results = {
+        "machine": run_all.machine(),
+        "quick": False,
+        "total_seconds": 1.0,
+        "command": "python x",
+        "sections": {
+            "recipes": {"recipes": {}, "tfds_root": str(tmp_path), "tfds_found": ["mnist"], "section_seconds": 0.5}
+        },
+    }
     results["machine"]["load_average_end"] = None
     table = run_all.render(results)
     assert f"From tensorflow-datasets in `{tmp_path}`: mnist." in table

@@ -23,9 +23,24 @@ def test_list_and_info(run_cli):
 
 
 def test_train_mlp_from_the_command_line(run_cli, tracking_uri, admissions_csv):
-    status, out, err = run_cli("train", "mlp", "--data", admissions_csv, "--target", "admit", "--epochs", "2",
-                               "--set", "hidden_units=8", "--set", "activation=sigmoid",
-                               "--experiment", "cli-test", "--run-name", "first")
+    status, out, err = run_cli(
+        "train",
+        "mlp",
+        "--data",
+        admissions_csv,
+        "--target",
+        "admit",
+        "--epochs",
+        "2",
+        "--set",
+        "hidden_units=8",
+        "--set",
+        "activation=sigmoid",
+        "--experiment",
+        "cli-test",
+        "--run-name",
+        "first",
+    )
     assert status == 0, err
     run_id = out.strip().splitlines()[-1].split()[1]
     run = mlflow.MlflowClient(tracking_uri).get_run(run_id)
@@ -72,8 +87,9 @@ def test_bad_input_gives_one_line_and_exit_2(run_cli, tracking_uri, tmp_path, ad
 
 def _zoo(*argv, env=None, **kwargs):
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "zoo", *argv], capture_output=True, text=True,
-                          env=environment, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo", *argv], capture_output=True, text=True, env=environment, timeout=300, **kwargs
+    )
 
 
 def test_python_dash_m_zoo_bad_input_has_no_traceback(tmp_path):
@@ -93,9 +109,14 @@ def _free_port():
 
 def test_ui_serves_the_store_that_train_wrote(tmp_path, session_store):
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "zoo", "ui", "--port", str(port)], cwd=tmp_path,
-                               env={**os.environ, "MLFLOW_TRACKING_URI": session_store},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": session_store},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 90
         while True:
@@ -108,8 +129,10 @@ def test_ui_serves_the_store_that_train_wrote(tmp_path, session_store):
                 assert time.time() < deadline, "mlflow ui did not answer /health in 90 s"
                 time.sleep(1)
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search", data=b'{"max_results": 100}',
-            headers={"Content-Type": "application/json"})
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
+            data=b'{"max_results": 100}',
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read().decode()
         client = mlflow.MlflowClient(session_store)

@@ -22,8 +22,7 @@ SMALL = ["--set", "filters=8,16", "--set", "dense_units=16", "--set", "convs_per
 
 @pytest.mark.parametrize("shape", [(8, 8, 1), (28, 28, 1), (32, 32, 3), (64, 64, 3), (5, 40, 1)])
 def test_cnn_builds_for_small_and_large_images(shape):
-    model = zoo.get("cnn", input_shape=shape, num_classes=7, filters=(4, 4, 4, 4, 4), convs_per_block=1,
-                    dense_units=8)
+    model = zoo.get("cnn", input_shape=shape, num_classes=7, filters=(4, 4, 4, 4, 4), convs_per_block=1, dense_units=8)
     pools = [layer for layer in model.layers if layer.name.endswith("_pool")]
     for layer in pools:
         assert min(layer.output.shape[1:3]) >= 1
@@ -37,8 +36,9 @@ def test_cnn_builds_for_small_and_large_images(shape):
 def test_cnn_takes_raw_pixels_of_any_dtype():
     model = zoo.get("cnn", input_shape=(8, 8, 1), num_classes=3, filters=(4,), dense_units=0)
     raw = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 1))
-    np.testing.assert_allclose(model.predict(raw.astype("uint8"), verbose=0),
-                               model.predict(raw.astype("float32"), verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        model.predict(raw.astype("uint8"), verbose=0), model.predict(raw.astype("float32"), verbose=0), rtol=1e-5
+    )
 
 
 def test_mlp_image_is_the_keras_quickstart():
@@ -86,8 +86,21 @@ def trained(session_store, tmp_path_factory):
         import matplotlib.pyplot as plt
 
         figures_before = set(plt.get_fignums())
-        status = main(["train", "cnn", "--epochs", "2", "--output", output, "--experiment", "cnn-tests",
-                       "--worst-images", "9", *SMALL])
+        status = main(
+            [
+                "train",
+                "cnn",
+                "--epochs",
+                "2",
+                "--output",
+                output,
+                "--experiment",
+                "cnn-tests",
+                "--worst-images",
+                "9",
+                *SMALL,
+            ]
+        )
         assert status == 0
         # Learning curve, confusion matrix, worst-misclassified grid: logged, then closed.
         assert set(plt.get_fignums()) <= figures_before
@@ -99,7 +112,8 @@ def trained(session_store, tmp_path_factory):
     for index in range(3):
         path = str(folder / f"digit{index}.png")
         Image.fromarray((data.x_test[index, ..., 0] * 255).round().astype("uint8")).resize(
-            (64, 64), Image.NEAREST).save(path)
+            (64, 64), Image.NEAREST
+        ).save(path)
         pictures.append(path)
     rgb = str(folder / "digit_rgb.jpg")
     Image.open(pictures[0]).convert("RGB").save(rgb)
@@ -107,24 +121,35 @@ def trained(session_store, tmp_path_factory):
 
     model = keras.saving.load_model(os.path.join(output, "model.keras"))
     expected = np.argmax(model.predict(data.x_test[:3] * 255, verbose=0), axis=1)
-    return {"run": run, "output": output, "pictures": pictures, "rgb": rgb, "expected": expected,
-            "data": data, "model": model}
+    return {
+        "run": run,
+        "output": output,
+        "pictures": pictures,
+        "rgb": rgb,
+        "expected": expected,
+        "data": data,
+        "model": model,
+    }
 
 
 def test_training_logs_run_metrics_and_artifacts(trained):
     run = trained["run"]
     assert run.info.status == "FINISHED"
     metrics, params = run.data.metrics, run.data.params
-    for name in ("test_accuracy", "test_loss", "test_macro_precision", "test_macro_recall", "accuracy",
-                 "val_accuracy"):
+    for name in ("test_accuracy", "test_loss", "test_macro_precision", "test_macro_recall", "accuracy", "val_accuracy"):
         assert name in metrics
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert params["model"] == "cnn" and params["data.name"] == "digits" and params["model.input_shape"] == "8,8,1"
     assert params["model.filters"] == "8,16"
     client = mlflow.MlflowClient()
     names = {item.path for item in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix.png", "learning_curve.png", "per_class_metrics.json", "per_class_metrics.txt",
-            "config.yaml"} <= names
+    assert {
+        "confusion_matrix.png",
+        "learning_curve.png",
+        "per_class_metrics.json",
+        "per_class_metrics.txt",
+        "config.yaml",
+    } <= names
     assert names & {"worst_misclassified.png", "worst_misclassified.txt"}
     per_class = json.loads(open(client.download_artifacts(run.info.run_id, "per_class_metrics.json")).read())
     assert list(per_class) == [str(d) for d in range(10)]
@@ -145,8 +170,12 @@ def test_logged_model_predicts_on_raw_images_through_pyfunc(trained):
 def test_predict_from_run_id_uri_folder_and_keras_file(trained, run_cli):
     run_id = trained["run"].info.run_id
     pictures, expected = trained["pictures"], trained["expected"]
-    for reference in (run_id, f"runs:/{run_id}/model", trained["output"],
-                      os.path.join(trained["output"], "model.keras")):
+    for reference in (
+        run_id,
+        f"runs:/{run_id}/model",
+        trained["output"],
+        os.path.join(trained["output"], "model.keras"),
+    ):
         status, out, err = run_cli("predict", reference, *pictures)
         assert status == 0, err
         lines = out.strip().splitlines()
@@ -160,8 +189,9 @@ def test_predict_from_run_id_uri_folder_and_keras_file(trained, run_cli):
 
 def test_predict_from_registered_model_with_top_k(trained, run_cli):
     version = mlflow.register_model(f"runs:/{trained['run'].info.run_id}/model", "cnn-digits-test")
-    status, out, err = run_cli("predict", f"models:/cnn-digits-test/{version.version}", trained["pictures"][0],
-                               "--top", "3")
+    status, out, err = run_cli(
+        "predict", f"models:/cnn-digits-test/{version.version}", trained["pictures"][0], "--top", "3"
+    )
     assert status == 0, err
     assert out.startswith(f"{trained['pictures'][0]}: {trained['expected'][0]} (") and out.count("(") == 3
 
@@ -174,8 +204,9 @@ def test_predict_converts_colour_only_when_asked(trained, run_cli):
     assert status == 0 and out.startswith(trained["rgb"])
 
 
-@pytest.mark.parametrize("case", ["missing_image", "corrupt_image", "unknown_run", "nonsense", "empty_folder",
-                                  "bad_top"])
+@pytest.mark.parametrize(
+    "case", ["missing_image", "corrupt_image", "unknown_run", "nonsense", "empty_folder", "bad_top"]
+)
 def test_predict_bad_input(trained, run_cli, tmp_path, case):
     model, image = trained["output"], trained["pictures"][0]
     if case == "missing_image":
@@ -199,8 +230,9 @@ def test_mlp_image_on_a_colour_folder(run_cli, tracking_uri, tmp_path):
     from test_images import make_folder
 
     folder = make_folder(tmp_path / "shades", {"dark": 12, "light": 12}, mode="RGB", size=(12, 12))
-    status, out, err = run_cli("train", "cnn", "--model", "mlp_image", "--data", folder, "--epochs", "1",
-                               "--experiment", "cnn-tests-mlp")
+    status, out, err = run_cli(
+        "train", "cnn", "--model", "mlp_image", "--data", folder, "--epochs", "1", "--experiment", "cnn-tests-mlp"
+    )
     assert status == 0, err
     run = mlflow.search_runs(experiment_names=["cnn-tests-mlp"], output_format="list")[0]
     params = run.data.params
@@ -233,8 +265,18 @@ def _bad_input(case, tmp_path):
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["empty_folder", "single_class", "corrupt_image", "unknown_dataset",
-                                  "tfds_offline", "not_an_image_model", "bad_image_size"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "empty_folder",
+        "single_class",
+        "corrupt_image",
+        "unknown_dataset",
+        "tfds_offline",
+        "not_an_image_model",
+        "bad_image_size",
+    ],
+)
 def test_train_bad_input_is_one_line_and_leaves_no_run(run_cli, tracking_uri, tmp_path, case):
     args, message = _bad_input(case, tmp_path)
     before = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
@@ -267,7 +309,8 @@ def test_train_on_mocked_mnist(run_cli, tracking_uri, tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=64):
-        status, out, err = run_cli("train", "cnn", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1",
-                                   *SMALL)
+        status, out, err = run_cli(
+            "train", "cnn", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1", *SMALL
+        )
     assert status == 0, err
     assert "test_accuracy" in out

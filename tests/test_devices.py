@@ -25,17 +25,23 @@ from zoo.errors import ZooError
 FAST = {"epochs": 1, "batch_size": 64}
 CASES = {
     "mlp": (FAST, {"dropout": "0"}, "test_loss", 1e-2),
-    "cnn": (FAST, {"dropout": "0", "translation": "0", "filters": "8,16", "dense_units": "32"},
-            "test_loss", 1e-2),
+    "cnn": (FAST, {"dropout": "0", "translation": "0", "filters": "8,16", "dense_units": "32"}, "test_loss", 1e-2),
     "rnn": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 3e-2),
     "lstm": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 3e-2),
     "gru": (FAST, {"dropout": "0", "units": "16"}, "test_loss", 3e-2),
     # Adversarial training amplifies float differences more than plain descent.
-    "gan": ({**FAST, "samples": 100, "judge_epochs": 2},
-            {"generator_filters": "8", "discriminator_filters": "8", "latent_dim": "8"},
-            "test_frechet_distance", 5e-2),
-    "rbm": ({**FAST, "jit": False, "samples": 4, "gibbs_steps": 5}, {"hidden_units": "16"},
-            "test_pseudo_likelihood", 3e-2),
+    "gan": (
+        {**FAST, "samples": 100, "judge_epochs": 2},
+        {"generator_filters": "8", "discriminator_filters": "8", "latent_dim": "8"},
+        "test_frechet_distance",
+        5e-2,
+    ),
+    "rbm": (
+        {**FAST, "jit": False, "samples": 4, "gibbs_steps": 5},
+        {"hidden_units": "16"},
+        "test_pseudo_likelihood",
+        3e-2,
+    ),
 }
 
 SCRIPT = """
@@ -55,10 +61,14 @@ print(json.dumps(results))
 
 def _run(cases, devices, store, logical_cpus, cache):
     # One cache for both runs: the GAN's judge classifier is trained once and shared.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": str(logical_cpus),
-           "ZOO_CACHE_DIR": cache}
-    result = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(cases), devices, store],
-                            capture_output=True, text=True, env=env, timeout=900)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": str(logical_cpus), "ZOO_CACHE_DIR": cache}
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, json.dumps(cases), devices, store],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -85,17 +95,31 @@ def test_two_logical_devices_match_one_device(tmp_path):
 def test_bad_devices_value_is_a_one_line_error():
     from zoo import devices
 
-    for value, message in (("tpu", "Bad --devices value 'tpu'"), ("gpu:0", "no GPU is visible"),
-                           ("cpu:7", "CPU 7 does not exist")):
+    for value, message in (
+        ("tpu", "Bad --devices value 'tpu'"),
+        ("gpu:0", "no GPU is visible"),
+        ("cpu:7", "CPU 7 does not exist"),
+    ):
         with pytest.raises(ZooError, match=message):
             devices.select_strategy(value)
 
 
 def test_batch_size_must_split_evenly_over_replicas(tmp_path):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": "2",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-    result = subprocess.run([sys.executable, "-m", "zoo", "train", "mlp", "--devices", "all", "--batch-size", "5"],
-                            capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "ZOO_LOGICAL_CPUS": "2",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "train", "mlp", "--devices", "all", "--batch-size", "5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "zoo: error: --batch-size 5 does not split evenly over 2 replicas; use a multiple of 2.")
+        "zoo: error: --batch-size 5 does not split evenly over 2 replicas; use a multiple of 2."
+    )

@@ -19,8 +19,15 @@ MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "60", "--patience", "10
 
 def _zoo_process(args, cwd, store, **kwargs):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "zoo", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
 
 
 def _wait_for_epoch(client, experiment_name, epoch, process, timeout=240):
@@ -39,13 +46,15 @@ def _wait_for_epoch(client, experiment_name, epoch, process, timeout=240):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninterrupted_run(
-        tmp_path, signum):
+def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path, signum):
     store = f"sqlite:///{tmp_path}/mlflow.db"
     client = mlflow.MlflowClient(store)
     experiment = f"signal-{signum}"
-    process = _zoo_process(["train", "mlp", *MLP_OPTIONS, "--experiment", experiment,
-                            "--output", str(tmp_path / "resumed")], tmp_path, store)
+    process = _zoo_process(
+        ["train", "mlp", *MLP_OPTIONS, "--experiment", experiment, "--output", str(tmp_path / "resumed")],
+        tmp_path,
+        store,
+    )
     run_id = _wait_for_epoch(client, experiment, 3, process)
     sent = time.time()
     process.send_signal(signum)
@@ -75,8 +84,9 @@ def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninter
     # The same run without interruption, in this process, must end with the same model.
     mlflow.set_tracking_uri(store)
     options = dict(zip([o[2:].replace("-", "_") for o in MLP_OPTIONS[::2]], MLP_OPTIONS[1::2]))
-    reference = engine.train("mlp", {**options, "experiment": "reference", "tracking_uri": store,
-                                     "checkpoint_dir": str(tmp_path / "ckpt")})
+    reference = engine.train(
+        "mlp", {**options, "experiment": "reference", "tracking_uri": store, "checkpoint_dir": str(tmp_path / "ckpt")}
+    )
     assert reference.metrics["epochs_trained"] == run.data.metrics["epochs_trained"]
     resumed_model = keras.saving.load_model(tmp_path / "resumed" / "model.keras")
     for want, got in zip(reference.model.get_weights(), resumed_model.get_weights()):
@@ -101,8 +111,9 @@ def test_nan_loss_fails_the_run_with_its_place(run_cli, tracking_uri, tmp_path, 
     frame.loc[frame.index[::7], "gpa"] = "inf"  # Parses as a float: a real overflow in a real file.
     path = tmp_path / "overflow.csv"
     frame.to_csv(path, index=False)
-    status, _, err = run_cli("train", "mlp", "--data", path, "--target", "admit", "--epochs", "3",
-                             "--experiment", "nan")
+    status, _, err = run_cli(
+        "train", "mlp", "--data", path, "--target", "admit", "--epochs", "3", "--experiment", "nan"
+    )
     assert status == 1
     assert err.strip().splitlines()[-1].startswith("zoo: training diverged: loss became nan at epoch 0, batch")
     client = mlflow.MlflowClient(tracking_uri)
@@ -123,8 +134,13 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
     logged = []
     folder = tmp_path / "checkpoint"
     with pytest.raises(faults.Diverged, match="at epoch 1, batch 0"):
-        model.fit(batches.batch(8), epochs=3, verbose=0, steps_per_epoch=1,
-                  callbacks=[faults.StopOnNaN(), faults.EpochCheckpoint(str(folder), lambda e, l: logged.append(e))])
+        model.fit(
+            batches.batch(8),
+            epochs=3,
+            verbose=0,
+            steps_per_epoch=1,
+            callbacks=[faults.StopOnNaN(), faults.EpochCheckpoint(str(folder), lambda e, l: logged.append(e))],
+        )
     assert logged == [0]
     restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     restored.compile("sgd", "mse")
@@ -144,12 +160,21 @@ def test_checkpoint_restores_every_optimizer_and_seed_generator_of_a_custom_mode
     keras.utils.set_random_seed(1)
     trained = zoo.get("gan", **small)
     folder = str(tmp_path / "checkpoint")
-    trained.fit(images, labels, batch_size=32, epochs=2, verbose=0,
-                callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)])
+    trained.fit(
+        images,
+        labels,
+        batch_size=32,
+        epochs=2,
+        verbose=0,
+        callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)],
+    )
     fresh = zoo.get("gan", **small)
     assert faults.restore(fresh, folder) == 2
-    pairs = [(trained.generator_optimizer, fresh.generator_optimizer),
-             (trained.discriminator_optimizer, fresh.discriminator_optimizer), (trained, fresh)]
+    pairs = [
+        (trained.generator_optimizer, fresh.generator_optimizer),
+        (trained.discriminator_optimizer, fresh.discriminator_optimizer),
+        (trained, fresh),
+    ]
     for saved, restored in pairs:
         assert len(saved.variables) == len(restored.variables) > 1
         for want, got in zip(saved.variables, restored.variables):
@@ -162,8 +187,13 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_mismatch(tmp_path):
     folder = str(tmp_path / "checkpoint")
     small = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     small.compile("sgd", "mse")
-    small.fit(np.ones((4, 2)), np.ones(4), epochs=1, verbose=0,
-              callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)])
+    small.fit(
+        np.ones((4, 2)),
+        np.ones(4),
+        epochs=1,
+        verbose=0,
+        callbacks=[faults.EpochCheckpoint(folder, lambda epoch, logs: None)],
+    )
     wider = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     wider.compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"does not fit this model .*\[2, 1\] in the checkpoint.*\[2, 3\]"):
@@ -173,8 +203,24 @@ def test_a_checkpoint_of_another_model_is_refused_with_the_mismatch(tmp_path):
 def test_four_concurrent_runs_on_one_new_sqlite_store_record_every_metric(tmp_path):
     store = f"sqlite:///{tmp_path}/shared.db"
     processes = [
-        _zoo_process(["train", "mlp", "--dataset", "iris", "--epochs", "6", "--patience", "0",
-                      "--seed", str(seed), "--experiment", "concurrent"], tmp_path, store)
+        _zoo_process(
+            [
+                "train",
+                "mlp",
+                "--dataset",
+                "iris",
+                "--epochs",
+                "6",
+                "--patience",
+                "0",
+                "--seed",
+                str(seed),
+                "--experiment",
+                "concurrent",
+            ],
+            tmp_path,
+            store,
+        )
         for seed in range(4)
     ]
     for process in processes:

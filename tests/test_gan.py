@@ -16,8 +16,22 @@ from zoo.models.gan import GAN
 # Tiny networks: the tests check behaviour, the benchmark checks quality.
 SMALL = {"generator_filters": 8, "discriminator_filters": 8, "latent_dim": 8}
 # The recipe at its smallest: a few epochs of tiny networks, a judge trained for 2 epochs.
-SMALL_RUN = ["--epochs", "2", "--samples", "100", "--judge-epochs", "2", "--batch-size", "64",
-             "--set", "generator_filters=8", "--set", "discriminator_filters=8", "--set", "latent_dim=8"]
+SMALL_RUN = [
+    "--epochs",
+    "2",
+    "--samples",
+    "100",
+    "--judge-epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--set",
+    "generator_filters=8",
+    "--set",
+    "discriminator_filters=8",
+    "--set",
+    "latent_dim=8",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,12 +111,15 @@ def test_generate_refuses_bad_counts_and_labels():
         conditional.generate(4, labels=10)
 
 
-@pytest.mark.parametrize("override, pattern", [
-    ({"image_shape": (28, 28, 1), "upsamplings": 3}, "not divisible by 2\\*\\*upsamplings=8"),
-    ({"image_shape": (8, 8, 2)}, "1 or 3 channels"),
-    ({"num_classes": 1}, "num_classes=1"),
-    ({"label_smoothing": 0.7}, "'label_smoothing' must be in"),
-])
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        ({"image_shape": (28, 28, 1), "upsamplings": 3}, "not divisible by 2\\*\\*upsamplings=8"),
+        ({"image_shape": (8, 8, 2)}, "1 or 3 channels"),
+        ({"num_classes": 1}, "num_classes=1"),
+        ({"label_smoothing": 0.7}, "'label_smoothing' must be in"),
+    ],
+)
 def test_bad_hyperparameters_say_what_to_change(override, pattern):
     with pytest.raises(zoo.ZooError, match=pattern):
         zoo.get("gan", **override)
@@ -229,8 +246,15 @@ def test_recipe_logs_losses_quality_and_a_sample_grid_per_epoch(run_cli, trackin
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
 
-    for key in ("generator_loss", "discriminator_loss", "confident_share", "class_entropy",
-                "within_class_diversity", "frechet_distance", "label_accuracy"):
+    for key in (
+        "generator_loss",
+        "discriminator_loss",
+        "confident_share",
+        "class_entropy",
+        "within_class_diversity",
+        "frechet_distance",
+        "label_accuracy",
+    ):
         history = client.get_metric_history(run_id, key)
         assert sorted(m.step for m in history) == [0, 1], key
     entropy = run.data.metrics["class_entropy"]
@@ -256,8 +280,9 @@ def test_recipe_logs_losses_quality_and_a_sample_grid_per_epoch(run_cli, trackin
     assert {"samples.png", "judge.json", "learning_curve.png"} <= set(artifacts)
 
     # `zoo generate` from the run id (MLflow) and from the --output folder.
-    status, out, err = run_cli("generate", run_id, "--n", "12", "--label", "7", "--columns", "6",
-                               "--out", tmp_path / "sevens.png")
+    status, out, err = run_cli(
+        "generate", run_id, "--n", "12", "--label", "7", "--columns", "6", "--out", tmp_path / "sevens.png"
+    )
     assert status == 0, err
     assert "12 generated image(s) of class 7" in out
     with Image.open(tmp_path / "sevens.png") as grid:
@@ -288,10 +313,27 @@ def test_recipe_trains_on_a_tensorflow_datasets_name(run_cli, tracking_uri):
 
     # tfds' mock data: random 28x28 "MNIST" images, offline, through the same loader as real data.
     with tfds.testing.mock_data(num_examples=80):
-        status, out, err = run_cli("train", "gan", "--dataset", "mnist", "--no-conditional", "--epochs", "1",
-                                   "--samples", "20", "--judge-epochs", "1", "--batch-size", "40",
-                                   "--set", "generator_filters=4", "--set", "discriminator_filters=4",
-                                   "--set", "latent_dim=4")
+        status, out, err = run_cli(
+            "train",
+            "gan",
+            "--dataset",
+            "mnist",
+            "--no-conditional",
+            "--epochs",
+            "1",
+            "--samples",
+            "20",
+            "--judge-epochs",
+            "1",
+            "--batch-size",
+            "40",
+            "--set",
+            "generator_filters=4",
+            "--set",
+            "discriminator_filters=4",
+            "--set",
+            "latent_dim=4",
+        )
     assert status == 0, err
     run = mlflow.MlflowClient(tracking_uri).get_run(re.search(r"run ([0-9a-f]{32}) finished", out).group(1))
     assert run.data.params["model.image_shape"] == "28,28,1"

@@ -70,8 +70,9 @@ def test_folder_grayscale_keeps_common_size_and_labels(tmp_path):
     assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 20
     assert min(len(data.x_val), len(data.x_test)) >= 1
     assert data.spec()["color_mode"] == "grayscale"
-    assert_labels_match_pixels(np.concatenate([data.x_train, data.x_test]),
-                               np.concatenate([data.y_train, data.y_test]), data.class_names)
+    assert_labels_match_pixels(
+        np.concatenate([data.x_train, data.x_test]), np.concatenate([data.y_train, data.y_test]), data.class_names
+    )
 
 
 def test_folder_colour_mixed_sizes_resized(tmp_path, capsys):

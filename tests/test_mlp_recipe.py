@@ -48,8 +48,13 @@ def test_classic_admissions_network_beats_the_majority_class(tracking_uri, admis
         {"data": admissions_csv, "target": "admit", "seed": 0, "epochs": 300, "patience": 40},
         {"hidden_units": "16", "activation": "sigmoid", "dropout": "0", "learning_rate": "0.01"},
     )
-    splits = engine.get_recipe("mlp").load_data(engine.make_config(engine.get_recipe("mlp"), {
-        "data": admissions_csv, "target": "admit", "seed": 0})[0]).extras["splits"]
+    splits = (
+        engine.get_recipe("mlp")
+        .load_data(
+            engine.make_config(engine.get_recipe("mlp"), {"data": admissions_csv, "target": "admit", "seed": 0})[0]
+        )
+        .extras["splits"]
+    )
     majority = max(splits.test["admit"].mean(), 1 - splits.test["admit"].mean())
     assert result.metrics["test_accuracy"] >= 0.72
     assert result.metrics["test_accuracy"] >= majority + 0.05
@@ -57,8 +62,9 @@ def test_classic_admissions_network_beats_the_majority_class(tracking_uri, admis
     assert params["data.columns.rank"] == "categorical"
 
 
-@pytest.mark.parametrize("dataset, task, metric", [("wine", "multiclass", "test_accuracy"),
-                                                   ("diabetes", "regression", "test_rmse")])
+@pytest.mark.parametrize(
+    "dataset, task, metric", [("wine", "multiclass", "test_accuracy"), ("diabetes", "regression", "test_rmse")]
+)
 def test_multiclass_and_regression_tables(tracking_uri, dataset, task, metric):
     result = engine.train("mlp", {"dataset": dataset, "epochs": 2})
     assert metric in result.metrics

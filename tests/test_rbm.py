@@ -26,8 +26,9 @@ def _sklearn_twin(model, chains=None):
     """A fitted `BernoulliRBM` holding the model's weights (and chains), in float64."""
     from sklearn.neural_network import BernoulliRBM
 
-    twin = BernoulliRBM(n_components=model.hidden_units, learning_rate=model.learning_rate,
-                        batch_size=model.chains, random_state=0)
+    twin = BernoulliRBM(
+        n_components=model.hidden_units, learning_rate=model.learning_rate, batch_size=model.chains, random_state=0
+    )
     twin.components_ = np.asarray(model.W, dtype="float64").T.copy()
     twin.intercept_hidden_ = np.asarray(model.hidden_bias, dtype="float64").copy()
     twin.intercept_visible_ = np.asarray(model.visible_bias, dtype="float64").copy()
@@ -68,8 +69,9 @@ def test_free_energy_and_pseudo_likelihood_match_sklearn_on_the_same_weights():
     np.testing.assert_allclose(model.free_energy(x), twin._free_energy(x.astype("float64")), rtol=1e-5, atol=1e-4)
     # score_samples flips one unit per row, drawn by RandomState(random_state): hand the same ones over.
     flips = np.random.RandomState(0).randint(0, 12, 40)
-    np.testing.assert_allclose(model.pseudo_likelihood(x, flip=flips), twin.score_samples(x.astype("float64")),
-                               rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        model.pseudo_likelihood(x, flip=flips), twin.score_samples(x.astype("float64")), rtol=1e-5, atol=1e-4
+    )
     np.testing.assert_allclose(model.transform(x), twin.transform(x.astype("float64")), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict(x, verbose=0), model.transform(x))
 
@@ -96,8 +98,15 @@ def test_reconstruction_and_samples_have_the_input_shape_and_are_probabilities()
 
 @pytest.mark.parametrize("updates", [1, 2])
 def test_persistent_cd_steps_equal_sklearn_fit_given_the_same_uniforms(updates):
-    model = zoo.get("rbm", input_shape=(12,), hidden_units=7, chains=10 // updates, learning_rate=0.1,
-                    updates_per_batch=updates, seed=3)
+    model = zoo.get(
+        "rbm",
+        input_shape=(12,),
+        hidden_units=7,
+        chains=10 // updates,
+        learning_rate=0.1,
+        updates_per_batch=updates,
+        seed=3,
+    )
     _set_weights(model)
     twin = _sklearn_twin(model)
     noise = _step_noise(model)
@@ -115,8 +124,17 @@ def test_persistent_cd_steps_equal_sklearn_fit_given_the_same_uniforms(updates):
 
 def test_cd_k_with_momentum_and_weight_decay_follows_the_textbook_update():
     k, lr, momentum, decay = 3, 0.05, 0.5, 0.01
-    model = zoo.get("rbm", input_shape=(12,), hidden_units=7, k=k, persistent=False, learning_rate=lr,
-                    momentum=momentum, weight_decay=decay, seed=3)
+    model = zoo.get(
+        "rbm",
+        input_shape=(12,),
+        hidden_units=7,
+        k=k,
+        persistent=False,
+        learning_rate=lr,
+        momentum=momentum,
+        weight_decay=decay,
+        seed=3,
+    )
     _set_weights(model)
     W, b, c = (np.asarray(t, dtype="float64") for t in (model.W, model.visible_bias, model.hidden_bias))
     velocities = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
@@ -173,7 +191,7 @@ def test_save_load_keeps_the_training_state_and_training_continues_identically(t
 
 
 def test_two_replicas_make_the_same_updates_as_one_device():
-    result = run_with_logical_cpus('''
+    result = run_with_logical_cpus("""
 import json, numpy as np, tensorflow as tf
 import zoo
 x = (np.random.default_rng(0).random((30, 12)) < 0.4).astype("float32")
@@ -201,7 +219,7 @@ for persistent, updates in ((True, 2), (False, 1)):
         "losses": [weights[0][4], weights[1][4]],
     }
 print(json.dumps(out))
-''')
+""")
     for case, found in result.items():
         assert found["moved"] > 0.02, case  # the weights start at about 0.008
         assert max(found["differences"]) < 1e-6, (case, found)
@@ -214,13 +232,31 @@ print(json.dumps(out))
 def test_recipe_logs_per_epoch_metrics_figures_and_the_downstream_accuracies(run_cli, tracking_uri):
     import mlflow
 
-    status, out, err = run_cli("train", "rbm", "--epochs", "2", "--batch-size", "1000", "--no-jit", "--samples", "4",
-                               "--gibbs-steps", "10", "--set", "hidden_units=16")
+    status, out, err = run_cli(
+        "train",
+        "rbm",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "1000",
+        "--no-jit",
+        "--samples",
+        "4",
+        "--gibbs-steps",
+        "10",
+        "--set",
+        "hidden_units=16",
+    )
     assert status == 0, err
     run = mlflow.search_runs(experiment_names=["zoo"], output_format="list")[0]
     client = mlflow.MlflowClient()
-    for name in ("loss", "pseudo_likelihood", "reconstruction_error", "val_pseudo_likelihood",
-                 "val_reconstruction_error"):
+    for name in (
+        "loss",
+        "pseudo_likelihood",
+        "reconstruction_error",
+        "val_pseudo_likelihood",
+        "val_reconstruction_error",
+    ):
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [0, 1], name
     metrics = run.data.metrics
     assert -40 < metrics["test_pseudo_likelihood"] < 0
@@ -241,9 +277,27 @@ def test_recipe_trains_on_a_binary_csv_such_as_a_user_item_matrix(run_cli, track
     path = tmp_path / "likes.csv"
     path.write_text("\n".join(lines) + "\n")
 
-    status, out, err = run_cli("train", "rbm", "--data", path, "--drop", "user", "--epochs", "1", "--no-jit",
-                               "--batch-size", "20", "--minibatch-size", "5", "--samples", "4",
-                               "--gibbs-steps", "5", "--set", "hidden_units=2")
+    status, out, err = run_cli(
+        "train",
+        "rbm",
+        "--data",
+        path,
+        "--drop",
+        "user",
+        "--epochs",
+        "1",
+        "--no-jit",
+        "--batch-size",
+        "20",
+        "--minibatch-size",
+        "5",
+        "--samples",
+        "4",
+        "--gibbs-steps",
+        "5",
+        "--set",
+        "hidden_units=2",
+    )
     assert status == 0, err
     run = mlflow.search_runs(experiment_names=["zoo"], output_format="list")[0]
     assert run.data.params["data.visible_units"] == "6"

@@ -27,10 +27,18 @@ TINY = {"units": "8", "embedding_dim": "4", "encoder_units": "8", "bidirectional
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_many_to_one_and_many_to_many_shapes(cell, bidirectional):
     x = np.random.default_rng(0).random((3, 7, 5)).astype("float32")
-    one = zoo.get(cell, mode="many_to_one", input_shape=(7, 5), num_outputs=4, units=(6, 5),
-                  bidirectional=bidirectional)
-    many = zoo.get(cell, mode="many_to_many", input_shape=(7, 5), num_outputs=4, units=(6,),
-                   bidirectional=bidirectional, step_units=(3,))
+    one = zoo.get(
+        cell, mode="many_to_one", input_shape=(7, 5), num_outputs=4, units=(6, 5), bidirectional=bidirectional
+    )
+    many = zoo.get(
+        cell,
+        mode="many_to_many",
+        input_shape=(7, 5),
+        num_outputs=4,
+        units=(6,),
+        bidirectional=bidirectional,
+        step_units=(3,),
+    )
     assert one(x).shape == (3, 4)
     assert many(x).shape == (3, 7, 4)
     assert one.name == f"{cell}_many_to_one" and many.name == f"{cell}_many_to_many"
@@ -39,8 +47,9 @@ def test_many_to_one_and_many_to_many_shapes(cell, bidirectional):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_one_to_many_teacher_forcing_and_greedy_decoding_shapes(cell, tmp_path):
-    model = zoo.get(cell, mode="one_to_many", input_shape=(8, 8, 1), num_outputs=9, output_steps=5,
-                    units=(6, 4), encoder_units=7)
+    model = zoo.get(
+        cell, mode="one_to_many", input_shape=(8, 8, 1), num_outputs=9, output_steps=5, units=(6, 4), encoder_units=7
+    )
     images = np.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
     previous = np.array([[1, 3, 4, 0, 0]] * 3, dtype="int32")
     assert model({"image": images, "previous_tokens": previous}).shape == (3, 5, 9)
@@ -62,13 +71,27 @@ def test_one_to_many_teacher_forcing_and_greedy_decoding_shapes(cell, tmp_path):
 def test_greedy_decoding_feeds_each_prediction_back():
     # The decoder's first step equals teacher forcing with START; step 2 equals teacher forcing on
     # [START, first prediction]: the loop feeds back what it predicted, not the truth.
-    model = zoo.get("gru", mode="one_to_many", input_shape=(4,), num_outputs=6, output_steps=3,
-                    bidirectional=False, units=(5,), dropout=0.0)
+    model = zoo.get(
+        "gru",
+        mode="one_to_many",
+        input_shape=(4,),
+        num_outputs=6,
+        output_steps=3,
+        bidirectional=False,
+        units=(5,),
+        dropout=0.0,
+    )
     image = np.random.default_rng(1).random((2, 4)).astype("float32")
     greedy = np.asarray(recurrent.greedy_decoder(model)(image))
     first = greedy[:, 0].argmax(-1)
-    forced = np.asarray(model({"image": image, "previous_tokens": np.stack(
-        [np.full(2, recurrent.START), first, np.zeros(2)], axis=1).astype("int32")}))
+    forced = np.asarray(
+        model(
+            {
+                "image": image,
+                "previous_tokens": np.stack([np.full(2, recurrent.START), first, np.zeros(2)], axis=1).astype("int32"),
+            }
+        )
+    )
     np.testing.assert_allclose(greedy[:, :2], forced[:, :2], rtol=1e-5, atol=1e-6)
 
 
@@ -76,8 +99,9 @@ def test_vector_input_and_token_input_shapes():
     tokens = zoo.get("lstm", input_shape=(6,), vocabulary_size=20, task="binary")
     ids = np.array([[5, 3, 2, 0, 0, 0], [7, 1, 1, 1, 1, 1]], dtype="int32")
     assert tokens(ids).shape == (2, 1)
-    tagger = zoo.get("rnn", mode="many_to_many", input_shape=(0, 2), task="regression", num_outputs=3,
-                     bidirectional=False)
+    tagger = zoo.get(
+        "rnn", mode="many_to_many", input_shape=(0, 2), task="regression", num_outputs=3, bidirectional=False
+    )
     assert tagger(np.zeros((2, 11, 2), "float32")).shape == (2, 11, 3)
 
 
@@ -87,8 +111,7 @@ def test_padded_steps_are_masked(cell, mode):
     rng = np.random.default_rng(2)
     short = rng.random((1, 4, 3)).astype("float32")
     padded = np.concatenate([short, np.full((1, 3, 3), -1.0, "float32")], axis=1)
-    model = zoo.get(cell, mode=mode, input_shape=(7, 3), mask_value=-1.0, units=(5, 4), dropout=0.0,
-                    bidirectional=True)
+    model = zoo.get(cell, mode=mode, input_shape=(7, 3), mask_value=-1.0, units=(5, 4), dropout=0.0, bidirectional=True)
     unpadded = zoo.get(cell, mode=mode, input_shape=(4, 3), units=(5, 4), dropout=0.0, bidirectional=True)
     unpadded.set_weights(model.get_weights())
     got, want = np.asarray(model(padded)), np.asarray(unpadded(short))
@@ -99,8 +122,12 @@ def test_padded_steps_are_masked(cell, mode):
 
 def test_token_padding_is_masked():
     model = zoo.get("lstm", input_shape=(0,), vocabulary_size=12, dropout=0.0)
-    np.testing.assert_allclose(np.asarray(model(np.array([[4, 5, 6, 0, 0]], "int32"))),
-                               np.asarray(model(np.array([[4, 5, 6]], "int32"))), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(model(np.array([[4, 5, 6, 0, 0]], "int32"))),
+        np.asarray(model(np.array([[4, 5, 6]], "int32"))),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,8 +167,10 @@ def test_offline_sequence_datasets_have_the_documented_shapes():
     assert images.shape[1:] == (8, 8, 1) and previous.shape[1] == 6 == captions.y_train.shape[1]
     # Teacher forcing: the input is the target shifted right behind START.
     assert (previous[:, 0] == sequences.START).all()
-    np.testing.assert_array_equal(previous[:, 1:][captions.y_train[:, :-1] != sequences.END],
-                                  captions.y_train[:, :-1][captions.y_train[:, :-1] != sequences.END])
+    np.testing.assert_array_equal(
+        previous[:, 1:][captions.y_train[:, :-1] != sequences.END],
+        captions.y_train[:, :-1][captions.y_train[:, :-1] != sequences.END],
+    )
     assert sequences.decode_tokens(captions.y_test[:3], captions.vocabulary) == captions.extras["captions"][:3]
     forecast = sequences.stock_forecast(window=10, horizon=3)
     x, y = forecast.x_train, forecast.y_train
@@ -159,8 +188,18 @@ def test_padding_and_text_vectorization(tmp_path):
     assert padded.mask_value == sequences.PAD_VALUE and padded.input_shape == (6, 2)
     every = np.concatenate([padded.x_train, padded.x_val, padded.x_test])
     assert sorted(6 - np.all(every == sequences.PAD_VALUE, axis=-1).sum(1)) == [2, 3, 3, 4, 5, 5, 6]
-    text = sequences.vectorize_texts(["a good film", "bad bad film"], [1, 0], ["good"], [1], ["awful"], [0],
-                                     class_names=["neg", "pos"], name="t", source="s", sequence_length=4)
+    text = sequences.vectorize_texts(
+        ["a good film", "bad bad film"],
+        [1, 0],
+        ["good"],
+        [1],
+        ["awful"],
+        [0],
+        class_names=["neg", "pos"],
+        name="t",
+        source="s",
+        sequence_length=4,
+    )
     assert text.task == "binary" and text.x_train.shape == (2, 4) and text.x_train.dtype == np.int32
     assert "film" in text.vocabulary and text.x_test.tolist() == [[1, 0, 0, 0]]  # unknown word, then padding
 
@@ -187,8 +226,9 @@ def test_many_to_one_digit_rows(tracking_uri):
 
 
 def test_many_to_many_video_logs_accuracy_per_step(tracking_uri):
-    result, run, artifacts = _run(tracking_uri, "gru", {"mode": "many_to_many", "epochs": 1, "videos": 40,
-                                                        "frames": 5, "examples": 3})
+    result, run, artifacts = _run(
+        tracking_uri, "gru", {"mode": "many_to_many", "epochs": 1, "videos": 40, "frames": 5, "examples": 3}
+    )
     history = mlflow.MlflowClient(tracking_uri).get_metric_history(result.run_id, "test_step_accuracy")
     assert [m.step for m in history] == [0, 1, 2, 3, 4]
     assert run.data.params["model.step_units"] == "128,128" and run.data.params["data.dataset"] == "digit_video"
@@ -199,8 +239,12 @@ def test_many_to_many_video_logs_accuracy_per_step(tracking_uri):
 
 def test_many_to_many_forecast_against_persistence(tracking_uri):
     # No bidirectional setting: the recipe itself must make a forecaster read forwards only.
-    result, run, artifacts = _run(tracking_uri, "rnn", {"mode": "many_to_many", "dataset": "goog", "epochs": 1,
-                                                        "window": 12, "horizon": 2}, {"units": "8"})
+    result, run, artifacts = _run(
+        tracking_uri,
+        "rnn",
+        {"mode": "many_to_many", "dataset": "goog", "epochs": 1, "window": 12, "horizon": 2},
+        {"units": "8"},
+    )
     assert run.data.params["model.bidirectional"] == "False" and run.data.params["model.task"] == "regression"
     for name in ("test_mae", "test_naive_mae", "test_price_mae", "test_naive_price_mae"):
         assert result.metrics[name] > 0
@@ -210,8 +254,9 @@ def test_many_to_many_forecast_against_persistence(tracking_uri):
 
 
 def test_one_to_many_captions_decoded_greedily_and_logged_decoder(tracking_uri):
-    result, run, artifacts = _run(tracking_uri, "rnn", {"mode": "one_to_many", "epochs": 1},
-                                  {"units": "16", "encoder_units": "16"})
+    result, run, artifacts = _run(
+        tracking_uri, "rnn", {"mode": "one_to_many", "epochs": 1}, {"units": "16", "encoder_units": "16"}
+    )
     assert 0.0 <= result.metrics["test_exact_match"] <= 1.0
     assert {"examples.txt", "examples.png", "vocabulary.json"} <= artifacts
     text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/examples.txt")
@@ -229,8 +274,11 @@ def test_tfds_imdb_reviews_and_mnist_with_mock_data(tracking_uri, tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path)):
-        result, run, _ = _run(tracking_uri, "lstm", {"dataset": "imdb_reviews", "epochs": 1, "max_tokens": 50,
-                                                     "sequence_length": 12, "examples": 2})
+        result, run, _ = _run(
+            tracking_uri,
+            "lstm",
+            {"dataset": "imdb_reviews", "epochs": 1, "max_tokens": 50, "sequence_length": 12, "examples": 2},
+        )
         assert run.data.params["model.vocabulary_size"] != "0" and run.data.params["model.task"] == "binary"
         assert run.data.params["model.input_shape"] == "12"
         text = mlflow.artifacts.load_text(f"{run.info.artifact_uri}/examples.txt")
@@ -246,8 +294,11 @@ def test_user_text_csv_and_padded_sequences(tracking_uri, tmp_path):
     rng = np.random.default_rng(0)
     rows = [{"review": " ".join(rng.choice(words, 5)), "label": ["neg", "pos"][i % 2]} for i in range(30)]
     pd.DataFrame(rows).to_csv(tmp_path / "reviews.csv", index=False)
-    _, run, _ = _run(tracking_uri, "gru", {"data": str(tmp_path / "reviews.csv"), "text_column": "review",
-                                           "epochs": 1, "sequence_length": 6})
+    _, run, _ = _run(
+        tracking_uri,
+        "gru",
+        {"data": str(tmp_path / "reviews.csv"), "text_column": "review", "epochs": 1, "sequence_length": 6},
+    )
     assert run.data.params["data.task"] == "binary" and run.data.params["model.input_shape"] == "6"
     lengths = rng.integers(2, 7, 20)
     np.savez(tmp_path / "ragged.npz", x=rng.random((lengths.sum(), 3)), y=np.arange(20) % 3, lengths=lengths)
@@ -264,7 +315,8 @@ def files(tmp_path):
     lengths = np.array([3, 5, 4, 6, 2, 5, 3, 4])
     np.savez(tmp_path / "ragged.npz", x=rng.random((lengths.sum(), 2)), y=np.arange(8) % 2, lengths=lengths)
     pd.DataFrame({"text": ["", "!!!", "...", "?", "", "-", "", "!"], "label": [0, 1] * 4}).to_csv(
-        tmp_path / "empty.csv", index=False)
+        tmp_path / "empty.csv", index=False
+    )
     return tmp_path
 
 
@@ -274,13 +326,17 @@ def files(tmp_path):
         (["--data", "{files}/ragged.npz"], "have different lengths (2 to 6 steps) and padding is off: pass --pad"),
         (["--mode", "sideways"], "Bad value for 'mode': expected 'many_to_one' | 'many_to_many' | 'one_to_many'"),
         (["--data", "{files}/empty.csv"], "has an empty vocabulary"),
-        (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "5000"],
-         "Forecast horizon 5000 is longer than the series 'goog' (1047 days)"),
+        (
+            ["--mode", "many_to_many", "--dataset", "goog", "--horizon", "5000"],
+            "Forecast horizon 5000 is longer than the series 'goog' (1047 days)",
+        ),
         (["--mode", "many_to_many", "--dataset", "goog", "--horizon", "300"], "use --window + --horizon <= 104"),
         (["--mode", "one_to_many", "--dataset", "digits"], "Dataset digits trains --mode many_to_one, not one_to_many"),
         (["--dataset", "imdb_reviews", "--data-dir", "{files}/nothing"], "is not on disk in"),
-        (["--mode", "many_to_many", "--dataset", "goog", "--set", "bidirectional=true"],
-         "--set bidirectional=true cannot forecast goog_forecast: the backward pass would read the values"),
+        (
+            ["--mode", "many_to_many", "--dataset", "goog", "--set", "bidirectional=true"],
+            "--set bidirectional=true cannot forecast goog_forecast: the backward pass would read the values",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(run_cli, tracking_uri, files, argv, pattern):

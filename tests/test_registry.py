@@ -47,7 +47,11 @@ def test_get_returns_a_compiled_model(name):
 
 
 def _from_config(model):
-    if model.__class__ is keras.Model or isinstance(model, keras.Sequential) or model.__class__.__name__ == "Functional":
+    if (
+        model.__class__ is keras.Model
+        or isinstance(model, keras.Sequential)
+        or model.__class__.__name__ == "Functional"
+    ):
         return keras.Model.from_config(model.get_config())
     return model.__class__.from_config(model.get_config())
 
@@ -110,17 +114,33 @@ def test_string_overrides_are_parsed_by_type():
 
 
 def test_registering_a_name_twice_raises():
-    @registry.register("zoo_test_once", technique="test", tasks=("t",), summary="s", when_to_use="w",
-                       inputs="i", outputs="o", recipe="mlp")
+    @registry.register(
+        "zoo_test_once",
+        technique="test",
+        tasks=("t",),
+        summary="s",
+        when_to_use="w",
+        inputs="i",
+        outputs="o",
+        recipe="mlp",
+    )
     def once(*, width: int = 1):
         """Args:
-            width: unused.
+        width: unused.
         """
 
     try:
         with pytest.raises(ValueError, match="already registered under the name 'zoo_test_once'"):
-            registry.register("zoo_test_once", technique="test", tasks=("t",), summary="s",
-                              when_to_use="w", inputs="i", outputs="o", recipe="mlp")(once)
+            registry.register(
+                "zoo_test_once",
+                technique="test",
+                tasks=("t",),
+                summary="s",
+                when_to_use="w",
+                inputs="i",
+                outputs="o",
+                recipe="mlp",
+            )(once)
     finally:
         registry._REGISTRY.pop("zoo_test_once")
 
@@ -130,8 +150,9 @@ def test_builders_must_take_keyword_only_hyperparameters():
         pass
 
     with pytest.raises(TypeError, match="keyword-only"):
-        registry.register("zoo_test_bad", technique="t", tasks=(), summary="s", when_to_use="w",
-                          inputs="i", outputs="o", recipe="mlp")(positional)
+        registry.register(
+            "zoo_test_bad", technique="t", tasks=(), summary="s", when_to_use="w", inputs="i", outputs="o", recipe="mlp"
+        )(positional)
     assert "zoo_test_bad" not in registry._REGISTRY
 
 

@@ -28,8 +28,15 @@ def test_split_is_deterministic_per_seed(admissions_csv):
     assert not set(first.test.index) & set(first.train.index)
 
 
-@pytest.mark.parametrize("name, task, classes", [("wine", "multiclass", 3), ("iris", "multiclass", 3),
-                                                 ("breast_cancer", "binary", 2), ("diabetes", "regression", 0)])
+@pytest.mark.parametrize(
+    "name, task, classes",
+    [
+        ("wine", "multiclass", 3),
+        ("iris", "multiclass", 3),
+        ("breast_cancer", "binary", 2),
+        ("diabetes", "regression", 0),
+    ],
+)
 def test_embedded_tables_infer_their_task(name, task, classes):
     splits = tabular.prepare(tabular.load_embedded(name))
     assert splits.task == task
@@ -46,8 +53,9 @@ def test_arrays_give_one_named_column_each(admissions_csv):
 
 
 def test_string_columns_are_categorical_and_missing_numbers_use_the_mean(tmp_path):
-    frame = pd.DataFrame({"colour": ["red", "blue", "green"] * 10, "size": [1.5, None, 2.5] * 10,
-                          "label": ["yes", "no"] * 15})
+    frame = pd.DataFrame(
+        {"colour": ["red", "blue", "green"] * 10, "size": [1.5, None, 2.5] * 10, "label": ["yes", "no"] * 15}
+    )
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
     splits = tabular.prepare(tabular.read_csv(str(path), "label"))

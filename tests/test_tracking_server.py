@@ -57,10 +57,26 @@ def _server_process(tmp_path_factory):
     # One worker and no job runner: the same server, lighter on a 2-core test machine.
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
-         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder}/mlflow.db",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
     )
     try:
         yield f"http://127.0.0.1:{port}", folder / "artifacts", process, folder / "server.log"
@@ -137,15 +153,38 @@ def runs(server, tmp_path_factory):
             # The same recipe through MLflow Projects, as a model that cannot beat the first one
             # (one epoch at a learning rate of 1e-6): it must be registered as the challenger. It
             # starts after the first run ended and runs while the second recipe trains here.
-            env = dict(os.environ, MLFLOW_TRACKING_URI=url,
-                       PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+            env = dict(
+                os.environ,
+                MLFLOW_TRACKING_URI=url,
+                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+            )
             for inherited in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
                 env.pop(inherited, None)  # set_experiment() in this process exports the id
             project = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "run", str(REPO), "-e", "mlp", "--env-manager", "local",
-                 "--experiment-name", EXPERIMENT, "-P", "epochs=1", "-P", "set=learning_rate=1e-6",
-                 "-P", f"register={MODEL_NAME}"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "run",
+                    str(REPO),
+                    "-e",
+                    "mlp",
+                    "--env-manager",
+                    "local",
+                    "--experiment-name",
+                    EXPERIMENT,
+                    "-P",
+                    "epochs=1",
+                    "-P",
+                    "set=learning_rate=1e-6",
+                    "-P",
+                    f"register={MODEL_NAME}",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                start_new_session=True,
             )
             try:
                 # Two recipes for the UI and `zoo compare`; the CNN recipe is preferred, the MLP on
@@ -162,8 +201,13 @@ def runs(server, tmp_path_factory):
                     project.wait()
             assert project.returncode == 0, project_err[-3000:]
             project_run = _run_id(project_out)
-            yield {"mlp": mlp, "second": second, "second_recipe": second_recipe, "project": project_run,
-                   "project_stderr": project_err}
+            yield {
+                "mlp": mlp,
+                "second": second,
+                "second_recipe": second_recipe,
+                "project": project_run,
+                "project_stderr": project_err,
+            }
         finally:
             os.chdir(previous_cwd)
             while mlflow.active_run():
@@ -415,10 +459,24 @@ class Chromium:
             os.dup2(write, 4)
 
         self.process = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=on_fds_3_and_4, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=on_fds_3_and_4,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         os.close(commands_read)
@@ -544,6 +602,10 @@ def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs
     for name, (_, accuracy) in expected.items():
         assert shown[name] == pytest.approx(accuracy, abs=1e-3)
     # Sorted by test_accuracy, best first, as the sort menu says.
-    order = [n for _, n in sorted((int(i), next(n for n in expected if n in c.get("attributes.`Run Name`", "")))
-                                  for i, c in table.items())]
+    order = [
+        n
+        for _, n in sorted(
+            (int(i), next(n for n in expected if n in c.get("attributes.`Run Name`", ""))) for i, c in table.items()
+        )
+    ]
     assert order == sorted(expected, key=lambda n: expected[n][1], reverse=True)

@@ -30,10 +30,14 @@ def build_parser():
     commands.required = True
 
     train = commands.add_parser("train", help="train a recipe and log the run to MLflow")
-    train.add_argument("--resume", metavar="RUN_ID",
-                       help="continue an interrupted run from its last checkpoint, in the same MLflow run")
-    train.add_argument("--tracking-uri", dest="resume_tracking_uri", metavar="URI",
-                       help="with --resume: the store that holds the run")
+    train.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue an interrupted run from its last checkpoint, in the same MLflow run",
+    )
+    train.add_argument(
+        "--tracking-uri", dest="resume_tracking_uri", metavar="URI", help="with --resume: the store that holds the run"
+    )
     train.set_defaults(handler=_train)
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
     for name in engine.recipe_names():
@@ -74,13 +78,19 @@ def _add_recipe_parser(recipes, recipe):
         flag = "--" + name.replace("_", "-")
         help_text = f"{docs.get(name, '')} (default: {default!r})".strip()
         if annotation is bool:
-            sub.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                             default=argparse.SUPPRESS, help=help_text)
+            sub.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         else:
-            sub.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar=_metavar(annotation),
-                             help=help_text)
-    sub.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                     help="set a recipe option or a model hyperparameter (see `zoo info MODEL`); repeatable")
+            sub.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar=_metavar(annotation), help=help_text)
+    sub.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a recipe option or a model hyperparameter (see `zoo info MODEL`); repeatable",
+    )
     sub.set_defaults(handler=_train)
 
 
@@ -156,8 +166,18 @@ def _ui(args):
     from zoo import tracking
 
     uri = tracking.configure(args.tracking_uri) if args.tracking_uri else _local_uri()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     os.execv(sys.executable, command)
 
@@ -194,8 +214,7 @@ def main(argv=None):
         if isinstance(interruption, faults.Interrupted):
             run_id = getattr(interruption, "run_id", None)
             hint = f"; continue it with: zoo train --resume {run_id}" if run_id else ""
-            print(f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}",
-                  file=sys.stderr)
+            print(f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}", file=sys.stderr)
             return interruption.exit_status
         print("zoo: interrupted", file=sys.stderr)
         return 130
@@ -214,6 +233,7 @@ def _internal_error(error):
     if os.environ.get("ZOO_DEBUG"):
         raise error
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    print(f"zoo: internal error: {type(error).__name__}: {message} "
-          "(set ZOO_DEBUG=1 for the traceback)", file=sys.stderr)
+    print(
+        f"zoo: internal error: {type(error).__name__}: {message} (set ZOO_DEBUG=1 for the traceback)", file=sys.stderr
+    )
     return 1

@@ -23,8 +23,7 @@ from zoo.errors import ZooError, closest
 _RECIPES = {}
 _DISCOVERED = False
 # Options that say where a run goes, not how it trains: not logged as params.
-RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics",
-               "checkpoint_dir")
+RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics", "checkpoint_dir")
 
 
 @dataclasses.dataclass
@@ -175,9 +174,7 @@ def get_recipe(name):
     """
     _discover()
     if name not in _RECIPES:
-        raise ZooError(
-            f"Unknown recipe '{name}'.{closest(name, _RECIPES)} Recipes: {', '.join(sorted(_RECIPES))}."
-        )
+        raise ZooError(f"Unknown recipe '{name}'.{closest(name, _RECIPES)} Recipes: {', '.join(sorted(_RECIPES))}.")
     return _RECIPES[name]()
 
 
@@ -331,8 +328,10 @@ def resume(run_id, tracking_uri=None, verbose=0):
     options = {k: v for k, v in saved["config"].items() if v is not None and k in config_fields(recipe.Config)}
     options["tracking_uri"] = tracking_uri
     config, _ = make_config(recipe, options)
-    overrides = {k: registry.coerce(k, v, registry.info(saved["model"]).hyperparameters[k].annotation)
-                 for k, v in saved.get("overrides", {}).items()}
+    overrides = {
+        k: registry.coerce(k, v, registry.info(saved["model"]).hyperparameters[k].annotation)
+        for k, v in saved.get("overrides", {}).items()
+    }
     return _run(recipe, config, overrides, verbose, resume_from=(run, folder))
 
 
@@ -363,8 +362,10 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
     _replicas = replicas
     if config.batch_size % replicas:
         # Keras cannot start `fit` when a global batch splits unevenly over the replicas.
-        raise ZooError(f"--batch-size {config.batch_size} does not split evenly over {replicas} replicas; "
-                       f"use a multiple of {replicas}.")
+        raise ZooError(
+            f"--batch-size {config.batch_size} does not split evenly over {replicas} replicas; "
+            f"use a multiple of {replicas}."
+        )
     model_name = recipe.model_name(config)
     recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
@@ -393,15 +394,20 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         tags["mlflow.source.git.commit"] = commit
     experiment = config.experiment or "zoo"
     resumed_run = resume_from[0] if resume_from else None
-    with faults.signals_as_exceptions(), tracking.active_run(
-        experiment, config.run_name, tags, system_metrics=config.system_metrics,
-        resume=resumed_run,
-    ) as run:
+    with (
+        faults.signals_as_exceptions(),
+        tracking.active_run(
+            experiment,
+            config.run_name,
+            tags,
+            system_metrics=config.system_metrics,
+            resume=resumed_run,
+        ) as run,
+    ):
         run_id = run.info.run_id
         folder = resume_from[1] if resume_from else os.path.join(_checkpoint_root(config), run_id)
         if not resume_from:
-            _log_run_description(recipe, config, model_name, hyperparameters, overrides, data,
-                                 strategy_name, replicas)
+            _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
             mlflow.set_tag(CHECKPOINT_TAG, folder)
         mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
 
@@ -420,8 +426,9 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
         callbacks.append(faults.EpochCheckpoint(folder, tracking.log_epoch_metrics, early_stopping))
 
-        train_batches, steps = training_batches(data.train, data.num_train, config.batch_size,
-                                                config.seed, initial_epoch)
+        train_batches, steps = training_batches(
+            data.train, data.num_train, config.batch_size, config.seed, initial_epoch
+        )
         started = time.perf_counter()
         history = model.fit(
             train_batches,
@@ -469,8 +476,16 @@ def _log_run_description(recipe, config, model_name, hyperparameters, overrides,
         | tracking.flatten(data.spec, prefix="data.")
     )
     mlflow.log_dict(
-        _plain({"recipe": recipe.name, "config": dataclasses.asdict(config), "model": model_name,
-                "overrides": overrides, "hyperparameters": resolved | structured, "data": data.spec}),
+        _plain(
+            {
+                "recipe": recipe.name,
+                "config": dataclasses.asdict(config),
+                "model": model_name,
+                "overrides": overrides,
+                "hyperparameters": resolved | structured,
+                "data": data.spec,
+            }
+        ),
         CONFIG_FILE,
     )
     for key, value in structured.items():

@@ -158,10 +158,14 @@ def restore(model, folder, early_stopping=None):
         saved_shapes = [shape for _, shape in state["variables"]]
         found = [list(v.shape) for v in variables]
         if found != saved_shapes:
-            mismatch = next((f"{state['variables'][i][0]} is {want} in the checkpoint, {variables[i].path} is "
-                             f"{got} in the model" for i, (want, got) in enumerate(zip(saved_shapes, found))
-                             if want != got),
-                            f"{len(saved_shapes)} variables in the checkpoint, {len(found)} in the model")
+            mismatch = next(
+                (
+                    f"{state['variables'][i][0]} is {want} in the checkpoint, {variables[i].path} is {got} in the model"
+                    for i, (want, got) in enumerate(zip(saved_shapes, found))
+                    if want != got
+                ),
+                f"{len(saved_shapes)} variables in the checkpoint, {len(found)} in the model",
+            )
             raise ValueError(f"The checkpoint in {folder} does not fit this model ({mismatch}).")
         for index, variable in enumerate(variables):
             variable.assign(arrays[f"variable_{index}"])

@@ -21,8 +21,9 @@ def image_grid(images, titles=None, columns=None, cmap="gray", size=1.2):
     count = len(images)
     columns = columns or int(math.ceil(math.sqrt(max(count, 1))))
     rows = int(math.ceil(count / columns)) if count else 1
-    fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows * (1.25 if titles else 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(size * columns, size * rows * (1.25 if titles else 1)), squeeze=False
+    )
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index >= count:
@@ -30,8 +31,9 @@ def image_grid(images, titles=None, columns=None, cmap="gray", size=1.2):
         image = images[index]
         if image.ndim == 3 and image.shape[-1] == 1:
             image = image[..., 0]
-        axis.imshow(np.clip(image, 0, 1), cmap=cmap if image.ndim == 2 else None, vmin=0, vmax=1,
-                    interpolation="nearest")
+        axis.imshow(
+            np.clip(image, 0, 1), cmap=cmap if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest"
+        )
         if titles is not None:
             axis.set_title(str(titles[index]), fontsize=7)
     fig.tight_layout()
@@ -52,8 +54,15 @@ def confusion_matrix(true, predicted, class_names):
     axis.set_ylabel("true")
     for (row, column), value in np.ndenumerate(matrix):
         if value:
-            axis.text(column, row, str(value), ha="center", va="center", fontsize=6,
-                      color="white" if value > matrix.max() / 2 else "black")
+            axis.text(
+                column,
+                row,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if value > matrix.max() / 2 else "black",
+            )
     fig.tight_layout()
     return fig
 
@@ -74,12 +83,13 @@ def tile_images(images, columns=None, padding=1, scale=1):
     if scale > 1:
         images = images.repeat(scale, axis=1).repeat(scale, axis=2)
         height, width = height * scale, width * scale
-    grid = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding, channels),
-                   0.5, dtype="float32")
+    grid = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding, channels), 0.5, dtype="float32"
+    )
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         top, left = padding + row * (height + padding), padding + column * (width + padding)
-        grid[top:top + height, left:left + width] = np.clip(image, 0.0, 1.0)
+        grid[top : top + height, left : left + width] = np.clip(image, 0.0, 1.0)
     return (grid * 255.0 + 0.5).astype("uint8")
 
 

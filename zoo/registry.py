@@ -223,9 +223,7 @@ def _hyperparameters_of(builder):
     hyperparameters = {}
     for param in inspect.signature(builder).parameters.values():
         if param.kind is not inspect.Parameter.KEYWORD_ONLY or param.default is inspect.Parameter.empty:
-            raise TypeError(
-                f"{builder.__name__}: hyperparameter '{param.name}' must be keyword-only with a default."
-            )
+            raise TypeError(f"{builder.__name__}: hyperparameter '{param.name}' must be keyword-only with a default.")
         hyperparameters[param.name] = Hyperparameter(
             param.name, param.default, hints.get(param.name, typing.Any), docs.get(param.name, "")
         )
@@ -273,8 +271,7 @@ def coerce(key, value, annotation):
     ok, result = _coerce(value, annotation)
     if not ok:
         raise ZooError(
-            f"Bad value for '{key}': expected {_type_name(annotation)}{_example(annotation)}. "
-            f"Received: {key}={value!r}"
+            f"Bad value for '{key}': expected {_type_name(annotation)}{_example(annotation)}. Received: {key}={value!r}"
         )
     return result
 

@@ -49,7 +49,7 @@ def prepare_sqlite(uri):
     import fcntl
     import sqlite3
 
-    path = uri[len("sqlite:///"):]
+    path = uri[len("sqlite:///") :]
     if not path or path == ":memory:":
         return
     folder = os.path.dirname(os.path.abspath(path))
@@ -154,9 +154,7 @@ def git_commit():
     """Return the commit of the checkout this package runs from, or None."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
-        result = subprocess.run(
-            ["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        result = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
@@ -187,8 +185,9 @@ def metrics_callback():
 def metric_histories(run_id, names):
     """Return {name: [value per step]} from the run's logged history (a resumed run's curves)."""
     client = mlflow.MlflowClient()
-    return {name: [m.value for m in sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)]
-            for name in names}
+    return {
+        name: [m.value for m in sorted(client.get_metric_history(run_id, name), key=lambda m: m.step)] for name in names
+    }
 
 
 def _is_number(value):
@@ -334,8 +333,9 @@ def _warn_without_gpu_metrics():
         import tensorflow as tf
 
         if tf.config.list_physical_devices("GPU"):
-            print("zoo: warning: no GPU system metrics without nvidia-ml-py (pip install nvidia-ml-py).",
-                  file=sys.stderr)
+            print(
+                "zoo: warning: no GPU system metrics without nvidia-ml-py (pip install nvidia-ml-py).", file=sys.stderr
+            )
 
 
 def greater_is_better(metric):
@@ -480,13 +480,12 @@ class _EpochMetricsWriter:
                     break
             batches = {}
             for uri, run_id, metrics, step, timestamp in pending:
-                batches.setdefault((uri, run_id), []).extend(
-                    Metric(k, v, timestamp, step) for k, v in metrics.items())
+                batches.setdefault((uri, run_id), []).extend(Metric(k, v, timestamp, step) for k, v in metrics.items())
             try:
                 for (uri, run_id), rows in batches.items():
                     client = clients.get(uri) or clients.setdefault(uri, mlflow.MlflowClient(uri))
                     for start in range(0, len(rows), self.MAX_METRICS):
-                        client.log_batch(run_id, metrics=rows[start:start + self.MAX_METRICS])
+                        client.log_batch(run_id, metrics=rows[start : start + self.MAX_METRICS])
             except Exception as error:  # noqa: BLE001 - re-raised on the training thread by flush()
                 self._error = error
             finally:

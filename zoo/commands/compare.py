@@ -23,17 +23,25 @@ _MAX_VALUE = 24
 
 def add_parser(commands):
     compare = commands.add_parser(
-        "compare", help="print the runs of an experiment side by side, best first",
+        "compare",
+        help="print the runs of an experiment side by side, best first",
         description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[2].replace("\n", " "),
     )
-    compare.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
-                         help=f"experiment to read (default: {DEFAULT_EXPERIMENT!r}, where `zoo train` logs)")
-    compare.add_argument("--metric", help="test metric that ranks the runs (default: test_accuracy, "
-                         "else test_loss); losses and errors rank lowest first, the rest highest first")
+    compare.add_argument(
+        "--experiment",
+        default=DEFAULT_EXPERIMENT,
+        help=f"experiment to read (default: {DEFAULT_EXPERIMENT!r}, where `zoo train` logs)",
+    )
+    compare.add_argument(
+        "--metric",
+        help="test metric that ranks the runs (default: test_accuracy, "
+        "else test_loss); losses and errors rank lowest first, the rest highest first",
+    )
     compare.add_argument("--recipe", help="only runs of this recipe")
     compare.add_argument("--limit", type=int, default=20, help="show at most this many runs (default: 20)")
-    compare.add_argument("--tracking-uri",
-                         help="store or server to read (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    compare.add_argument(
+        "--tracking-uri", help="store or server to read (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+    )
     compare.set_defaults(handler=run)
 
 
@@ -75,7 +83,7 @@ def _check_local_store(uri):
         if os.path.isdir("mlruns"):  # MLflow's default falls back to an existing ./mlruns store
             return
     elif uri.startswith("sqlite:///"):
-        path = uri[len("sqlite:///"):]
+        path = uri[len("sqlite:///") :]
     else:
         return
     if not os.path.exists(path):
@@ -137,16 +145,18 @@ def format_table(runs, metric=None):
         shown = [f"{_short_param(n)}={_clip(run.data.params[n])}" for n in params if n in run.data.params]
         if len(shown) > _MAX_PARAMS:
             shown = shown[:_MAX_PARAMS] + ["..."]
-        rows.append([
-            str(number),
-            _clip(run.info.run_name or ""),
-            run.info.run_id[:8],
-            tags.get("zoo.recipe") or run.data.params.get("recipe", "-"),
-            tags.get("zoo.model") or run.data.params.get("model", "-"),
-            *(f"{values[name]:.4g}" if name in values else "-" for name in metrics),
-            _duration(run.info.start_time, run.info.end_time),
-            " ".join(shown),
-        ])
+        rows.append(
+            [
+                str(number),
+                _clip(run.info.run_name or ""),
+                run.info.run_id[:8],
+                tags.get("zoo.recipe") or run.data.params.get("recipe", "-"),
+                tags.get("zoo.model") or run.data.params.get("model", "-"),
+                *(f"{values[name]:.4g}" if name in values else "-" for name in metrics),
+                _duration(run.info.start_time, run.info.end_time),
+                " ".join(shown),
+            ]
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     # Numbers right-aligned, text left-aligned; the last column is not padded.
     numeric = {0} | set(range(5, 5 + len(metrics) + 1))
@@ -159,7 +169,7 @@ def format_table(runs, metric=None):
 
 
 def _short_param(name):
-    return name[len("model."):] if name.startswith("model.") else name
+    return name[len("model.") :] if name.startswith("model.") else name
 
 
 def _clip(value):

@@ -22,15 +22,26 @@ def add_parser(commands):
         help="classify image files with a trained image model (zoo train cnn)",
         description=__doc__,
     )
-    parser.add_argument("model", metavar="RUN_ID_OR_MODEL_PATH",
-                        help="MLflow run id, runs:/ or models:/ URI, .keras file, or --output folder")
+    parser.add_argument(
+        "model",
+        metavar="RUN_ID_OR_MODEL_PATH",
+        help="MLflow run id, runs:/ or models:/ URI, .keras file, or --output folder",
+    )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, GIF)")
     parser.add_argument("--top", type=int, default=1, help="how many classes to print per image (default: 1)")
-    parser.add_argument("--convert", action="store_true",
-                        help="convert images to the model's channels (e.g. a colour photo for a grayscale model)")
-    parser.add_argument("--invert", action="store_true",
-                        help="invert pixels: dark ink on light paper for models trained on light-on-dark digits")
-    parser.add_argument("--tracking-uri", help="MLflow store of the run (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    parser.add_argument(
+        "--convert",
+        action="store_true",
+        help="convert images to the model's channels (e.g. a colour photo for a grayscale model)",
+    )
+    parser.add_argument(
+        "--invert",
+        action="store_true",
+        help="invert pixels: dark ink on light paper for models trained on light-on-dark digits",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="MLflow store of the run (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
+    )
     parser.set_defaults(handler=_predict)
 
 
@@ -46,8 +57,10 @@ def _predict(args):
     pixels = images.read_images(args.images, (height, width), channels, convert=args.convert, invert=args.invert)
     probabilities = np.asarray(model.predict(pixels, verbose=0))
     if probabilities.ndim != 2 or probabilities.shape[1] < 2:
-        raise ZooError(f"{args.model} does not output class probabilities (output shape "
-                       f"{probabilities.shape[1:]}); zoo predict needs an image classifier.")
+        raise ZooError(
+            f"{args.model} does not output class probabilities (output shape "
+            f"{probabilities.shape[1:]}); zoo predict needs an image classifier."
+        )
     for path, row in zip(args.images, probabilities):
         best = np.argsort(row)[::-1][: args.top]
         shown = ", ".join(f"{_label(class_names, i)} ({row[i]:.3f})" for i in best)
@@ -65,8 +78,9 @@ def image_input(model, reference):
     shape = tuple(inputs[0].shape) if len(inputs) == 1 else ()
     if len(shape) != 4 or None in shape[1:]:
         shown = ", ".join(str(tuple(t.shape)) for t in inputs) or "unknown"
-        raise ZooError(f"{reference} is not an image model (its inputs: {shown}); zoo predict needs a model "
-                       "from `zoo train cnn`.")
+        raise ZooError(
+            f"{reference} is not an image model (its inputs: {shown}); zoo predict needs a model from `zoo train cnn`."
+        )
     return int(shape[1]), int(shape[2]), int(shape[3])
 
 
@@ -85,8 +99,10 @@ def load_model(reference, tracking_uri=None):
         return _load_mlflow(reference, tracking_uri)
     if re.fullmatch(r"[0-9a-f]{32}", reference):
         return _load_mlflow(f"runs:/{reference}/model", tracking_uri, run_id=reference)
-    raise ZooError(f"{reference} is not a file or folder, an MLflow run id, or a runs:/ or models:/ URI. "
-                   "Pass what `zoo train cnn` printed (run ID) or its --output folder.")
+    raise ZooError(
+        f"{reference} is not a file or folder, an MLflow run id, or a runs:/ or models:/ URI. "
+        "Pass what `zoo train cnn` printed (run ID) or its --output folder."
+    )
 
 
 def _load_path(path):
@@ -100,8 +116,10 @@ def _load_path(path):
             return _load_mlflow(os.path.abspath(path), None, local=True)
         path = os.path.join(path, "model.keras")
         if not os.path.isfile(path):
-            raise ZooError(f"{folder} holds no model.keras: pass the --output folder of `zoo train cnn`, "
-                           "a .keras file, or an MLflow run id.")
+            raise ZooError(
+                f"{folder} holds no model.keras: pass the --output folder of `zoo train cnn`, "
+                "a .keras file, or an MLflow run id."
+            )
     elif not path.endswith(".keras"):
         raise ZooError(f"{path} is not a .keras model file; pass a .keras file, an --output folder, or a run id.")
     registry.names()  # imports the zoo's models, so their custom classes deserialize
@@ -140,8 +158,9 @@ def _load_mlflow(uri, tracking_uri, run_id=None, local=False):
         model = mlflow.keras.load_model(uri)
     except MlflowException as error:
         where = f" in the MLflow store {store}" if store else ""
-        raise ZooError(f"Cannot load the model {uri}{where} ({_first_line(error)}). Check the run id or URI, "
-                       "and --tracking-uri.") from None
+        raise ZooError(
+            f"Cannot load the model {uri}{where} ({_first_line(error)}). Check the run id or URI, and --tracking-uri."
+        ) from None
     except (OSError, ValueError) as error:
         raise ZooError(f"Cannot load the model {uri} ({_first_line(error)}).") from None
     names = (info.metadata or {}).get("class_names")

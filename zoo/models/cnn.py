@@ -99,16 +99,14 @@ def cnn(
     x = keras.layers.Rescaling(1.0 / pixel_max, name="rescale")(inputs)
     if translation:
         # Active only while training: the saved model predicts on the image as given.
-        x = keras.layers.RandomTranslation(translation, translation, fill_mode="constant",
-                                           name="augment_shift")(x)
+        x = keras.layers.RandomTranslation(translation, translation, fill_mode="constant", name="augment_shift")(x)
 
     # === Convolutional blocks ===
     height, width = input_shape[0], input_shape[1]
     for block, width_filters in enumerate(filters, start=1):
         for conv in range(1, convs_per_block + 1):
             prefix = f"block{block}_conv{conv}"
-            x = keras.layers.Conv2D(width_filters, kernel_size, padding="same", use_bias=not batch_norm,
-                                    name=prefix)(x)
+            x = keras.layers.Conv2D(width_filters, kernel_size, padding="same", use_bias=not batch_norm, name=prefix)(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
             x = keras.layers.Activation("relu", name=f"{prefix}_relu")(x)

@@ -29,8 +29,9 @@ def _check_shape(image_shape, upsamplings, num_classes, latent_dim):
     check_range("num_classes", num_classes, low=0)
     check_range("upsamplings", upsamplings, low=0, high=5)
     if num_classes == 1:
-        raise ZooError("num_classes=1 makes no conditional model: use 0 (unconditional) or the number "
-                       "of classes (2 or more).")
+        raise ZooError(
+            "num_classes=1 makes no conditional model: use 0 (unconditional) or the number of classes (2 or more)."
+        )
     if len(image_shape) != 3 or min(image_shape) < 1 or image_shape[-1] not in (1, 3):
         raise ZooError(
             f"image_shape must be (height, width, channels) with 1 or 3 channels. "
@@ -49,8 +50,7 @@ def _check_shape(image_shape, upsamplings, num_classes, latent_dim):
 # === Generator ===
 
 
-def build_generator(image_shape=(8, 8, 1), latent_dim=32, num_classes=0, filters=64, upsamplings=2,
-                    name="generator"):
+def build_generator(image_shape=(8, 8, 1), latent_dim=32, num_classes=0, filters=64, upsamplings=2, name="generator"):
     """Return the (uncompiled) DCGAN generator: latent vector [, label] -> image in [0, 1].
 
     The latent vector is projected to a (height / 2**upsamplings, width / 2**upsamplings) map with
@@ -86,23 +86,27 @@ def build_generator(image_shape=(8, 8, 1), latent_dim=32, num_classes=0, filters
     # === Upsampling blocks ===
     for index in range(1, upsamplings + 1):
         x = keras.layers.Conv2DTranspose(
-            filters * 2 ** (upsamplings - index), 4, strides=2, padding="same", use_bias=False,
+            filters * 2 ** (upsamplings - index),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=False,
             name=f"block{index}_deconv",
         )(x)
         x = keras.layers.BatchNormalization(synchronized=True, name=f"block{index}_bn")(x)
         x = keras.layers.ReLU(name=f"block{index}_relu")(x)
 
     # === Image ===
-    images = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid", dtype="float32",
-                                 name="image")(x)
+    images = keras.layers.Conv2D(channels, 3, padding="same", activation="sigmoid", dtype="float32", name="image")(x)
     return keras.Model(inputs if num_classes else latent, images, name=name)
 
 
 # === Discriminator ===
 
 
-def build_discriminator(image_shape=(8, 8, 1), num_classes=0, filters=64, downsamplings=2, dropout=0.3,
-                        name="discriminator"):
+def build_discriminator(
+    image_shape=(8, 8, 1), num_classes=0, filters=64, downsamplings=2, dropout=0.3, name="discriminator"
+):
     """Return the (uncompiled) DCGAN discriminator: image [, label] -> real-vs-fake logit.
 
     Each stride-2 convolution halves the size and doubles the channels (LeakyReLU 0.2, no batch
@@ -128,8 +132,7 @@ def build_discriminator(image_shape=(8, 8, 1), num_classes=0, filters=64, downsa
 
     # === Downsampling blocks ===
     for index in range(1, downsamplings + 1):
-        x = keras.layers.Conv2D(filters * 2 ** (index - 1), 4, strides=2, padding="same",
-                                name=f"block{index}_conv")(x)
+        x = keras.layers.Conv2D(filters * 2 ** (index - 1), 4, strides=2, padding="same", name=f"block{index}_conv")(x)
         x = keras.layers.LeakyReLU(0.2, name=f"block{index}_lrelu")(x)
 
     # === Head ===
@@ -166,8 +169,7 @@ class GAN(keras.Model):
         **kwargs: passed to `keras.Model` (name, ...).
     """
 
-    def __init__(self, generator, discriminator, latent_dim=32, num_classes=0, seed=0, ema_momentum=0.0,
-                 **kwargs):
+    def __init__(self, generator, discriminator, latent_dim=32, num_classes=0, seed=0, ema_momentum=0.0, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         self.generator = generator
@@ -205,8 +207,13 @@ class GAN(keras.Model):
             def averages(variables, kind):
                 copies = []
                 for index, variable in enumerate(variables):
-                    copy = self.add_weight(shape=variable.shape, initializer="zeros", trainable=False,
-                                           name=f"ema_{kind}_{index}", aggregation="only_first_replica")
+                    copy = self.add_weight(
+                        shape=variable.shape,
+                        initializer="zeros",
+                        trainable=False,
+                        name=f"ema_{kind}_{index}",
+                        aggregation="only_first_replica",
+                    )
                     copy.assign(variable)
                     copies.append(copy)
                 return copies
@@ -221,7 +228,10 @@ class GAN(keras.Model):
             # et al. 2018; Yazici et al. 2019): it smooths the oscillation of the adversarial game.
             images, _ = self.generator.stateless_call(
                 [ops.convert_to_tensor(v) for v in self.ema_trainable],
-                [ops.convert_to_tensor(v) for v in self.ema_non_trainable], inputs, training=False)
+                [ops.convert_to_tensor(v) for v in self.ema_non_trainable],
+                inputs,
+                training=False,
+            )
             return images
         return self.generator(inputs, training=training)
 
@@ -239,8 +249,7 @@ class GAN(keras.Model):
         return [latent, ops.reshape(ops.cast(labels, "int32"), (-1, 1))]
 
     # === Compile ===
-    def compile(self, generator_optimizer=None, discriminator_optimizer=None, label_smoothing=0.0,
-                **kwargs):
+    def compile(self, generator_optimizer=None, discriminator_optimizer=None, label_smoothing=0.0, **kwargs):
         """Configure training: one optimizer per network.
 
         Args:
@@ -259,18 +268,22 @@ class GAN(keras.Model):
         super().compile(optimizer=None, **kwargs)
         self.generator_optimizer = keras.optimizers.get(generator_optimizer or _adam(1e-4, 0.5, "generator_adam"))
         self.discriminator_optimizer = keras.optimizers.get(
-            discriminator_optimizer or _adam(4e-4, 0.5, "discriminator_adam"))
+            discriminator_optimizer or _adam(4e-4, 0.5, "discriminator_adam")
+        )
         if self.generator_optimizer is self.discriminator_optimizer:
             raise ValueError("The generator and the discriminator need two distinct optimizer instances.")
         if self.dtype_policy.name == "mixed_float16":
             # What `Model.compile` does for its one optimizer: float16 gradients underflow unscaled.
             self.generator_optimizer, self.discriminator_optimizer = (
-                optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+                optimizer
+                if isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
                 else keras.optimizers.LossScaleOptimizer(optimizer, name=f"{optimizer.name}_loss_scale")
-                for optimizer in (self.generator_optimizer, self.discriminator_optimizer))
+                for optimizer in (self.generator_optimizer, self.discriminator_optimizer)
+            )
         self.label_smoothing = float(label_smoothing)
-        self._gan_compile_options = {k: kwargs[k] for k in ("run_eagerly", "jit_compile", "steps_per_execution")
-                                     if k in kwargs}
+        self._gan_compile_options = {
+            k: kwargs[k] for k in ("run_eagerly", "jit_compile", "steps_per_execution") if k in kwargs
+        }
         # Optimizer variables are created now, inside the caller's strategy scope, rather than lazily
         # inside the first distributed step (where they would be placeholders of a replica graph).
         self.generator_optimizer.build(self.generator.trainable_variables)
@@ -351,7 +364,9 @@ class GAN(keras.Model):
         # takes its own rows: the update is the same on any number of devices, and a reloaded
         # model draws the same noise as the one that was saved.
         step = ops.cast(self.discriminator_optimizer.iterations, "int64")
-        noise = tf.random.stateless_normal((total, self.latent_dim), seed=ops.stack([ops.cast(self.seed, "int64"), step]))
+        noise = tf.random.stateless_normal(
+            (total, self.latent_dim), seed=ops.stack([ops.cast(self.seed, "int64"), step])
+        )
         latent = ops.slice(noise, (offset, 0), (local, self.latent_dim))
         generator_inputs = latent
         if self.conditional:
@@ -393,8 +408,10 @@ class GAN(keras.Model):
             # the random initial weights quickly.
             steps = ops.cast(step, "float32") + 1.0
             decay = ops.minimum(self.ema_momentum, (1.0 + steps) / (10.0 + steps))
-            for average, variable in zip(self.ema_trainable + self.ema_non_trainable,
-                                         self.generator.trainable_variables + self.generator.non_trainable_variables):
+            for average, variable in zip(
+                self.ema_trainable + self.ema_non_trainable,
+                self.generator.trainable_variables + self.generator.non_trainable_variables,
+            ):
                 average.assign(decay * average + (1.0 - decay) * ops.cast(variable, average.dtype))
 
         # Trackers take the per-example (unscaled) losses: their totals and counts are summed across
@@ -424,36 +441,44 @@ class GAN(keras.Model):
         latent = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype("float32")
         if not self.conditional:
             if labels is not None:
-                raise ZooError("This generator is unconditional (trained without labels): drop the label, "
-                               "or train a conditional one (zoo train gan --conditional).")
+                raise ZooError(
+                    "This generator is unconditional (trained without labels): drop the label, "
+                    "or train a conditional one (zoo train gan --conditional)."
+                )
             inputs = latent
         else:
-            labels = np.arange(count) % self.num_classes if labels is None else np.broadcast_to(
-                np.asarray(labels, dtype="int64"), (count,))
+            labels = (
+                np.arange(count) % self.num_classes
+                if labels is None
+                else np.broadcast_to(np.asarray(labels, dtype="int64"), (count,))
+            )
             bad = labels[(labels < 0) | (labels >= self.num_classes)]
             if len(bad):
-                raise ZooError(f"Label {int(bad[0])} is out of range: this generator knows labels "
-                               f"0 to {self.num_classes - 1}.")
+                raise ZooError(
+                    f"Label {int(bad[0])} is out of range: this generator knows labels 0 to {self.num_classes - 1}."
+                )
             inputs = [latent, labels.astype("int32").reshape(-1, 1)]
         # Direct calls rather than `predict`: callers ask for varying counts, and each new batch
         # shape would retrace predict's compiled function.
         chunks = []
         for start in range(0, count, batch_size):
-            chunk = keras.tree.map_structure(lambda a: a[start:start + batch_size], inputs)
+            chunk = keras.tree.map_structure(lambda a: a[start : start + batch_size], inputs)
             chunks.append(ops.convert_to_numpy(self(chunk, training=False)))
         return np.concatenate(chunks)
 
     # === Config ===
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "latent_dim": self.latent_dim,
-            "num_classes": self.num_classes,
-            "seed": self.seed,
-            "ema_momentum": self.ema_momentum,
-        })
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "latent_dim": self.latent_dim,
+                "num_classes": self.num_classes,
+                "seed": self.seed,
+                "ema_momentum": self.ema_momentum,
+            }
+        )
         return config
 
     @classmethod
@@ -491,7 +516,8 @@ def _replica_rows(local):
     replicas = context.num_replicas_in_sync
     # Replicas may hold different row counts (the last batch of an epoch): share them all.
     counts = context.all_reduce(
-        "sum", ops.one_hot(context.replica_id_in_sync_group, replicas, dtype="int32") * ops.cast(local, "int32"))
+        "sum", ops.one_hot(context.replica_id_in_sync_group, replicas, dtype="int32") * ops.cast(local, "int32")
+    )
     before = ops.cast(ops.arange(replicas) < context.replica_id_in_sync_group, "int32")
     return ops.sum(counts * before), ops.sum(counts)
 
@@ -630,8 +656,10 @@ def gan(
     Returns:
         A compiled, built `GAN`.
     """
-    for name, value in (("generator_learning_rate", generator_learning_rate),
-                        ("discriminator_learning_rate", discriminator_learning_rate)):
+    for name, value in (
+        ("generator_learning_rate", generator_learning_rate),
+        ("discriminator_learning_rate", discriminator_learning_rate),
+    ):
         check_range(name, value, low=0.0, low_open=True)
     check_range("beta_1", beta_1, low=0.0, high=1.0, high_open=True)
     check_range("label_smoothing", label_smoothing, low=0.0, high=0.5)
@@ -652,4 +680,3 @@ def gan(
         label_smoothing=label_smoothing,
     )
     return model
-

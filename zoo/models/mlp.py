@@ -119,9 +119,7 @@ def _feature_inputs(features):
                 name=f"onehot_{name}",
             )
         else:
-            raise ZooError(
-                f"Feature '{column}' has kind {kind!r}; use 'numeric' or 'categorical'."
-            )
+            raise ZooError(f"Feature '{column}' has kind {kind!r}; use 'numeric' or 'categorical'.")
         encoded.append(layer(inputs[column]))
     return inputs, encoded
 
@@ -136,19 +134,23 @@ def _layer_name(column):
 def _head(x, task, num_classes):
     if task == "binary":
         outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
-        return outputs, "binary_crossentropy", [
-            keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.AUC(name="auc"),
-        ]
+        return (
+            outputs,
+            "binary_crossentropy",
+            [
+                keras.metrics.BinaryAccuracy(name="accuracy"),
+                keras.metrics.AUC(name="auc"),
+            ],
+        )
     if task == "multiclass":
-        outputs = keras.layers.Dense(
-            num_classes, activation="softmax", name="predictions", dtype="float32"
-        )(x)
-        return outputs, "sparse_categorical_crossentropy", [
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-        ]
+        outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+        return outputs, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     outputs = keras.layers.Dense(1, name="predictions", dtype="float32")(x)
-    return outputs, "mse", [
-        keras.metrics.MeanAbsoluteError(name="mae"),
-        keras.metrics.RootMeanSquaredError(name="rmse"),
-    ]
+    return (
+        outputs,
+        "mse",
+        [
+            keras.metrics.MeanAbsoluteError(name="mae"),
+            keras.metrics.RootMeanSquaredError(name="rmse"),
+        ],
+    )

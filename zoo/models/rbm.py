@@ -45,9 +45,20 @@ class RBM(keras.Model):
         **kwargs: passed to `keras.Model` (name, ...).
     """
 
-    def __init__(self, input_shape=(64,), hidden_units=64, k=1, persistent=True, chains=10,
-                 learning_rate=0.06, momentum=0.0, weight_decay=0.0, updates_per_batch=1, seed=None,
-                 **kwargs):
+    def __init__(
+        self,
+        input_shape=(64,),
+        hidden_units=64,
+        k=1,
+        persistent=True,
+        chains=10,
+        learning_rate=0.06,
+        momentum=0.0,
+        weight_decay=0.0,
+        updates_per_batch=1,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         # === Config ===
         self.visible_shape = tuple(int(d) for d in input_shape)
@@ -73,25 +84,38 @@ class RBM(keras.Model):
             name="W",
             aggregation="only_first_replica",
         )
-        self.visible_bias = self.add_weight(shape=(visible,), initializer="zeros", name="visible_bias",
-                                            aggregation="only_first_replica")
-        self.hidden_bias = self.add_weight(shape=(hidden,), initializer="zeros", name="hidden_bias",
-                                           aggregation="only_first_replica")
+        self.visible_bias = self.add_weight(
+            shape=(visible,), initializer="zeros", name="visible_bias", aggregation="only_first_replica"
+        )
+        self.hidden_bias = self.add_weight(
+            shape=(hidden,), initializer="zeros", name="hidden_bias", aggregation="only_first_replica"
+        )
         # Training state, saved with the model so that training can resume where it stopped.
         self.velocities = [
-            self.add_weight(shape=variable.shape, initializer="zeros", trainable=False,
-                            name=f"{variable.name}_velocity", aggregation="only_first_replica")
+            self.add_weight(
+                shape=variable.shape,
+                initializer="zeros",
+                trainable=False,
+                name=f"{variable.name}_velocity",
+                aggregation="only_first_replica",
+            )
             for variable in (self.W, self.visible_bias, self.hidden_bias)
         ]
         self.chain_hiddens = self.add_weight(
-            shape=(max(self.chains, 1), hidden), initializer="zeros", trainable=False,
-            name="chain_hiddens", aggregation="only_first_replica",
+            shape=(max(self.chains, 1), hidden),
+            initializer="zeros",
+            trainable=False,
+            name="chain_hiddens",
+            aggregation="only_first_replica",
         )
         # The noise of a step is a hash of (seed, step count): a counter rather than a Keras
         # SeedGenerator, whose state update under tf.distribute launched its own collective op.
         initial_seed = self.seed if self.seed is not None else int(keras.random.randint((), 0, 2**31 - 1))
         self.noise_state = self.add_weight(
-            shape=(2,), dtype="int32", trainable=False, name="noise_state",
+            shape=(2,),
+            dtype="int32",
+            trainable=False,
+            name="noise_state",
             initializer=lambda shape, dtype=None: ops.convert_to_tensor([initial_seed, 0], "int32"),
             aggregation="only_first_replica",
         )
@@ -136,8 +160,11 @@ class RBM(keras.Model):
         sign = 1.0 - 2.0 * flipped_value
         flipped_logits = hidden_logits + sign[:, None] * ops.take(W, flip, axis=0)
         # F(v~) - F(v) = -sign * b_i - sum softplus(flipped logits) + sum softplus(logits)
-        gap = (-sign * ops.take(visible_bias, flip, axis=0) - ops.sum(ops.softplus(flipped_logits), axis=1)
-               + ops.sum(ops.softplus(hidden_logits), axis=1))
+        gap = (
+            -sign * ops.take(visible_bias, flip, axis=0)
+            - ops.sum(ops.softplus(flipped_logits), axis=1)
+            + ops.sum(ops.softplus(hidden_logits), axis=1)
+        )
         return -self.visible_units * ops.softplus(-gap)
 
     # === Forward pass ===
@@ -158,10 +185,13 @@ class RBM(keras.Model):
         # The batch is split into `updates` consecutive minibatches (zero-padded, with a mask), each
         # one CD update, applied one after another inside this compiled step.
         padding = layout.part * updates - rows
-        parts = ops.reshape(ops.concatenate([v, ops.zeros((padding, self.visible_units), dtype)], axis=0),
-                            (updates, layout.part, self.visible_units))
-        masks = ops.reshape(ops.concatenate([ops.ones((rows,), dtype), ops.zeros((padding,), dtype)], axis=0),
-                            (updates, layout.part))
+        parts = ops.reshape(
+            ops.concatenate([v, ops.zeros((padding, self.visible_units), dtype)], axis=0),
+            (updates, layout.part, self.visible_units),
+        )
+        masks = ops.reshape(
+            ops.concatenate([ops.ones((rows,), dtype), ops.zeros((padding,), dtype)], axis=0), (updates, layout.part)
+        )
         noise = self._draw_noise(key, layout, updates)
         model_rows = self.chains if self.persistent else layout.part
 
@@ -191,11 +221,19 @@ class RBM(keras.Model):
             def statistics(v_now, h_now, weights):
                 # `weights` masks the padding rows (None: every row counts, as the chains do).
                 if weights is None:
-                    return [ops.matmul(ops.transpose(v_now), h_now), ops.sum(v_now, axis=0), ops.sum(h_now, axis=0),
-                            ops.cast(ops.shape(v_now)[0], dtype)]
+                    return [
+                        ops.matmul(ops.transpose(v_now), h_now),
+                        ops.sum(v_now, axis=0),
+                        ops.sum(h_now, axis=0),
+                        ops.cast(ops.shape(v_now)[0], dtype),
+                    ]
                 weighted = v_now * weights[:, None]
-                return [ops.matmul(ops.transpose(weighted), h_now), ops.sum(weighted, axis=0),
-                        ops.sum(h_now * weights[:, None], axis=0), ops.sum(weights)]
+                return [
+                    ops.matmul(ops.transpose(weighted), h_now),
+                    ops.sum(weighted, axis=0),
+                    ops.sum(h_now * weights[:, None], axis=0),
+                    ops.sum(weights),
+                ]
 
             positive = statistics(v_data, h_data, mask)
             if self.persistent:
@@ -221,7 +259,9 @@ class RBM(keras.Model):
             new = []
             for variable, velocity, gradient in zip((W, b, c), (velocity_w, velocity_b, velocity_c), gradients):
                 if self.momentum:
-                    velocity = active * (self.momentum * velocity + self.learning_rate * gradient) + (1 - active) * velocity
+                    velocity = (
+                        active * (self.momentum * velocity + self.learning_rate * gradient) + (1 - active) * velocity
+                    )
                     new.append((variable + active * velocity, velocity))
                 else:
                     # Without momentum the velocity is just the last step (kept for a later resume).
@@ -237,7 +277,9 @@ class RBM(keras.Model):
 
         variables = [self.W, self.visible_bias, self.hidden_bias, *self.velocities, self.chain_hiddens]
         state = tuple(ops.convert_to_tensor(variable) for variable in variables) + (
-            ops.zeros((model_rows, self.visible_units), dtype), ops.zeros((model_rows,), dtype))
+            ops.zeros((model_rows, self.visible_units), dtype),
+            ops.zeros((model_rows,), dtype),
+        )
         if updates > 1 and _replica_context() is None:
             state = ops.fori_loop(0, updates, update, state)
         else:
@@ -259,14 +301,16 @@ class RBM(keras.Model):
         squared_error = ops.mean(ops.square(v - reconstruction), axis=1)
         last_model, last_mask = state[7], state[8]
         model_energy = -ops.matmul(last_model, b0[:, None])[:, 0] - ops.sum(
-            ops.softplus(ops.matmul(last_model, W0) + c0), axis=1)
+            ops.softplus(ops.matmul(last_model, W0) + c0), axis=1
+        )
         sums = [ops.sum(pseudo_likelihood), ops.sum(squared_error), ops.sum(data_energy), ops.cast(rows, dtype)]
         if self.persistent:
             pl_sum, se_sum, energy_sum, total = _sum_over_replicas(sums, after=state[0])
             model_energy_mean = ops.mean(model_energy)
         else:
             pl_sum, se_sum, energy_sum, total, model_sum, model_count = _sum_over_replicas(
-                sums + [ops.sum(model_energy * last_mask), ops.sum(last_mask)], after=state[0])
+                sums + [ops.sum(model_energy * last_mask), ops.sum(last_mask)], after=state[0]
+            )
             model_energy_mean = model_sum / ops.maximum(model_count, 1.0)
         self.loss_tracker.update_state(energy_sum / total - model_energy_mean, sample_weight=total)
         self.reconstruction_tracker.update_state(se_sum / total, sample_weight=total)
@@ -394,8 +438,9 @@ class RBM(keras.Model):
         def gibbs_step(step, state):
             v, _ = state
             stream = _STEPS + 2 * step
-            h = ops.cast(_uniform(key, stream, (rows, self.hidden_units)) < ops.sigmoid(self._hidden_logits(v)),
-                         v.dtype)
+            h = ops.cast(
+                _uniform(key, stream, (rows, self.hidden_units)) < ops.sigmoid(self._hidden_logits(v)), v.dtype
+            )
             probabilities = ops.sigmoid(self._visible_logits(h))
             v = ops.cast(_uniform(key, stream + 1, (rows, self.visible_units)) < probabilities, v.dtype)
             return v, probabilities
@@ -450,18 +495,20 @@ class RBM(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "input_shape": self.visible_shape,
-            "hidden_units": self.hidden_units,
-            "k": self.k,
-            "persistent": self.persistent,
-            "chains": self.chains,
-            "learning_rate": self.learning_rate,
-            "momentum": self.momentum,
-            "weight_decay": self.weight_decay,
-            "updates_per_batch": self.updates_per_batch,
-            "seed": self.seed,
-        })
+        config.update(
+            {
+                "input_shape": self.visible_shape,
+                "hidden_units": self.hidden_units,
+                "k": self.k,
+                "persistent": self.persistent,
+                "chains": self.chains,
+                "learning_rate": self.learning_rate,
+                "momentum": self.momentum,
+                "weight_decay": self.weight_decay,
+                "updates_per_batch": self.updates_per_batch,
+                "seed": self.seed,
+            }
+        )
         return config
 
 
@@ -627,8 +674,9 @@ def rbm(
     if k < 1:
         raise ZooError(f"'k' (Gibbs steps per update) must be at least 1. Received: k={k}")
     if hidden_units < 1:
-        raise ZooError(f"'hidden_units' must be at least 1: an RBM needs hidden units. "
-                       f"Received: hidden_units={hidden_units}")
+        raise ZooError(
+            f"'hidden_units' must be at least 1: an RBM needs hidden units. Received: hidden_units={hidden_units}"
+        )
     check_range("input_shape", input_shape, low=1)
     check_range("chains", chains, low=1)
     check_range("learning_rate", learning_rate, low=0.0, low_open=True)
@@ -639,9 +687,19 @@ def rbm(
     if not input_shape:
         raise ZooError("'input_shape' must name at least one dimension, e.g. 64 or 8,8,1.")
 
-    model = RBM(input_shape=input_shape, hidden_units=hidden_units, k=k, persistent=persistent,
-                chains=chains, learning_rate=learning_rate, momentum=momentum,
-                weight_decay=weight_decay, updates_per_batch=updates_per_batch, seed=seed, name="rbm")
+    model = RBM(
+        input_shape=input_shape,
+        hidden_units=hidden_units,
+        k=k,
+        persistent=persistent,
+        chains=chains,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        updates_per_batch=updates_per_batch,
+        seed=seed,
+        name="rbm",
+    )
     # No optimizer: train_step applies the contrastive-divergence updates itself. XLA as Keras
     # decides ("auto": on with a GPU, off on CPU); `model.jit_compile = True` or `zoo train rbm --jit`
     # turns it on (on CPU it makes the recipe's step about 4x faster after a compile of seconds).

@@ -120,8 +120,7 @@ def _make_builder(cell, default_units):
     return builder
 
 
-_TITLES = {"rnn": "simple (Elman) RNN", "lstm": "long short-term memory (LSTM)",
-           "gru": "gated recurrent unit (GRU)"}
+_TITLES = {"rnn": "simple (Elman) RNN", "lstm": "long short-term memory (LSTM)", "gru": "gated recurrent unit (GRU)"}
 _CARD = dict(
     technique="rnn",
     tasks=("multiclass", "binary", "regression", "sequence_labelling", "forecasting", "captioning"),
@@ -156,8 +155,25 @@ gru = register(
 )(_make_builder("gru", (64,)))
 
 
-def build(cell, *, mode, input_shape, task, num_outputs, step_units, units, bidirectional, dropout, mask_value,
-          vocabulary_size, embedding_dim, encoder_units, output_steps, learning_rate, clipnorm):
+def build(
+    cell,
+    *,
+    mode,
+    input_shape,
+    task,
+    num_outputs,
+    step_units,
+    units,
+    bidirectional,
+    dropout,
+    mask_value,
+    vocabulary_size,
+    embedding_dim,
+    encoder_units,
+    output_steps,
+    learning_rate,
+    clipnorm,
+):
     """Build and compile the network of `cell` (rnn, lstm or gru); see the registered builders."""
     if mode not in MODES:
         raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
@@ -173,20 +189,52 @@ def build(cell, *, mode, input_shape, task, num_outputs, step_units, units, bidi
     if bidirectional is None:
         bidirectional = mode != "one_to_many"
     if mode == "one_to_many":
-        model, loss, metrics = _one_to_many(cell, input_shape, num_outputs, units, dropout,
-                                            embedding_dim, encoder_units, output_steps, bidirectional,
-                                            task)
+        model, loss, metrics = _one_to_many(
+            cell,
+            input_shape,
+            num_outputs,
+            units,
+            dropout,
+            embedding_dim,
+            encoder_units,
+            output_steps,
+            bidirectional,
+            task,
+        )
     else:
-        model, loss, metrics = _sequence_model(cell, mode, input_shape, task, num_outputs, step_units, units,
-                                               bidirectional, dropout, mask_value, vocabulary_size,
-                                               embedding_dim)
+        model, loss, metrics = _sequence_model(
+            cell,
+            mode,
+            input_shape,
+            task,
+            num_outputs,
+            step_units,
+            units,
+            bidirectional,
+            dropout,
+            mask_value,
+            vocabulary_size,
+            embedding_dim,
+        )
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm or None)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     return model
 
 
-def _sequence_model(cell, mode, input_shape, task, num_outputs, step_units, units, bidirectional, dropout,
-                    mask_value, vocabulary_size, embedding_dim):
+def _sequence_model(
+    cell,
+    mode,
+    input_shape,
+    task,
+    num_outputs,
+    step_units,
+    units,
+    bidirectional,
+    dropout,
+    mask_value,
+    vocabulary_size,
+    embedding_dim,
+):
     tokens = vocabulary_size > 0
     expected = 1 if tokens else 2
     if len(input_shape) != expected:
@@ -199,8 +247,9 @@ def _sequence_model(cell, mode, input_shape, task, num_outputs, step_units, unit
     if not tokens:
         check_range("input_shape features", input_shape[1:], low=1)
     if tokens and mask_value is not None:
-        raise ZooError("mask_value applies to float sequences; token inputs already mask id 0 (padding). "
-                       "Leave mask_value unset.")
+        raise ZooError(
+            "mask_value applies to float sequences; token inputs already mask id 0 (padding). Leave mask_value unset."
+        )
     _check_outputs(task, num_outputs)
     steps = input_shape[0] or None
 
@@ -223,8 +272,9 @@ def _sequence_model(cell, mode, input_shape, task, num_outputs, step_units, unit
     # === Recurrent layers ===
     for index, width in enumerate(units, start=1):
         last = index == len(units)
-        layer = _CELLS[cell](width, dropout=dropout, return_sequences=(mode == "many_to_many" or not last),
-                             name=f"{cell}{index}")
+        layer = _CELLS[cell](
+            width, dropout=dropout, return_sequences=(mode == "many_to_many" or not last), name=f"{cell}{index}"
+        )
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"bidirectional{index}")
         x = layer(x)
@@ -236,11 +286,14 @@ def _sequence_model(cell, mode, input_shape, task, num_outputs, step_units, unit
     return keras.Model(inputs, outputs, name=f"{cell}_{mode}"), loss, metrics
 
 
-def _one_to_many(cell, input_shape, num_outputs, units, dropout, embedding_dim, encoder_units,
-                 output_steps, bidirectional, task):
+def _one_to_many(
+    cell, input_shape, num_outputs, units, dropout, embedding_dim, encoder_units, output_steps, bidirectional, task
+):
     if bidirectional:
-        raise ZooError("bidirectional applies to many_to_one and many_to_many: a one_to_many decoder "
-                       "writes left to right. Pass bidirectional=false.")
+        raise ZooError(
+            "bidirectional applies to many_to_one and many_to_many: a one_to_many decoder "
+            "writes left to right. Pass bidirectional=false."
+        )
     if task != "multiclass":
         raise ZooError(f"one_to_many predicts tokens, so task must be multiclass. Received: task={task!r}")
     check_range("input_shape", input_shape, low=1)
@@ -249,8 +302,10 @@ def _one_to_many(cell, input_shape, num_outputs, units, dropout, embedding_dim, 
     check_range("output_steps", output_steps, low=1)
     check_range("encoder_units", encoder_units, low=1)
     if num_outputs <= END + 1:
-        raise ZooError(f"num_outputs for one_to_many is the vocabulary size: PAD, START, END and at least "
-                       f"one token, so 4 or more. Received: num_outputs={num_outputs}")
+        raise ZooError(
+            f"num_outputs for one_to_many is the vocabulary size: PAD, START, END and at least "
+            f"one token, so 4 or more. Received: num_outputs={num_outputs}"
+        )
 
     # === Inputs ===
     image = keras.Input(shape=tuple(input_shape), name="image")
@@ -262,11 +317,9 @@ def _one_to_many(cell, input_shape, num_outputs, units, dropout, embedding_dim, 
     # === Decoder, teacher forced: step t reads the true token t-1 ===
     y = keras.layers.Embedding(num_outputs, embedding_dim, mask_zero=True, name="token_embedding")(previous)
     for index, width in enumerate(units, start=1):
-        layer = _CELLS[cell](width, dropout=dropout, return_sequences=True, return_state=True,
-                             name=f"decoder{index}")
+        layer = _CELLS[cell](width, dropout=dropout, return_sequences=True, return_state=True, name=f"decoder{index}")
         y = layer(y, initial_state=states[index - 1])[0]
-    probabilities = keras.layers.Dense(num_outputs, activation="softmax", name="predictions",
-                                       dtype="float32")(y)
+    probabilities = keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(y)
     model = keras.Model([image, previous], probabilities, name=f"{cell}_one_to_many")
     return model, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
@@ -281,11 +334,15 @@ def _encode(image, cell, units, encoder_units, layers=None):
     states = []
     for index, width in enumerate(units, start=1):
         names = ["h", "c"] if cell == "lstm" else ["h"]
-        states.append([
-            get(f"state{index}_{part}",
-                lambda part=part: keras.layers.Dense(width, activation="tanh", name=f"state{index}_{part}"))(x)
-            for part in names
-        ])
+        states.append(
+            [
+                get(
+                    f"state{index}_{part}",
+                    lambda part=part: keras.layers.Dense(width, activation="tanh", name=f"state{index}_{part}"),
+                )(x)
+                for part in names
+            ]
+        )
     return states
 
 
@@ -303,8 +360,11 @@ def _head(x, task, num_outputs):
         outputs = keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(x)
         return outputs, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     outputs = keras.layers.Dense(num_outputs, name="predictions", dtype="float32")(x)
-    return outputs, "mse", [keras.metrics.MeanAbsoluteError(name="mae"),
-                            keras.metrics.RootMeanSquaredError(name="rmse")]
+    return (
+        outputs,
+        "mse",
+        [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")],
+    )
 
 
 # === Inference ===
@@ -334,8 +394,10 @@ def greedy_decoder(model, *, start_token=START):
     """
     layers = {layer.name: layer for layer in model.layers}
     if not {"previous_tokens", "token_embedding", "decoder1", "predictions"} <= set(layers):
-        raise ZooError(f"greedy_decoder needs a one_to_many recurrent model; {model.name!r} is not one. "
-                       "Build it with zoo.get('lstm', mode='one_to_many').")
+        raise ZooError(
+            f"greedy_decoder needs a one_to_many recurrent model; {model.name!r} is not one. "
+            "Build it with zoo.get('lstm', mode='one_to_many')."
+        )
     decoders = []
     while f"decoder{len(decoders) + 1}" in layers:
         decoders.append(layers[f"decoder{len(decoders) + 1}"])
