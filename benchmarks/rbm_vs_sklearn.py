@@ -93,7 +93,7 @@ def main(argv=None):
     variants = {}
     for name, persistent, jit in (("PCD", True, True), ("PCD", True, False), ("CD-1", False, True)):
         model = build(updates, args.epochs, jit, persistent=persistent)
-        cold = _timed(lambda: model.fit(passes, epochs=1, steps_per_epoch=args.epochs, verbose=0))
+        cold = _timed(lambda model=model: model.fit(passes, epochs=1, steps_per_epoch=args.epochs, verbose=0))
         cold_likelihood = _zoo_pseudo_likelihood(model, x, flips)
 
         def train(values, model=model):
@@ -128,7 +128,7 @@ def main(argv=None):
         with threadpool_limits(limits=1):
             timed["sklearn1"].append(_timed(lambda: _sklearn(x, args, 0)))
         for variant in variants.values():
-            variant["times"].append(_timed(lambda: variant["train"](variant["start"])))
+            variant["times"].append(_timed(lambda variant=variant: variant["train"](variant["start"])))
     rows = [
         ("scikit-learn BernoulliRBM", min(timed["sklearn"]), sklearn_likelihoods),
         ("scikit-learn BernoulliRBM, 1 BLAS thread", min(timed["sklearn1"]), sklearn_likelihoods),
@@ -162,7 +162,8 @@ def main(argv=None):
     quality = ours >= theirs - margin
     speed = warm <= baseline[1]
     print(
-        f"target (zoo PCD, XLA, warm: the same algorithm): pseudo-likelihood >= scikit-learn's {theirs:.2f} (within 2 standard errors, {margin:.2f}): "
+        f"target (zoo PCD, XLA, warm: the same algorithm): pseudo-likelihood >= scikit-learn's {theirs:.2f} "
+        f"(within 2 standard errors, {margin:.2f}): "
         f"{'met' if quality else 'missed'} ({ours:.2f}); wall time <= {baseline[1]:.3f} s: "
         f"{'met' if speed else 'missed'} (warm {warm / baseline[1]:.2f}x; cold, with compilation, "
         f"{cold / baseline[1]:.2f}x)"

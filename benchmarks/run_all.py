@@ -750,7 +750,8 @@ def render_overhead(section, sections):
     for name, r in recipes.items():
         eps = r["examples_per_second"]
         lines.append(
-            f"| `{name}` | {r['epochs']} x {r['num_train']}, {r['batch_size']} | {eps['keras']:.0f} | {eps['zoo']:.0f} | "
+            f"| `{name}` | {r['epochs']} x {r['num_train']}, {r['batch_size']} | {eps['keras']:.0f} | "
+            f"{eps['zoo']:.0f} | "
             f"**{r['ratio']:.3f}** {'met' if r['ratio'] >= figures['target'] else 'missed'} | {r['cpu_ratio']:.3f} | "
             f"{r['fit_ratio']:.3f} | {r['keras_epoch_ms']:.0f} ({r['keras_epoch_cpu_ms']:.0f}) | "
             f"{r['checkpoint_ms_per_epoch']:.1f} |"
@@ -895,7 +896,8 @@ def render_mlflow_overhead(section, sections):
         f"`{section['command']}`: the default MLP recipe's model, {f['epochs']} epochs on the engine's pipeline, "
         f"{f['pairs']} alternated pairs. Fit with per-epoch MLflow logging / without: **{f['ratio']:.4f}** (median "
         f"of pair ratios {f['pair_ratio']:.4f}; target <= 1.02). Direct cost, the time in the logging callback "
-        f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): **{f['direct_cost_percent']:.2f}%** "
+        f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): "
+        f"**{f['direct_cost_percent']:.2f}%** "
         f"of the fit. A whole `engine.train` run: {f['whole_run_seconds']:.1f} s for a "
         f"{f['whole_run_fit_seconds']:.1f} s fit.",
         "",

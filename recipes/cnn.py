@@ -51,8 +51,8 @@ class CNNConfig(engine.RecipeConfig):
     epochs: int = 100
     patience: int = 10
     dataset: str = "digits"
-    data: typing.Optional[str] = None
-    data_dir: typing.Optional[str] = None
+    data: str | None = None
+    data_dir: str | None = None
     model: str = "cnn"
     image_size: tuple[int, ...] = ()
     color_mode: typing.Literal["auto", "grayscale", "rgb"] = "auto"

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import typing
 
 import numpy as np
 
@@ -60,8 +59,8 @@ class GANConfig(engine.RecipeConfig):
     batch_size: int = 32
     patience: int = 0
     dataset: str = "digits"
-    data: typing.Optional[str] = None
-    data_dir: typing.Optional[str] = None
+    data: str | None = None
+    data_dir: str | None = None
     image_size: tuple[int, ...] = ()
     conditional: bool = True
     samples: int = 1000
@@ -196,7 +195,7 @@ class Judge:
         self.classifier = classifier
         head = (
             classifier.get_layer("predictions")
-            if "predictions" in [l.name for l in classifier.layers]
+            if "predictions" in [layer.name for layer in classifier.layers]
             else classifier.layers[-1]
         )
         self.features = keras.Model(classifier.inputs[0], head.input)

@@ -34,8 +34,8 @@ class MLPConfig(engine.RecipeConfig):
 
     epochs: int = 100
     patience: int = 15
-    data: typing.Optional[str] = None
-    target: typing.Optional[str] = None
+    data: str | None = None
+    target: str | None = None
     dataset: str = "breast_cancer"
     task: typing.Literal["auto", "binary", "multiclass", "regression"] = "auto"
     categorical: tuple[str, ...] = ()

@@ -58,9 +58,9 @@ class RBMConfig(engine.RecipeConfig):
     patience: int = 0
     jit: bool = True
     dataset: str = "digits"
-    data: typing.Optional[str] = None
-    data_dir: typing.Optional[str] = None
-    target: typing.Optional[str] = None
+    data: str | None = None
+    data_dir: str | None = None
+    target: str | None = None
     drop: tuple[str, ...] = ()
     binarize: typing.Literal["threshold", "sample", "none"] = "threshold"
     threshold: float = 0.5
@@ -278,8 +278,9 @@ def read_binary_csv(path, target=None, drop=()):
             numbers = pd.to_numeric(values, errors="coerce")
             bad = values[numbers.isna() & values.notna()]
             row = int(bad.index[0]) + 2 if len(bad) else 2
+            held = bad.iloc[0] if len(bad) else values.iloc[0]
             raise ZooError(
-                f"Column '{column}' of {path} is not numeric (row {row} holds {bad.iloc[0] if len(bad) else values.iloc[0]!r}); "
+                f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
                 f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with --drop {column}."
             )
     values = visible.to_numpy(dtype="float64")

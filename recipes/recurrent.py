@@ -74,7 +74,7 @@ class RecurrentConfig(engine.RecipeConfig):
     patience: int = 8
     mode: typing.Literal["many_to_one", "many_to_many", "one_to_many"] = "many_to_one"
     dataset: typing.Literal["auto", "digits", "mnist", "imdb_reviews", "digit_video", "goog", "digit_captions"] = "auto"
-    data: typing.Optional[str] = None
+    data: str | None = None
     text_column: str = "text"
     target: str = "label"
     pad: bool = False
@@ -85,7 +85,7 @@ class RecurrentConfig(engine.RecipeConfig):
     videos: int = 2000
     max_tokens: int = 20000
     sequence_length: int = 200
-    data_dir: typing.Optional[str] = None
+    data_dir: str | None = None
     examples: int = 16
 
 

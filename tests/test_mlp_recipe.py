@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo import engine
 from tests.conftest import running_runs
+from zoo import engine
 
 
 def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):

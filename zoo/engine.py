@@ -53,13 +53,13 @@ class RecipeConfig:
     seed: int = 42
     patience: int = 5
     devices: str = "auto"
-    experiment: typing.Optional[str] = None
-    run_name: typing.Optional[str] = None
-    tracking_uri: typing.Optional[str] = None
-    output: typing.Optional[str] = None
-    register: typing.Optional[str] = None
+    experiment: str | None = None
+    run_name: str | None = None
+    tracking_uri: str | None = None
+    output: str | None = None
+    register: str | None = None
     system_metrics: bool = False
-    checkpoint_dir: typing.Optional[str] = None
+    checkpoint_dir: str | None = None
     precision: typing.Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit: bool = False
 

@@ -462,7 +462,7 @@ class GAN(keras.Model):
         # shape would retrace predict's compiled function.
         chunks = []
         for start in range(0, count, batch_size):
-            chunk = keras.tree.map_structure(lambda a: a[start : start + batch_size], inputs)
+            chunk = keras.tree.map_structure(lambda a, start=start: a[start : start + batch_size], inputs)
             chunks.append(ops.convert_to_numpy(self(chunk, training=False)))
         return np.concatenate(chunks)
 

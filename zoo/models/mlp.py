@@ -31,7 +31,7 @@ TASKS = ("binary", "multiclass", "regression")
 )
 def mlp(
     *,
-    features: typing.Optional[dict] = None,
+    features: dict | None = None,
     input_shape: tuple[int, ...] = (30,),
     task: typing.Literal["binary", "multiclass", "regression"] = "binary",
     num_classes: int = 2,

@@ -86,9 +86,9 @@ def _make_builder(cell, default_units):
         num_outputs: int = 10,
         step_units: tuple[int, ...] = (),
         units: tuple[int, ...] = default_units,
-        bidirectional: typing.Optional[bool] = None,
+        bidirectional: bool | None = None,
         dropout: float = 0.1,
-        mask_value: typing.Optional[float] = None,
+        mask_value: float | None = None,
         vocabulary_size: int = 0,
         embedding_dim: int = 32,
         encoder_units: int = 128,
@@ -338,7 +338,9 @@ def _encode(image, cell, units, encoder_units, layers=None):
             [
                 get(
                     f"state{index}_{part}",
-                    lambda part=part: keras.layers.Dense(width, activation="tanh", name=f"state{index}_{part}"),
+                    lambda part=part, width=width, index=index: keras.layers.Dense(
+                        width, activation="tanh", name=f"state{index}_{part}"
+                    ),
                 )(x)
                 for part in names
             ]
