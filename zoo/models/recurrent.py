@@ -121,7 +121,7 @@ def _make_builder(cell, default_units):
 
 
 _TITLES = {"rnn": "simple (Elman) RNN", "lstm": "long short-term memory (LSTM)", "gru": "gated recurrent unit (GRU)"}
-_CARD = dict(
+_CARD: dict[str, typing.Any] = dict(
     technique="rnn",
     tasks=("multiclass", "binary", "regression", "sequence_labelling", "forecasting", "captioning"),
     inputs="mode many_to_one/many_to_many: float sequences (batch, steps, features), or token ids "
