@@ -171,8 +171,14 @@ class GANRecipe(engine.Recipe):
         mlflow.log_dict(judge.describe(), "judge.json")
 
     def log_model(self, model, data):
-        example = _latent_batch(model, 5, seed=0)
-        return tracking.log_model(model, example)
+        from zoo import serving
+
+        # Served as a sampler: rows of label (when conditional) and seed in, images (0-255) out.
+        adapter = serving.Generator(latent_dim=model.latent_dim, num_classes=model.num_classes)
+        names = data.extras["images"].class_names if model.conditional else []
+        return tracking.log_model(
+            model, adapter.example(), metadata={"class_names": [str(n) for n in names]}, adapter=adapter
+        )
 
 
 # === The judge: a classifier of the zoo trained on the real images ===

@@ -115,3 +115,16 @@ class MLPRecipe(engine.Recipe):
         if splits.task == "multiclass":
             overrides["num_classes"] = len(splits.class_names)
         return overrides
+
+    # === Log ===
+    def log_model(self, model, data):
+        from zoo import serving, tracking
+
+        # Served on table rows as a person has them (numbers and text categories), one column each.
+        splits = data.extras["splits"]
+        return tracking.log_model(
+            model,
+            serving.Table.example_frame(data.example_inputs),
+            metadata={"class_names": data.spec["class_names"], "task": splits.task},
+            adapter=serving.Table(features=splits.features),
+        )

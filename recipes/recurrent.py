@@ -210,10 +210,13 @@ class RecurrentRecipe(engine.Recipe):
             )
 
     def log_model(self, model, data):
+        from zoo import serving
+
         seq = data.extras["sequences"]
         if seq.mode == "one_to_many":
-            # What a person wants from a captioner is the caption: log the greedy decoder (image in,
-            # token probabilities out) with the vocabulary beside it; `--output` keeps the trained model.
+            # What a person wants from a captioner is the caption: log the greedy decoder, served as
+            # images in and caption strings out, with the vocabulary beside it; `--output` keeps the
+            # trained model.
             import mlflow
 
             from zoo.models import recurrent
@@ -222,7 +225,17 @@ class RecurrentRecipe(engine.Recipe):
                 {"vocabulary": seq.vocabulary, "pad": sequences.PAD, "start": sequences.START, "end": sequences.END},
                 "vocabulary.json",
             )
-            return tracking.log_model(recurrent.greedy_decoder(model), data.example_inputs)
+            adapter = serving.Caption(vocabulary=list(seq.vocabulary))
+            return tracking.log_model(recurrent.greedy_decoder(model), data.example_inputs, adapter=adapter)
+        if seq.vocabulary is not None:
+            # Served on raw texts: the adapter vectorizes them with the training vocabulary.
+            import pandas as pd
+
+            adapter = serving.Text(vocabulary=list(seq.vocabulary), sequence_length=int(seq.input_shape[0]))
+            texts = pd.DataFrame({"text": list(seq.extras["texts_test"][:5])})
+            return tracking.log_model(
+                model, texts, metadata={"class_names": [str(c) for c in seq.class_names]}, adapter=adapter
+            )
         return super().log_model(model, data)
 
 

@@ -198,26 +198,16 @@ def _is_number(value):
     return True
 
 
-def log_model(model, example_inputs, predict=None, metadata=None):
-    """Log a Keras model through MLflow's Keras flavor, with a signature from `example_inputs`.
+def log_model(model, example_inputs, metadata=None, adapter=None):
+    """Log a Keras model that MLflow serves on raw inputs, with a signature from `example_inputs`.
 
+    The logged model has MLflow's `keras` flavor and a `python_function` flavor that predicts
+    through `adapter` (`zoo.serving`; default: one array in, the model's output back).
     `metadata` (e.g. class names) is stored in the MLmodel file and travels with the model.
     """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-    from mlflow.models import infer_signature
+    from zoo import serving
 
-    predict = predict or (lambda inputs: np.asarray(model(inputs, training=False)))
-    outputs = predict(example_inputs)
-    signature = infer_signature(example_inputs, outputs)
-    return mlflow.keras.log_model(
-        model,
-        name="model",
-        signature=signature,
-        metadata=metadata,
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
-    )
+    return serving.log_model(model, adapter or serving.Tensor(), example_inputs, metadata=metadata)
 
 
 def log_figure(figure, artifact_file):

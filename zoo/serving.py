@@ -1,0 +1,445 @@
+"""Serving: every recipe's logged model predicts through `mlflow.pyfunc` on the raw input a user has.
+
+A logged model carries two MLflow flavors over one `data/model.keras` file:
+- `keras`, so `mlflow.keras.load_model` (and `zoo predict`, `zoo generate`, `zoo export`) get the
+  Keras model back;
+- `python_function` with this module as its loader, so `mlflow.pyfunc.load_model` and
+  `mlflow models serve` (`zoo serve`) predict through an adapter that turns a request into what
+  the Keras model takes and its answer into what a person wants back.
+
+An adapter (`data/serving.json` names its kind and settings) knows one kind of raw input:
+
+| kind        | request                                          | response                          |
+| ----------- | ------------------------------------------------ | --------------------------------- |
+| `tensor`    | an array (`{"inputs": ...}`): pixels 0-255,      | the model's output (probabilities,|
+|             | digit rows, frames, binary RBM rows              | values, RBM hidden features)      |
+| `table`     | table rows (`dataframe_split`/`dataframe_records`),| class probabilities or values   |
+|             | numbers and text categories as in the CSV        |                                   |
+| `text`      | a `text` column of raw strings                   | class probabilities               |
+| `caption`   | images (`{"inputs": ...}`)                       | a `caption` column of strings     |
+| `generator` | rows with `label` (conditional GANs) and `seed`  | images, pixels 0-255              |
+
+Vectorization of texts lives in the adapter (the vocabulary is in `serving.json`), so a served
+text classifier takes sentences while the Keras model keeps taking token ids, as it trains.
+
+Bad requests (a missing column, a wrong shape, an unknown category, a label out of range) raise
+`MlflowException` with a message naming the problem, which the scoring server answers with 400.
+"""
+
+import json
+import os
+
+import numpy as np
+
+SERVING_FILE = "serving.json"
+MODEL_FILE = "model.keras"
+DATA_DIR = "data"
+# The flavor's name in the MLmodel file, for `mlflow.models.Model.log`.
+FLAVOR_NAME = "zoo"
+
+
+# === Adapters: raw request <-> Keras model ===
+
+
+class Adapter:
+    """Turns a request into the Keras model's inputs and its outputs into the response."""
+
+    kind = ""
+
+    def __init__(self, **settings):
+        self.settings = settings
+
+    def inputs(self, model, data):
+        """Return what `model` takes for the request `data`; raise `MlflowException` for a bad one."""
+        raise NotImplementedError
+
+    def outputs(self, model, raw, data):
+        return np.asarray(raw)
+
+    def signature(self, model, example):
+        """The MLflow signature: the request and response the adapter takes and gives."""
+        raise NotImplementedError
+
+    def predict(self, model, data):
+        import keras
+
+        inputs = self.inputs(model, data)
+        raw = keras.ops.convert_to_numpy(model(inputs, training=False))
+        return self.outputs(model, raw, data)
+
+
+def _bad(message):
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException.invalid_parameter_value(message)
+
+
+def _frame(data, columns_hint):
+    """A DataFrame from a DataFrame, a dict of columns, a list of records or an array of rows."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, dict):
+        return pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in data.items()})
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return pd.DataFrame.from_records(data)
+    array = np.asarray(data)
+    if array.ndim == 1 and len(columns_hint) == 1:
+        return pd.DataFrame({columns_hint[0]: array})
+    raise _bad(f"Expected table rows with columns {', '.join(columns_hint)}; received {type(data).__name__}.")
+
+
+def input_shape(model):
+    """Shape of one input of a single-input model: from its inputs, or its build config (RBM)."""
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        return tuple(inputs[0].shape[1:])
+    return tuple((model.get_build_config() or {}).get("input_shape", (None,))[1:])
+
+
+class Tensor(Adapter):
+    """One array in (raw pixels, sequences, binary rows), the model's output back."""
+
+    kind = "tensor"
+
+    def inputs(self, model, data):
+        import pandas as pd
+
+        if isinstance(data, pd.DataFrame):
+            data = data.to_numpy()
+        try:
+            array = np.asarray(data, dtype="float32")
+        except (TypeError, ValueError):
+            raise _bad('Expected an array of numbers (JSON {"inputs": [...]}).') from None
+        expected = input_shape(model)
+        if array.ndim == len(expected):  # one example without its batch axis
+            array = array[np.newaxis]
+        if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
+            shown = "(batch, " + ", ".join("any" if d is None else str(d) for d in expected) + ")"
+            raise _bad(f"Expected inputs of shape {shown}; received shape {array.shape}.")
+        return array
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        example = np.asarray(example, dtype="float32")
+        outputs = self.predict(model, example)
+        return ModelSignature(
+            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
+            Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]),
+        )
+
+
+class Table(Adapter):
+    """Table rows (numbers and text categories) in, one named tensor per column for the MLP.
+
+    Settings: `features`, the MLP's column spec (kind, dtype, vocabulary, mean).
+    """
+
+    kind = "table"
+
+    def inputs(self, model, data):
+        features = self.settings["features"]
+        frame = _frame(data, list(features))
+        missing = [column for column in features if column not in frame.columns]
+        if missing:
+            raise _bad(f"Missing column(s) {', '.join(missing)}; the model takes {', '.join(features)}.")
+        inputs = {}
+        for column, spec in features.items():
+            values = frame[column]
+            if spec["kind"] == "numeric":
+                import pandas as pd
+
+                numbers = pd.to_numeric(values, errors="coerce")
+                bad = values[numbers.isna() & values.notna()]
+                if len(bad):
+                    raise _bad(f"Column '{column}' is numeric but holds {bad.iloc[0]!r}.")
+                # A missing number stands for the training mean, as in training.
+                inputs[column] = numbers.fillna(spec["mean"]).to_numpy(dtype="float32").reshape(-1, 1)
+                continue
+            known = spec["vocabulary"]
+            if spec["dtype"] == "string":
+                cells = values.astype(str)
+            else:
+                try:
+                    cells = values.astype("int64")
+                except (TypeError, ValueError):
+                    raise _bad(f"Column '{column}' takes integer categories; received {values.iloc[0]!r}.") from None
+            unknown = sorted(set(cells.tolist()) - set(known), key=str)
+            if unknown:
+                shown = ", ".join(map(str, known[:20])) + (", ..." if len(known) > 20 else "")
+                raise _bad(f"Unknown category {unknown[0]!r} in column '{column}'; known: {shown}.")
+            dtype = object if spec["dtype"] == "string" else "int64"
+            inputs[column] = cells.to_numpy(dtype=dtype).reshape(-1, 1)
+        return inputs
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        columns = []
+        for column, spec in self.settings["features"].items():
+            if spec["kind"] == "numeric":
+                kind = DataType.double
+            else:
+                kind = DataType.string if spec["dtype"] == "string" else DataType.long
+            columns.append(ColSpec(kind, column))
+        outputs = self.predict(model, example)
+        return ModelSignature(Schema(columns), Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]))
+
+    @staticmethod
+    def example_frame(example_inputs):
+        """Table rows from the recipe's example inputs (a dict of (n, 1) arrays)."""
+        import pandas as pd
+
+        return pd.DataFrame({k: np.asarray(v).reshape(-1) for k, v in example_inputs.items()})
+
+
+class Text(Adapter):
+    """Raw texts in, vectorized with the training vocabulary into the token ids the model takes.
+
+    Settings: `vocabulary` (id -> token, id 0 padding, id 1 out of vocabulary), `sequence_length`.
+    """
+
+    kind = "text"
+    column = "text"
+
+    def inputs(self, model, data):
+        import keras
+
+        frame = _frame(data, [self.column])
+        if self.column not in frame.columns:
+            raise _bad(f"Missing column '{self.column}'; the model takes raw texts in a '{self.column}' column.")
+        if not hasattr(self, "_vectorizer"):
+            # The training layer's vocabulary starts with '' (padding) and '[UNK]': the layer adds those.
+            self._vectorizer = keras.layers.TextVectorization(
+                vocabulary=self.settings["vocabulary"][2:], output_sequence_length=self.settings["sequence_length"]
+            )
+        texts = frame[self.column].fillna("").astype(str).to_numpy(dtype=object)
+        return np.asarray(self._vectorizer(texts), dtype="int32")
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        outputs = self.predict(model, example)
+        return ModelSignature(
+            Schema([ColSpec(DataType.string, self.column)]),
+            Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]),
+        )
+
+
+class Caption(Tensor):
+    """Images in, captions out: the greedy decoder's tokens turned into text with the vocabulary.
+
+    Settings: `vocabulary` (token strings by id).
+    """
+
+    kind = "caption"
+
+    def outputs(self, model, raw, data):
+        import pandas as pd
+
+        from zoo.datasets import sequences
+
+        return pd.DataFrame({"caption": sequences.decode_tokens(raw.argmax(-1), self.settings["vocabulary"])})
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        example = np.asarray(example, dtype="float32")
+        return ModelSignature(
+            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
+            Schema([ColSpec(DataType.string, "caption")]),
+        )
+
+
+class Generator(Adapter):
+    """Rows of `label` (conditional GANs) and `seed` in, one generated image per row out (0-255).
+
+    The latent vector of a row is drawn from `seed` (default: the row's position), so the same
+    request gives the same images. Settings: `latent_dim`, `num_classes` (0: unconditional).
+    """
+
+    kind = "generator"
+
+    def inputs(self, model, data):
+        import pandas as pd
+
+        classes = self.settings["num_classes"]
+        columns = ["label", "seed"] if classes else ["seed"]
+        frame = _frame(data, columns)
+        if classes and "label" not in frame.columns:
+            raise _bad(f"Missing column 'label': this generator is conditional (labels 0 to {classes - 1}).")
+        if not classes and "label" in frame.columns and frame["label"].notna().any():
+            raise _bad("This generator is unconditional (trained without labels): drop the 'label' column.")
+        seeds = frame["seed"] if "seed" in frame.columns else pd.Series(np.arange(len(frame)))
+        seeds = seeds.fillna(pd.Series(np.arange(len(frame)), index=seeds.index))
+        latent = np.stack(
+            [np.random.default_rng(int(seed)).standard_normal(self.settings["latent_dim"]) for seed in seeds]
+        ).astype("float32")
+        if not classes:
+            return latent
+        try:
+            labels = frame["label"].astype("int64").to_numpy()
+        except (TypeError, ValueError):
+            raise _bad(f"Column 'label' takes class numbers 0 to {classes - 1}.") from None
+        bad = labels[(labels < 0) | (labels >= classes)]
+        if len(bad):
+            raise _bad(f"Label {int(bad[0])} is out of range: this generator knows labels 0 to {classes - 1}.")
+        return {"latent": latent, "label": labels.astype("int32").reshape(-1, 1)}
+
+    def outputs(self, model, raw, data):
+        from zoo.datasets import images
+
+        return (raw * images.PIXEL_MAX).astype("float32")
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        columns = [ColSpec(DataType.long, "seed", required=False)]
+        if self.settings["num_classes"]:
+            columns.insert(0, ColSpec(DataType.long, "label"))
+        outputs = self.predict(model, example)
+        return ModelSignature(Schema(columns), Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]))
+
+    def example(self, count=4):
+        import pandas as pd
+
+        rows = {"seed": np.arange(count, dtype="int64")}
+        if self.settings["num_classes"]:
+            rows = {"label": np.arange(count, dtype="int64") % self.settings["num_classes"], **rows}
+        return pd.DataFrame(rows)
+
+
+ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Generator)}
+
+# One request per kind, as `curl` sends it (README and `zoo serve` print these).
+REQUESTS = {
+    "tensor": '{"inputs": [[[0, 0, 255, 128, 0, 0, 0, 0], ...]]}',
+    "table": '{"dataframe_records": [{"gre": 380, "gpa": 3.61, "rank": 3, "city": "Oslo"}]}',
+    "text": '{"dataframe_records": [{"text": "a moving, beautifully acted film"}]}',
+    "caption": '{"inputs": [[[[0], [0], [255], ...]]]}',
+    "generator": '{"dataframe_records": [{"label": 7, "seed": 0}, {"label": 7, "seed": 1}]}',
+}
+
+
+# === The pyfunc model ===
+
+
+class ServedModel:
+    """What `mlflow.pyfunc.load_model` wraps: the Keras model behind its adapter."""
+
+    def __init__(self, model, adapter):
+        self.model = model
+        self.adapter = adapter
+
+    def predict(self, data, params=None):
+        del params
+        return self.adapter.predict(self.model, data)
+
+    def get_raw_model(self):
+        return self.model
+
+
+def _load_pyfunc(data_path):
+    """MLflow's loader hook: `data_path` is the model's `data` folder."""
+    import keras
+
+    from zoo import registry
+
+    registry.names()  # imports the zoo's models, so their custom classes (GAN, RBM) deserialize
+    with open(os.path.join(data_path, SERVING_FILE)) as handle:
+        config = json.load(handle)
+    model = keras.saving.load_model(os.path.join(data_path, MODEL_FILE))
+    return ServedModel(model, ADAPTERS[config["kind"]](**config.get("settings", {})))
+
+
+def save_model(path, mlflow_model, keras_model, adapter, signature=None, pip_requirements=None):
+    """Write an MLflow model folder with the `keras` and the zoo `python_function` flavors.
+
+    Called by `mlflow.models.Model.log(..., flavor=zoo.serving)`.
+    """
+    import keras
+    import yaml
+    from mlflow import pyfunc
+    from mlflow.models.model import MLMODEL_FILE_NAME
+    from mlflow.utils.environment import (
+        _CONDA_ENV_FILE_NAME,
+        _PYTHON_ENV_FILE_NAME,
+        _REQUIREMENTS_FILE_NAME,
+        _process_pip_requirements,
+        _PythonEnv,
+    )
+    from mlflow.utils.file_utils import get_total_file_size, write_to
+
+    data = os.path.join(path, DATA_DIR)
+    os.makedirs(data)
+    keras_model.save(os.path.join(data, MODEL_FILE))
+    # mlflow.keras.load_model reads the module name here.
+    write_to(os.path.join(data, "keras_module.txt"), "keras")
+    with open(os.path.join(data, SERVING_FILE), "w") as handle:
+        json.dump({"kind": adapter.kind, "settings": adapter.settings}, handle, indent=1)
+    if signature is not None:
+        mlflow_model.signature = signature
+    # The same layout and options as mlflow.keras.save_model: `mlflow.keras.load_model` works.
+    mlflow_model.add_flavor(
+        "keras",
+        data=DATA_DIR,
+        keras_version=keras.__version__,
+        keras_backend=keras.backend.backend(),
+        save_exported_model=False,
+    )
+    pyfunc.add_to_model(
+        mlflow_model,
+        loader_module="zoo.serving",
+        data=DATA_DIR,
+        conda_env=_CONDA_ENV_FILE_NAME,
+        python_env=_PYTHON_ENV_FILE_NAME,
+    )
+    if size := get_total_file_size(path):
+        mlflow_model.model_size_bytes = size
+    mlflow_model.save(os.path.join(path, MLMODEL_FILE_NAME))
+    conda_env, requirements, _ = _process_pip_requirements([], pip_requirements or [], None)
+    with open(os.path.join(path, _CONDA_ENV_FILE_NAME), "w") as handle:
+        yaml.safe_dump(conda_env, stream=handle, default_flow_style=False)
+    write_to(os.path.join(path, _REQUIREMENTS_FILE_NAME), "\n".join(requirements))
+    _PythonEnv.current().to_yaml(os.path.join(path, _PYTHON_ENV_FILE_NAME))
+
+
+def log_model(model, adapter, example, metadata=None):
+    """Log `model` behind `adapter` as the active run's `model`, with the signature of `example`.
+
+    Args:
+        model: the Keras model.
+        adapter: an `Adapter` (what the served model takes and gives).
+        example: a raw request of a few rows (an array, or a DataFrame for tables, texts, GANs).
+        metadata: stored in the MLmodel file (class names, image shape, ...).
+
+    Returns:
+        MLflow's `ModelInfo`.
+    """
+    import sys
+
+    import keras
+    import mlflow
+    import tensorflow as tf
+
+    import zoo
+
+    metadata = {**(metadata or {}), "zoo_serving": adapter.kind, "zoo_version": zoo.__version__}
+    return mlflow.models.Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=sys.modules[__name__],
+        keras_model=model,
+        adapter=adapter,
+        signature=adapter.signature(model, example),
+        metadata=metadata,
+        # The loader is this package: it must be installed where the model is served (--env-manager local).
+        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+    )
