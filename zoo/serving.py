@@ -8,16 +8,13 @@ A logged model carries two MLflow flavors over one `data/model.keras` file:
   the Keras model takes and its answer into what a person wants back.
 
 An adapter (`data/serving.json` names its kind and settings) knows one kind of raw input:
-
-| kind        | request                                          | response                          |
-| ----------- | ------------------------------------------------ | --------------------------------- |
-| `tensor`    | an array (`{"inputs": ...}`): pixels 0-255,      | the model's output (probabilities,|
-|             | digit rows, frames, binary RBM rows              | values, RBM hidden features)      |
-| `table`     | table rows (`dataframe_split`/`dataframe_records`),| class probabilities or values   |
-|             | numbers and text categories as in the CSV        |                                   |
-| `text`      | a `text` column of raw strings                   | class probabilities               |
-| `caption`   | images (`{"inputs": ...}`)                       | a `caption` column of strings     |
-| `generator` | rows with `label` (conditional GANs) and `seed`  | images, pixels 0-255              |
+- `tensor`: an array (`{"inputs": ...}`: pixels 0-255, digit rows, frames, binary RBM rows) in,
+  the model's output (probabilities, values, RBM hidden features) out;
+- `table`: table rows (`dataframe_records` / `dataframe_split`), numbers and text categories as
+  in the CSV, in; class probabilities or values out;
+- `text`: a `text` column of raw strings in; class probabilities out;
+- `caption`: images in; a `caption` column of strings out;
+- `generator`: rows of `label` (conditional GANs) and `seed` in; images, pixels 0-255, out.
 
 Vectorization of texts lives in the adapter (the vocabulary is in `serving.json`), so a served
 text classifier takes sentences while the Keras model keeps taking token ids, as it trains.
@@ -34,8 +31,6 @@ import numpy as np
 SERVING_FILE = "serving.json"
 MODEL_FILE = "model.keras"
 DATA_DIR = "data"
-# The flavor's name in the MLmodel file, for `mlflow.models.Model.log`.
-FLAVOR_NAME = "zoo"
 
 
 # === Adapters: raw request <-> Keras model ===

@@ -9,11 +9,15 @@ file or an `--output` folder. The export goes through Keras' own `model.export`:
 
 What is exported is the inference part, the same computation as the served model without its
 adapter: the GAN's generator (latent vector and label in, pixels in [0, 1] out), the RBM's hidden
-features, the greedy caption decoder (token probabilities), a text classifier on token ids. The
-MLP's string categories do not convert to ONNX or LiteRT (their lookup tables have no operator
-there): those refuse with a message, and tf_saved_model keeps them.
+features, the greedy caption decoder (token probabilities), a text classifier on token ids; no
+`Random*` augmentation layer (identities at inference). Each file is reloaded by its own runtime
+and compared with Keras; what a format cannot take is refused in one line and no file is left:
+the MLP in ONNX (tf2onnx turns its normalization constants into inputs and has no lookup tables),
+the MLP with integer categories in LiteRT, the caption decoder in ONNX and LiteRT (argmax's
+Bitcast). README's export table lists each model.
 """
 
+import contextlib
 import os
 import sys
 
@@ -164,7 +168,8 @@ def export(model, out, format):
         # LiteRT: built-in operators only, so the file runs in the plain interpreter (Keras also
         # allows TensorFlow ops, which need the Flex delegate that ai-edge-litert does not ship).
         options = {"target_spec": {"supported_ops": [_builtins()]}} if format == "litert" else {}
-        target.export(out, format=format, verbose=False, input_signature=signature, **options)
+        with _quiet_converters():
+            target.export(out, format=format, verbose=False, input_signature=signature, **options)
     except Exception as error:  # noqa: BLE001 - a converter's failure: one line naming the format
         _remove(out)
         raise ZooError(
@@ -214,6 +219,23 @@ def _remove(out):
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def _quiet_converters():
+    """Silence the converters' log lines (tf2onnx lists every op it rewrites): a failure is reported
+    once, by the check that reloads the file."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("tf2onnx", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _builtins():
