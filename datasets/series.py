@@ -160,28 +160,49 @@ def _check_regular(times, spec, where):
     if duplicated.any():
         value = times[duplicated].iloc[0]
         raise ZooError(
-            f"Time column '{spec.time_column}' of {where} repeats {value} ({int(duplicated.sum())} rows share a time); "
+            f"Time column '{spec.time_column}' of {where} repeats {_show(value)} ({int(duplicated.sum())} rows share a "
+            "time); "
             "keep one row per time step (aggregate the duplicates) before forecasting."
         )
     if len(times) < 3:
         return
     if spec.time_kind == "date":
-        step = pd.infer_freq(pd.DatetimeIndex(times))
+        index = pd.DatetimeIndex(times)
+        step = pd.infer_freq(index)
         if step is not None:
             spec.time_step = step
             return
-        deltas = times.diff().iloc[1:]
+        # Months and years have steps of different lengths in days: find the first row that breaks
+        # the calendar frequency of the rows before it (bisection on the regular prefix).
+        regular, broken = 3, len(index)
+        if pd.infer_freq(index[:regular]) is None:
+            broken = regular
+        while broken - regular > 1:
+            middle = (regular + broken) // 2
+            regular, broken = (middle, broken) if pd.infer_freq(index[:middle]) else (regular, middle)
+        odd, usual = broken - 1, f"'{pd.infer_freq(index[: max(3, broken - 1)]) or 'irregular'}' (pandas frequency)"
     else:
         deltas = times.diff().iloc[1:].round(9)
-    usual = deltas.mode().iloc[0]
-    if spec.time_kind == "number" and (deltas == usual).all():
-        spec.time_step = float(usual)
-        return
-    odd = int(np.flatnonzero((deltas != usual).to_numpy())[0]) + 1
+        usual = deltas.mode().iloc[0]
+        if (deltas == usual).all():
+            spec.time_step = float(usual)
+            return
+        odd = int(np.flatnonzero((deltas != usual).to_numpy())[0]) + 1
+        usual = _show(usual)
     raise ZooError(
-        f"Time column '{spec.time_column}' of {where} is not evenly spaced: {times.iloc[odd - 1]} is followed by "
-        f"{times.iloc[odd]} where most steps are {usual}; fill the missing time steps (e.g. interpolate) first."
+        f"Time column '{spec.time_column}' of {where} is not evenly spaced: {_show(times.iloc[odd - 1])} is followed "
+        f"by {_show(times.iloc[odd])} where the steps before are {usual}; fill the missing time steps (e.g. "
+        "interpolate) or aggregate the rows first."
     )
+
+
+def _show(time):
+    """A time as the user wrote it: a date without midnight, a whole number without .0."""
+    import pandas as pd
+
+    if isinstance(time, pd.Timestamp):
+        return str(time.date()) if time == time.normalize() else str(time)
+    return f"{time:g}"
 
 
 def next_times(last, spec, count):
@@ -189,13 +210,8 @@ def next_times(last, spec, count):
     import pandas as pd
 
     if spec.time_kind == "date":
-        return [
-            str(t.date()) if t == t.normalize() else str(t)
-            for t in pd.date_range(last, periods=count + 1, freq=spec.time_step)[1:]
-        ]
-    step = spec.time_step
-    values = [last + step * (i + 1) for i in range(count)]
-    return [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+        return [_show(t) for t in pd.date_range(last, periods=count + 1, freq=spec.time_step)[1:]]
+    return [_show(last + spec.time_step * (i + 1)) for i in range(count)]
 
 
 def split_bounds(rows, horizon):

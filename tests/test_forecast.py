@@ -150,8 +150,9 @@ def test_forecast_run_beats_persistence_logs_baselines_and_predicts(run_cli, tra
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(run_id)
     metrics = run.data.metrics
-    # A model that did not learn would sit near persistence (about 8.7 here); this one is well below.
-    assert metrics["test_mae"] < 0.5 * metrics["test_persistence_mae"], metrics
+    # Persistence errs by about 8.7 here and an untrained model (the mean level) by about 6.4; seeds
+    # 42, 1 and 2 reached 0.39-0.47.
+    assert metrics["test_mae"] < 0.2 * metrics["test_persistence_mae"], metrics
     assert {"test_seasonal_naive_mae", "test_ridge_ar_mae", "test_mase", "test_rmse"} <= set(metrics)
     for name in ("test_horizon_mae", "test_horizon_rmse", "test_horizon_mase", "test_horizon_persistence_mae"):
         assert [m.step for m in client.get_metric_history(run_id, name)] == [1, 2]
@@ -206,8 +207,8 @@ def bad_files(tmp_path):
         (["--data", "{f}/ok.csv", "--horizon", "0"], "--window and --horizon must be at least 1"),
         (["--data", "{f}/ok.csv", "--time-column", "when"], "Column 'when' (--time-column) is not in"),
         (["--data", "{f}/ok.csv", "--features", "covariate,rain"], "Column 'rain' (--features) is not in"),
-        (["--data", "{f}/duplicate.csv"], "Time column 'year' of {f}/duplicate.csv repeats 1601.0"),
-        (["--data", "{f}/gap.csv"], "is not evenly spaced: 1619.0 is followed by 1621.0"),
+        (["--data", "{f}/duplicate.csv"], "Time column 'year' of {f}/duplicate.csv repeats 1601"),
+        (["--data", "{f}/gap.csv"], "is not evenly spaced: 1619 is followed by 1621"),
         (["--data", "{f}/ok.csv", "--set", "bidirectional=true"], "cannot forecast ok_forecast"),
     ],
 )
