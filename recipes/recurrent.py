@@ -181,6 +181,9 @@ class RecurrentRecipe(engine.Recipe):
         if "scaling" in seq.extras:
             # Training statistics inside the model: it takes raw values and returns raw forecasts.
             overrides |= {key: tuple(values) for key, values in seq.extras["scaling"].items()}
+            # A few hundred rows and early stopping: dropout only slowed learning. On sunspots 3 years
+            # ahead it left the best cell's MAE at 19.0-20.6 over 3 seeds (ridge AR 19.1); none: 18.6-18.9.
+            overrides["dropout"] = 0.0
         if seq.name == "digit_video":
             # Each frame is an image: a per-frame encoder before the recurrence, as in CNN-LSTMs. Two
             # Dense layers: one left per-frame accuracy at 0.964-0.978 over seeds, short of 0.97.
