@@ -52,7 +52,7 @@ class OCRConfig(engine.RecipeConfig):
         worst_lines: how many test lines, worst first, the logged grid shows.
     """
 
-    epochs: int = 30
+    epochs: int = 20
     patience: int = 5
     data: str | None = None
     image_column: str = "filename"

@@ -100,6 +100,7 @@ def crnn(
     alphabet: str = "0123456789",
     filters: tuple[int, ...] = (32, 64),
     time_downsample: int = 2,
+    batch_norm: bool = False,
     dense_units: int = 64,
     rnn_units: tuple[int, ...] = (64, 64),
     dropout: float = 0.25,
@@ -116,6 +117,8 @@ def crnn(
         time_downsample: how many pixel columns one output step covers (1, 2 or 4); the first blocks
             halve the width until it is reached. A line needs at least as many steps as characters
             plus repeated neighbours.
+        batch_norm: batch normalization after each convolution; it shortens the first epochs in
+            which a CTC model outputs only blanks (used by the small smoke-test models).
         dense_units: width of the Dense layer that maps each column's features before the LSTMs.
         rnn_units: units of each bidirectional LSTM layer (per direction), in order.
         dropout: dropout rate on the column features and between the LSTM layers.
@@ -163,9 +166,11 @@ def crnn(
     height = int(input_shape[0])
     for block, block_filters in enumerate(filters, start=1):
         for conv in (1, 2):
-            x = keras.layers.Conv2D(
-                block_filters, 3, padding="same", activation="relu", name=f"block{block}_conv{conv}"
-            )(x)
+            prefix = f"block{block}_conv{conv}"
+            x = keras.layers.Conv2D(block_filters, 3, padding="same", use_bias=not batch_norm, name=prefix)(x)
+            if batch_norm:
+                x = keras.layers.BatchNormalization(name=f"{prefix}_bn")(x)
+            x = keras.layers.Activation("relu", name=f"{prefix}_relu")(x)
         # Height halves while it can; width only in the first blocks, so every column stays a step.
         pool = (2 if height >= 2 else 1, 2 if block <= width_poolings else 1)
         if pool != (1, 1):
