@@ -18,7 +18,9 @@ and a logged model that takes raw pixels and returns text through `mlflow.pyfunc
     zoo train ocr --data lines/ --image-height 32 --epochs 50
 """
 
+import csv
 import dataclasses
+import io
 import json
 import os
 
@@ -188,11 +190,12 @@ class OCRRecipe(engine.Recipe):
     def log_artifacts(self, model, data, config):
         lines = data.extras["lines"]
         read_texts, confidences = data.extras["read"], data.extras["confidences"]
-        rows = ["text,read,confidence,edit_distance"] + [
-            f"{json.dumps(t)},{json.dumps(r)},{c:.4f},{edit_distance(t, r)}"
-            for t, r, c in zip(lines.texts_test, read_texts, confidences)
-        ]
-        mlflow.log_text("\n".join(rows) + "\n", "test_readings.csv")
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator="\n")
+        writer.writerow(["text", "read", "confidence", "edit_distance"])
+        for truth, text, confidence in zip(lines.texts_test, read_texts, confidences):
+            writer.writerow([truth, text, f"{confidence:.4f}", edit_distance(truth, text)])
+        mlflow.log_text(table.getvalue(), "test_readings.csv")
         mlflow.log_dict({"alphabet": lines.alphabet, "shape": list(lines.shape)}, "alphabet.json")
         if config.worst_lines:
             tracking.log_figure(
@@ -276,11 +279,11 @@ def reading_grid(pixels, truths, readings, confidences, count):
     errors = [edit_distance(t, r) / max(1, len(t)) for t, r in zip(truths, readings)]
     order = sorted(range(len(truths)), key=lambda i: (-errors[i], confidences[i]))[:count]
     titles = [
-        f"read {readings[i] or '(empty)'!s} ({confidences[i]:.2f})"
-        + ("" if readings[i] == truths[i] else f"\nis {truths[i]}")
+        f"read {readings[i] or '(nothing)'} ({confidences[i]:.2f})"
+        + ("" if readings[i] == truths[i] else f", is {truths[i]}")
         for i in order
     ]
-    return plots.image_grid(np.asarray(pixels)[order], titles=titles, columns=4, size=2.4)
+    return plots.line_grid(np.asarray(pixels)[order], titles)
 
 
 # === The logged model: pixels in, text out ===
