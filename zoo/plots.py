@@ -130,3 +130,25 @@ def forecast_panels(times, series, test_start, target_times, forecasts, title=""
         axis.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def line_grid(images, titles, columns=2, width=5.0):
+    """Return a figure of wide images (N, H, W[, 1], values in [0, 1]), e.g. text lines, one per cell.
+
+    Unlike `image_grid`, cells take the images' aspect ratio, so a line 8 pixels high and 90 wide
+    is not lost in a square cell.
+    """
+    plt = _pyplot()
+    images = np.asarray(images)
+    count = len(images)
+    rows = max(1, int(math.ceil(count / columns)))
+    height = width * images.shape[1] / images.shape[2] if count else 1.0
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, (height + 0.45) * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < count:
+            image = images[index][..., 0] if images.ndim == 4 else images[index]
+            axis.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axis.set_title(str(titles[index]), fontsize=8)
+    fig.tight_layout()
+    return fig
