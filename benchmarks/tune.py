@@ -58,7 +58,7 @@ def main(argv=None):
             early = bool(recipe_obj.monitor and default.config.patience)
             value = tuning.objective_value(default.history, metric, recipe_obj.monitor, early)
             epochs = int(default.metrics["epochs_trained"])
-            rows.append([recipe, "default", "1", value, default.metrics[test], wall, epochs, ""])
+            rows.append([f"{recipe} ({metric})", "default", "1", value, default.metrics[test], wall, epochs, ""])
             print(f"{recipe} default: {metric}={value:.4f} {test}={default.metrics[test]:.4f} {wall:.0f}s", flush=True)
 
             searches = {}
@@ -78,7 +78,13 @@ def main(argv=None):
                 pruned = result.states.get("PRUNED", 0)
                 label = "tune, median pruner" if pruner == "median" else "tune, no pruning"
                 rows.append(
-                    [recipe, label, f"{trials} ({pruned} pruned)", result.best_value, result.test_metrics.get(test)]
+                    [
+                        f"{recipe} ({metric})",
+                        label,
+                        f"{trials} ({pruned} pruned)",
+                        result.best_value,
+                        result.test_metrics.get(test),
+                    ]
                     + [wall, result.epochs, ""]
                 )
                 print(f"{recipe} {label}: best {metric}={result.best_value:.4f} {wall:.0f}s", flush=True)

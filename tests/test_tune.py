@@ -226,3 +226,40 @@ def test_bad_input_is_one_line_and_leaves_no_study(run_cli, tracking_uri, tmp_pa
     assert not running_runs(tracking_uri)
     if storage and os.path.exists(f"{tmp_path}/optuna.db"):
         assert optuna.get_all_study_summaries(storage) == []
+
+
+def test_an_interrupted_trial_is_marked_and_runs_again(run_cli, tracking_uri, tmp_path):
+    import signal
+    import time
+
+    import mlflow
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    arguments = ["tune", "mlp", "--trials", "1", "--epochs", "30", "--patience", "0"]
+    arguments += ["--study", "stopped", "--storage", storage]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, PYTHONPATH=str(REPO))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", *arguments], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    client = mlflow.MlflowClient(tracking_uri)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        runs = _runs(tracking_uri, "stopped", "trial") if client.get_experiment_by_name("zoo") else []
+        if runs and client.get_metric_history(runs[0].info.run_id, "val_accuracy"):
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode != 0, err
+    (stopped,) = _runs(tracking_uri, "stopped", "trial")
+    assert stopped.info.status == "KILLED" and stopped.data.tags["zoo.trial_state"] == "FAIL"
+    assert _runs(tracking_uri, "stopped", "study")[0].info.status == "KILLED"
+
+    status, out, err = run_cli(*arguments)
+    assert status == 0, err
+    again = [run for run in _runs(tracking_uri, "stopped", "trial") if run.info.run_id != stopped.info.run_id]
+    assert len(again) == 1 and again[0].data.tags["zoo.retry_of"] == stopped.data.tags["zoo.trial"]
+    assert again[0].data.params["model.learning_rate"] == stopped.data.params["model.learning_rate"]
+    assert again[0].data.tags["zoo.trial_state"] == "COMPLETE"
+    assert _runs(tracking_uri, "stopped", "study")[0].info.status == "FINISHED"
+    assert not running_runs(tracking_uri)

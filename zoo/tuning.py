@@ -433,6 +433,11 @@ def tune(
     objective = _Objective(recipe_obj, options, settings, dimensions, metric, study_name, parent_id, verbose)
     objective.early_stopping = bool(recipe_obj.monitor and config.patience)
     before = len(optuna_study.trials)
+    import optuna
+
+    # Our own line per trial replaces Optuna's (which adds a traceback to an interrupted trial).
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
         optuna_study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[objective.after_trial])
         result = _finish(
@@ -447,6 +452,8 @@ def tune(
             client.set_tag(parent_id, tracking.FAILURE_TAG, reason[:5000])
             client.set_terminated(parent_id, status)
         raise
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     result.new_trials = len(optuna_study.trials) - before
     return result
 
@@ -695,8 +702,17 @@ class _Objective:
             mlflow.MlflowClient().set_tag(runs[0].info.run_id, STATE_TAG, state)
 
     def after_trial(self, study, trial):
-        """Keep the parent's best-so-far metric and tags current after each trial."""
-        _log_best(study, self.parent_id, self.metric)
+        """Keep the parent's best-so-far metric and tags current; one line of progress on stderr."""
+        best = _log_best(study, self.parent_id, self.metric)
+        value = "" if trial.value is None else f" {self.metric}={trial.value:.4g}"
+        shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+        leader = f"; best trial {best.number}: {best.value:.4g}" if best else ""
+        epochs = trial.user_attrs.get("zoo.epochs", "?")
+        print(
+            f"zoo tune: trial {trial.number} {trial.state.name.lower()}{value} after {epochs} epochs ({shown}){leader}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _trial_runs(parent_id, study, number):
@@ -723,6 +739,12 @@ def _pruning_callback(trial, metric):
     class OptunaPruning(keras.callbacks.Callback):
         pruned_at = None
         last = float("nan")
+
+        def on_train_begin(self, logs=None):
+            import mlflow
+
+            # Known from the start: a trial whose process dies is matched to its run (`_lost_trial`).
+            trial.set_user_attr("zoo.run_id", mlflow.active_run().info.run_id)
 
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(metric)

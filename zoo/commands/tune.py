@@ -33,7 +33,9 @@ def add_parser(commands):
 
 def _add_tune_options(parser):
     group = parser.add_argument_group("search (zoo tune)")
-    group.add_argument("--trials", type=int, help="trials this command runs (each process, when several share a study)")
+    group.add_argument(
+        "--trials", type=int, metavar="N", help="trials this command runs (each process, when several share a study)"
+    )
     group.add_argument(
         "--space",
         action="append",
@@ -43,16 +45,19 @@ def _add_tune_options(parser):
         "(repeatable; default: the model card's space, see `zoo info MODEL`)",
     )
     group.add_argument(
-        "--metric", dest="tune_metric", help="per-epoch metric to optimize (default: the main validation metric)"
+        "--metric",
+        dest="tune_metric",
+        metavar="NAME",
+        help="per-epoch metric to optimize (default: the main validation metric)",
     )
     group.add_argument("--direction", choices=("min", "max"), help="default: from the metric (losses min, else max)")
-    group.add_argument("--study", help="study name; an existing study in --storage is continued")
-    group.add_argument("--storage", help="Optuna database URL (default: sqlite:///optuna.db)")
+    group.add_argument("--study", metavar="NAME", help="study name; an existing study in --storage is continued")
+    group.add_argument("--storage", metavar="URL", help="Optuna database URL (default: sqlite:///optuna.db)")
     group.add_argument("--timeout", type=float, metavar="SECONDS", help="start no trial after this many seconds")
     group.add_argument(
         "--pruner", choices=("median", "halving", "none"), default="median", help="stop poor trials early"
     )
-    group.add_argument("--sampler-seed", type=int, help="seed of the TPE sampler (default: random)")
+    group.add_argument("--sampler-seed", type=int, metavar="SEED", help="seed of the TPE sampler (default: random)")
 
 
 _TUNE_KEYS = {
