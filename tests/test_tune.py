@@ -126,12 +126,16 @@ def test_tune_nests_one_run_per_trial_and_continues_the_study(run_cli, tracking_
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
     assert {"optimization_history.png", "param_importances.png", "best_params.json"} <= artifacts
 
-    # The same command continues the study: new trials under the same parent, numbers go on.
-    status, out, err = run_cli(*common, "--trials", "2")
+    # The same command continues the study: new trials under the same parent, numbers go on;
+    # --register registers the tested best configuration (as zoo train --register does).
+    status, out, err = run_cli(*common, "--trials", "2", "--register", "tuned-mlp")
     assert status == 0, err
-    assert [run.info.run_id for run in _runs(tracking_uri, "s", "study")] == [parent.info.run_id]
+    (again,) = _runs(tracking_uri, "s", "study")
+    assert again.info.run_id == parent.info.run_id
     numbers = sorted(int(run.data.tags["zoo.trial"]) for run in _runs(tracking_uri, "s", "trial"))
     assert numbers == list(range(6))
+    version = mlflow.MlflowClient().get_model_version_by_alias("tuned-mlp", "champion")
+    assert version.run_id == again.data.tags["zoo.tune.final_run"]
     assert not running_runs(tracking_uri)
 
 

@@ -438,14 +438,16 @@ def tune(
     # Our own line per trial replaces Optuna's (which adds a traceback to an interrupted trial).
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        optuna_study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[objective.after_trial])
-        result = _finish(
-            optuna_study, parent_id, description, recipe_obj.name, options, settings, register, storage_url
-        )
-    except BaseException as error:
-        from zoo import faults
+    from zoo import faults
 
+    try:
+        # SIGTERM between two trials ends the parent KILLED too, not only inside a trial's run.
+        with faults.signals_as_exceptions():
+            optuna_study.optimize(objective, n_trials=trials, timeout=timeout, callbacks=[objective.after_trial])
+            result = _finish(
+                optuna_study, parent_id, description, recipe_obj.name, options, settings, register, storage_url
+            )
+    except BaseException as error:
         status = "KILLED" if isinstance(error, (KeyboardInterrupt, faults.Interrupted)) else "FAILED"
         reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
         with contextlib.suppress(Exception):
@@ -836,8 +838,10 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
             client.log_metric(parent_id, key, value)
         client.set_tag(parent_id, "zoo.tune.final_run", final_run_id)
     else:
-        final = client.get_run(parent_id).data
-        test_metrics = {k: v for k, v in final.metrics.items() if k.startswith("test_")}
+        parent = client.get_run(parent_id).data
+        test_metrics = {k: v for k, v in parent.metrics.items() if k.startswith("test_")}
+        if register and parent.tags.get("zoo.tune.final_run"):
+            _register_tested(parent.tags["zoo.tune.final_run"], register, recipe)
     client.set_terminated(parent_id, "FINISHED")
     states = {trial.state.name: 0 for trial in trials} | states
     return TuneResult(
@@ -856,6 +860,27 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
         epochs=epochs,
         new_trials=0,
     )
+
+
+def _register_tested(run_id, name, recipe):
+    """Register the model of an earlier final run (the best trial did not change since)."""
+    import types
+
+    import mlflow
+
+    from zoo import engine, tracking
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    if not models:
+        raise ZooError(f"--register found no model in the tested run {run_id}; start a new --study to register one.")
+    metrics = run.data.metrics
+    with mlflow.start_run(run_id=run_id):
+        tracking.register_model(
+            types.SimpleNamespace(model_uri=models[0].model_uri), name, metrics, engine.get_recipe(recipe).main_metric
+        )
 
 
 def _log_study_plots(study, parent_id):
