@@ -104,3 +104,29 @@ def forecast(series, days, predicted, title=""):
     axis.legend()
     fig.tight_layout()
     return fig
+
+
+def forecast_panels(times, series, test_start, target_times, forecasts, title=""):
+    """Return a figure per horizon step: the series, the test span shaded, and each forecast.
+
+    Args:
+        times, series: the history and the test span (time labels and values).
+        test_start: the time the test span begins at.
+        target_times: {steps ahead: the times the forecasts are for}.
+        forecasts: {steps ahead: {name: forecast values}}; "network" is drawn strongest.
+    """
+    plt = _pyplot()
+    panels = sorted(forecasts)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
+    for axis, ahead in zip(axes[:, 0], panels):
+        axis.plot(times, series, label="history and truth", color="black", linewidth=1)
+        axis.axvspan(test_start, times[-1], color="0.92", zorder=0)
+        for name, values in forecasts[ahead].items():
+            strong = name == "network"
+            axis.plot(
+                target_times[ahead], values, label=name, linewidth=1.6 if strong else 0.9, alpha=1 if strong else 0.8
+            )
+        axis.set_title(f"{title} ({ahead} step(s) ahead)", fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig

@@ -53,6 +53,8 @@ def _predict(args):
     if args.top < 1:
         raise ZooError(f"--top must be at least 1. Received: {args.top}")
     model, class_names = load_model(args.model, args.tracking_uri)
+    if len(args.images) == 1 and args.images[0].lower().endswith(".csv"):
+        return _forecast(model, args)
     height, width, channels = image_input(model, args.model)
     pixels = images.read_images(args.images, (height, width), channels, convert=args.convert, invert=args.invert)
     probabilities = np.asarray(model.predict(pixels, verbose=0))
@@ -65,6 +67,23 @@ def _predict(args):
         best = np.argsort(row)[::-1][: args.top]
         shown = ", ".join(f"{_label(class_names, i)} ({row[i]:.3f})" for i in best)
         print(f"{path}: {shown}")
+    return 0
+
+
+def _forecast(model, args):
+    """`zoo predict MODEL series.csv` with a forecast model: the next `--horizon` values after the
+    end of the file, one `time: value` line per step ahead."""
+    from zoo import forecasting
+
+    info = forecasting.forecast_info(args.model, args.tracking_uri)
+    if not info:
+        raise ZooError(
+            f"{args.model} is not a forecast model; a CSV needs one from `zoo train lstm --mode many_to_many "
+            "--data series.csv --target COLUMN` (or --dataset sunspots)."
+        )
+    times, values = forecasting.forecast_csv(model, info, args.images[0])
+    for time, value in zip(times, values):
+        print(f"{time}: {value:.6g}")
     return 0
 
 
