@@ -48,6 +48,13 @@ def _compile(model, learning_rate):
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    search_space={
+        "learning_rate": "log:3e-4..3e-3",
+        "dropout": "0..0.5",
+        "filters": "choice:16,32|32,64",
+        "dense_units": "int:32..256",
+        "translation": "0..0.2",
+    },
 )
 def cnn(
     *,
@@ -139,6 +146,7 @@ def cnn(
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    search_space={"learning_rate": "log:1e-4..1e-2", "dropout": "0..0.5", "hidden_units": "int:32..256"},
 )
 def mlp_image(
     *,

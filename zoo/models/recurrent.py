@@ -141,6 +141,7 @@ _CARD: dict[str, typing.Any] = dict(
     "previous tokens (batch, output_steps)] (teacher forcing); greedy_decoder(model) takes the image alone.",
     outputs="many_to_one: (batch, num_outputs); many_to_many: (batch, steps, num_outputs); "
     "one_to_many: token probabilities (batch, output_steps, num_outputs).",
+    search_space={"learning_rate": "log:1e-3..1e-2", "dropout": "0..0.4", "units": "choice:32|64|128|64,64"},
 )
 
 rnn = register(
