@@ -93,6 +93,12 @@ def output_steps(input_shape, time_downsample):
     outputs="Per-column probabilities, shape (batch, max_width / time_downsample, len(alphabet) + 1); "
     "index 0 is the CTC blank (decode with `zoo.models.crnn.decode`).",
     recipe="ocr",
+    search_space={
+        "learning_rate": "log:3e-4..3e-3",
+        "dropout": "0..0.4",
+        "dense_units": "int:32..128",
+        "rnn_units": "choice:64,64|128,128|64",
+    },
 )
 def crnn(
     *,
