@@ -146,6 +146,14 @@ class GANRecipe(engine.Recipe):
         data.extras.update(judge=judge, reference=reference)
         return [quality_callback(model, judge, reference, config)]
 
+    def epoch_metrics(self, model, data, config):
+        # The quality callback adds the judge's scores to each epoch's logs (`zoo tune` optimizes
+        # frechet_distance, measured against the training images, by default).
+        scores = ["confident_share", "class_entropy", "within_class_diversity", "frechet_distance"]
+        if config.conditional:
+            scores.append("label_accuracy")
+        return sorted(super().epoch_metrics(model, data, config) + scores)
+
     # === Evaluate ===
     def evaluate(self, model, data, config):
         loaded, judge = data.extras["images"], data.extras["judge"]

@@ -13,10 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from zoo.errors import ZooError  # noqa: E402
 from zoo.registry import get, info, list_models, register  # noqa: E402
+from zoo.tuning import tune  # noqa: E402
 
 __version__ = "0.1.0"
 
 # `zoo.list` mirrors timm.list_models; the builtin stays reachable as builtins.list.
 list = list_models  # noqa: A001
 
-__all__ = ["ZooError", "get", "info", "list", "list_models", "register", "__version__"]
+__all__ = ["ZooError", "get", "info", "list", "list_models", "register", "tune", "__version__"]

@@ -125,13 +125,18 @@ def _train(args):
         raise ZooError(f"Name a recipe: zoo train {{{','.join(engine.recipe_names())}}} (or --resume RUN_ID).")
     skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
+    return _report(engine.train(args.recipe, options, parse_settings(args.settings), verbose=2))
+
+
+def parse_settings(items):
+    """`--set KEY=VALUE` items as {key: value} (also read by `zoo tune`)."""
     settings = {}
-    for item in args.settings:
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ZooError(f"--set expects KEY=VALUE. Received: --set {item}")
         settings[key.strip()] = value.strip()
-    return _report(engine.train(args.recipe, options, settings, verbose=2))
+    return settings
 
 
 def _report(result):

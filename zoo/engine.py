@@ -133,6 +133,21 @@ class Recipe:
     def log_model(self, model, data):
         return tracking.log_model(model, data.example_inputs)
 
+    def epoch_metrics(self, model, data, config):
+        """Names of the values every epoch logs: what `zoo tune --metric` may optimize.
+
+        Read from the compiled model by evaluating it on a few validation rows, so a recipe whose
+        model Keras compiles needs nothing here; one whose callbacks add values to the epoch's
+        logs (the GAN's quality score) adds their names.
+        """
+        names = {metric.name for metric in model.metrics} - {"compile_metrics"}
+        if data.validation is not None:
+            rows = data.validation.take(max(1, _replicas))
+            logged = model.evaluate(batch(rows, config.batch_size), return_dict=True, verbose=0)
+            names |= set(logged)
+            names |= {f"val_{name}" for name in logged}
+        return sorted(names)
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -271,7 +286,7 @@ def training_batches(dataset, num_examples, batch_size, seed, initial_epoch=0):
     return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def train(recipe_name, options=None, settings=None, verbose=0):
+def train(recipe_name, options=None, settings=None, verbose=0, *, tags=None, callbacks=(), evaluate=True):
     """Run a recipe end to end and log it to MLflow.
 
     Args:
@@ -279,6 +294,13 @@ def train(recipe_name, options=None, settings=None, verbose=0):
         options: config fields, e.g. {"epochs": 5, "data": "table.csv", "target": "y"}.
         settings: `--set` pairs: config fields or model hyperparameters.
         verbose: Keras `fit` verbosity (0 silent, 2 one line per epoch).
+        tags: extra tags of the MLflow run (`zoo tune` nests a trial under its study with
+            `mlflow.parentRunId`).
+        callbacks: extra Keras callbacks; they see each epoch's logs after the recipe's own
+            callbacks, before early stopping and the MLflow metrics.
+        evaluate: False for a search trial: the test split stays untouched (no `test_*` metrics
+            and none of the recipe's artifacts, which describe test predictions); the run still
+            logs params, datasets, per-epoch metrics, the learning curve and the model.
 
     Returns:
         `RunResult` with the MLflow run id, the trained model and the test metrics.
@@ -293,7 +315,9 @@ def train(recipe_name, options=None, settings=None, verbose=0):
     devices.split_cpu_from_env()
     recipe = get_recipe(recipe_name)
     config, overrides = make_config(recipe, options, settings)
-    return _run(recipe, config, overrides, verbose)
+    if config.register and not evaluate:
+        raise ZooError("--register needs the test metrics that a run without evaluation does not compute.")
+    return _run(recipe, config, overrides, verbose, extra_tags=tags, extra_callbacks=callbacks, evaluate=evaluate)
 
 
 def resume(run_id, tracking_uri=None, verbose=0):
@@ -344,7 +368,7 @@ def _checkpoint_root(config):
     return os.path.abspath(config.checkpoint_dir or os.environ.get("ZOO_CHECKPOINT_DIR") or "zoo-checkpoints")
 
 
-def _run(recipe, config, overrides, verbose, resume_from=None):
+def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, extra_callbacks=(), evaluate=True):
     import keras
     import mlflow
 
@@ -388,6 +412,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         "zoo.recipe": recipe.name,
         "zoo.model": model_name,
         "zoo.version": zoo.__version__,
+        **(extra_tags or {}),
     }
     commit = tracking.git_commit()
     if commit:
@@ -409,7 +434,9 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         if not resume_from:
             _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
             mlflow.set_tag(CHECKPOINT_TAG, folder)
-        mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
+        if evaluate:
+            # A search trial is re-run by `zoo tune` itself; resumed by `zoo train` it would touch the test split.
+            mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
 
         early_stopping = None
         if recipe.monitor and data.validation is not None and config.patience:
@@ -420,7 +447,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         if resume_from:
             with strategy.scope():
                 initial_epoch = faults.restore(model, folder, early_stopping)
-        callbacks = list(recipe.callbacks(model, data, config)) + [faults.StopOnNaN()]
+        callbacks = list(recipe.callbacks(model, data, config)) + list(extra_callbacks) + [faults.StopOnNaN()]
         if early_stopping is not None:
             callbacks.append(early_stopping)
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
@@ -441,7 +468,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         )
         train_seconds = time.perf_counter() - started
 
-        metrics = recipe.evaluate(model, data, config)
+        metrics = recipe.evaluate(model, data, config) if evaluate else {}
         metrics["train_seconds"] = train_seconds
         # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
         metrics["epochs_trained"] = initial_epoch + len(history.epoch)
@@ -450,7 +477,8 @@ def _run(recipe, config, overrides, verbose, resume_from=None):
         curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
         if curves:
             tracking.log_figure(tracking.learning_curve(curves), "learning_curve.png")
-        recipe.log_artifacts(model, data, config)
+        if evaluate:
+            recipe.log_artifacts(model, data, config)
         model_info = recipe.log_model(model, data)
         if config.register:
             tracking.register_model(model_info, config.register, metrics, recipe.main_metric)

@@ -52,6 +52,8 @@ class ModelCard:
     outputs: str
     recipe: str
     hyperparameters: dict[str, Hyperparameter]
+    # {hyperparameter: spec} that `zoo tune` searches when no --space is given (see zoo.tuning).
+    search_space: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def defaults(self) -> dict[str, typing.Any]:
         return {name: hp.default for name, hp in self.hyperparameters.items()}
@@ -76,6 +78,9 @@ class ModelCard:
         ]
         for hp in self.hyperparameters.values():
             lines.append(f"    {hp.name}: {hp.type_name} = {hp.default!r}  {hp.doc}".rstrip())
+        if self.search_space:
+            lines.append(f"  Default search space (zoo tune {self.recipe}; override with --space key=spec):")
+            lines.extend(f"    {key}={spec}" for key, spec in self.search_space.items())
         return "\n".join(lines)
 
 
@@ -95,6 +100,7 @@ def register(
     inputs: str,
     outputs: str,
     recipe: str,
+    search_space: dict[str, str] | None = None,
 ) -> typing.Callable[[_Builder], _Builder]:
     """Register a model builder under `name`.
 
@@ -107,6 +113,9 @@ def register(
         inputs: what the model takes.
         outputs: what the model returns.
         recipe: the recipe that trains it (`zoo train RECIPE`).
+        search_space: {hyperparameter: spec} searched by `zoo tune` without --space, in the
+            spec syntax of `zoo.tuning.parse_spec` (`log:1e-4..1e-2`, `0..0.5`, `int:16..256`,
+            `choice:16,32|32,64`); a registry test checks it against the hyperparameters.
 
     Returns:
         A decorator that records the builder and returns it unchanged.
@@ -128,6 +137,7 @@ def register(
             outputs=outputs,
             recipe=recipe,
             hyperparameters=_hyperparameters_of(builder),
+            search_space=dict(search_space or {}),
         )
         _REGISTRY[name] = _Entry(builder, card)
         return builder

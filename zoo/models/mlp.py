@@ -28,6 +28,11 @@ TASKS = ("binary", "multiclass", "regression")
     outputs="binary: probability of class 1 (batch, 1); multiclass: class probabilities "
     "(batch, num_classes); regression: the predicted value (batch, 1).",
     recipe="mlp",
+    search_space={
+        "learning_rate": "log:1e-4..1e-2",
+        "dropout": "0..0.5",
+        "hidden_units": "choice:16|32|64|32,16|64,32|128,64",
+    },
 )
 def mlp(
     *,
