@@ -24,7 +24,6 @@ import io
 import json
 import os
 
-import mlflow
 import numpy as np
 
 from zoo import engine, tracking
@@ -82,6 +81,8 @@ class OCRRecipe(engine.Recipe):
 
     # === Data ===
     def load_data(self, config):
+        import mlflow
+
         if config.worst_lines < 0:
             raise ZooError(f"--worst-lines must be 0 or more. Received: {config.worst_lines}")
         if config.image_height is not None and config.image_height < 1:
@@ -188,6 +189,8 @@ class OCRRecipe(engine.Recipe):
 
     # === Log ===
     def log_artifacts(self, model, data, config):
+        import mlflow
+
         lines = data.extras["lines"]
         read_texts, confidences = data.extras["read"], data.extras["confidences"]
         table = io.StringIO()
@@ -296,62 +299,12 @@ def _reader_metadata(lines):
     return {"task": "ocr", "alphabet": lines.alphabet, "image_height": height, "max_width": width, "channels": channels}
 
 
-class LineReader(mlflow.pyfunc.PythonModel):
-    """The logged OCR model: raw pixels (n, height, max_width, 1), 0-255, in; `text` and `confidence` out.
-
-    Defined at module level so that MLflow pickles a reference to it: serving needs zoo installed,
-    as it does for every zoo model.
-    """
-
-    # MLflow would warn, at class definition, that `predict` has no type hints; the tensor signature
-    # logged with the model is its contract.
-    _skip_type_hint_validation = True
-
-    def load_context(self, context):
-        import keras
-
-        from zoo import registry
-
-        registry.names()  # imports zoo's models, so `zoo>ctc_loss` deserializes
-        self.model = keras.saving.load_model(context.artifacts["keras_model"])
-        self.alphabet = context.model_config["alphabet"]
-
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
-
-        from zoo.models import crnn
-
-        pixels = np.asarray(model_input, dtype="float32")
-        texts, confidences = crnn.decode(self.model.predict(pixels, verbose=0), self.alphabet)
-        return pd.DataFrame({"text": texts, "confidence": confidences})
-
-
 def log_reader(model, lines, example_inputs):
-    """Log the model as an `mlflow.pyfunc` that decodes inside: pixels in, strings out."""
-    import tempfile
+    """Log the model behind the `ocr` serving adapter: raw pixels in, `text` and `confidence` out."""
+    from zoo import serving
 
-    import keras
-    import pandas as pd
-    import tensorflow as tf
-    from mlflow.models import infer_signature
-
-    from zoo.models import crnn
-
-    metadata = _reader_metadata(lines)
-    texts, confidences = crnn.decode(model.predict(example_inputs, verbose=0), lines.alphabet)
-    signature = infer_signature(example_inputs, pd.DataFrame({"text": texts, "confidence": confidences}))
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "crnn.keras")
-        model.save(path)
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LineReader(),
-            artifacts={"keras_model": path},
-            model_config={"alphabet": lines.alphabet},
-            signature=signature,
-            metadata=metadata,
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}", "pandas"],
-        )
+    adapter = serving.Lines(alphabet=lines.alphabet)
+    return serving.log_model(model, adapter, example_inputs, metadata=_reader_metadata(lines))
 
 
 class Reader:
@@ -369,6 +322,8 @@ class Reader:
 
 def mlflow_reader(uri, metadata):
     """A `Reader` over the logged pyfunc model at `uri`."""
+    import mlflow
+
     model = mlflow.pyfunc.load_model(uri)
 
     def predict(pixels):

@@ -252,6 +252,35 @@ class Caption(Tensor):
         )
 
 
+class Lines(Tensor):
+    """Text-line images (raw pixels 0-255, padded to the model's width) in, the text read out.
+
+    The CTC output is decoded greedily inside, so the served model answers with strings: columns
+    `text` and `confidence` (the product of the chosen characters' probabilities). Settings:
+    `alphabet` (the characters, in the order of the model's classes after the blank).
+    """
+
+    kind = "ocr"
+
+    def outputs(self, model, raw, data):
+        import pandas as pd
+
+        from zoo.models import crnn
+
+        texts, confidences = crnn.decode(raw, self.settings["alphabet"])
+        return pd.DataFrame({"text": texts, "confidence": np.asarray(confidences, dtype="float64")})
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        example = np.asarray(example, dtype="float32")
+        return ModelSignature(
+            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
+            Schema([ColSpec(DataType.string, "text"), ColSpec(DataType.double, "confidence")]),
+        )
+
+
 class Generator(Adapter):
     """Rows of `label` (conditional GANs) and `seed` in, one generated image per row out (0-255).
 
@@ -311,7 +340,7 @@ class Generator(Adapter):
         return pd.DataFrame(rows)
 
 
-ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Generator)}
+ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Lines, Generator)}
 
 # One request per kind, as `curl` sends it (README and `zoo serve` print these).
 REQUESTS = {
@@ -319,6 +348,7 @@ REQUESTS = {
     "table": '{"dataframe_records": [{"gre": 380, "gpa": 3.61, "rank": 3, "city": "Oslo"}]}',
     "text": '{"dataframe_records": [{"text": "a moving, beautifully acted film"}]}',
     "caption": '{"inputs": [[[[0], [0], [255], ...]]]}',
+    "ocr": '{"inputs": [[[[0], [0], [255], ...]]]}',
     "generator": '{"dataframe_records": [{"label": 7, "seed": 0}, {"label": 7, "seed": 1}]}',
 }
 
