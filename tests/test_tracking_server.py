@@ -33,6 +33,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from tests import baselines
 from tests.conftest import REPO
 
 EXPERIMENT = "zoo-server-test"
@@ -279,7 +280,13 @@ def test_run_reads_back_through_the_rest_api(server, runs):
         history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=runs["mlp"], metric_key=key)["metrics"]
         assert sorted(m["step"] for m in history) == [0, 1]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["epochs_trained"] == 2
+    assert metrics["epochs_trained"] == 2
+    # Floor: the majority class gets 41 of the 57 test rows (0.719); 2 epochs must get 5 more right.
+    from zoo.datasets import tabular
+
+    test = tabular.prepare(tabular.load_embedded("breast_cancer"), seed=42).test
+    correct = baselines.count(metrics["test_accuracy"], len(test))
+    baselines.assert_beats(correct, baselines.majority_count(test["target"]), 5, len(test), "mlp through the server")
     assert metrics["system/cpu_utilization_percentage"] >= 0 and "system/system_memory_usage_megabytes" in metrics
 
     # Dataset lineage: each split with its source, digest and schema.
