@@ -26,6 +26,8 @@ def count(rate, rows):
 
 def assert_beats(correct, baseline, margin, rows, what):
     """`correct` rows (of `rows`) beat the trivial `baseline` count by at least `margin` rows."""
+    # Shown with `pytest -rP`: how far above its floor each smoke test ran.
+    print(f"{what}: {correct} of {rows} right; trivial baseline {baseline}, floor {baseline + margin}")
     assert correct >= baseline + margin, (
         f"{what}: {correct} of {rows} test rows right, the trivial baseline gets {baseline}; "
         f"the floor is {baseline + margin} (baseline + {margin})"

@@ -14,8 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # the GAN judges (~/.cache/zoo), pip and MLflow's telemetry all follow these variables. They are
 # set here, before the imports below, because some libraries read them once at import time; child
 # processes (mlflow server, logical-device runs) inherit them.
-_SANDBOX = tempfile.mkdtemp(prefix="zoo-tests-home-")
-atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
+# conftest is imported twice (as `conftest` by pytest, as `tests.conftest` by test modules): the
+# second import must keep the folder the first one chose.
+_SANDBOX = os.environ.get("ZOO_TESTS_HOME")
+if not _SANDBOX:
+    _SANDBOX = os.environ["ZOO_TESTS_HOME"] = tempfile.mkdtemp(prefix="zoo-tests-home-")
+    atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
 for _variable, _folder in (
     ("HOME", "home"),
     ("XDG_CACHE_HOME", "cache"),

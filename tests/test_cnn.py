@@ -92,7 +92,7 @@ def trained(session_store, tmp_path_factory):
                 "train",
                 "cnn",
                 "--epochs",
-                "2",
+                "3",
                 "--output",
                 output,
                 "--experiment",
@@ -139,8 +139,9 @@ def test_training_logs_run_metrics_and_artifacts(trained):
     metrics, params = run.data.metrics, run.data.params
     for name in ("test_accuracy", "test_loss", "test_macro_precision", "test_macro_recall", "accuracy", "val_accuracy"):
         assert name in metrics
-    # Floor: 2 epochs of the small CNN get 36 more of the 360 test digits right (10 points) than
-    # always answering the most frequent digit (about 11 %); an untrained network scores about 10 %.
+    # Floor: 3 epochs of the small CNN get 36 more of the 359 test digits right (10 points) than
+    # always answering the most frequent digit (45, 12.5 %); an untrained network scores about 10 %,
+    # these 3 epochs 0.37-0.49 over seeds 42, 0 and 1 (2 epochs: 0.21 at seed 42).
     y_test = trained["data"].y_test
     correct = baselines.count(metrics["test_accuracy"], len(y_test))
     baselines.assert_beats(correct, baselines.majority_count(y_test), 36, len(y_test), "cnn on digits")

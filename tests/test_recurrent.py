@@ -331,6 +331,7 @@ def test_user_text_csv_and_padded_sequences(tracking_uri, tmp_path):
     seq = engine.get_recipe("rnn").load_data(result.config).extras["sequences"]
     last = (seq.x_test[..., 0] != -1.0).sum(axis=1) - 1
     persistence = float(np.mean(np.abs(seq.x_test[np.arange(len(last)), last, 0] - seq.y_test[:, 0])))
+    print(f"rnn regression: test MAE {result.metrics['test_mae']:.3f}, persistence {persistence:.3f}")
     assert result.metrics["test_mae"] <= 2 / 3 * persistence, (result.metrics["test_mae"], persistence)
 
 
