@@ -326,13 +326,19 @@ def test_user_text_csv_and_padded_sequences(tracking_uri, tmp_path):
         tracking_uri, "rnn", {"data": str(tmp_path / "ragged.npz"), "pad": True, "epochs": 3}, {**TINY, "units": "16"}
     )
     assert run.data.params["model.mask_value"] == "-1.0" and run.data.params["model.task"] == "regression"
-    # Floor: the persistence forecast (the last real step's value) has a test MAE of about 0.85; 3
-    # epochs must cut it by a third.
+    # Floor: the better of two trivial forecasts, persistence (the last real step's value, test MAE
+    # about 0.85) and a constant (the training targets' median, about 0.6, what an untrained network
+    # outputs nearly does: 0.535 with no update applied); 3 epochs reach about 0.25.
     seq = engine.get_recipe("rnn").load_data(result.config).extras["sequences"]
     last = (seq.x_test[..., 0] != -1.0).sum(axis=1) - 1
     persistence = float(np.mean(np.abs(seq.x_test[np.arange(len(last)), last, 0] - seq.y_test[:, 0])))
-    print(f"rnn regression: test MAE {result.metrics['test_mae']:.3f}, persistence {persistence:.3f}")
-    assert result.metrics["test_mae"] <= 2 / 3 * persistence, (result.metrics["test_mae"], persistence)
+    constant = float(np.mean(np.abs(np.median(seq.y_train) - seq.y_test)))
+    trivial = min(persistence, constant)
+    print(
+        f"rnn regression: test MAE {result.metrics['test_mae']:.3f}, "
+        f"persistence {persistence:.3f}, constant {constant:.3f}"
+    )
+    assert result.metrics["test_mae"] <= 0.6 * trivial, (result.metrics["test_mae"], persistence, constant)
 
 
 # === Bad input: one line, exit 2, no run left RUNNING ===
