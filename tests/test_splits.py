@@ -7,6 +7,7 @@ row exactly once.
 """
 
 import collections
+import os
 
 import numpy as np
 import pandas as pd
@@ -185,3 +186,18 @@ def test_text_csv(tmp_path):
         return [int("".join(str(words.index(data.vocabulary[t])) for t in row)) for row in x]
 
     assert_partition(ids(data.x_train), ids(data.x_val), ids(data.x_test), range(80))
+
+
+def test_ocr_line_folder(tmp_path):
+    from zoo.datasets import text_lines
+
+    rows = ["filename,words"]
+    for i in range(40):
+        Image.fromarray(np.full((8, 24), 255 - i, dtype="uint8")).save(tmp_path / f"line{i}.png")
+        rows.append(f"line{i}.png,{'ab'[i % 2]}{'ba'[i % 2]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = text_lines.load_folder(tmp_path, seed=3)
+    ids = [
+        sorted(os.path.basename(f) for f in data.extras["files"][split]) for split in ("train", "validation", "test")
+    ]
+    assert_partition(*ids, [f"line{i}.png" for i in range(40)])
