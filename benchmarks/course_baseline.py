@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+import gate
 import numpy as np
 import pandas as pd
 
@@ -96,7 +97,12 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2)
-    return 0
+    # The zoo's MLP of the same shape must do at least as well as the course's NumPy network on the same rows.
+    return gate.exit_status(
+        gate.check(
+            "zoo MLP test accuracy over the course network's", zoo_run["test_accuracy"], numpy_run["test_accuracy"]
+        )
+    )
 
 
 def course_features(frame):

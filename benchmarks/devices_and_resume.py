@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 
+import gate
+
 TRAIN = """
 import json, sys
 from zoo import engine
@@ -95,10 +97,15 @@ def measure_resume(folder, store):
     return exited - signalled, training_again - started
 
 
-def main():
+# Seconds an interruption may cost, from the signal to training again after `zoo train --resume`.
+MAX_TIME_LOST = 30.0
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
+    parser.add_argument("--max-time-lost", type=float, default=MAX_TIME_LOST, help="target, in seconds")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         store = f"sqlite:///{folder}/mlflow.db"
         one = _train_seconds(args.epochs, "auto", 1, store)
@@ -112,7 +119,10 @@ def main():
             f"resume: signal to exit {to_exit:.2f} s, resume command to next epoch {to_training:.2f} s, "
             f"time lost {to_exit + to_training:.2f} s"
         )
+    return gate.exit_status(
+        gate.check("seconds lost to an interruption", to_exit + to_training, args.max_time_lost, above=False)
+    )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+import gate
+
 # Epochs per run: enough epochs for a median, few enough for the 20-minute runner.
 EPOCHS = {"mlp": 12, "cnn": 5}
 TARGET = 0.97
@@ -85,7 +87,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(report, handle, indent=2)
-    return 0
+    return gate.exit_status(
+        *(gate.check(f"{name} zoo/keras examples/s", r["ratio"], TARGET) for name, r in report["recipes"].items())
+    )
 
 
 def _measure(args, variants, folder):

@@ -1,10 +1,37 @@
 """Shared fixtures: an isolated MLflow store, the CLI in-process, sample inputs for any model."""
 
+import atexit
 import os
 import pathlib
+import shutil
+import subprocess
+import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Nothing the suite runs may write under the real home: Keras (~/.keras), matplotlib's font cache,
+# the GAN judges (~/.cache/zoo), pip and MLflow's telemetry all follow these variables. They are
+# set here, before the imports below, because some libraries read them once at import time; child
+# processes (mlflow server, logical-device runs) inherit them.
+# conftest is imported twice (as `conftest` by pytest, as `tests.conftest` by test modules): the
+# second import must keep the folder the first one chose.
+_SANDBOX = os.environ.get("ZOO_TESTS_HOME")
+if not _SANDBOX:
+    _SANDBOX = os.environ["ZOO_TESTS_HOME"] = tempfile.mkdtemp(prefix="zoo-tests-home-")
+    atexit.register(shutil.rmtree, _SANDBOX, ignore_errors=True)
+for _variable, _folder in (
+    ("HOME", "home"),
+    ("XDG_CACHE_HOME", "cache"),
+    ("XDG_CONFIG_HOME", "config"),
+    ("XDG_DATA_HOME", "data"),
+    ("MPLCONFIGDIR", "matplotlib"),
+    ("KERAS_HOME", "keras"),
+):
+    os.makedirs(os.path.join(_SANDBOX, _folder), exist_ok=True)
+    os.environ[_variable] = os.path.join(_SANDBOX, _folder)
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -104,3 +131,74 @@ def sample_inputs(model, count=4, seed=0):
     if len(inputs) == 1:
         return one(inputs[0])
     return [one(tensor) for tensor in inputs]
+
+
+# === The suite's hygiene: this checkout's code, nothing left in it ===
+
+
+def _imported_from_elsewhere():
+    """Names of zoo's packages that Python imports from outside this checkout."""
+    import importlib
+
+    homes = {"zoo": REPO / "zoo", "zoo.recipes": REPO / "recipes", "zoo.datasets": REPO / "datasets"}
+    wrong = []
+    for name, home in homes.items():
+        where = pathlib.Path(importlib.import_module(name).__file__).resolve().parent
+        if where != home:
+            wrong.append(f"{name} from {where}")
+    return wrong
+
+
+def _git_status():
+    """`git status` lines of the checkout, ignored files included (None outside a git checkout)."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    # Bytecode and the virtual environment change under any Python run; they are not the suite's output.
+    noise = ("__pycache__/", ".pytest_cache/", ".venv/", ".ruff_cache/")
+    return {line for line in result.stdout.splitlines() if not any(part in line for part in noise)}
+
+
+def pytest_configure(config):
+    # An editable install of another clone would silently test that clone's code.
+    wrong = _imported_from_elsewhere()
+    if wrong:
+        raise pytest.UsageError(
+            f"The tests in {REPO} would test code from another checkout: {', '.join(wrong)}. "
+            f"Run `pip install -e {REPO}` in this environment."
+        )
+    config.stash[_STATUS_AT_START] = _git_status()
+
+
+_STATUS_AT_START = pytest.StashKey()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when the suite left a file in the checkout (tests write only in temporary folders)."""
+    before = session.config.stash.get(_STATUS_AT_START, None)
+    after = _git_status()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        session.config.stash[_LEFT_BEHIND] = new
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_LEFT_BEHIND = pytest.StashKey()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    new = config.stash.get(_LEFT_BEHIND, None)
+    if new:
+        terminalreporter.write_line(
+            "FAILED: the suite left files in the checkout (git status): " + "; ".join(new), red=True
+        )

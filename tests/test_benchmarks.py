@@ -135,3 +135,45 @@ def test_tensorflow_datasets_runs_are_planned_only_for_data_on_disk(tmp_path):
     table = run_all.render(results)
     assert f"From tensorflow-datasets in `{tmp_path}`: mnist." in table
     assert "not run: cifar10, fashion_mnist, imdb_reviews." in table
+
+
+# === The gate: every benchmark states its target and exits 1 when it misses it ===
+
+
+def test_every_benchmark_script_ends_with_its_gate():
+    scripts = sorted(p for p in RUNNER.parent.glob("*.py") if p.name not in ("run_all.py", "gate.py"))
+    assert scripts
+    for script in scripts:
+        text = script.read_text()
+        assert re.search(r"gate\.exit_status\(|return 1 if|else 1\n", text), f"{script.name} never exits non-zero"
+        assert "sys.exit(main())" in text or "raise SystemExit(main())" in text, script.name
+
+
+def test_the_runner_exits_1_when_a_figure_misses_its_target():
+    def results(accuracy, script_status):
+        recipe = {"metrics": {"test_accuracy": accuracy, "epochs_trained": 3.0}}
+        return {
+            "sections": {
+                "recipes": {"recipes": {"cnn": recipe, "cnn --dataset mnist": {"metrics": {"test_accuracy": 0.1}}}},
+                "rbm": {"returncode": script_status, "figures": {}, "command": "python benchmarks/rbm_vs_sklearn.py"},
+            }
+        }
+
+    assert run_all.missed_targets(results(0.99, 0)) == []
+    missed = run_all.missed_targets(results(0.5, 1))
+    assert missed == [
+        "zoo train cnn: test_accuracy 0.5 < 0.98",
+        "python benchmarks/rbm_vs_sklearn.py exited 1 (a target missed)",
+    ]
+
+
+def test_a_script_run_with_an_impossible_target_exits_1(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, str(RUNNER.parent / "cnn_digits.py"), "--model", "mlp_image", "--quick", "--target", "1.01"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 1, finished.stdout[-2000:] + finished.stderr[-2000:]
+    assert "target mlp_image mean test accuracy >= 1.01: MISSED" in finished.stdout

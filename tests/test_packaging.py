@@ -1,5 +1,6 @@
 """The wheel installs only the `zoo` package: no top-level `datasets` or `recipes` module."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -8,6 +9,14 @@ from tests.conftest import REPO
 
 
 def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
+    # Built from a copy: setuptools leaves build/ and *.egg-info/ beside the sources it builds.
+    source = tmp_path / "source"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "mlruns", "*.db"),
+    )
+    wheels_dir = tmp_path / "wheels"
     result = subprocess.run(
         [
             sys.executable,
@@ -18,15 +27,15 @@ def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
-            str(REPO),
+            str(wheels_dir),
+            str(source),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    wheels = list(tmp_path.glob("*.whl"))
+    wheels = list(wheels_dir.glob("*.whl"))
     assert len(wheels) == 1
     names = zipfile.ZipFile(wheels[0]).namelist()
     top_level = {name.split("/")[0] for name in names}

@@ -7,8 +7,8 @@ repository's MLproject (registered under the same name, as a weaker model). The 
 back through the REST API, `MlflowClient`, `mlflow.pyfunc`, `zoo compare` and the MLflow UI in
 headless Chromium (Debian's `chromium`), driven over the DevTools protocol.
 
-The UI screenshot is kept in `tests/artifacts/mlflow_ui_runs.png` (ZOO_TEST_ARTIFACTS overrides
-the folder) and in the test's pytest tmp folder.
+The UI screenshot is kept in the test's pytest tmp folder, and copied to $ZOO_TEST_ARTIFACTS when
+that is set (tests write nothing in the checkout).
 """
 
 import base64
@@ -33,12 +33,13 @@ import urllib.request
 import numpy as np
 import pytest
 
+from tests import baselines
 from tests.conftest import REPO
 
 EXPERIMENT = "zoo-server-test"
 MODEL_NAME = "zoo-mlp-server-test"
 SERVER_START_TIMEOUT = 180
-ARTIFACTS = pathlib.Path(os.environ.get("ZOO_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
+ARTIFACTS = os.environ.get("ZOO_TEST_ARTIFACTS")
 
 
 def _free_port():
@@ -279,7 +280,13 @@ def test_run_reads_back_through_the_rest_api(server, runs):
         history = _get(url, "/api/2.0/mlflow/metrics/get-history", run_id=runs["mlp"], metric_key=key)["metrics"]
         assert sorted(m["step"] for m in history) == [0, 1]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-    assert 0.5 < metrics["test_accuracy"] <= 1 and metrics["epochs_trained"] == 2
+    assert metrics["epochs_trained"] == 2
+    # Floor: the majority class gets 41 of the 57 test rows (0.719); 2 epochs must get 5 more right.
+    from zoo.datasets import tabular
+
+    test = tabular.prepare(tabular.load_embedded("breast_cancer"), seed=42).test
+    correct = baselines.count(metrics["test_accuracy"], len(test))
+    baselines.assert_beats(correct, baselines.majority_count(test["target"]), 5, len(test), "mlp through the server")
     assert metrics["system/cpu_utilization_percentage"] >= 0 and "system/system_memory_usage_megabytes" in metrics
 
     # Dataset lineage: each split with its source, digest and schema.
@@ -594,8 +601,9 @@ def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs
         browser.screenshot(tmp_path / "mlflow_ui_runs.png")
     finally:
         browser.close()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(tmp_path / "mlflow_ui_runs.png", ARTIFACTS / "mlflow_ui_runs.png")
+    if ARTIFACTS:
+        pathlib.Path(ARTIFACTS).mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / "mlflow_ui_runs.png", pathlib.Path(ARTIFACTS) / "mlflow_ui_runs.png")
 
     assert set(shown) == set(expected)
     assert len({recipe for recipe, _ in expected.values()}) == (2 if runs["second_recipe"] != "mlp" else 1)

@@ -1,0 +1,203 @@
+"""Every loader's train, validation and test splits partition its rows, checked by row identity.
+
+Sizes alone do not show a leak: validation rows drawn from the training rows keep every size. Each
+test tags the rows with a unique id (a column, a pixel, a word, a bit pattern), reads the ids back
+out of the three splits, and checks that the splits are pairwise disjoint and together hold every
+row exactly once.
+"""
+
+import collections
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from zoo import engine
+from zoo.datasets import images, sequences, tabular
+
+
+def assert_partition(train, validation, test, rows):
+    """`train`, `validation` and `test` (ids) split `rows` (ids): disjoint, each row exactly once."""
+    splits = {"train": list(train), "validation": list(validation), "test": list(test)}
+    for name, ids in splits.items():
+        assert ids, f"{name} is empty"
+        repeated = [i for i, n in collections.Counter(ids).items() if n > 1]
+        assert not repeated, f"{name} holds rows {repeated[:5]} more than once"
+    for first, second in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        shared = set(splits[first]) & set(splits[second])
+        assert not shared, f"{first} and {second} share rows {sorted(shared)[:5]}"
+    held = collections.Counter(splits["train"] + splits["validation"] + splits["test"])
+    assert held == collections.Counter(rows), "the splits do not hold every row exactly once"
+
+
+def _image_ids(x):
+    """One id per image: its pixels as bytes (every image of these datasets is distinct)."""
+    x = np.asarray(x, dtype="float32")
+    return [row.tobytes() for row in x.reshape(len(x), -1)]
+
+
+def _load_recipe_data(name, options):
+    recipe = engine.get_recipe(name)
+    return recipe.load_data(engine.make_config(recipe, options)[0])
+
+
+# === Tables ===
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_csv_table_through_the_mlp_recipe(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"row_id": np.arange(97) + 1000, "x": rng.random(97), "label": rng.integers(0, 2, 97)})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    data = _load_recipe_data("mlp", {"data": str(tmp_path / "t.csv"), "target": "label", "seed": seed})
+    splits = data.extras["splits"]
+    ids = [split["row_id"].round().astype(int).tolist() for split in (splits.train, splits.validation, splits.test)]
+    assert_partition(*ids, frame["row_id"].tolist())
+
+
+@pytest.mark.parametrize("name", sorted(tabular.EMBEDDED))
+def test_embedded_tables(name):
+    table = tabular.load_embedded(name)
+    # `prepare` keeps the frame's row labels (0..n-1 once rows without a target are dropped).
+    splits = tabular.prepare(table, seed=3)
+    ids = [split.index.tolist() for split in (splits.train, splits.validation, splits.test)]
+    assert_partition(*ids, range(len(table.frame)))
+
+
+def test_rbm_binary_csv(tmp_path):
+    # Each row's id written in binary over 10 columns of 0/1: the visible units carry the identity.
+    rows = 150
+    bits = (np.arange(rows)[:, None] >> np.arange(10)) & 1
+    frame = pd.DataFrame(bits, columns=[f"b{i}" for i in range(10)])
+    frame["label"] = np.arange(rows) % 2
+    frame.to_csv(tmp_path / "bits.csv", index=False)
+    data = _load_recipe_data("rbm", {"data": str(tmp_path / "bits.csv"), "target": "label"})
+    ids = []
+    for split in ("train", "validation", "test"):
+        x, y = data.extras["splits"][split]
+        numbers = (x.round().astype(int) << np.arange(10)).sum(axis=1)
+        np.testing.assert_array_equal(y, numbers % 2)  # labels travel with their rows
+        ids.append(numbers.tolist())
+    assert_partition(*ids, range(rows))
+
+
+# === Images ===
+
+
+@pytest.mark.parametrize("seed", [0, 42])
+def test_digits(seed):
+    import sklearn.datasets
+
+    everything = _image_ids((sklearn.datasets.load_digits().images / 16.0).astype("float32")[..., None])
+    data = images.load("digits", seed=seed)
+    assert_partition(_image_ids(data.x_train), _image_ids(data.x_val), _image_ids(data.x_test), everything)
+
+
+def _write_id_images(folder, ids, classes=("a", "b")):
+    """8x8 grayscale PNGs whose first pixel is the image's id, in one subfolder per class."""
+    for i in ids:
+        pixels = np.zeros((8, 8), dtype="uint8")
+        pixels[0, 0] = i
+        pixels[4:, 4:] = 200 * (i % 2)
+        target = folder / classes[i % 2]
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(target / f"{i}.png")
+
+
+def _folder_ids(x):
+    return np.round(np.asarray(x)[:, 0, 0, 0] * 255).astype(int).tolist()
+
+
+def test_class_folders(tmp_path):
+    _write_id_images(tmp_path / "photos", range(60))
+    data = images.load(folder=tmp_path / "photos", seed=1)
+    assert_partition(_folder_ids(data.x_train), _folder_ids(data.x_val), _folder_ids(data.x_test), range(60))
+    # Labels travel with their images.
+    for x, y in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)):
+        np.testing.assert_array_equal(y, np.asarray(_folder_ids(x)) % 2)
+
+
+def test_split_folders_keep_their_test_images_and_carve_validation_from_train(tmp_path):
+    _write_id_images(tmp_path / "photos" / "train", range(40))
+    _write_id_images(tmp_path / "photos" / "test", range(40, 60))
+    data = images.load(folder=tmp_path / "photos", seed=1)
+    assert sorted(_folder_ids(data.x_test)) == list(range(40, 60))
+    assert_partition(_folder_ids(data.x_train), _folder_ids(data.x_val), _folder_ids(data.x_test), range(60))
+
+
+def test_tensorflow_datasets_mock(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=30, data_dir=str(tmp_path)):
+        data = images.load("mnist", seed=5)
+        originals = {
+            split: [
+                image.astype("float32") / 255.0
+                for image, _ in tfds.as_numpy(tfds.load("mnist", split=split, as_supervised=True, download=False))
+            ]
+            for split in ("train", "test")
+        }
+    # The mock draws the test split with the same generator as the train split, so the test rows
+    # repeat the training rows' pixels: check that test is tfds's test split and that train and
+    # validation partition tfds's train split.
+    train_ids = _image_ids(np.stack(originals["train"]))
+    assert len(set(train_ids)) == 30
+    assert sorted(_image_ids(data.x_test)) == sorted(_image_ids(np.stack(originals["test"])))
+    assert_partition(_image_ids(data.x_train), _image_ids(data.x_val), ["test"], train_ids + ["test"])
+
+
+# === Sequences ===
+
+
+@pytest.mark.parametrize("loader", [sequences.digit_rows, sequences.digit_captions])
+def test_digit_sequences(loader):
+    import sklearn.datasets
+
+    everything = _image_ids(sklearn.datasets.load_digits().images / 16.0)
+    data = loader(seed=7)
+    first = lambda x: x[0] if isinstance(x, tuple) else x  # noqa: E731 - captions: (images, previous tokens)
+    ids = [_image_ids(first(x)) for x in (data.x_train, data.x_val, data.x_test)]
+    assert_partition(*ids, everything)
+
+
+def test_numeric_sequences_padded(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 6, 50)
+    # Every step of sequence i holds the value i (the padding value -1 never occurs).
+    x = np.concatenate([np.full((n, 2), i, dtype="float32") for i, n in enumerate(lengths)])
+    np.savez(tmp_path / "seqs.npz", x=x, y=np.arange(50) % 3, lengths=lengths)
+    data = sequences.npz_sequences(str(tmp_path / "seqs.npz"), pad=True, seed=2)
+    ids = [np.round(split[:, 0, 0]).astype(int).tolist() for split in (data.x_train, data.x_val, data.x_test)]
+    assert_partition(*ids, range(50))
+    for x, y in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)):
+        np.testing.assert_array_equal(y, np.round(x[:, 0, 0]).astype(int) % 3)
+
+
+def test_text_csv(tmp_path):
+    # A row's id spelled in words the training texts all share, so the vocabulary keeps them.
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    texts = [" ".join(words[int(d)] for d in f"{i:02d}") for i in range(80)]
+    pd.DataFrame({"text": texts, "label": np.arange(80) % 2}).to_csv(tmp_path / "t.csv", index=False)
+    data = sequences.text_csv(str(tmp_path / "t.csv"), seed=4, sequence_length=2)
+
+    def ids(x):
+        return [int("".join(str(words.index(data.vocabulary[t])) for t in row)) for row in x]
+
+    assert_partition(ids(data.x_train), ids(data.x_val), ids(data.x_test), range(80))
+
+
+def test_ocr_line_folder(tmp_path):
+    from zoo.datasets import text_lines
+
+    rows = ["filename,words"]
+    for i in range(40):
+        Image.fromarray(np.full((8, 24), 255 - i, dtype="uint8")).save(tmp_path / f"line{i}.png")
+        rows.append(f"line{i}.png,{'ab'[i % 2]}{'ba'[i % 2]}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    data = text_lines.load_folder(tmp_path, seed=3)
+    ids = [
+        sorted(os.path.basename(f) for f in data.extras["files"][split]) for split in ("train", "validation", "test")
+    ]
+    assert_partition(*ids, [f"line{i}.png" for i in range(40)])
