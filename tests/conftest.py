@@ -10,7 +10,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,9 +20,10 @@ def checkpoints_outside_the_checkout(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def admissions_csv():
-    path = SHARED_DATA / "admissions.csv"
-    assert path.exists(), f"test data missing: {path} (the repository's ../shared/data)"
-    return str(path)
+    """The admissions table shipped inside the package (`zoo train mlp --dataset admissions`)."""
+    from zoo.datasets import tabular
+
+    return tabular.packaged_path("admissions")
 
 
 @pytest.fixture(scope="session")
