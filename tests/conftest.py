@@ -5,6 +5,8 @@ import pathlib
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests never use the network: a missing tensorflow-datasets dataset is never downloaded.
+os.environ.setdefault("ZOO_DOWNLOAD_PROBE", "none")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
