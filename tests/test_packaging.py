@@ -34,6 +34,8 @@ def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
     assert "zoo/recipes/mlp.py" in names
     assert "zoo/datasets/tabular.py" in names
     assert "zoo/datasets/data/admissions.csv" in names, "the admissions table ships inside the package"
+    # PEP 561: users' type checkers read zoo's annotations only when py.typed ships.
+    assert "zoo/py.typed" in names
     assert not any(name.startswith(("datasets/", "recipes/")) for name in names)
     dist_info = next(name for name in names if name.endswith(".dist-info/entry_points.txt"))
     entry_points = zipfile.ZipFile(wheels[0]).read(dist_info).decode()

@@ -6,6 +6,7 @@ TensorFlow backend, where `tf.distribute` is the way to use several devices.
 
 import json
 import os
+import typing
 
 from zoo.errors import ZooError
 
@@ -92,7 +93,7 @@ def _multi_worker():
     return len(config.get("cluster", {}).get("worker", [])) > 1
 
 
-_MIRRORED = {}
+_MIRRORED: dict[tuple[str, ...], typing.Any] = {}
 
 
 def _mirrored(names):

@@ -20,7 +20,7 @@ import zoo
 from zoo import registry, tracking
 from zoo.errors import ZooError, closest
 
-_RECIPES = {}
+_RECIPES: dict[str, type["Recipe"]] = {}
 _DISCOVERED = False
 # Options that say where a run goes, not how it trains: not logged as params.
 RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics", "checkpoint_dir")

@@ -5,12 +5,14 @@ bug. Its message is one line that names the problem and the fix; the command lin
 traceback and exits with status 2.
 """
 
+from collections.abc import Iterable
+
 
 class ZooError(ValueError):
     """Bad input: the message says what is wrong and how to fix it."""
 
 
-def closest(word, candidates):
+def closest(word: object, candidates: Iterable[object]) -> str:
     """Return a ' Did you mean ...?' suffix for the candidate closest to `word`, or ''."""
     import difflib
 

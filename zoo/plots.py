@@ -104,3 +104,51 @@ def forecast(series, days, predicted, title=""):
     axis.legend()
     fig.tight_layout()
     return fig
+
+
+def forecast_panels(times, series, test_start, target_times, forecasts, title=""):
+    """Return a figure per horizon step: the series, the test span shaded, and each forecast.
+
+    Args:
+        times, series: the history and the test span (time labels and values).
+        test_start: the time the test span begins at.
+        target_times: {steps ahead: the times the forecasts are for}.
+        forecasts: {steps ahead: {name: forecast values}}; "network" is drawn strongest.
+    """
+    plt = _pyplot()
+    panels = sorted(forecasts)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
+    for axis, ahead in zip(axes[:, 0], panels):
+        axis.plot(times, series, label="history and truth", color="black", linewidth=1)
+        axis.axvspan(test_start, times[-1], color="0.92", zorder=0)
+        for name, values in forecasts[ahead].items():
+            strong = name == "network"
+            axis.plot(
+                target_times[ahead], values, label=name, linewidth=1.6 if strong else 0.9, alpha=1 if strong else 0.8
+            )
+        axis.set_title(f"{title} ({ahead} step(s) ahead)", fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def line_grid(images, titles, columns=2, width=5.0):
+    """Return a figure of wide images (N, H, W[, 1], values in [0, 1]), e.g. text lines, one per cell.
+
+    Unlike `image_grid`, cells take the images' aspect ratio, so a line 8 pixels high and 90 wide
+    is not lost in a square cell.
+    """
+    plt = _pyplot()
+    images = np.asarray(images)
+    count = len(images)
+    rows = max(1, int(math.ceil(count / columns)))
+    height = width * images.shape[1] / images.shape[2] if count else 1.0
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, (height + 0.45) * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < count:
+            image = images[index][..., 0] if images.ndim == 4 else images[index]
+            axis.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axis.set_title(str(titles[index]), fontsize=8)
+    fig.tight_layout()
+    return fig

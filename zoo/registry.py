@@ -16,7 +16,12 @@ import typing
 
 from zoo.errors import ZooError, closest
 
-_REGISTRY = {}
+if typing.TYPE_CHECKING:
+    import keras
+
+_Builder = typing.TypeVar("_Builder", bound=typing.Callable[..., typing.Any])
+
+_REGISTRY: dict[str, "_Entry"] = {}
 _DISCOVERED = False
 
 
@@ -30,7 +35,7 @@ class Hyperparameter:
     doc: str = ""
 
     @property
-    def type_name(self):
+    def type_name(self) -> str:
         return _type_name(self.annotation)
 
 
@@ -40,18 +45,18 @@ class ModelCard:
 
     name: str
     technique: str
-    tasks: tuple
+    tasks: tuple[str, ...]
     summary: str
     when_to_use: str
     inputs: str
     outputs: str
     recipe: str
-    hyperparameters: dict
+    hyperparameters: dict[str, Hyperparameter]
 
-    def defaults(self):
+    def defaults(self) -> dict[str, typing.Any]:
         return {name: hp.default for name, hp in self.hyperparameters.items()}
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, typing.Any]:
         card = dataclasses.asdict(self)
         card["hyperparameters"] = {
             name: {"default": hp.default, "type": hp.type_name, "doc": hp.doc}
@@ -59,7 +64,7 @@ class ModelCard:
         }
         return card
 
-    def format(self):
+    def format(self) -> str:
         lines = [
             f"{self.name}  ({self.technique}; tasks: {', '.join(self.tasks)})",
             f"  {self.summary}",
@@ -76,11 +81,21 @@ class ModelCard:
 
 @dataclasses.dataclass(frozen=True)
 class _Entry:
-    builder: typing.Callable
+    builder: typing.Callable[..., typing.Any]
     card: ModelCard
 
 
-def register(name, *, technique, tasks, summary, when_to_use, inputs, outputs, recipe):
+def register(
+    name: str,
+    *,
+    technique: str,
+    tasks: typing.Iterable[str],
+    summary: str,
+    when_to_use: str,
+    inputs: str,
+    outputs: str,
+    recipe: str,
+) -> typing.Callable[[_Builder], _Builder]:
     """Register a model builder under `name`.
 
     Args:
@@ -100,7 +115,7 @@ def register(name, *, technique, tasks, summary, when_to_use, inputs, outputs, r
         ValueError: if `name` is already registered.
     """
 
-    def decorator(builder):
+    def decorator(builder: _Builder) -> _Builder:
         if name in _REGISTRY:
             raise ValueError(f"An entry is already registered under the name '{name}'.")
         card = ModelCard(
@@ -120,7 +135,7 @@ def register(name, *, technique, tasks, summary, when_to_use, inputs, outputs, r
     return decorator
 
 
-def _discover():
+def _discover() -> None:
     """Import every module of `zoo.models` once, so that their decorators fill the registry."""
     global _DISCOVERED
     if _DISCOVERED:
@@ -132,7 +147,7 @@ def _discover():
     _DISCOVERED = True
 
 
-def _entry(name):
+def _entry(name: str) -> _Entry:
     _discover()
     if name not in _REGISTRY:
         raise ZooError(
@@ -142,13 +157,13 @@ def _entry(name):
     return _REGISTRY[name]
 
 
-def names():
+def names() -> list[str]:
     """Return the sorted registered names."""
     _discover()
     return sorted(_REGISTRY)
 
 
-def info(name):
+def info(name: str) -> ModelCard:
     """Return the `ModelCard` of a registered model.
 
     Raises:
@@ -157,7 +172,7 @@ def info(name):
     return _entry(name).card
 
 
-def list_models(technique=None, task=None):
+def list_models(technique: str | None = None, task: str | None = None) -> list[ModelCard]:
     """Return the cards of the registered models, optionally filtered by technique and task.
 
     Example:
@@ -173,7 +188,7 @@ def list_models(technique=None, task=None):
     return cards
 
 
-def resolve(name, overrides):
+def resolve(name: str, overrides: typing.Mapping[str, typing.Any]) -> dict[str, typing.Any]:
     """Check `overrides` against the card of `name`; return the full hyperparameter dict.
 
     String values (from the command line) are parsed into the hyperparameter's type; other
@@ -194,7 +209,7 @@ def resolve(name, overrides):
     return resolved
 
 
-def get(name, **overrides):
+def get(name: str, **overrides: typing.Any) -> "keras.Model":
     """Build a registered model, compiled and ready for `fit`.
 
     Args:
@@ -217,7 +232,7 @@ def get(name, **overrides):
 # === Types ===
 
 
-def _hyperparameters_of(builder):
+def _hyperparameters_of(builder: typing.Callable[..., typing.Any]) -> dict[str, Hyperparameter]:
     hints = typing.get_type_hints(builder)
     docs = _arg_docs(builder.__doc__ or "")
     hyperparameters = {}
@@ -230,12 +245,13 @@ def _hyperparameters_of(builder):
     return hyperparameters
 
 
-def _arg_docs(docstring):
+def _arg_docs(docstring: str) -> dict[str, str]:
     """Parse the `Args:` section of a Google-style docstring into {name: first sentence}."""
     section = re.split(r"\n\s*Args:\s*\n", docstring, maxsplit=1)
     if len(section) < 2:
         return {}
-    docs, current = {}, None
+    docs: dict[str, str] = {}
+    current = None
     for line in section[1].splitlines():
         if re.match(r"\s*(Returns|Raises|Example|Examples|Yields):", line):
             break
@@ -248,7 +264,7 @@ def _arg_docs(docstring):
     return docs
 
 
-def _type_name(annotation):
+def _type_name(annotation: typing.Any) -> str:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Literal:
@@ -262,7 +278,7 @@ def _type_name(annotation):
     return getattr(annotation, "__name__", str(annotation))
 
 
-def coerce(key, value, annotation):
+def coerce(key: str, value: typing.Any, annotation: typing.Any) -> typing.Any:
     """Parse (if `value` is a string) and check `value` against `annotation`.
 
     Raises:
@@ -276,13 +292,13 @@ def coerce(key, value, annotation):
     return result
 
 
-def _example(annotation):
+def _example(annotation: typing.Any) -> str:
     if typing.get_origin(annotation) is tuple:
         return " (comma-separated, e.g. 64,32)"
     return ""
 
 
-def _coerce(value, annotation):
+def _coerce(value: typing.Any, annotation: typing.Any) -> tuple[bool, typing.Any]:
     if annotation is typing.Any:
         return True, value
     origin = typing.get_origin(annotation)
@@ -353,7 +369,15 @@ def _coerce(value, annotation):
     return True, value
 
 
-def check_range(name, value, *, low=None, high=None, low_open=False, high_open=False):
+def check_range(
+    name: str,
+    value: typing.Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """Raise a `ZooError` naming `name` and its range unless `low <= value <= high`."""
     values = value if isinstance(value, (tuple, list)) else (value,)
     for item in values:

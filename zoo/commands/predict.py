@@ -1,4 +1,4 @@
-"""`zoo predict MODEL IMAGE...`: classify image files with a trained image model.
+"""`zoo predict MODEL IMAGE...`: classify image files with a trained image model, or read text lines.
 
 MODEL is an MLflow run id, a `runs:/RUN_ID/model` or `models:/NAME/VERSION` URI, a `.keras` file,
 or the `--output` folder of `zoo train cnn`. Each image is decoded, checked against the model's
@@ -7,6 +7,8 @@ channel count, resized to the model's input size the way the training images wer
     zoo predict 3f2c...e1 digit.png
     zoo predict runs:/3f2c...e1/model photo.jpg --convert --invert --top 3
     zoo predict out/ a.png b.png
+
+A model from `zoo train ocr` reads each image as a line of text and prints it with its confidence.
 """
 
 import json
@@ -19,7 +21,7 @@ from zoo.errors import ZooError
 def add_parser(commands):
     parser = commands.add_parser(
         "predict",
-        help="classify image files with a trained image model (zoo train cnn)",
+        help="classify image files (zoo train cnn) or read text lines (zoo train ocr) with a trained model",
         description=__doc__,
     )
     parser.add_argument(
@@ -53,6 +55,13 @@ def _predict(args):
     if args.top < 1:
         raise ZooError(f"--top must be at least 1. Received: {args.top}")
     model, class_names = load_model(args.model, args.tracking_uri)
+    if len(args.images) == 1 and args.images[0].lower().endswith(".csv"):
+        return _forecast(model, args)
+    if hasattr(model, "read_files"):
+        # An OCR model (zoo train ocr): it reads a line of text per image.
+        for path, (text, confidence) in zip(args.images, model.read_files(args.images, invert=args.invert)):
+            print(f"{path}: {text or '(nothing read)'} ({confidence:.3f})")
+        return 0
     height, width, channels = image_input(model, args.model)
     pixels = images.read_images(args.images, (height, width), channels, convert=args.convert, invert=args.invert)
     probabilities = np.asarray(model.predict(pixels, verbose=0))
@@ -65,6 +74,23 @@ def _predict(args):
         best = np.argsort(row)[::-1][: args.top]
         shown = ", ".join(f"{_label(class_names, i)} ({row[i]:.3f})" for i in best)
         print(f"{path}: {shown}")
+    return 0
+
+
+def _forecast(model, args):
+    """`zoo predict MODEL series.csv` with a forecast model: the next `--horizon` values after the
+    end of the file, one `time: value` line per step ahead."""
+    from zoo import forecasting
+
+    info = forecasting.forecast_info(args.model, args.tracking_uri)
+    if not info:
+        raise ZooError(
+            f"{args.model} is not a forecast model; a CSV needs one from `zoo train lstm --mode many_to_many "
+            "--data series.csv --target COLUMN` (or --dataset sunspots)."
+        )
+    times, values = forecasting.forecast_csv(model, info, args.images[0])
+    for time, value in zip(times, values):
+        print(f"{time}: {value:.6g}")
     return 0
 
 
@@ -127,7 +153,10 @@ def _load_path(path):
         model = keras.saving.load_model(path)
     except Exception as error:  # noqa: BLE001 - a damaged or foreign file: one line, not a traceback
         raise ZooError(f"Cannot load the Keras model {path} ({_first_line(error)}).") from None
-    return model, _labels_beside(folder)
+    from zoo.recipes import ocr
+
+    reader = ocr.folder_reader(folder or ".", model)
+    return (reader, None) if reader else (model, _labels_beside(folder))
 
 
 def _labels_beside(folder):
@@ -155,6 +184,10 @@ def _load_mlflow(uri, tracking_uri, run_id=None, local=False):
             mlflow.MlflowClient().get_run(run_id)
         info = mlflow.models.get_model_info(uri)
         registry.names()
+        if (info.metadata or {}).get("task") == "ocr":
+            from zoo.recipes import ocr
+
+            return ocr.mlflow_reader(uri, info.metadata), None
         model = mlflow.keras.load_model(uri)
     except MlflowException as error:
         where = f" in the MLflow store {store}" if store else ""

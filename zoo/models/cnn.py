@@ -13,7 +13,8 @@ import keras
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
 
-TASKS = ("image_classification", "ocr")
+# Not "ocr": one character per image is classification; reading a line of text is `crnn`'s task.
+TASKS = ("image_classification",)
 
 
 def _check_image_input(input_shape, num_classes, learning_rate, pixel_max):
@@ -41,8 +42,9 @@ def _compile(model, learning_rate):
     technique="cnn",
     tasks=TASKS,
     summary="Convolutional network: blocks of 3x3 convolutions and pooling, then a dense head.",
-    when_to_use="Images (digits, MNIST, CIFAR, a folder of photos): beats an MLP on pixels because "
-    "it shares weights across positions and sees local shapes.",
+    when_to_use="Images (digits, MNIST, CIFAR, a folder of photos), one label per image (a single "
+    "character, too): beats an MLP on pixels because it shares weights across positions and sees "
+    "local shapes. To read a line of text, use `crnn`.",
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",

@@ -61,6 +61,13 @@ _DOC = """Build and compile a {title} network in one of the three sequence confi
         output_steps: one_to_many only: caption length in tokens, END included.
         learning_rate: Adam learning rate.
         clipnorm: clip each gradient to this norm (recurrent nets can explode); 0 disables.
+        input_mean: many_to_one and many_to_many float sequences: per-feature mean subtracted
+            inside the model (fixed, e.g. from the training part of a series); () for none.
+        input_std: per-feature standard deviation the inputs are divided by (with input_mean).
+        output_mean: regression: mean added back to the outputs inside the model, so the model
+            returns raw-scale values; one value, or one per output; () for none.
+        output_std: regression: standard deviation the outputs are multiplied by (with
+            output_mean); the loss stays on the standardized scale.
 
     Returns:
         A compiled `keras.Model` named `{name}_<mode>`.
@@ -95,6 +102,10 @@ def _make_builder(cell, default_units):
         output_steps: int = 6,
         learning_rate: float = 3e-3,
         clipnorm: float = 1.0,
+        input_mean: tuple[float, ...] = (),
+        input_std: tuple[float, ...] = (),
+        output_mean: tuple[float, ...] = (),
+        output_std: tuple[float, ...] = (),
     ):
         return build(
             cell,
@@ -113,6 +124,7 @@ def _make_builder(cell, default_units):
             output_steps=output_steps,
             learning_rate=learning_rate,
             clipnorm=clipnorm,
+            scaling=(input_mean, input_std, output_mean, output_std),
         )
 
     builder.__name__ = builder.__qualname__ = cell
@@ -121,7 +133,7 @@ def _make_builder(cell, default_units):
 
 
 _TITLES = {"rnn": "simple (Elman) RNN", "lstm": "long short-term memory (LSTM)", "gru": "gated recurrent unit (GRU)"}
-_CARD = dict(
+_CARD: dict[str, typing.Any] = dict(
     technique="rnn",
     tasks=("multiclass", "binary", "regression", "sequence_labelling", "forecasting", "captioning"),
     inputs="mode many_to_one/many_to_many: float sequences (batch, steps, features), or token ids "
@@ -173,6 +185,7 @@ def build(
     output_steps,
     learning_rate,
     clipnorm,
+    scaling=((), (), (), ()),
 ):
     """Build and compile the network of `cell` (rnn, lstm or gru); see the registered builders."""
     if mode not in MODES:
@@ -188,6 +201,7 @@ def build(
         raise ZooError("'units' needs at least one recurrent layer width, e.g. units=64 or units=64,64.")
     if bidirectional is None:
         bidirectional = mode != "one_to_many"
+    _check_scaling(mode, task, vocabulary_size, input_shape, num_outputs, *scaling)
     if mode == "one_to_many":
         model, loss, metrics = _one_to_many(
             cell,
@@ -215,10 +229,42 @@ def build(
             mask_value,
             vocabulary_size,
             embedding_dim,
+            scaling,
         )
     optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm or None)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    output_std = scaling[3]
+    # Raw-scale outputs would make the loss (and the clipped gradients) depend on the data's units:
+    # weighting the MSE by 1 / std^2 keeps it the standardized loss, while the metrics stay raw.
+    loss_weights = [1.0 / float(max(output_std)) ** 2] if output_std else None
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
     return model
+
+
+def _check_scaling(
+    mode, task, vocabulary_size, input_shape, num_outputs, input_mean, input_std, output_mean, output_std
+):
+    """Refuse scaling the model cannot apply: it needs float inputs, matching lengths, stds above 0."""
+    if not (input_mean or input_std or output_mean or output_std):
+        return
+    if mode == "one_to_many" or vocabulary_size > 0:
+        raise ZooError("input_mean/input_std/output_mean/output_std apply to float sequences, not tokens or images.")
+    if bool(input_mean) != bool(input_std) or bool(output_mean) != bool(output_std):
+        raise ZooError("Pass input_mean with input_std and output_mean with output_std (a mean and a scale each).")
+    check_range("input_std", input_std, low=0.0, low_open=True)
+    check_range("output_std", output_std, low=0.0, low_open=True)
+    features = input_shape[-1] if len(input_shape) == 2 else None
+    if input_mean and not (len(input_mean) == len(input_std) and len(input_mean) in (1, features)):
+        raise ZooError(
+            f"input_mean and input_std need 1 or {features} values (one per feature). "
+            f"Received: {len(input_mean)} and {len(input_std)}"
+        )
+    if output_mean and task != "regression":
+        raise ZooError(f"output_mean/output_std rescale regression outputs; task is {task!r}.")
+    if output_mean and not (len(output_mean) == len(output_std) and len(output_mean) in (1, num_outputs)):
+        raise ZooError(
+            f"output_mean and output_std need 1 or {num_outputs} values (one per output). "
+            f"Received: {len(output_mean)} and {len(output_std)}"
+        )
 
 
 def _sequence_model(
@@ -234,6 +280,7 @@ def _sequence_model(
     mask_value,
     vocabulary_size,
     embedding_dim,
+    scaling,
 ):
     tokens = vocabulary_size > 0
     expected = 1 if tokens else 2
@@ -262,6 +309,12 @@ def _sequence_model(
         x = inputs
         if mask_value is not None:
             x = keras.layers.Masking(mask_value=mask_value, name="masking")(x)
+        input_mean, input_std = scaling[0], scaling[1]
+        if input_mean:
+            # Fixed statistics (not adapted): the model takes raw values and saves them with itself.
+            x = keras.layers.Normalization(
+                mean=_values(input_mean), variance=_values(input_std) ** 2, name="scale_inputs"
+            )(x)
 
     # === Step encoder: the same Dense layers read every step ===
     for index, width in enumerate(step_units, start=1):
@@ -283,7 +336,24 @@ def _sequence_model(
 
     # === Head ===
     outputs, loss, metrics = _head(x, task, num_outputs)
+    output_mean, output_std = scaling[2], scaling[3]
+    if output_mean:
+        outputs = keras.layers.Normalization(
+            mean=_values(output_mean),
+            variance=_values(output_std) ** 2,
+            invert=True,
+            name="unscale_outputs",
+            dtype="float32",
+        )(outputs)
     return keras.Model(inputs, outputs, name=f"{cell}_{mode}"), loss, metrics
+
+
+def _values(values):
+    """One value broadcasts to every feature; several are one per feature (the last axis)."""
+    import numpy as np
+
+    array = np.asarray(values, dtype="float32")
+    return array[0] if len(array) == 1 else array
 
 
 def _one_to_many(

@@ -1,0 +1,132 @@
+"""What a forecast is judged against: the baselines and the error per horizon step.
+
+The baselines forecast the same test windows as the network, from the same information:
+
+- persistence: every step ahead equals the window's last value ("tomorrow = today");
+- seasonal naive (with a season length m): the value one season earlier, y[t + h - m * ceil(h / m)];
+- ridge AR: a linear autoregression, a ridge regression from the window's values (target and
+  covariates, standardized) to the next `horizon` values, fitted on the training windows only.
+
+Errors per horizon step h: MAE, RMSE, and MASE, the MAE divided by the mean absolute error of the
+one-step persistence forecast (seasonal naive with a season) over the training rows, as Hyndman
+and Koehler define it: below 1 beats that naive forecast's in-sample error.
+"""
+
+import numpy as np
+
+RIDGE_ALPHA = 1.0
+
+
+def forecast_targets(seq):
+    """The raw test truth of each forecast: (test windows, horizon)."""
+    return seq.y_test[:, -1, :].astype("float64")
+
+
+def baselines(seq):
+    """Return {name: forecasts (test windows, horizon)} for the baselines of a forecast dataset."""
+    from sklearn.linear_model import Ridge
+
+    extras = seq.extras
+    series, horizon, season = extras["series"], extras["horizon"], extras["season"]
+    last = extras["last_rows"]["test"]
+    ahead = np.arange(1, horizon + 1)
+    forecasts = {"persistence": np.repeat(series[last][:, None], horizon, axis=1)}
+    if season:
+        back = season * np.ceil(ahead / season).astype(int)
+        forecasts["seasonal_naive"] = series[last[:, None] + ahead - back]
+    scaling = extras["scaling"]
+    mean, std = np.asarray(scaling["input_mean"]), np.asarray(scaling["input_std"])
+    target_mean, target_std = scaling["output_mean"][0], scaling["output_std"][0]
+
+    def lags(x):
+        return ((x - mean) / std).reshape(len(x), -1)
+
+    ridge = Ridge(alpha=RIDGE_ALPHA).fit(lags(seq.x_train), (seq.y_train[:, -1, :] - target_mean) / target_std)
+    forecasts["ridge_ar"] = ridge.predict(lags(seq.x_test)).reshape(-1, horizon) * target_std + target_mean
+    return forecasts
+
+
+def mase_scale(seq):
+    """Mean absolute error of the (seasonal) naive forecast over the training rows."""
+    extras = seq.extras
+    lag = extras["season"] or 1
+    train = extras["series"][: extras["bounds"]["train"][1]]
+    scale = float(np.mean(np.abs(train[lag:] - train[:-lag])))
+    return scale if scale > 0 else 1.0
+
+
+def errors(forecast, truth, scale):
+    """Per horizon step: {"mae": (horizon,), "rmse": (horizon,), "mase": (horizon,)}."""
+    error = np.asarray(forecast, dtype="float64") - truth
+    mae = np.abs(error).mean(axis=0)
+    return {"mae": mae, "rmse": np.sqrt((error**2).mean(axis=0)), "mase": mae / scale}
+
+
+def summary(model_mae, baseline_mae, name, horizon):
+    """One line per baseline: did the network beat it on test MAE (mean over the horizon)?"""
+    lines = [f"{name}, {horizon} step(s) ahead, test MAE averaged over the horizon: network {model_mae:.4g}"]
+    for baseline, mae in baseline_mae.items():
+        verdict = "beats" if model_mae < mae else "does NOT beat"
+        lines.append(f"- the network {verdict} {baseline} (MAE {mae:.4g}, ratio {model_mae / mae:.3f})")
+    return "\n".join(lines)
+
+
+# === Forecasting from a CSV with a trained model (`zoo predict RUN series.csv`) ===
+
+
+def forecast_info(reference, tracking_uri=None):
+    """The series description a forecast model was trained with, from its run, URI or folder.
+
+    Returns:
+        a dict with target, features, time_column, time_kind, time_step, window and horizon, or
+        None when the model was not trained as a series forecast.
+    """
+    import json
+    import os
+    import re
+
+    import mlflow
+
+    if os.path.exists(reference):
+        folder = reference if os.path.isdir(reference) else os.path.dirname(reference)
+        if os.path.isfile(os.path.join(folder, "MLmodel")):
+            return (mlflow.models.Model.load(folder).metadata or {}).get("forecast")
+        path = os.path.join(folder or ".", "forecast.json")
+        if not os.path.isfile(path):
+            return None
+        with open(path) as handle:
+            return json.load(handle)
+    uri = f"runs:/{reference}/model" if re.fullmatch(r"[0-9a-f]{32}", reference) else reference
+    from zoo import tracking
+
+    tracking.configure(tracking_uri)
+    try:
+        return (mlflow.models.get_model_info(uri).metadata or {}).get("forecast")
+    except Exception:  # noqa: BLE001 - load_model already said what is wrong with the reference
+        return None
+
+
+def forecast_csv(model, info, path):
+    """Forecast the `horizon` values that follow the end of the series in the CSV at `path`.
+
+    Returns:
+        (time labels of the forecast steps, forecast values).
+
+    Raises:
+        ZooError: for a CSV that lacks the model's columns, has bad values, or is shorter than a window.
+    """
+    from zoo.datasets import series
+    from zoo.errors import ZooError
+
+    frame, spec = series.read_series_csv(path, info["target"], info.get("time_column"), info.get("features", []))
+    window = int(info["window"])
+    if len(frame) < window:
+        raise ZooError(f"{path} has {len(frame)} rows; the model reads the last {window}: give it at least that many.")
+    inputs = frame[spec.columns()].to_numpy(dtype="float32")[-window:][None]
+    values = np.asarray(model.predict(inputs, verbose=0))[0, -1]
+    if spec.time_kind == "row":
+        spec.time_step = 1
+        last = len(frame) - 1
+    else:
+        last = frame["_time"].iloc[-1]
+    return series.next_times(last, spec, len(values)), values
