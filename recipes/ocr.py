@@ -24,12 +24,12 @@ import io
 import json
 import os
 
-import mlflow
 import numpy as np
 
 from zoo import engine, tracking
 from zoo.datasets import images, text_lines
 from zoo.errors import ZooError
+from zoo.tracking import mlflow  # imported on first use: see zoo.tracking._LazyModule
 
 
 @dataclasses.dataclass
@@ -125,7 +125,7 @@ class OCRRecipe(engine.Recipe):
                 mlflow.data.from_numpy(
                     x,
                     targets=text_lines.encode(texts, lines.alphabet, length),
-                    source=lines.source,
+                    source=tracking.dataset_source(lines.source),
                     name=f"{lines.name}-{split}",
                 ),
                 context,
@@ -296,34 +296,56 @@ def _reader_metadata(lines):
     return {"task": "ocr", "alphabet": lines.alphabet, "image_height": height, "max_width": width, "channels": channels}
 
 
-class LineReader(mlflow.pyfunc.PythonModel):
-    """The logged OCR model: raw pixels (n, height, max_width, 1), 0-255, in; `text` and `confidence` out.
+def __getattr__(name):
+    """`LineReader` is defined on first use: see `_line_reader`."""
+    if name == "LineReader":
+        return _line_reader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    Defined at module level so that MLflow pickles a reference to it: serving needs zoo installed,
-    as it does for every zoo model.
+
+def _line_reader():
+    """The `LineReader` class, which subclasses MLflow's `PythonModel`, defined the first time it is needed.
+
+    `zoo --help` imports every recipe's module for its options, and importing MLflow costs seconds.
+    The class is kept as the module attribute `LineReader`, so that MLflow still pickles it by
+    reference as `zoo.recipes.ocr.LineReader`, and unpickling finds it there.
     """
+    if "LineReader" in globals():
+        return globals()["LineReader"]
+    import mlflow
 
-    # MLflow would warn, at class definition, that `predict` has no type hints; the tensor signature
-    # logged with the model is its contract.
-    _skip_type_hint_validation = True
+    class LineReader(mlflow.pyfunc.PythonModel):
+        """The logged OCR model: raw pixels (n, height, max_width, 1), 0-255, in; `text` and `confidence` out.
 
-    def load_context(self, context):
-        import keras
+        Defined at module level so that MLflow pickles a reference to it: serving needs zoo installed,
+        as it does for every zoo model.
+        """
 
-        from zoo import registry
+        # MLflow would warn, at class definition, that `predict` has no type hints; the tensor signature
+        # logged with the model is its contract.
+        _skip_type_hint_validation = True
 
-        registry.names()  # imports zoo's models, so `zoo>ctc_loss` deserializes
-        self.model = keras.saving.load_model(context.artifacts["keras_model"])
-        self.alphabet = context.model_config["alphabet"]
+        def load_context(self, context):
+            import keras
 
-    def predict(self, context, model_input, params=None):
-        import pandas as pd
+            from zoo import registry
 
-        from zoo.models import crnn
+            registry.names()  # imports zoo's models, so `zoo>ctc_loss` deserializes
+            self.model = keras.saving.load_model(context.artifacts["keras_model"])
+            self.alphabet = context.model_config["alphabet"]
 
-        pixels = np.asarray(model_input, dtype="float32")
-        texts, confidences = crnn.decode(self.model.predict(pixels, verbose=0), self.alphabet)
-        return pd.DataFrame({"text": texts, "confidence": confidences})
+        def predict(self, context, model_input, params=None):
+            import pandas as pd
+
+            from zoo.models import crnn
+
+            pixels = np.asarray(model_input, dtype="float32")
+            texts, confidences = crnn.decode(self.model.predict(pixels, verbose=0), self.alphabet)
+            return pd.DataFrame({"text": texts, "confidence": confidences})
+
+    LineReader.__qualname__ = "LineReader"
+    globals()["LineReader"] = LineReader
+    return LineReader
 
 
 def log_reader(model, lines, example_inputs):
@@ -345,7 +367,7 @@ def log_reader(model, lines, example_inputs):
         model.save(path)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=LineReader(),
+            python_model=_line_reader()(),
             artifacts={"keras_model": path},
             model_config={"alphabet": lines.alphabet},
             signature=signature,

@@ -7,6 +7,7 @@ Example:
 """
 
 import os
+import typing
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -14,10 +15,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from zoo.errors import ZooError  # noqa: E402
 from zoo.registry import get, info, list_models, register  # noqa: E402
 
+if typing.TYPE_CHECKING:
+    from zoo.engine import RunResult
+
 __version__ = "0.1.0"
 
 
-def train(recipe, *, verbose=0, **options):
+def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult":
     """Train a recipe and log the run to MLflow: `zoo train RECIPE` from Python, on the same code path.
 
     Args:
