@@ -7,8 +7,10 @@ the arrays into `tf.data` pipelines of raw pixels (0-255), which is what the ima
 Sources:
 - `digits`: scikit-learn's 1,797 real 8x8 handwritten digit scans, installed with scikit-learn.
 - any tensorflow-datasets image-classification name (`mnist`, `fashion_mnist`, `cifar10`, ...),
-  read from the tfds data directory and never downloaded: without the data, `load` fails at once
-  with a message that says how to get it.
+  read from the tfds data directory, and downloaded there when it is missing and tensorflow-datasets'
+  servers answer a probe within seconds (`download=False`, `--no-download`, forbids it). Offline,
+  `load` fails at once with a message that says how to get the data (an unguarded `tfds.load`
+  would retry for minutes).
 - a folder with one subfolder of images per class (PNG, JPEG, BMP or GIF, grayscale or colour),
   read by `keras.utils.image_dataset_from_directory` and resized to one size. A folder whose
   subfolders are `train/`, `test/` (and optionally `validation/`), each holding the class
@@ -23,7 +25,9 @@ with their paths on stderr.
 import dataclasses
 import os
 import re
+import socket
 import sys
+import threading
 
 import numpy as np
 
@@ -125,6 +129,7 @@ def load(
     test_fraction=0.2,
     color_mode="auto",
     skip_corrupt=False,
+    download=True,
 ):
     """Load a named image dataset or a folder of images.
 
@@ -140,6 +145,7 @@ def load(
         test_fraction: share held out for testing where the dataset has no test split.
         color_mode: for folders: `auto` (grayscale if every image is, else rgb), `grayscale`, `rgb`.
         skip_corrupt: for folders: leave unreadable images out with a warning instead of failing.
+        download: for tensorflow-datasets: download missing data when its servers answer.
 
     Returns:
         `ImageData`.
@@ -180,6 +186,7 @@ def load(
         image_size=image_size,
         validation_fraction=validation_fraction,
         test_fraction=test_fraction,
+        download=download,
     )
 
 
@@ -204,6 +211,90 @@ def warn(message):
 
 
 # === tensorflow-datasets ===
+
+# tensorflow-datasets fetches prepared data from Google Cloud Storage, else from each dataset's
+# own site: a TCP connection to GCS within PROBE_SECONDS says whether downloading can work.
+# ZOO_DOWNLOAD_PROBE=HOST:PORT probes another address (a mirror, or a test's local server);
+# ZOO_DOWNLOAD_PROBE=none answers "unreachable" without probing (the test suite, air-gapped sites).
+DOWNLOAD_PROBE = ("storage.googleapis.com", 443)
+PROBE_SECONDS = 3.0
+
+
+def can_download(timeout=PROBE_SECONDS):
+    """Whether tensorflow-datasets' servers answer a TCP connection within `timeout` seconds.
+
+    The lookup and the connection run in a thread that is given up on after `timeout`: with no
+    network, a DNS lookup alone can block far longer than any socket timeout.
+    """
+    host, port = DOWNLOAD_PROBE
+    override = os.environ.get("ZOO_DOWNLOAD_PROBE")
+    if override == "none":
+        return False
+    if override:
+        host, _, port = override.rpartition(":")
+    answered = threading.Event()
+
+    def probe():
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout):
+                answered.set()
+        except (OSError, ValueError):
+            pass
+
+    thread = threading.Thread(target=probe, name="zoo-download-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return answered.is_set()
+
+
+def tfds_load(name, split, data_dir=None, download=True, **kwargs):
+    """`tfds.load` of one split from the data directory, downloading the dataset when it is missing.
+
+    Args:
+        name: tensorflow-datasets name.
+        split: split to load.
+        data_dir: tensorflow-datasets data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
+        download: download a missing dataset when `can_download()` (False: never).
+        **kwargs: passed to `tfds.load` (as_supervised, ...).
+
+    Raises:
+        ZooError: in seconds, when the data are missing and cannot or may not be downloaded.
+    """
+    import logging
+
+    tfds = _tfds()
+    # Looking for a dataset that is not there, tfds logs "Variant folder DIR/NAME/VERSION has no
+    # dataset_info.json" about a folder it never made: a misleading warning from inside tfds,
+    # which cannot be fixed here. zoo says what is missing in its own line below.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, download=False, **kwargs)
+    except AssertionError as error:
+        if "could not find data" not in str(error):
+            raise
+    finally:
+        absl.setLevel(level)
+    where = tfds_data_dir(data_dir)
+    how = (
+        f"run tfds.load('{name}') on a machine with network and copy its data folder here, then pass "
+        "--data-dir DIR (or set TFDS_DATA_DIR); or train offline on the default --dataset digits"
+    )
+    if not download:
+        raise ZooError(
+            f"tensorflow-datasets' '{name}' is not on disk in {where} and --no-download forbids downloading it: {how}."
+        )
+    if not can_download():
+        raise ZooError(
+            f"tensorflow-datasets' '{name}' is not on disk in {where} and cannot be downloaded: its servers "
+            f"do not answer (no network?). {how[0].upper()}{how[1:]}."
+        )
+    print(f"zoo: downloading '{name}' into {where} with tensorflow-datasets (once)", file=sys.stderr, flush=True)
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, download=True, **kwargs)
+    except Exception as error:  # noqa: BLE001 - a failed download: one line, not a traceback
+        raise ZooError(f"tensorflow-datasets could not download '{name}' ({_first_line(error)}): {how}.") from None
 
 
 def _tfds():
@@ -232,16 +323,18 @@ def tfds_data_dir(data_dir=None):
     return data_dir or os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
 
 
-def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fraction=0.1, test_fraction=0.2):
-    """Load an image-classification dataset from tensorflow-datasets, without downloading.
+def load_tfds(
+    name, *, seed=42, data_dir=None, image_size=None, validation_fraction=0.1, test_fraction=0.2, download=True
+):
+    """Load an image-classification dataset from tensorflow-datasets (downloaded if missing, see `tfds_load`).
 
     The `train` split is used for training (less a validation share unless the dataset has a
     `validation` split); `test` for testing (carved out of `train` when there is none).
 
     Raises:
         ZooError: for a name tfds does not know, a dataset that is not image classification, or
-            data that is not in the data directory (this machine may have no network; tfds would
-            otherwise retry for minutes).
+            data that is not in the data directory and cannot (or, with `download=False`, may not)
+            be downloaded.
     """
     if not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_.-]+)?(:[0-9.*]+)?", str(name)):
         raise _unknown_dataset(name, list(CATALOG))
@@ -272,7 +365,7 @@ def load_tfds(name, *, seed=42, data_dir=None, image_size=None, validation_fract
         )
 
     arrays = {
-        split: _tfds_arrays(tfds, name, split, data_dir, size)
+        split: _tfds_arrays(tfds, name, split, data_dir, size, download)
         for split in ("train", "validation", "test")
         if split in splits
     }
@@ -320,21 +413,13 @@ def _image_label_keys(builder, name):
     return image_key, label_key
 
 
-def _tfds_arrays(tfds, name, split, data_dir, size):
+def _tfds_arrays(tfds, name, split, data_dir, size, download):
     import tensorflow as tf
 
     try:
-        # download=False: with no network an unguarded load retries DNS for minutes.
-        dataset = tfds.load(name, split=split, data_dir=data_dir, download=False, as_supervised=True)
-    except AssertionError as error:
-        if "could not find data" not in str(error):
-            raise
-        raise ZooError(
-            f"tensorflow-datasets has no '{name}' data in {tfds_data_dir(data_dir)} and zoo never "
-            f"downloads it: run tfds.load('{name}') on a machine with network and copy its data folder "
-            "here, then pass --data-dir DIR (or set TFDS_DATA_DIR); or train offline on the default "
-            "--dataset digits."
-        ) from None
+        dataset = tfds_load(name, split, data_dir, download, as_supervised=True)
+    except ZooError:
+        raise
     except Exception as error:  # noqa: BLE001 - manual-download datasets and the like: one line
         raise ZooError(f"tensorflow-datasets cannot load '{name}' split {split} ({_first_line(error)}).") from None
 

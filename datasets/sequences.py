@@ -365,16 +365,18 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
 # === tensorflow-datasets (on disk only) ===
 
 
-def _tfds_load(name, split, data_dir):
-    """Load a prepared tfds dataset without ever downloading (which would hang offline)."""
+def _tfds_load(name, split, data_dir, download=True):
+    """Load a tfds dataset from disk, downloaded first where possible (see `images.tfds_load`)."""
     try:
-        import tensorflow_datasets as tfds
+        import tensorflow_datasets  # noqa: F401
     except ImportError as error:
         raise ZooError(
             f"tensorflow-datasets is not usable here ({error}); install it or use the offline datasets."
         ) from None
     try:
-        return tfds.load(name, split=split, data_dir=data_dir, as_supervised=True, download=False)
+        return images.tfds_load(name, split, data_dir, download, as_supervised=True)
+    except ZooError:
+        raise
     except (AssertionError, FileNotFoundError, OSError, ValueError) as error:
         where = data_dir or os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
@@ -385,9 +387,11 @@ def _tfds_load(name, split, data_dir):
         ) from None
 
 
-def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1):
-    """MNIST from tensorflow-datasets (on disk only), each 28x28 image read as 28 rows of 28 pixels."""
-    digits = images.load("mnist", seed=seed, data_dir=data_dir, validation_fraction=validation_fraction)
+def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1, download=True):
+    """MNIST from tensorflow-datasets, each 28x28 image read as 28 rows of 28 pixels."""
+    digits = images.load(
+        "mnist", seed=seed, data_dir=data_dir, validation_fraction=validation_fraction, download=download
+    )
     rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
     return SequenceData(
         rows(digits.x_train),
@@ -406,11 +410,11 @@ def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1):
     )
 
 
-def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1):
+def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1, download=True):
     """IMDB movie reviews from tensorflow-datasets, vectorized for sentiment (many to one, binary)."""
     texts, labels = {}, {}
     for split in ("train", "test"):
-        pairs = list(_tfds_load("imdb_reviews", split, data_dir).as_numpy_iterator())
+        pairs = list(_tfds_load("imdb_reviews", split, data_dir, download).as_numpy_iterator())
         if not pairs:
             raise ZooError(f"tfds 'imdb_reviews' split {split} is empty; prepare the dataset again.")
         texts[split] = [p[0].decode("utf-8", errors="replace") for p in pairs]
@@ -652,6 +656,23 @@ def from_sequences(
     )
 
 
+def check_finite(values, what):
+    """Refuse NaN and infinite numbers, which train a model to NaN or to a constant.
+
+    Raises:
+        ZooError: naming `what` and the index of the first bad value.
+    """
+    if not np.issubdtype(values.dtype, np.floating):
+        return
+    bad = np.argwhere(~np.isfinite(values))
+    if len(bad):
+        index = ", ".join(str(int(i)) for i in bad[0])
+        raise ZooError(
+            f"{what} holds {values[tuple(bad[0])]} at index [{index}] ({len(bad)} such value(s)); "
+            "fix or drop those sequences (pad ragged ones with --pad, not NaN)."
+        )
+
+
 def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, seed=42):
     """Load sequences from a NumPy `.npz` file and split them (see `from_sequences`).
 
@@ -676,6 +697,8 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
             "Save it with np.savez(path, x=..., y=...[, lengths=...])."
         )
     x, y = arrays["x"], arrays["y"]
+    for key in ("x", "y"):
+        check_finite(arrays[key], f"{path}: array '{key}'")
     if "lengths" in arrays:
         lengths = arrays["lengths"].astype(int)
         if lengths.sum() != len(x) or (mode == "many_to_many" and lengths.sum() != len(y)):

@@ -1,25 +1,37 @@
-"""Tabular data: CSV files and the scikit-learn tables that ship with the package.
+"""Tabular data: CSV files, the scikit-learn tables, and the admissions table shipped in this package.
 
 The loader reads the table, infers which columns are numeric and which are categorical, infers the
 task from the target column, splits the rows deterministically, and computes the statistics the
 MLP's preprocessing layers need on the training split only.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+import typing
 
 import numpy as np
-import pandas as pd
 
 from zoo.errors import ZooError
 
+# pandas is imported in the functions that use it: the MLP recipe imports this module to describe
+# its options, and `zoo --help` need not wait for pandas.
+if typing.TYPE_CHECKING:
+    import pandas as pd
+
 # scikit-learn loaders for real tables that are installed with scikit-learn (no download).
-EMBEDDED = {
+SKLEARN_TABLES = {
     "breast_cancer": "load_breast_cancer",
     "wine": "load_wine",
     "iris": "load_iris",
     "diabetes": "load_diabetes",
 }
+# CSV files shipped in this package (zoo/datasets/data/), with their target column. admissions:
+# graduate-school admissions from the UCLA statistics examples (400 rows: admit, gre, gpa, rank),
+# the table of the course's classic two-layer network.
+PACKAGED_TABLES = {"admissions": "admit"}
+EMBEDDED = list(SKLEARN_TABLES) + list(PACKAGED_TABLES)
 # Integer columns with at most this many distinct values are categorical (e.g. `rank` 1-4).
 MAX_INTEGER_LEVELS = 10
 # An integer target with at most this many distinct values is a class label, not a quantity.
@@ -48,6 +60,8 @@ class TabularSplits:
     class_names: list
     features: dict
     table: Table
+    # Empty cells of each numeric column that were filled with the training mean.
+    filled: dict = dataclasses.field(default_factory=dict)
 
     def arrays(self, frame):
         """Return (inputs, labels): a dict of (n, 1) arrays keyed by column, and the label vector."""
@@ -83,16 +97,25 @@ def load_embedded(name):
             f"Unknown embedded table '{name}'.{closest(name, EMBEDDED)} "
             f"Choose one of: {', '.join(EMBEDDED)}, or pass --data PATH.csv --target COLUMN."
         )
+    if name in PACKAGED_TABLES:
+        return read_csv(packaged_path(name), PACKAGED_TABLES[name])
     import sklearn.datasets
 
-    bunch = getattr(sklearn.datasets, EMBEDDED[name])(as_frame=True)
+    bunch = getattr(sklearn.datasets, SKLEARN_TABLES[name])(as_frame=True)
     frame = bunch.frame.copy()
     target = "target"
     if name != "diabetes":
         # Class names make logged predictions readable: "malignant" rather than 0.
         names = np.asarray(bunch.target_names)
         frame[target] = names[frame[target].to_numpy()]
-    return Table(frame, target, f"sklearn.datasets.{EMBEDDED[name]}", name)
+    return Table(frame, target, f"sklearn.datasets.{SKLEARN_TABLES[name]}", name)
+
+
+def packaged_path(name):
+    """The path of a CSV table shipped inside the package, e.g. `packaged_path("admissions")`."""
+    import importlib.resources
+
+    return str(importlib.resources.files("zoo.datasets").joinpath("data", f"{name}.csv"))
 
 
 def read_csv(path, target):
@@ -122,10 +145,13 @@ def read_frame(path):
     Raises:
         ZooError: for a missing, unparsable or empty file, or a folder.
     """
+    import pandas as pd
+
     if not os.path.exists(path):
         raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
     if os.path.isdir(path):
         raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to --data.")
+    _check_header(path)
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -138,8 +164,26 @@ def read_frame(path):
     return frame
 
 
+def _check_header(path):
+    """Refuse a header that names a column twice: pandas would silently call the second `gpa.1`."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+            header = next(csv.reader(handle, skipinitialspace=True), [])
+    except (OSError, csv.Error):
+        return  # pandas reads the file next and reports what is wrong with it
+    seen = set()
+    for name in (name.strip() for name in header):
+        if name and name in seen:
+            raise ZooError(f"The header of {path} names the column '{name}' twice. Rename or drop one of them.")
+        seen.add(name)
+
+
 def infer_task(series):
     """Return 'binary', 'multiclass' or 'regression' for a target column."""
+    import pandas as pd
+
     values = series.dropna()
     levels = values.nunique()
     if levels < 2:
@@ -162,6 +206,8 @@ def column_kinds(frame, target, categorical=()):
     Raises:
         ZooError: for a column that mixes numbers with text that does not parse as a number.
     """
+    import pandas as pd
+
     kinds = {}
     for column in frame.columns:
         if column == target:
@@ -192,7 +238,7 @@ def column_kinds(frame, target, categorical=()):
     return kinds
 
 
-def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1):
+def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"):
     """Split a `Table` and compute the MLP's feature spec on the training rows.
 
     Args:
@@ -202,22 +248,37 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
         seed: seed of the row permutation; the same seed gives the same split.
         validation_fraction: share of rows held out for early stopping.
         test_fraction: share of rows held out for the final test metrics.
+        missing: `mean` fills empty numeric cells with the training mean (counted in
+            `TabularSplits.filled`); `error` refuses a table with empty feature cells.
 
     Returns:
         `TabularSplits`.
 
     Raises:
-        ZooError: for bad columns, a target with one class, or too few rows to split.
+        ZooError: for bad columns, an infinite or float32-overflowing number, an empty cell with
+            `missing="error"`, a target with one class, or too few rows to split.
     """
+    import pandas as pd
+
     frame = table.frame
-    missing = [column for column in categorical if column not in frame.columns]
-    if missing:
+    unknown = [column for column in categorical if column not in frame.columns]
+    if unknown:
         raise ZooError(
-            f"--categorical names column(s) not in the table: {', '.join(missing)}. "
+            f"--categorical names column(s) not in the table: {', '.join(unknown)}. "
             f"Columns: {', '.join(map(str, frame.columns))}."
         )
-    frame = frame[frame[table.target].notna()].reset_index(drop=True)
+    if missing not in ("mean", "error"):
+        raise ZooError(f"--missing must be mean or error. Received: {missing!r}")
+    # The index keeps each row's place in the file, for messages that name a row.
+    frame = frame[frame[table.target].notna()].copy()
     kinds = column_kinds(frame, table.target, categorical)
+    checked = [c for c, kind in kinds.items() if kind == "numeric"]
+    if pd.api.types.is_numeric_dtype(frame[table.target]) and not pd.api.types.is_bool_dtype(frame[table.target]):
+        checked.append(table.target)
+    for column in checked:
+        _check_finite(frame, column, table.name)
+    if missing == "error":
+        _refuse_missing(frame, list(kinds), table.name)
     for column, kind in kinds.items():
         if kind == "numeric":
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float32")
@@ -262,8 +323,41 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
                 "vocabulary": [int(v) if is_int else str(v) for v in vocabulary],
             }
     # Missing numbers become the training mean, so the normalized value is 0.
-    filled = [
-        split.fillna({c: f["mean"] for c, f in features.items() if f["kind"] == "numeric"})
-        for split in (train, validation, test)
-    ]
-    return TabularSplits(*filled, table.target, task, class_names, features, table)
+    numeric = [c for c, f in features.items() if f["kind"] == "numeric"]
+    counts = {c: int(n) for c, n in frame[numeric].isna().sum().items() if n}
+    filled = [split.fillna({c: features[c]["mean"] for c in numeric}) for split in (train, validation, test)]
+    return TabularSplits(*filled, table.target, task, class_names, features, table, filled=counts)
+
+
+# float32 is what the model computes in: a larger number overflows to infinity there.
+FLOAT32_MAX = float(np.finfo("float32").max)
+
+
+def _check_finite(frame, column, name):
+    """Refuse infinite numbers and numbers float32 cannot hold: a model trains on them to a constant.
+
+    Raises:
+        ZooError: naming the column, the first bad row and how many cells are bad.
+    """
+    import pandas as pd
+
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(np.isinf(values) | (np.abs(values) > FLOAT32_MAX))
+    if len(bad):
+        first = bad[0]
+        raise ZooError(
+            f"Column '{column}' of {name} holds {values[first]:g} at row {frame.index[first] + 2} ({len(bad)} such "
+            f"cell(s)): a model cannot learn from infinite or float32-overflowing numbers. Fix or drop those rows."
+        )
+
+
+def _refuse_missing(frame, columns, name):
+    for column in columns:
+        empty = np.flatnonzero(frame[column].isna().to_numpy())
+        if len(empty):
+            raise ZooError(
+                f"Column '{column}' of {name} has {len(empty)} empty cell(s), the first at row "
+                f"{frame.index[empty[0]] + 2}, and --missing error refuses them: fill them, or use --missing mean "
+                "to fill numbers with the training mean."
+            )

@@ -39,6 +39,8 @@ class CNNConfig(engine.RecipeConfig):
         data: folder of images with one subfolder per class (or train/ and test/ holding them);
             overrides --dataset.
         data_dir: tensorflow-datasets data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
+        download: download a tensorflow-datasets dataset that is not on disk when its servers answer
+            (--no-download forbids it).
         model: the image classifier to train: cnn, or mlp_image to compare the quickstart MLP.
         image_size: HEIGHT,WIDTH to resize images to (default: the size they share, else 64,64).
         color_mode: auto, grayscale or rgb, for --data folders (auto: grayscale if every image is).
@@ -53,6 +55,7 @@ class CNNConfig(engine.RecipeConfig):
     dataset: str = "digits"
     data: str | None = None
     data_dir: str | None = None
+    download: bool = True
     model: str = "cnn"
     image_size: tuple[int, ...] = ()
     color_mode: typing.Literal["auto", "grayscale", "rgb"] = "auto"
@@ -81,6 +84,7 @@ class CNNRecipe(engine.Recipe):
             config.dataset,
             seed=config.seed,
             data_dir=config.data_dir,
+            download=config.download,
             folder=config.data,
             image_size=config.image_size or None,
             validation_fraction=config.validation_fraction,
@@ -90,7 +94,12 @@ class CNNRecipe(engine.Recipe):
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
         mlflow_datasets = [
-            (mlflow.data.from_numpy(x, targets=y, source=_dataset_source(data), name=f"{data.name}-{split}"), context)
+            (
+                mlflow.data.from_numpy(
+                    x, targets=y, source=tracking.dataset_source(_dataset_source(data)), name=f"{data.name}-{split}"
+                ),
+                context,
+            )
             for split, context, x, y in (
                 ("train", "training", data.x_train, data.y_train),
                 ("validation", "validation", data.x_val, data.y_val),

@@ -47,6 +47,8 @@ class GANConfig(engine.RecipeConfig):
             dataset (its data must already be on disk).
         data: a folder with one subfolder of images per class; overrides --dataset.
         data_dir: tensorflow-datasets data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
+        download: download a tensorflow-datasets dataset that is not on disk when its servers answer
+            (--no-download forbids it).
         image_size: HEIGHT,WIDTH to resize the images to; needed for a folder whose images differ in size.
         conditional: train the class-conditional GAN (labels in both networks), so that
             `zoo generate --label K` draws class K.
@@ -61,6 +63,7 @@ class GANConfig(engine.RecipeConfig):
     dataset: str = "digits"
     data: str | None = None
     data_dir: str | None = None
+    download: bool = True
     image_size: tuple[int, ...] = ()
     conditional: bool = True
     samples: int = 1000
@@ -97,6 +100,7 @@ class GANRecipe(engine.Recipe):
             config.dataset,
             seed=config.seed,
             data_dir=config.data_dir,
+            download=config.download,
             folder=config.data,
             image_size=tuple(config.image_size) or None,
         )
@@ -144,7 +148,7 @@ class GANRecipe(engine.Recipe):
         keras.utils.set_random_seed(config.seed)
         reference = judge.reference(data.extras["x"])
         data.extras.update(judge=judge, reference=reference)
-        return [quality_callback(model, judge, reference, config)]
+        return [without_remapper(), quality_callback(model, judge, reference, config)]
 
     def epoch_metrics(self, model, data, config):
         # The quality callback adds the judge's scores to each epoch's logs (`zoo tune` optimizes
@@ -414,6 +418,29 @@ def _dataset_key(images, config):
 # === The per-epoch callback ===
 
 
+def without_remapper():
+    """A callback that turns TensorFlow's grappler remapper off while the GAN trains.
+
+    The remapper fuses each discriminator convolution with its bias and LeakyReLU, but the
+    gradient of LeakyReLU still reads the unfused bias output: the pass fails ("E0000 ...
+    remapper failed: ... fanout ... LeakyReluGrad ... exist for missing node ... BiasAdd") and
+    TensorFlow logs that error on every run before skipping it. Not running the pass gives the
+    same graph without the error line; the setting is restored when training ends.
+    """
+    import keras
+    import tensorflow as tf
+
+    class WithoutRemapper(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.saved = tf.config.optimizer.get_experimental_options()
+            tf.config.optimizer.set_experimental_options({"remapping": False})
+
+        def on_train_end(self, logs=None):
+            tf.config.optimizer.set_experimental_options({"remapping": self.saved.get("remapping", True)})
+
+    return WithoutRemapper()
+
+
 def quality_callback(model, judge, reference, config):
     """A Keras callback that, at each epoch end, scores a fixed latent batch and logs a sample grid."""
     import keras
@@ -502,21 +529,17 @@ def _check_images(loaded, source):
 
 
 def _mlflow_datasets(loaded):
-    import warnings
-
     import mlflow
 
     try:
-        with warnings.catch_warnings():
-            # MLflow warns that a source such as "sklearn.datasets.load_digits" could be a path.
-            warnings.simplefilter("ignore")
-            return [
-                (
-                    mlflow.data.from_numpy(
-                        loaded.x_train, targets=loaded.y_train, source=loaded.source, name=f"{loaded.name}-train"
-                    ),
-                    "training",
-                )
-            ]
+        source = tracking.dataset_source(loaded.source)
+        return [
+            (
+                mlflow.data.from_numpy(
+                    loaded.x_train, targets=loaded.y_train, source=source, name=f"{loaded.name}-train"
+                ),
+                "training",
+            )
+        ]
     except Exception:  # noqa: BLE001 - dataset lineage is a nicety; never fail a run for it
         return []

@@ -2,19 +2,21 @@
 
 Technique: multilayer perceptron trained by backpropagation.
 Dataset: scikit-learn's breast-cancer table (569 real biopsies, 30 numeric features) by default,
-offline; any CSV with `--data PATH.csv --target COLUMN`.
+offline; the graduate-admissions table shipped with the package (`--dataset admissions`); any CSV
+with `--data PATH.csv --target COLUMN`.
 What it shows: preprocessing inside the model (normalization, one-hot categories), so the logged
 model predicts on raw rows; the task is inferred from the target column.
 
     zoo train mlp
-    zoo train mlp --data admissions.csv --target admit
-    zoo train mlp --data admissions.csv --target admit --set hidden_units=8 --set activation=sigmoid
+    zoo train mlp --dataset admissions --set hidden_units=8 --set activation=sigmoid
+    zoo train mlp --data table.csv --target label --missing error
 """
 
 import dataclasses
+import sys
 import typing
 
-from zoo import engine
+from zoo import engine, tracking
 from zoo.datasets import tabular
 
 
@@ -25,9 +27,12 @@ class MLPConfig(engine.RecipeConfig):
     Args:
         data: CSV file to train on (default: the embedded `dataset`).
         target: the column to predict (required with --data).
-        dataset: embedded scikit-learn table used without --data: breast_cancer, wine, iris, diabetes.
+        dataset: embedded table used without --data: breast_cancer, wine, iris, diabetes (scikit-learn's)
+            or admissions (shipped with the package).
         task: auto (inferred from the target), binary, multiclass or regression.
         categorical: comma-separated columns to one-hot whatever their type.
+        missing: empty feature cells: mean (numbers get the training mean; the run counts them) or
+            error (refuse the table).
         validation_fraction: share of rows for early stopping.
         test_fraction: share of rows held out for the final test metrics.
     """
@@ -39,6 +44,7 @@ class MLPConfig(engine.RecipeConfig):
     dataset: str = "breast_cancer"
     task: typing.Literal["auto", "binary", "multiclass", "regression"] = "auto"
     categorical: tuple[str, ...] = ()
+    missing: typing.Literal["mean", "error"] = "mean"
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
 
@@ -53,7 +59,6 @@ class MLPRecipe(engine.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import mlflow
         import tensorflow as tf
 
         from zoo.errors import ZooError
@@ -74,7 +79,15 @@ class MLPRecipe(engine.Recipe):
             seed=config.seed,
             validation_fraction=config.validation_fraction,
             test_fraction=config.test_fraction,
+            missing=config.missing,
         )
+        if splits.filled:
+            counts = ", ".join(f"{column} {count}" for column, count in splits.filled.items())
+            print(
+                f"zoo: {sum(splits.filled.values())} empty cell(s) of {table.name} filled with the training mean "
+                f"({counts}); --missing error refuses them instead.",
+                file=sys.stderr,
+            )
         arrays = {name: splits.arrays(getattr(splits, name)) for name in ("train", "validation", "test")}
         datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
@@ -88,11 +101,11 @@ class MLPRecipe(engine.Recipe):
             "rows": {name: len(getattr(splits, name)) for name in ("train", "validation", "test")},
             "columns": {column: feature["kind"] for column, feature in splits.features.items()},
         }
+        if splits.filled:
+            spec["missing_filled"] = splits.filled
         mlflow_datasets = [
             (
-                mlflow.data.from_pandas(
-                    getattr(splits, name), source=table.source, targets=table.target, name=f"{table.name}-{name}"
-                ),
+                tracking.pandas_dataset(getattr(splits, name), table.source, table.target, f"{table.name}-{name}"),
                 context,
             )
             for name, context in (("train", "training"), ("validation", "validation"), ("test", "testing"))

@@ -29,6 +29,7 @@ import numpy as np
 from zoo import engine, tracking
 from zoo.datasets import images, text_lines
 from zoo.errors import ZooError
+from zoo.tracking import mlflow  # imported on first use: see zoo.tracking._LazyModule
 
 
 @dataclasses.dataclass
@@ -81,8 +82,6 @@ class OCRRecipe(engine.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import mlflow
-
         if config.worst_lines < 0:
             raise ZooError(f"--worst-lines must be 0 or more. Received: {config.worst_lines}")
         if config.image_height is not None and config.image_height < 1:
@@ -126,7 +125,7 @@ class OCRRecipe(engine.Recipe):
                 mlflow.data.from_numpy(
                     x,
                     targets=text_lines.encode(texts, lines.alphabet, length),
-                    source=lines.source,
+                    source=tracking.dataset_source(lines.source),
                     name=f"{lines.name}-{split}",
                 ),
                 context,
@@ -189,8 +188,6 @@ class OCRRecipe(engine.Recipe):
 
     # === Log ===
     def log_artifacts(self, model, data, config):
-        import mlflow
-
         lines = data.extras["lines"]
         read_texts, confidences = data.extras["read"], data.extras["confidences"]
         table = io.StringIO()
@@ -322,8 +319,6 @@ class Reader:
 
 def mlflow_reader(uri, metadata):
     """A `Reader` over the logged pyfunc model at `uri`."""
-    import mlflow
-
     model = mlflow.pyfunc.load_model(uri)
 
     def predict(pixels):

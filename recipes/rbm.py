@@ -38,6 +38,8 @@ class RBMConfig(engine.RecipeConfig):
             dataset (its data must already be on disk).
         data: a CSV file of numeric columns in [0, 1] (binary, e.g. user x item); overrides --dataset.
         data_dir: tensorflow-datasets data directory (default: TFDS_DATA_DIR or ~/tensorflow_datasets).
+        download: download a tensorflow-datasets dataset that is not on disk when its servers answer
+            (--no-download forbids it).
         target: with --data: a label column, left out of the RBM and used for the downstream classifier.
         drop: with --data: comma-separated columns to leave out (ids, names).
         binarize: threshold (value > --threshold gives 1), sample (Bernoulli draw with the value
@@ -60,6 +62,7 @@ class RBMConfig(engine.RecipeConfig):
     dataset: str = "digits"
     data: str | None = None
     data_dir: str | None = None
+    download: bool = True
     target: str | None = None
     drop: tuple[str, ...] = ()
     binarize: typing.Literal["threshold", "sample", "none"] = "threshold"
@@ -103,6 +106,7 @@ class RBMRecipe(engine.Recipe):
                 config.dataset,
                 seed=config.seed,
                 data_dir=config.data_dir,
+                download=config.download,
                 validation_fraction=config.validation_fraction,
                 test_fraction=config.test_fraction,
             )
@@ -330,18 +334,14 @@ def binarize(x, how, threshold, rng):
 
 
 def _mlflow_datasets(splits, source, name):
-    import warnings
-
     import mlflow
 
     contexts = {"train": "training", "validation": "validation", "test": "testing"}
-    with warnings.catch_warnings():
-        # MLflow warns that a source such as "sklearn.datasets.load_digits" could be a path.
-        warnings.simplefilter("ignore")
-        return [
-            (mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
-            for split, (x, y) in splits.items()
-        ]
+    source = tracking.dataset_source(source)
+    return [
+        (mlflow.data.from_numpy(x, targets=y, source=source, name=f"{name}-{split}"), contexts[split])
+        for split, (x, y) in splits.items()
+    ]
 
 
 # === Downstream classifier ===

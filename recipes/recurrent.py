@@ -78,7 +78,9 @@ class RecurrentConfig(engine.RecipeConfig):
         videos: digit_video: training videos (validation and test get a quarter of that each).
         max_tokens: text: vocabulary size of the TextVectorization layer.
         sequence_length: text: tokens kept per text (shorter texts are padded and masked).
-        data_dir: tensorflow-datasets data directory for mnist and imdb_reviews (never downloaded).
+        data_dir: tensorflow-datasets data directory for mnist and imdb_reviews.
+        download: download a tensorflow-datasets dataset that is not on disk when its servers answer
+            (--no-download forbids it).
         examples: how many predicted sequences to log as examples.
     """
 
@@ -103,6 +105,7 @@ class RecurrentConfig(engine.RecipeConfig):
     max_tokens: int = 20000
     sequence_length: int = 200
     data_dir: str | None = None
+    download: bool = True
     examples: int = 16
 
 
@@ -137,7 +140,9 @@ class RecurrentRecipe(engine.Recipe):
         spec = seq.spec() | {"dataset": seq.name}
         mlflow_datasets = [
             (
-                mlflow.data.from_numpy(_model_inputs(x), targets=y, source=seq.source, name=f"{seq.name}-{split}"),
+                mlflow.data.from_numpy(
+                    _model_inputs(x), targets=y, source=tracking.dataset_source(seq.source), name=f"{seq.name}-{split}"
+                ),
                 context,
             )
             for split, x, y, context in (
@@ -321,10 +326,14 @@ def load_sequences(config):
     if dataset == "digits":
         return sequences.digit_rows(seed=config.seed)
     if dataset == "mnist":
-        return sequences.mnist_rows(config.data_dir, seed=config.seed)
+        return sequences.mnist_rows(config.data_dir, seed=config.seed, download=config.download)
     if dataset == "imdb_reviews":
         return sequences.imdb_reviews(
-            config.data_dir, seed=config.seed, max_tokens=config.max_tokens, sequence_length=config.sequence_length
+            config.data_dir,
+            seed=config.seed,
+            max_tokens=config.max_tokens,
+            sequence_length=config.sequence_length,
+            download=config.download,
         )
     if dataset == "digit_video":
         return sequences.digit_video(seed=config.seed, frames=config.frames, videos=config.videos)

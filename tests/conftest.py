@@ -9,6 +9,8 @@ import tempfile
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Tests never use the network: a missing tensorflow-datasets dataset is never downloaded.
+os.environ.setdefault("ZOO_DOWNLOAD_PROBE", "none")
 
 # Nothing the suite runs may write under the real home: Keras (~/.keras), matplotlib's font cache,
 # the GAN judges (~/.cache/zoo), pip and MLflow's telemetry all follow these variables. They are
@@ -37,7 +39,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,9 +49,10 @@ def checkpoints_outside_the_checkout(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def admissions_csv():
-    path = SHARED_DATA / "admissions.csv"
-    assert path.exists(), f"test data missing: {path} (the repository's ../shared/data)"
-    return str(path)
+    """The admissions table shipped inside the package (`zoo train mlp --dataset admissions`)."""
+    from zoo.datasets import tabular
+
+    return tabular.packaged_path("admissions")
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ def _bad_inputs(tmp, admissions_csv):
     return [
         (["train", "cnnn"], "invalid choice: 'cnnn'"),
         (["info", "mpl"], "Unknown model 'mpl'. Did you mean 'mlp'?"),
-        (["train", "mlp", "--set", "hiddn_units=8"], "Unknown --set key 'hiddn_units'"),
+        (["train", "mlp", "--set", "hiddn_units=8"], "Unknown key 'hiddn_units'"),
         (["train", "mlp", "--set", "hidden_units=eight"], "Bad value for 'hidden_units'"),
         (["train", "mlp", "--epochs", "many"], "Bad value for 'epochs': expected int"),
         (["train", "mlp", "--set", "dropout=3"], "'dropout' must be in [0.0, 1.0)"),

@@ -42,6 +42,7 @@ def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
     assert top_level == {"zoo", wheels[0].name.split("-")[0] + "-" + wheels[0].name.split("-")[1] + ".dist-info"}
     assert "zoo/recipes/mlp.py" in names
     assert "zoo/datasets/tabular.py" in names
+    assert "zoo/datasets/data/admissions.csv" in names, "the admissions table ships inside the package"
     # PEP 561: users' type checkers read zoo's annotations only when py.typed ships.
     assert "zoo/py.typed" in names
     assert not any(name.startswith(("datasets/", "recipes/")) for name in names)
@@ -49,5 +50,5 @@ def test_wheel_maps_recipes_and_datasets_under_zoo(tmp_path):
     entry_points = zipfile.ZipFile(wheels[0]).read(dist_info).decode()
     assert "zoo = zoo.cli:main" in entry_points
     metadata = zipfile.ZipFile(wheels[0]).read(dist_info.replace("entry_points.txt", "METADATA")).decode()
-    for requirement in ("keras>=3.14", "mlflow>=3.17", "importlib_resources", "tensorflow-datasets"):
+    for requirement in ("keras>=3.15.1", "mlflow>=3.17.2", "importlib_resources", "tensorflow-datasets"):
         assert requirement.lower() in metadata.lower(), requirement

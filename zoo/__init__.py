@@ -7,6 +7,7 @@ Example:
 """
 
 import os
+import typing
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,9 +16,37 @@ from zoo.errors import ZooError  # noqa: E402
 from zoo.registry import get, info, list_models, register  # noqa: E402
 from zoo.tuning import tune  # noqa: E402
 
+if typing.TYPE_CHECKING:
+    from zoo.engine import RunResult
+
 __version__ = "0.1.0"
+
+
+def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult":
+    """Train a recipe and log the run to MLflow: `zoo train RECIPE` from Python, on the same code path.
+
+    Args:
+        recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...
+        verbose: Keras `fit` verbosity (0 silent, 2 one line per epoch, as `zoo train` prints).
+        **options: recipe options (`zoo train RECIPE --help`) and model hyperparameters
+            (`zoo info MODEL`), as Python values: `epochs=3`, `filters=(32, 64)`, `data="t.csv"`.
+
+    Returns:
+        `zoo.engine.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
+
+    Raises:
+        ZooError: for an unknown recipe, option or hyperparameter, a bad value, or bad data.
+
+    Example:
+        >>> result = zoo.train("cnn", epochs=3, dataset="digits", filters=(32, 64))
+        >>> result.metrics["test_accuracy"]
+    """
+    from zoo import engine
+
+    return engine.train(recipe, settings=options, verbose=verbose)
+
 
 # `zoo.list` mirrors timm.list_models; the builtin stays reachable as builtins.list.
 list = list_models  # noqa: A001
 
-__all__ = ["ZooError", "get", "info", "list", "list_models", "register", "tune", "__version__"]
+__all__ = ["ZooError", "get", "info", "list", "list_models", "register", "train", "tune", "__version__"]

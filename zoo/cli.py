@@ -57,7 +57,8 @@ def build_parser():
     ui.add_argument("--tracking-uri", help="store to show (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
-    ui.set_defaults(handler=_ui)
+    # It only starts MLflow's server: TensorFlow would cost seconds and print nothing useful.
+    ui.set_defaults(handler=_ui, loads_tensorflow=False)
 
     # More commands (predict, generate, compare, ...) live in zoo.commands, one module each with
     # `add_parser(commands)`, so a technique adds its command without editing this file.
@@ -114,6 +115,7 @@ def _field_docs(config_class):
 
 
 def _train(args):
+    import zoo
     from zoo import engine
 
     if args.resume:
@@ -125,7 +127,8 @@ def _train(args):
         raise ZooError(f"Name a recipe: zoo train {{{','.join(engine.recipe_names())}}} (or --resume RUN_ID).")
     skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
-    return _report(engine.train(args.recipe, options, parse_settings(args.settings), verbose=2))
+    # The same call as `zoo.train(recipe, epochs=3, ...)` from Python; --set wins over an option.
+    return _report(zoo.train(args.recipe, verbose=2, **{**options, **parse_settings(args.settings)}))
 
 
 def parse_settings(items):
@@ -205,10 +208,13 @@ def main(argv=None):
         # A program that imported MLflow before calling main() had it read the variable already.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        from zoo.quiet import load_tensorflow
-
-        load_tensorflow()
+        # The parser is built from the recipes' config dataclasses alone: `--help` never imports
+        # TensorFlow, Keras or MLflow (seconds and hundreds of MB).
         args = build_parser().parse_args(argv)
+        if getattr(args, "loads_tensorflow", True):
+            from zoo.quiet import load_tensorflow
+
+            load_tensorflow()
         return args.handler(args) or 0
     except ZooError as error:
         print(f"zoo: error: {error}", file=sys.stderr)

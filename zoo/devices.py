@@ -110,3 +110,17 @@ def _mirrored(names):
 def describe(strategy):
     """Return (strategy class name, replica count) for logging."""
     return type(strategy).__name__, int(strategy.num_replicas_in_sync)
+
+
+def device_label(strategy):
+    """The devices a strategy trains on, in words: `CPU:0`, `GPU:0`, or `2 devices (GPU:0, GPU:1)`."""
+    import tensorflow as tf
+
+    try:
+        names = list(strategy.extended.worker_devices)
+    except (RuntimeError, AttributeError):
+        # The default strategy places ops where TensorFlow does: the first GPU, else the CPU.
+        gpus = tf.config.list_logical_devices("GPU")
+        names = [gpus[0].name if gpus else "CPU:0"]
+    short = [name.split("device:")[-1] for name in names]
+    return short[0] if len(short) == 1 else f"{len(short)} devices ({', '.join(short)})"

@@ -17,7 +17,7 @@ import typing
 import warnings
 
 import zoo
-from zoo import faults, registry, tracking
+from zoo import registry, tracking
 from zoo.errors import ZooError, closest
 
 _RECIPES: dict[str, type["Recipe"]] = {}
@@ -216,16 +216,21 @@ def make_config(recipe, options=None, settings=None):
         if key not in fields:
             raise ZooError(f"Unknown option '{key}' for recipe '{recipe.name}'.{closest(key, fields)}")
         values[key] = registry.coerce(key, value, fields[key])
-    for key, value in (settings or {}).items():
+    settings = settings or {}
+    for key, value in settings.items():
         if key in fields:
             values[key] = registry.coerce(key, value, fields[key])
+    # Options first: an option (`model=`) decides which hyperparameters exist.
+    for key, value in settings.items():
+        if key in fields:
             continue
         model = recipe.model_name(recipe.Config(**values))
         hyperparameters = registry.info(model).hyperparameters
         if key not in hyperparameters:
             known = list(fields) + list(hyperparameters)
             raise ZooError(
-                f"Unknown --set key '{key}' for recipe '{recipe.name}'.{closest(key, known)} "
+                f"Unknown key '{key}' for recipe '{recipe.name}' (a --set KEY or zoo.train keyword)."
+                f"{closest(key, known)} "
                 f"Valid keys: recipe options {', '.join(fields)}; model '{model}' hyperparameters "
                 f"{', '.join(hyperparameters)}."
             )
@@ -329,7 +334,7 @@ def resume(run_id, tracking_uri=None, verbose=0):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from zoo import devices
+    from zoo import devices, faults
 
     devices.split_cpu_from_env()
     uri = tracking.configure(tracking_uri)
@@ -372,7 +377,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
     import keras
     import mlflow
 
-    from zoo import devices
+    from zoo import devices, faults
 
     tracking.configure(config.tracking_uri)
     tracking.check_run_options(config.register, config.system_metrics)
@@ -406,6 +411,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
     elif config.jit:
         model.jit_compile = True
     strategy_name, replicas = devices.describe(strategy)
+    summary = RunSummary(recipe.name, model_name, data.spec.get("name") or "", devices.device_label(strategy))
 
     tags = {
         "zoo.technique": recipe.technique,
@@ -427,6 +433,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
             tags,
             system_metrics=config.system_metrics,
             resume=resumed_run,
+            name_prefix=summary.name_prefix(),
         ) as run,
     ):
         run_id = run.info.run_id
@@ -434,6 +441,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
         if not resume_from:
             _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
             mlflow.set_tag(CHECKPOINT_TAG, folder)
+            mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe())
         if evaluate:
             # A search trial is re-run by `zoo tune` itself; resumed by `zoo train` it would touch the test split.
             mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
@@ -465,6 +473,9 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
             epochs=config.epochs,
             callbacks=callbacks,
             verbose=verbose,
+            # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
+            # that it cannot shuffle a tf.data.Dataset itself.
+            shuffle=False,
         )
         train_seconds = time.perf_counter() - started
 
@@ -474,6 +485,7 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
         metrics["epochs_trained"] = initial_epoch + len(history.epoch)
         tracking.flush_metrics()
         mlflow.log_metrics(metrics)
+        mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe(metrics, recipe.main_metric))
         curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
         if curves:
             tracking.log_figure(tracking.learning_curve(curves), "learning_curve.png")
@@ -486,6 +498,29 @@ def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, 
             save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
     faults.remove(folder)
     return RunResult(run_id, model, metrics, history.history, config)
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run trained, where: its default name and the description shown in the MLflow UI."""
+
+    recipe: str
+    model: str
+    dataset: str
+    device: str
+
+    def name_prefix(self):
+        """`cnn-digits`, or `cnn-mlp_image-digits` when the recipe trains another model than its own."""
+        parts = [self.recipe] + ([self.model] if self.model != self.recipe else []) + [self.dataset]
+        return "-".join(part.replace(" ", "_") for part in parts if part)[:200]
+
+    def describe(self, metrics=None, preferred=None):
+        """The run's description (`mlflow.note.content`): recipe, dataset, model, device, headline metric."""
+        text = f"`zoo train {self.recipe}`: model `{self.model}` on `{self.dataset or 'its data'}`, {self.device}."
+        metric = tracking.main_metric(metrics or {}, preferred)
+        if metric:
+            text += f" {metric} = {metrics[metric]:.4g}."
+        return text
 
 
 def _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas):

@@ -2,17 +2,39 @@
 
 import contextlib
 import http.client
+import importlib
 import os
 import re
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
-
-import mlflow
 
 from zoo.errors import ZooError
 
+
+class _LazyModule:
+    """A module imported on first attribute access.
+
+    Importing MLflow costs seconds and about 150 MB; the recipes import this module to describe
+    their options, so `zoo --help` would pay that for nothing. Every function here reaches MLflow
+    through `mlflow.X`, which imports it the first time.
+    """
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+mlflow = _LazyModule("mlflow")
+
 FAILURE_TAG = "zoo.failure"
+# The run's description in the MLflow UI.
+DESCRIPTION_TAG = "mlflow.note.content"
+# URI schemes MLflow's tracking stores accept (a plain path is a file store).
+TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 
 
 def configure(tracking_uri=None):
@@ -29,6 +51,7 @@ def configure(tracking_uri=None):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     # Checked before MLflow is pointed at it: a server that does not answer is not left configured.
     uri = tracking_uri or mlflow.get_tracking_uri()
+    check_scheme(uri)
     if uri.startswith(("http://", "https://")):
         check_server(uri)
     elif uri.startswith("sqlite:///"):
@@ -36,6 +59,73 @@ def configure(tracking_uri=None):
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     return uri
+
+
+def check_scheme(uri):
+    """Refuse a tracking URI whose scheme MLflow cannot store runs in (ftp://, s3://), in one line.
+
+    MLflow itself fails late, deep in its model registry, with an exception named after it.
+
+    Raises:
+        ZooError: listing the schemes that work.
+    """
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    # A one-letter scheme is a Windows drive (C:\\mlruns), which MLflow reads as a path.
+    if len(scheme) > 1 and scheme.split("+")[0] not in TRACKING_SCHEMES:
+        raise ZooError(
+            f"The tracking URI {uri} has the scheme '{scheme}', where MLflow cannot store runs. "
+            f"Use one of {', '.join(s + ':' for s in TRACKING_SCHEMES)} or a folder path "
+            "(e.g. --tracking-uri sqlite:///mlflow.db or http://127.0.0.1:5000)."
+        )
+
+
+def dataset_source(source):
+    """The MLflow `DatasetSource` for a loader's source: a local file, a URL, or code.
+
+    Given a plain string, MLflow guesses the source type, and every string matches two local
+    sources (the '' and 'file' schemes), which makes it warn that the source "can be interpreted
+    in multiple ways". Saying which type it is leaves nothing to guess.
+
+    Args:
+        source: a path to a file or folder, an http(s) URL, or what produced the data in code
+            (e.g. `sklearn.datasets.load_digits`).
+    """
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import get_registered_sources
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    source = str(source)
+    if source.startswith(("http://", "https://")):
+        return HTTPDatasetSource(source)
+    if os.path.isabs(source) and os.path.exists(source):
+        local = [kind for kind in get_registered_sources() if kind._get_source_type() == "local"]
+        if local:
+            return local[-1](source)
+    return CodeDatasetSource(tags={"source": source})
+
+
+def pandas_dataset(frame, source, targets, name):
+    """An `mlflow.data` dataset of a DataFrame, with its source type and its schema declared.
+
+    Left to infer the schema, MLflow hints at every integer column that it "cannot represent
+    missing values", advice meant for model signatures; the column types are known here.
+    """
+    from mlflow.types import DataType
+    from mlflow.types.schema import ColSpec, Schema
+
+    def column_type(dtype):
+        if dtype.kind == "b":
+            return DataType.boolean
+        if dtype.kind in "iu":
+            return DataType.long if dtype.itemsize > 4 else DataType.integer
+        if dtype.kind == "f":
+            return DataType.double if dtype.itemsize > 4 else DataType.float
+        return DataType.string
+
+    dataset = mlflow.data.from_pandas(frame, source=dataset_source(source), targets=targets, name=name)
+    # `schema` is a cached property that MLflow fills by inference on first use: set it first.
+    dataset.schema = Schema([ColSpec(column_type(frame[column].dtype), str(column)) for column in frame.columns])
+    return dataset
 
 
 def prepare_sqlite(uri):
@@ -87,7 +177,7 @@ def check_server(uri, timeout=3.0):
 
 
 @contextlib.contextmanager
-def active_run(experiment, run_name, tags, system_metrics=False, resume=None):
+def active_run(experiment, run_name, tags, system_metrics=False, resume=None, name_prefix="run"):
     """Start an MLflow run (or continue `resume`, an interrupted run) that never stays RUNNING.
 
     SIGINT/SIGTERM (`zoo.faults.Interrupted`) end the run KILLED; any other exception ends it
@@ -100,7 +190,7 @@ def active_run(experiment, run_name, tags, system_metrics=False, resume=None):
         run = mlflow.start_run(run_id=resume.info.run_id, log_system_metrics=True if system_metrics else None)
         mlflow.set_tag(FAILURE_TAG, "")
     else:
-        run = start_run(experiment, run_name, tags, system_metrics=system_metrics)
+        run = start_run(experiment, run_name, tags, system_metrics=system_metrics, name_prefix=name_prefix)
     try:
         yield run
     except faults.Interrupted as signal_error:
@@ -273,12 +363,13 @@ def check_run_options(register=None, system_metrics=False):
             raise ZooError("--system-metrics needs psutil: pip install psutil, or drop --system-metrics.")
 
 
-def start_run(experiment, run_name, tags, system_metrics=False):
+def start_run(experiment, run_name, tags, system_metrics=False, name_prefix="run"):
     """Start a training's MLflow run, or continue the run that `mlflow run` created for it.
 
     Args:
         experiment: experiment name (ignored under `mlflow run`, which has chosen one already).
-        run_name: run name, or None for MLflow's generated name.
+        run_name: run name, or None for `unique_run_name(name_prefix)`.
+        name_prefix: what ran, e.g. `cnn-digits`, for the default run name.
         tags: tags of the run.
         system_metrics: sample CPU, memory, disk, network (and GPU with nvidia-ml-py) into
             `system/*` metrics; MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true does the same.
@@ -294,7 +385,8 @@ def start_run(experiment, run_name, tags, system_metrics=False):
     if not os.environ.get("MLFLOW_RUN_ID"):
         # Under `mlflow run` (which sets MLFLOW_RUN_ID), choosing an experiment makes MLflow
         # refuse to continue the run: `mlflow run --experiment-name` chooses it there.
-        mlflow.set_experiment(experiment)
+        chosen = mlflow.set_experiment(experiment)
+        run_name = run_name or unique_run_name(chosen.experiment_id, name_prefix)
     run = mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=True if system_metrics else None)
     try:
         _mark_training_experiment(run.info.experiment_id)
@@ -302,6 +394,25 @@ def start_run(experiment, run_name, tags, system_metrics=False):
         mlflow.end_run("FAILED")
         raise
     return run
+
+
+def unique_run_name(experiment_id, prefix):
+    """`prefix-3f2a`: a name no run of the experiment has, that says what ran.
+
+    MLflow's own names (`bustling-seal-758`) come from Python's `random`, which the run's `--seed`
+    has just seeded: every run with the same seed got the same name. The suffix comes from the
+    operating system instead, and is drawn again while a run of the experiment has the name.
+    """
+    import secrets
+
+    client = mlflow.MlflowClient()
+    for _ in range(20):
+        name = f"{prefix}-{secrets.token_hex(2)}"
+        # Quotes in a dataset name would end the filter's string early.
+        quoted = name.replace("'", "_")
+        if not client.search_runs([experiment_id], f"attributes.run_name = '{quoted}'", max_results=1):
+            return quoted
+    return f"{prefix}-{secrets.token_hex(8)}"
 
 
 def _mark_training_experiment(experiment_id):

@@ -1,0 +1,101 @@
+"""A quiet, fast command line: no warning or error line in a default run, no heavy import for --help."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO
+
+HEAVY = ("tensorflow", "keras", "mlflow")
+SMALLER = {
+    "gan": ["--judge-epochs", "1", "--samples", "100"],
+    "rbm": ["--gibbs-steps", "20", "--classifier-rows", "500"],
+}
+HELPS = [["--help"], ["train", "--help"], ["train", "mlp", "--help"], ["train", "cnn", "--help"], ["ui", "--help"]]
+
+
+def _user_env(tmp_path):
+    """The environment a user's shell gives `zoo`: none of the test suite's log-level settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "MLFLOW_LOGGING_LEVEL")}
+    env.update(
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
+        ZOO_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
+        ZOO_CACHE_DIR=str(tmp_path / "cache"),
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
+def test_help_imports_neither_tensorflow_keras_nor_mlflow(tmp_path):
+    # Each command's help in a fresh interpreter; main() exits through argparse's SystemExit.
+    script = (
+        "import json, sys\n"
+        "from zoo.cli import main\n"
+        "loaded = {}\n"
+        f"for argv in {HELPS!r}:\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        f"    loaded[' '.join(argv)] = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "main(['list'])\n"
+        "main(['info', 'cnn'])\n"
+        "loaded['list, info'] = sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow')\n"
+        "print(json.dumps(loaded), file=sys.stderr)\n"
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=_user_env(tmp_path), timeout=120
+    )
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = json.loads(result.stderr.strip().splitlines()[-1])
+    assert loaded and all(modules == [] for modules in loaded.values()), loaded
+    assert "--missing" in result.stdout and "--no-download" in result.stdout
+    # TensorFlow alone takes 3.5-4 s to import; five help texts without it take about one.
+    assert seconds < 20, f"{seconds:.1f} s"
+
+
+def _one_recipe_per_module():
+    """rnn, lstm and gru share their module's code and differ only in the cell: one of them is enough."""
+    from zoo import engine
+
+    chosen = {}
+    for name in engine.recipe_names():
+        chosen.setdefault(type(engine.get_recipe(name)).__module__, name)
+    return sorted(chosen.values())
+
+
+def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_path):
+    # One `zoo train RECIPE --epochs 1` process per recipe, as a user runs it (a process that
+    # trains several models in a row draws TensorFlow's retracing warnings, a user's does not),
+    # all started at once; stderr is read whole, native TensorFlow lines included. Sizes that
+    # only lengthen the work around the epoch are cut: the GAN's judge and samples, the RBM's
+    # Gibbs chains and downstream classifier.
+    processes = {}
+    for name in _one_recipe_per_module():
+        folder = tmp_path / name
+        folder.mkdir()
+        processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "zoo", "train", name, "--epochs", "1", *SMALLER.get(name, [])],
+            cwd=folder,
+            env=_user_env(folder),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert {"mlp", "cnn", "gan", "rbm"} <= set(processes) and processes.keys() & {"rnn", "lstm", "gru"}
+    noisy = []
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, (name, err[-3000:])
+        assert "finished" in out.strip().splitlines()[-1], (name, out)
+        noisy += [
+            f"{name}: {line}"
+            for line in err.splitlines()
+            if "warning" in line.lower() or "error" in line.lower() or re.match(r"[EWF]\d{4} ", line)
+        ]
+    assert noisy == [], "\n".join(noisy)
