@@ -33,6 +33,8 @@ SETTINGS = {
 AWAITING_RUN_ALL = {
     "**OCR: reading a line of text.**": "benchmarks/ocr.py",
     "**Forecasting a series with RNN, LSTM, GRU.**": "benchmarks/forecast.py",
+    "## Serve and export": "benchmarks/serving.py",
+    "## Hyperparameter search": "benchmarks/tune.py",
 }
 # Figures a test measures and compares with the README itself.
 CHECKED_BY_TESTS = {
@@ -40,7 +42,7 @@ CHECKED_BY_TESTS = {
     "0.675": "tests/test_mlp_recipe.py::test_classic_admissions_network_beats_the_majority_class",
 }
 FIGURE = re.compile(
-    r"(?<![\w.\-])-?\d+\.\d+(?:x\b)?"  # a decimal: 0.9825, -15.79, 0.29x
+    r"(?<![\w.\-])-?\d+\.\d+(?!\.\d)(?:x\b)?"  # a decimal: 0.9825, -15.79, 0.29x (not 127.0.0.1)
     r"|(?<![\w.\-])\d+\s?(?:%|x\b|s\b|minutes?\b|epochs?\b|seeds?\b)"  # a count with its unit: 115 s
 )
 
