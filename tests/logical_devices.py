@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 PREAMBLE = """
@@ -26,9 +27,12 @@ def run_with_logical_cpus(code, count=2, timeout=600, env=None):
     """
     script = PREAMBLE.format(count=count) + textwrap.dedent(code)
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=environment
-    )
+    # In a folder of its own: a run's artifacts (MLflow's ./mlruns beside a SQLite store) and
+    # checkpoints land in the working directory, which must not be the checkout.
+    with tempfile.TemporaryDirectory() as folder:
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=environment, cwd=folder
+        )
     if result.returncode != 0:
         raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -43,6 +43,12 @@ CASES = {
         "test_pseudo_likelihood",
         3e-2,
     ),
+    "ocr": (
+        {**FAST, "lines": (256, 64, 64), "worst_lines": 0},
+        {"filters": "8,16", "rnn_units": "16", "dense_units": "16", "dropout": "0"},
+        "test_loss",
+        3e-2,
+    ),
 }
 
 SCRIPT = """
@@ -60,7 +66,7 @@ print(json.dumps(results))
 """
 
 
-def _run(cases, devices, store, logical_cpus, cache):
+def _run(cases, devices, store, logical_cpus, cache, folder):
     # One cache for both runs: the GAN's judge classifier is trained once and shared.
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ZOO_LOGICAL_CPUS": str(logical_cpus), "ZOO_CACHE_DIR": cache}
     result = subprocess.run(
@@ -69,6 +75,8 @@ def _run(cases, devices, store, logical_cpus, cache):
         text=True,
         env=env,
         timeout=900,
+        # MLflow writes a SQLite store's artifacts to ./mlruns: in the test's folder, not the checkout.
+        cwd=folder,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -82,8 +90,8 @@ def test_two_logical_devices_match_one_device(tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
     cases = {name: case[:2] for name, case in CASES.items() if name in engine.recipe_names()}
     cache = str(tmp_path / "cache")
-    mirrored = _run(cases, "all", store, logical_cpus=2, cache=cache)
-    single = _run(cases, "auto", store, logical_cpus=1, cache=cache)
+    mirrored = _run(cases, "all", store, logical_cpus=2, cache=cache, folder=tmp_path)
+    single = _run(cases, "auto", store, logical_cpus=1, cache=cache, folder=tmp_path)
     for name, (_, _, metric, rtol) in CASES.items():
         if name not in cases:
             continue
