@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from zoo import engine, plots, tracking
+from zoo import devices, engine, plots, tracking
 from zoo.errors import ZooError
 
 CONFIDENCE = 0.9
@@ -148,7 +148,12 @@ class GANRecipe(engine.Recipe):
         keras.utils.set_random_seed(config.seed)
         reference = judge.reference(data.extras["x"])
         data.extras.update(judge=judge, reference=reference)
-        return [without_remapper(), quality_callback(model, judge, reference, config)]
+        # TensorFlow's grappler remapper fuses each discriminator convolution with its bias and
+        # LeakyReLU, but the gradient of LeakyReLU still reads the unfused bias output: the pass
+        # fails ("E0000 ... remapper failed: ... LeakyReluGrad ... missing node ... BiasAdd") and
+        # TensorFlow logs that error on every run before skipping it. Not running it gives the
+        # same graph without the error line.
+        return [devices.without_graph_passes("remapping"), quality_callback(model, judge, reference, config)]
 
     def epoch_metrics(self, model, data, config):
         # The quality callback adds the judge's scores to each epoch's logs (`zoo tune` optimizes
@@ -416,29 +421,6 @@ def _dataset_key(images, config):
 
 
 # === The per-epoch callback ===
-
-
-def without_remapper():
-    """A callback that turns TensorFlow's grappler remapper off while the GAN trains.
-
-    The remapper fuses each discriminator convolution with its bias and LeakyReLU, but the
-    gradient of LeakyReLU still reads the unfused bias output: the pass fails ("E0000 ...
-    remapper failed: ... fanout ... LeakyReluGrad ... exist for missing node ... BiasAdd") and
-    TensorFlow logs that error on every run before skipping it. Not running the pass gives the
-    same graph without the error line; the setting is restored when training ends.
-    """
-    import keras
-    import tensorflow as tf
-
-    class WithoutRemapper(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.saved = tf.config.optimizer.get_experimental_options()
-            tf.config.optimizer.set_experimental_options({"remapping": False})
-
-        def on_train_end(self, logs=None):
-            tf.config.optimizer.set_experimental_options({"remapping": self.saved.get("remapping", True)})
-
-    return WithoutRemapper()
 
 
 def quality_callback(model, judge, reference, config):

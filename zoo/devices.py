@@ -124,3 +124,35 @@ def device_label(strategy):
         names = [gpus[0].name if gpus else "CPU:0"]
     short = [name.split("device:")[-1] for name in names]
     return short[0] if len(short) == 1 else f"{len(short)} devices ({', '.join(short)})"
+
+
+def without_graph_passes(*passes):
+    """A Keras callback that turns TensorFlow grappler passes off while a model trains.
+
+    For a pass that logs an error line on a graph it cannot optimize and then skips it anyway:
+    the recipe names the pass and says why beside the call. The settings in force before are
+    restored when training ends. On another backend it does nothing.
+
+    Args:
+        *passes: grappler option names, e.g. "remapping", "arithmetic_optimization".
+    """
+    import keras
+
+    class WithoutGraphPasses(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.saved = None
+            if keras.backend.backend() != "tensorflow":
+                return
+            import tensorflow as tf
+
+            self.saved = tf.config.optimizer.get_experimental_options()
+            tf.config.optimizer.set_experimental_options({name: False for name in passes})
+
+        def on_train_end(self, logs=None):
+            if self.saved is None:
+                return
+            import tensorflow as tf
+
+            tf.config.optimizer.set_experimental_options({name: self.saved.get(name, True) for name in passes})
+
+    return WithoutGraphPasses()
