@@ -21,6 +21,7 @@ from zoo import registry, tracking
 from zoo.errors import ZooError, closest
 
 _RECIPES: dict[str, type["Recipe"]] = {}
+_R = typing.TypeVar("_R", bound="Recipe")
 _DISCOVERED = False
 # Options that say where a run goes, not how it trains: not logged as params.
 RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics", "checkpoint_dir")
@@ -101,39 +102,39 @@ class Recipe:
     # The test metric that ranks runs (`--register`, `zoo compare`); None: test_accuracy, else test_loss.
     main_metric = None
 
-    def load_data(self, config):
+    def load_data(self, config: typing.Any) -> "Data":
         """Return a `Data`. Raise `ZooError` for bad input, before any MLflow run exists."""
         raise NotImplementedError
 
-    def model_name(self, config):
+    def model_name(self, config: typing.Any) -> str:
         return self.model
 
-    def model_overrides(self, config, data):
+    def model_overrides(self, config: typing.Any, data: "Data") -> dict[str, typing.Any]:
         """Hyperparameters that come from the data (input shape, classes, feature spec)."""
         return {}
 
-    def check_overrides(self, config, data, overrides):
+    def check_overrides(self, config: typing.Any, data: "Data", overrides: dict[str, typing.Any]) -> None:
         """Raise `ZooError` for a `--set` value that this data rules out (before any MLflow run)."""
 
-    def evaluate(self, model, data, config):
+    def evaluate(self, model: typing.Any, data: "Data", config: typing.Any) -> dict[str, float]:
         """Return the final `test_*` metrics, computed once on the held-out split."""
         if data.test is None:
             return {}
         results = model.evaluate(batch(data.test, config.batch_size), return_dict=True, verbose=0)
         return {f"test_{name}": float(value) for name, value in results.items()}
 
-    def log_artifacts(self, model, data, config):
+    def log_artifacts(self, model: typing.Any, data: "Data", config: typing.Any) -> None:
         """Log what this technique adds to the common set (plots, examples, reports)."""
 
-    def callbacks(self, model, data, config):
+    def callbacks(self, model: typing.Any, data: "Data", config: typing.Any) -> list[typing.Any]:
         """Extra Keras callbacks for `fit`; they run before the MLflow metrics callback, so values
         they add to an epoch's `logs` are logged with that epoch as step."""
         return []
 
-    def log_model(self, model, data):
+    def log_model(self, model: typing.Any, data: "Data") -> typing.Any:
         return tracking.log_model(model, data.example_inputs)
 
-    def epoch_metrics(self, model, data, config):
+    def epoch_metrics(self, model: typing.Any, data: "Data", config: typing.Any) -> list[str]:
         """Names of the values every epoch logs: what `zoo tune --metric` may optimize.
 
         Read from the compiled model by evaluating it on a few validation rows, so a recipe whose
@@ -151,14 +152,24 @@ class Recipe:
 
 @dataclasses.dataclass
 class RunResult:
+    """What a finished run gives back: `zoo.train(...)` returns it.
+
+    Attributes:
+        run_id: the MLflow run id.
+        model: the trained `keras.Model` (best weights when early stopping restored them).
+        metrics: the final `test_*` metrics, `train_seconds` and `epochs_trained`.
+        history: Keras' per-epoch history (`loss`, `val_*`, ...).
+        config: the resolved recipe config (a `RecipeConfig` subclass).
+    """
+
     run_id: str
     model: typing.Any
-    metrics: dict
-    history: dict
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
     config: typing.Any
 
 
-def register_recipe(cls):
+def register_recipe(cls: type[_R]) -> type[_R]:
     """Class decorator: make a `Recipe` subclass reachable as `zoo train NAME`."""
     if cls.name in _RECIPES:
         raise ValueError(f"A recipe is already registered under the name '{cls.name}'.")
@@ -166,7 +177,7 @@ def register_recipe(cls):
     return cls
 
 
-def _discover():
+def _discover() -> None:
     global _DISCOVERED
     if not _DISCOVERED:
         import zoo.recipes
@@ -176,12 +187,12 @@ def _discover():
         _DISCOVERED = True
 
 
-def recipe_names():
+def recipe_names() -> list[str]:
     _discover()
     return sorted(_RECIPES)
 
 
-def get_recipe(name):
+def get_recipe(name: str) -> Recipe:
     """Return an instance of the recipe `name`.
 
     Raises:
@@ -193,12 +204,16 @@ def get_recipe(name):
     return _RECIPES[name]()
 
 
-def config_fields(config_class):
+def config_fields(config_class: type) -> dict[str, dataclasses.Field[typing.Any]]:
     hints = typing.get_type_hints(config_class)
     return {field.name: hints[field.name] for field in dataclasses.fields(config_class)}
 
 
-def make_config(recipe, options=None, settings=None):
+def make_config(
+    recipe: Recipe,
+    options: typing.Mapping[str, typing.Any] | None = None,
+    settings: typing.Mapping[str, typing.Any] | None = None,
+) -> tuple[typing.Any, dict[str, typing.Any]]:
     """Build a recipe's config from options and `--set key=value` settings.
 
     A setting names a config field or a hyperparameter of the recipe's model; string values are
@@ -240,7 +255,7 @@ def make_config(recipe, options=None, settings=None):
     return config, overrides
 
 
-def _check_common(config):
+def _check_common(config: typing.Any) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise ZooError(f"--{name.replace('_', '-')} must be at least 1. Received: {getattr(config, name)}")
@@ -252,7 +267,7 @@ def _check_common(config):
 _replicas = 1
 
 
-def batch(dataset, batch_size, shuffle_buffer=0, seed=None):
+def batch(dataset: typing.Any, batch_size: int, shuffle_buffer: int = 0, seed: int | None = None) -> typing.Any:
     """Cache, optionally shuffle, batch and prefetch an unbatched dataset.
 
     With several replicas, a dataset smaller than `batch_size` is batched by the largest multiple
@@ -270,7 +285,9 @@ def batch(dataset, batch_size, shuffle_buffer=0, seed=None):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def training_batches(dataset, num_examples, batch_size, seed, initial_epoch=0):
+def training_batches(
+    dataset: typing.Any, num_examples: int, batch_size: int, seed: int, initial_epoch: int = 0
+) -> tuple[typing.Any, int]:
     """Endless shuffled batches whose order depends only on (seed, epoch).
 
     Returns:
@@ -291,7 +308,16 @@ def training_batches(dataset, num_examples, batch_size, seed, initial_epoch=0):
     return dataset.prefetch(tf.data.AUTOTUNE), steps
 
 
-def train(recipe_name, options=None, settings=None, verbose=0, *, tags=None, callbacks=(), evaluate=True):
+def train(
+    recipe_name: str,
+    options: typing.Mapping[str, typing.Any] | None = None,
+    settings: typing.Mapping[str, typing.Any] | None = None,
+    verbose: int = 0,
+    *,
+    tags: dict[str, str] | None = None,
+    callbacks: typing.Sequence[typing.Any] = (),
+    evaluate: bool = True,
+) -> RunResult:
     """Run a recipe end to end and log it to MLflow.
 
     Args:
@@ -325,7 +351,7 @@ def train(recipe_name, options=None, settings=None, verbose=0, *, tags=None, cal
     return _run(recipe, config, overrides, verbose, extra_tags=tags, extra_callbacks=callbacks, evaluate=evaluate)
 
 
-def resume(run_id, tracking_uri=None, verbose=0):
+def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> RunResult:
     """Continue an interrupted run in the same MLflow run, from its last checkpoint.
 
     Raises:
@@ -361,7 +387,8 @@ def resume(run_id, tracking_uri=None, verbose=0):
         k: registry.coerce(k, v, registry.info(saved["model"]).hyperparameters[k].annotation)
         for k, v in saved.get("overrides", {}).items()
     }
-    return _run(recipe, config, overrides, verbose, resume_from=(run, folder))
+    # has_checkpoint() found the folder, so the tag holds its path.
+    return _run(recipe, config, overrides, verbose, resume_from=(run, str(folder)))
 
 
 CHECKPOINT_TAG = "zoo.checkpoint"
@@ -369,11 +396,20 @@ RESUME_TAG = "zoo.resume"
 CONFIG_FILE = "config.yaml"
 
 
-def _checkpoint_root(config):
+def _checkpoint_root(config: typing.Any) -> str:
     return os.path.abspath(config.checkpoint_dir or os.environ.get("ZOO_CHECKPOINT_DIR") or "zoo-checkpoints")
 
 
-def _run(recipe, config, overrides, verbose, resume_from=None, extra_tags=None, extra_callbacks=(), evaluate=True):
+def _run(
+    recipe: Recipe,
+    config: typing.Any,
+    overrides: dict[str, typing.Any],
+    verbose: int,
+    resume_from: tuple[typing.Any, str] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    extra_callbacks: typing.Sequence[typing.Any] = (),
+    evaluate: bool = True,
+) -> RunResult:
     import keras
     import mlflow
 
@@ -509,21 +545,31 @@ class RunSummary:
     dataset: str
     device: str
 
-    def name_prefix(self):
+    def name_prefix(self) -> str:
         """`cnn-digits`, or `cnn-mlp_image-digits` when the recipe trains another model than its own."""
         parts = [self.recipe] + ([self.model] if self.model != self.recipe else []) + [self.dataset]
         return "-".join(part.replace(" ", "_") for part in parts if part)[:200]
 
-    def describe(self, metrics=None, preferred=None):
+    def describe(self, metrics: dict[str, float] | None = None, preferred: str | None = None) -> str:
         """The run's description (`mlflow.note.content`): recipe, dataset, model, device, headline metric."""
         text = f"`zoo train {self.recipe}`: model `{self.model}` on `{self.dataset or 'its data'}`, {self.device}."
-        metric = tracking.main_metric(metrics or {}, preferred)
+        metrics = metrics or {}
+        metric = tracking.main_metric(metrics, preferred)
         if metric:
             text += f" {metric} = {metrics[metric]:.4g}."
         return text
 
 
-def _log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas):
+def _log_run_description(
+    recipe: Recipe,
+    config: typing.Any,
+    model_name: str,
+    hyperparameters: dict[str, typing.Any],
+    overrides: dict[str, typing.Any],
+    data: Data,
+    strategy_name: str,
+    replicas: int,
+) -> None:
     """Params, the config file, structured hyperparameters and datasets: once per run."""
     import mlflow
 
@@ -557,7 +603,7 @@ def _log_run_description(recipe, config, model_name, hyperparameters, overrides,
         mlflow.log_input(dataset, context=context)
 
 
-def _plain(value):
+def _plain(value: typing.Any) -> typing.Any:
     """Tuples to lists, numpy scalars to Python: what YAML and JSON can write plainly."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
@@ -568,7 +614,7 @@ def _plain(value):
     return value
 
 
-def _check_writable(folder, option):
+def _check_writable(folder: str, option: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
@@ -577,7 +623,7 @@ def _check_writable(folder, option):
         raise ZooError(f"The {option} folder {folder} is not writable. Choose another.")
 
 
-def save(model, folder, info):
+def save(model: typing.Any, folder: str, info: dict[str, typing.Any]) -> None:
     """Save `model.keras` and `run.json` into `folder` (created if needed)."""
     try:
         os.makedirs(folder, exist_ok=True)
