@@ -15,7 +15,7 @@ from tests.conftest import sample_inputs
 from zoo import registry
 
 NAMES = registry.names()
-CARD_FIELDS = ("name", "technique", "tasks", "summary", "when_to_use", "inputs", "outputs", "recipe")
+CARD_FIELDS = ("name", "technique", "tasks", "summary", "when_to_use", "inputs", "outputs", "recipe", "exports")
 
 
 def test_registry_is_not_empty():

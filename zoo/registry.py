@@ -54,6 +54,8 @@ class ModelCard:
     hyperparameters: dict[str, Hyperparameter]
     # {hyperparameter: spec} that `zoo tune` searches when no --space is given (see zoo.tuning).
     search_space: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The formats `zoo export` writes for it (each file is checked by its own runtime).
+    exports: str = ""
 
     def defaults(self) -> dict[str, typing.Any]:
         return {name: hp.default for name, hp in self.hyperparameters.items()}
@@ -81,6 +83,8 @@ class ModelCard:
         if self.search_space:
             lines.append(f"  Default search space (zoo tune {self.recipe}; override with --space key=spec):")
             lines.extend(f"    {key}={spec}" for key, spec in self.search_space.items())
+        if self.exports:
+            lines.append(f"  Export (zoo export --format ...): {self.exports}")
         return "\n".join(lines)
 
 
@@ -101,6 +105,7 @@ def register(
     outputs: str,
     recipe: str,
     search_space: dict[str, str] | None = None,
+    exports: str = "",
 ) -> typing.Callable[[_Builder], _Builder]:
     """Register a model builder under `name`.
 
@@ -116,6 +121,8 @@ def register(
         search_space: {hyperparameter: spec} searched by `zoo tune` without --space, in the
             spec syntax of `zoo.tuning.parse_spec` (`log:1e-4..1e-2`, `0..0.5`, `int:16..256`,
             `choice:16,32|32,64`); a registry test checks it against the hyperparameters.
+        exports: the formats `zoo export` writes for it (tf_saved_model, onnx, litert) and what
+            it exports (the inference part), or why a format is refused.
 
     Returns:
         A decorator that records the builder and returns it unchanged.
@@ -138,6 +145,7 @@ def register(
             recipe=recipe,
             hyperparameters=_hyperparameters_of(builder),
             search_space=dict(search_space or {}),
+            exports=exports,
         )
         _REGISTRY[name] = _Entry(builder, card)
         return builder

@@ -48,6 +48,7 @@ def _compile(model, learning_rate):
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    exports="tf_saved_model, onnx, litert (without the Random* augmentation layers, which only act in training).",
     search_space={
         "learning_rate": "log:3e-4..3e-3",
         "dropout": "0..0.5",
@@ -146,6 +147,7 @@ def cnn(
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    exports="tf_saved_model, onnx, litert (without the Random* augmentation layers, which only act in training).",
     search_space={"learning_rate": "log:1e-4..1e-2", "dropout": "0..0.5", "hidden_units": "int:32..256"},
 )
 def mlp_image(

@@ -93,6 +93,7 @@ def output_steps(input_shape, time_downsample):
     outputs="Per-column probabilities, shape (batch, max_width / time_downsample, len(alphabet) + 1); "
     "index 0 is the CTC blank (decode with `zoo.models.crnn.decode`).",
     recipe="ocr",
+    exports="tf_saved_model, onnx, litert: the per-column probabilities; decode them with `zoo.models.crnn.decode`.",
     search_space={
         "learning_rate": "log:3e-4..3e-3",
         "dropout": "0..0.4",

@@ -534,6 +534,7 @@ def _replica_rows(local):
     inputs=_INPUTS_DOC,
     outputs="images (batch, height, width, channels) in [0, 1]",
     recipe="gan",
+    exports="tf_saved_model, onnx, litert.",
     search_space={"learning_rate": "log:5e-5..1e-3", "filters": "choice:16|32|64"},
 )
 def generator(
@@ -573,6 +574,7 @@ def generator(
     inputs="images (batch, height, width, channels) in [0, 1]; conditional: also labels (batch, 1) ints",
     outputs="logit (batch, 1): positive means real",
     recipe="gan",
+    exports="tf_saved_model, onnx, litert.",
     search_space={"learning_rate": "log:5e-5..1e-3", "filters": "choice:16|32|64", "dropout": "0..0.5"},
 )
 def discriminator(
@@ -617,6 +619,7 @@ def discriminator(
     f"conditional; predict: {_INPUTS_DOC}",
     outputs="predict: generated images (batch, height, width, channels) in [0, 1]",
     recipe="gan",
+    exports="tf_saved_model, onnx, litert: its generator (averaged weights when kept), labels and latent vectors in.",
     search_space={
         "generator_learning_rate": "log:5e-5..5e-4",
         "discriminator_learning_rate": "log:1e-4..1e-3",

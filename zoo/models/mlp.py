@@ -28,6 +28,9 @@ TASKS = ("binary", "multiclass", "regression")
     outputs="binary: probability of class 1 (batch, 1); multiclass: class probabilities "
     "(batch, num_classes); regression: the predicted value (batch, 1).",
     recipe="mlp",
+    exports="tf_saved_model; litert when every categorical column holds text (integer lookup tables need "
+    "TensorFlow ops); not onnx (tf2onnx turns the normalization constants into inputs and cannot convert "
+    "lookup tables).",
     search_space={
         "learning_rate": "log:1e-4..1e-2",
         "dropout": "0..0.5",

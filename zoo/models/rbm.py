@@ -634,6 +634,7 @@ def _sum_over_replicas(values, after=None):
     outputs="Hidden probabilities P(h = 1 | v), shape (batch, hidden_units); `reconstruct`, `sample`, "
     "`free_energy` and `pseudo_likelihood` are methods.",
     recipe="rbm",
+    exports="tf_saved_model, onnx, litert: the hidden features of binary rows.",
     search_space={"learning_rate": "log:0.01..0.2", "hidden_units": "int:32..256", "momentum": "0..0.9"},
 )
 def rbm(

@@ -142,6 +142,9 @@ _CARD: dict[str, typing.Any] = dict(
     outputs="many_to_one: (batch, num_outputs); many_to_many: (batch, steps, num_outputs); "
     "one_to_many: token probabilities (batch, output_steps, num_outputs).",
     search_space={"learning_rate": "log:1e-3..1e-2", "dropout": "0..0.4", "units": "choice:32|64|128|64,64"},
+    exports="tf_saved_model, onnx, litert (recurrent layers unrolled for litert) for sequences, frames, forecasts "
+    "and token ids; the caption decoder (one_to_many) only tf_saved_model: argmax's Bitcast has no ONNX or "
+    "LiteRT operator.",
 )
 
 rnn = register(
