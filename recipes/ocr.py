@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from zoo import devices, engine, tracking
+from zoo import engine, tracking
 from zoo.datasets import images, text_lines
 from zoo.errors import ZooError
 from zoo.tracking import mlflow  # imported on first use: see zoo.tracking._LazyModule
@@ -78,6 +78,10 @@ class OCRRecipe(engine.Recipe):
     summary = "OCR: a CRNN (conv + BiLSTM + CTC) reads lines of handwritten digits or your labelled line images."
     model = "crnn"
     Config = OCRConfig
+    # Grappler's arithmetic optimizer rewrites the CTC loss's boolean label mask into an op that
+    # oneDNN runs only with AVX-512, and TensorFlow logs that fallback as an error line ("E0000 ...
+    # oneDNN supports DT_BOOL only on platforms with AVX-512") on every run.
+    graph_passes_off = ("arithmetic_optimization",)
     main_metric = "test_char_error_rate"
 
     # === Data ===
@@ -171,11 +175,7 @@ class OCRRecipe(engine.Recipe):
 
     # === Train: per-epoch reading metrics ===
     def callbacks(self, model, data, config):
-        # Grappler's arithmetic optimizer rewrites the CTC loss's boolean label mask into an op that
-        # oneDNN runs only with AVX-512, and TensorFlow logs that fallback as an error line
-        # ("E0000 ... oneDNN supports DT_BOOL only on platforms with AVX-512") on every run.
         return [
-            devices.without_graph_passes("arithmetic_optimization"),
             reading_metrics(data.extras["lines"], config.batch_size),
         ]
 

@@ -4,6 +4,7 @@ TensorFlow-specific on purpose: the models stay backend-neutral, the training en
 TensorFlow backend, where `tf.distribute` is the way to use several devices.
 """
 
+import contextlib
 import json
 import os
 import typing
@@ -126,33 +127,28 @@ def device_label(strategy):
     return short[0] if len(short) == 1 else f"{len(short)} devices ({', '.join(short)})"
 
 
-def without_graph_passes(*passes):
-    """A Keras callback that turns TensorFlow grappler passes off while a model trains.
+@contextlib.contextmanager
+def without_graph_passes(*passes: str) -> typing.Iterator[None]:
+    """Turn TensorFlow grappler passes off inside the block; restore the settings after it.
 
-    For a pass that logs an error line on a graph it cannot optimize and then skips it anyway:
-    the recipe names the pass and says why beside the call. The settings in force before are
-    restored when training ends. On another backend it does nothing.
+    For a pass that logs an error line on a graph it cannot optimize and then skips it anyway.
+    Input pipelines are optimized when `fit` creates their iterators and the training step on its
+    first call, so the block spans the whole run. Nothing happens without passes, or on another
+    backend.
 
     Args:
         *passes: grappler option names, e.g. "remapping", "arithmetic_optimization".
     """
     import keras
 
-    class WithoutGraphPasses(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.saved = None
-            if keras.backend.backend() != "tensorflow":
-                return
-            import tensorflow as tf
+    if not passes or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
 
-            self.saved = tf.config.optimizer.get_experimental_options()
-            tf.config.optimizer.set_experimental_options({name: False for name in passes})
-
-        def on_train_end(self, logs=None):
-            if self.saved is None:
-                return
-            import tensorflow as tf
-
-            tf.config.optimizer.set_experimental_options({name: self.saved.get(name, True) for name in passes})
-
-    return WithoutGraphPasses()
+    saved = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({name: False for name in passes})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({name: saved.get(name, True) for name in passes})

@@ -101,6 +101,9 @@ class Recipe:
     monitor = "val_loss"
     # The test metric that ranks runs (`--register`, `zoo compare`); None: test_accuracy, else test_loss.
     main_metric = None
+    # TensorFlow graph optimizer (grappler) passes switched off while this recipe runs: for a pass
+    # that logs an error line on the recipe's graph and then skips it anyway (say which, and why).
+    graph_passes_off: tuple[str, ...] = ()
 
     def load_data(self, config: typing.Any) -> "Data":
         """Return a `Data`. Raise `ZooError` for bad input, before any MLflow run exists."""
@@ -462,6 +465,7 @@ def _run(
     experiment = config.experiment or "zoo"
     resumed_run = resume_from[0] if resume_from else None
     with (
+        devices.without_graph_passes(*recipe.graph_passes_off),
         faults.signals_as_exceptions(),
         tracking.active_run(
             experiment,
