@@ -94,20 +94,28 @@ class SequenceData:
 def digit_rows(seed=42, validation_fraction=0.1, test_fraction=0.2):
     """scikit-learn's 8x8 digit scans as sequences of 8 rows of 8 pixels (many to one)."""
     digits = images.load("digits", seed=seed, validation_fraction=validation_fraction, test_fraction=test_fraction)
-    rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731 - (h, w, c) -> h steps of w*c
+    return _image_rows(digits, "digits")
+
+
+def _image_rows(loaded, name):
+    """Images of an `images.load` result as sequences: (h, w, c) read as h steps of w*c pixels."""
+
+    def rows(x):
+        return x.reshape(len(x), x.shape[1], -1)
+
     return SequenceData(
-        rows(digits.x_train),
-        digits.y_train,
-        rows(digits.x_val),
-        digits.y_val,
-        rows(digits.x_test),
-        digits.y_test,
+        rows(loaded.x_train),
+        loaded.y_train,
+        rows(loaded.x_val),
+        loaded.y_val,
+        rows(loaded.x_test),
+        loaded.y_test,
         "many_to_one",
         "multiclass",
-        digits.num_classes,
-        digits.class_names,
-        "digits",
-        digits.source,
+        loaded.num_classes,
+        loaded.class_names,
+        name,
+        loaded.source,
         extras={"rows_are_images": True},
     )
 
@@ -392,22 +400,7 @@ def mnist_rows(data_dir=None, seed=42, validation_fraction=0.1, download=True):
     digits = images.load(
         "mnist", seed=seed, data_dir=data_dir, validation_fraction=validation_fraction, download=download
     )
-    rows = lambda x: x.reshape(len(x), x.shape[1], -1)  # noqa: E731
-    return SequenceData(
-        rows(digits.x_train),
-        digits.y_train,
-        rows(digits.x_val),
-        digits.y_val,
-        rows(digits.x_test),
-        digits.y_test,
-        "many_to_one",
-        "multiclass",
-        digits.num_classes,
-        digits.class_names,
-        digits.name,
-        digits.source,
-        extras={"rows_are_images": True},
-    )
+    return _image_rows(digits, digits.name)
 
 
 def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, validation_fraction=0.1, download=True):
