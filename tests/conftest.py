@@ -75,6 +75,14 @@ def tracking_uri(session_store, monkeypatch, tmp_path):
         mlflow.end_run()
 
 
+@pytest.fixture(autouse=True)
+def _own_working_directory(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder, so that what lands in the working directory
+    (MLflow's ./mlruns beside a SQLite store named by path, ./mlflow.db, ./zoo-checkpoints) never
+    lands in the checkout: the session's git-status check caught two tests doing that."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture()
 def run_cli(tracking_uri, capsys):
     """Run `zoo ARGS...` in this process; return (exit status, stdout, stderr)."""
