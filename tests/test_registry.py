@@ -33,9 +33,9 @@ def test_card_is_complete_and_matches_the_builder(name):
     for hp in card.hyperparameters.values():
         assert hp.default == signature.parameters[hp.name].default
         assert hp.doc, f"{name}: hyperparameter {hp.name} has no description in Args:"
-    from zoo import engine
+    from zoo import training
 
-    assert card.recipe in engine.recipe_names(), f"{name}: default recipe {card.recipe} does not exist"
+    assert card.recipe in training.recipe_names(), f"{name}: default recipe {card.recipe} does not exist"
 
 
 @pytest.mark.parametrize("name", NAMES)
