@@ -436,7 +436,7 @@ def quality_callback(model, judge, reference, config):
             generated = model.generate(config.samples, labels=labels, seed=config.seed + 1)
             scores = judge.score(generated, reference, labels)
             if logs is not None:
-                # Added to the epoch's logs: the engine's MLflow callback, which runs next, logs them
+                # Added to the epoch's logs: the run's checkpoint callback, which runs later, logs them
                 # with the epoch as step, and they join the history.
                 logs.update(scores)
             grid = keras.ops.convert_to_numpy(model(grid_inputs, training=False))

@@ -17,7 +17,7 @@ from zoo import training
 from zoo.errors import ZooError
 
 # recipe -> (options, settings, metric compared, relative tolerance). The whole runs below check the
-# engine's multi-device path (strategy, replicas, a finished run with the one-device figure to about
+# run loop's multi-device path (strategy, replicas, a finished run with the one-device figure to about
 # 1-5 %); exactness is checked one step at a time: every Functional recipe's model in
 # test_one_step_on_two_replicas_matches_one_device_for_every_functional_recipe, the GAN and the RBM
 # in their own tests. Whole runs differ more than one step does: an epoch ends with a partial batch

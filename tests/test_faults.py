@@ -124,7 +124,7 @@ def test_nan_loss_fails_the_run_with_its_place(run_cli, tracking_uri, tmp_path, 
 
 
 def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
-    # Epoch 0 is clean; epoch 1 feeds a NaN: the engine's callbacks must stop there and leave
+    # Epoch 0 is clean; epoch 1 feeds a NaN: the run's callbacks must stop there and leave
     # epoch 0's checkpoint on disk (Keras' TerminateOnNaN + BackupAndRestore would delete it).
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")

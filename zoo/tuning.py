@@ -1,7 +1,7 @@
 """Hyperparameter search over a recipe (`zoo tune`), on Optuna, with every trial an MLflow run.
 
 A study is one Optuna study (TPE sampler, median or successive-halving pruner, RDB storage) and one
-MLflow parent run; each trial is an ordinary engine run of the recipe nested under that parent
+MLflow parent run; each trial is an ordinary training run of the recipe nested under that parent
 (tag `mlflow.parentRunId`), so trials sit in the MLflow UI next to `zoo train` runs with the same
 params, per-epoch metrics, datasets, learning curve and model. Trials never touch the test split:
 they are ranked on a per-epoch validation metric (the recipe's main metric on the validation split
@@ -638,7 +638,7 @@ def _parent_run(study, experiment, run_name, description, storage_url):
 
 
 class _Objective:
-    """One trial: an engine run of the recipe with the trial's values, nested under the parent."""
+    """One trial: a training run of the recipe with the trial's values, nested under the parent."""
 
     def __init__(self, recipe, options, settings, dimensions, metric, study, parent_id, verbose):
         from zoo import training
