@@ -486,7 +486,7 @@ def _open_storage(url):
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=30,
                 grace_period=120,
-                failed_trial_callback=_lost_trial,
+                heartbeat_stale_trial_callback=_lost_trial,
             )
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's errors vary by driver; say which URL failed
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -585,7 +585,7 @@ def _lost_trial(study, trial):
             client.set_tag(run_id, STATE_TAG, "FAIL")
             client.set_tag(run_id, "zoo.failure", "its process stopped answering (no heartbeat); the trial runs again")
             client.set_terminated(run_id, "KILLED")
-    optuna.storages.RetryFailedTrialCallback(max_retry=1)(study, trial)
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
 
 
 def _parent_run(study, experiment, run_name, description, storage_url):
