@@ -147,7 +147,7 @@ def test_bad_devices_value_is_a_one_line_error():
     from zoo.training import devices
 
     for value, message in (
-        ("tpu", "Bad --devices value 'tpu'"),
+        ("tpu", "Bad `devices` value 'tpu'"),
         ("gpu:0", "no GPU is visible"),
         ("cpu:7", "CPU 7 does not exist"),
     ):
