@@ -1,13 +1,14 @@
 """Input pipelines: how a recipe's unbatched `tf.data.Dataset`s become the batches `fit`, `evaluate` and
 `predict` read.
 
-A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. Nothing
-here knows the device strategy: the replica count comes in as an argument
-(`zoo.training.devices.replicas(model)` gives a built model's).
+A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. The
+replica count comes in as an argument (`zoo.training.devices.replicas(model)` gives a built
+model's); what JAX's several devices or processes need of a batch, `devices.even_batches` does.
 """
 
-import math
 import typing
+
+from zoo.training import devices
 
 
 def batch(
@@ -34,7 +35,7 @@ def batch(
     dataset = dataset.cache()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return devices.even_batches(dataset.batch(batch_size), size, batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def training_batches(
@@ -48,13 +49,9 @@ def training_batches(
     """
     import tensorflow as tf
 
-    steps = max(1, math.ceil(num_examples / batch_size))
-    dataset = (
-        dataset.cache()
-        .shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .repeat()
-    )
+    steps = devices.steps_per_epoch(num_examples, batch_size)
+    dataset = dataset.cache().shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    dataset = devices.even_batches(dataset, num_examples, batch_size).repeat()
     if initial_epoch:
         dataset = dataset.skip(initial_epoch * steps)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
