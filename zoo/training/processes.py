@@ -92,7 +92,7 @@ def private_outputs(config: typing.Any) -> typing.Any:
     Every process must run the same steps, since `fit`, `evaluate` and `predict` are collective
     across processes; only process 0 logs to the user's MLflow store, writes checkpoints, saves
     `--output` and registers. The others log to a store in a temporary folder, removed when the
-    process exits, and write their checkpoints there.
+    process exits, and write their checkpoints and `--output` there.
     """
     if is_chief():
         return config
@@ -106,7 +106,9 @@ def private_outputs(config: typing.Any) -> typing.Any:
         config,
         tracking_uri=f"sqlite:///{folder}/mlflow.db",
         checkpoint_dir=os.path.join(folder, "checkpoints"),
-        output=None,
+        # Saved all the same: the same steps in every process (saving reads every weight, which
+        # process 0 alone would wait for in vain).
+        output=os.path.join(folder, "output") if config.output else None,
         register=None,
         system_metrics=False,
     )
