@@ -25,8 +25,6 @@ ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
 COUNT = "KERAS_DISTRIBUTION_NUM_PROCESSES"
 INDEX = "KERAS_DISTRIBUTION_PROCESS_ID"
 
-_initialized = False
-
 
 def count() -> int:
     """How many processes train together (1 without the variables)."""
@@ -66,9 +64,8 @@ def initialize_from_env() -> None:
             distribution exists on JAX only; `MultiWorkerMirroredStrategy` with `fit` fails in Keras 3,
             keras-team/keras #20585).
     """
-    global _initialized
     addresses, processes, process_id = _read()
-    if processes == 1 or _initialized:
+    if processes == 1:
         return
     import keras
 
@@ -79,11 +76,12 @@ def initialize_from_env() -> None:
         )
     import jax
 
+    if jax.distributed.is_initialized():
+        return
     # XLA's CPU client has no cross-process collectives unless told to use gloo (harmless where
     # the devices are GPUs: it concerns the CPU client only).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     keras.distribution.initialize(job_addresses=addresses, num_processes=processes, process_id=process_id)
-    _initialized = True
 
 
 def private_outputs(config: typing.Any) -> typing.Any:
