@@ -31,6 +31,7 @@ import threading
 
 import numpy as np
 
+from zoo.datasets import splits
 from zoo.errors import ZooError, closest
 
 # What `keras.utils.image_dataset_from_directory` reads; other files in the folders are ignored.
@@ -98,15 +99,6 @@ class ImageData:
         }
 
 
-def split_arrays(x, y, seed, validation_fraction=0.1, test_fraction=0.2):
-    """Split arrays by a seeded permutation into (train, validation, test) pairs."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    n_val = int(round(len(x) * validation_fraction))
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    return (x[train], y[train]), (x[val], y[val]), (x[test], y[test])
-
-
 def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
     """scikit-learn's 1,797 real 8x8 handwritten digit scans (values 0-16), scaled to [0, 1]."""
     import sklearn.datasets
@@ -114,7 +106,9 @@ def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
     bunch = sklearn.datasets.load_digits()
     x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     y = bunch.target.astype("int64")
-    (xt, yt), (xv, yv), (xs, ys) = split_arrays(x, y, seed, validation_fraction, test_fraction)
+    (xt, yt), (xv, yv), (xs, ys) = splits.split_arrays(
+        (x, y), seed, validation_fraction, test_fraction, what="digits", unit="images"
+    )
     return ImageData(xt, yt, xv, yv, xs, ys, [str(d) for d in range(10)], "digits", "sklearn.datasets.load_digits")
 
 
@@ -369,7 +363,9 @@ def load_tfds(
         for split in ("train", "validation", "test")
         if split in splits
     }
-    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
+        arrays, seed, validation_fraction, test_fraction, f"tensorflow-datasets' '{name}'"
+    )
     if note:
         warn(note)
     details = {"data_dir": tfds_data_dir(data_dir)}
@@ -380,17 +376,21 @@ def load_tfds(
     )
 
 
-def _complete_splits(arrays, seed, validation_fraction, test_fraction):
-    """(train, validation, test) pairs from {split: (x, y)}: missing splits are carved out of train."""
+def _complete_splits(arrays, seed, validation_fraction, test_fraction, what):
+    """(train, validation, test) pairs from {split: (x, y)}: missing splits are carved out of train.
+
+    Test rows are carved first and validation rows from what is left, so a dataset with its own
+    test split keeps the same validation share of its training rows.
+    """
     x, y = arrays["train"]
     if "test" in arrays:
         test = arrays["test"]
     else:
-        (x, y), _, test = split_arrays(x, y, seed, 0.0, test_fraction)
+        (x, y), _, test = splits.split_arrays((x, y), seed, 0.0, test_fraction, what=what, unit="images")
     if "validation" in arrays:
         validation = arrays["validation"]
     else:
-        (x, y), validation, _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+        (x, y), validation, _ = splits.split_arrays((x, y), seed, validation_fraction, 0.0, what=what, unit="images")
     return (x, y), validation, test
 
 
@@ -541,7 +541,9 @@ def load_folder(
             )
         arrays[split] = (np.concatenate(xs), np.concatenate(ys))
 
-    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
+        arrays, seed, validation_fraction, test_fraction, str(folder)
+    )
     counts = {"train": len(x), "validation": len(x_val), "test": len(x_test)}
     if min(counts.values()) == 0 or len(np.unique(y)) < 2:
         total = sum(counts.values())

@@ -13,6 +13,7 @@ import typing
 
 import numpy as np
 
+from zoo.datasets import splits
 from zoo.errors import ZooError
 
 # pandas is imported in the functions that use it: the MLP recipe imports this module to describe
@@ -164,6 +165,76 @@ def read_frame(path):
     return frame
 
 
+def read_binary_csv(path, target=None, drop=()):
+    """Read a CSV of numeric columns in [0, 1] (the visible units) and an optional label column.
+
+    Returns:
+        dict with x (float32, rows x columns), y (int64 labels or None), columns, class_names,
+        source and name.
+
+    Raises:
+        ZooError: for a missing or unparsable file, an unknown column, a non-numeric column, a
+            missing value, or a value outside [0, 1] (each named with its row and column).
+    """
+    import pandas as pd
+
+    from zoo.errors import closest
+
+    frame = read_frame(path)
+    for column in list(drop) + ([target] if target else []):
+        if column not in frame.columns:
+            raise ZooError(
+                f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
+    y, class_names = None, None
+    if target:
+        labels = frame[target].astype(str)
+        class_names = sorted(labels.unique())
+        y = labels.map({name: i for i, name in enumerate(class_names)}).to_numpy(dtype="int64")
+    visible = frame.drop(columns=list(drop) + ([target] if target else []))
+    if visible.shape[1] == 0:
+        raise ZooError(f"{path} has no columns left for the visible units after --drop/--target.")
+    for column in visible.columns:
+        values = visible[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            if pd.api.types.is_bool_dtype(values):
+                visible[column] = values.astype("float32")
+                continue
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            row = int(bad.index[0]) + 2 if len(bad) else 2
+            held = bad.iloc[0] if len(bad) else values.iloc[0]
+            raise ZooError(
+                f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
+                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with --drop {column}."
+            )
+    values = visible.to_numpy(dtype="float64")
+    missing = np.argwhere(np.isnan(values))
+    if len(missing):
+        row, column = missing[0]
+        raise ZooError(
+            f"{path} has a missing value at row {row + 2}, column '{visible.columns[column]}'; "
+            "fill it (0 or 1) or drop the row."
+        )
+    outside = np.argwhere((values < 0) | (values > 1))
+    if len(outside):
+        row, column = outside[0]
+        raise ZooError(
+            f"{path}: row {row + 2}, column '{visible.columns[column]}' holds {values[row, column]:g}, outside "
+            f"[0, 1] ({len(outside)} such value(s)); an RBM's visible units are binary: scale or binarize "
+            "the data first (e.g. 1 for a rating >= 4)."
+        )
+    return {
+        "x": values.astype("float32"),
+        "y": y,
+        "columns": [str(c) for c in visible.columns],
+        "class_names": class_names,
+        "source": os.path.abspath(path),
+        "name": os.path.splitext(os.path.basename(path))[0],
+    }
+
+
 def _check_header(path):
     """Refuse a header that names a column twice: pandas would silently call the second `gpa.1`."""
     import csv
@@ -299,14 +370,10 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
             raise ZooError(f"--task regression needs a numeric target; '{table.target}' is not numeric.")
         class_names = []
 
-    order = np.random.default_rng(seed).permutation(len(frame))
-    n_test = max(1, int(round(len(frame) * test_fraction)))
-    n_val = max(1, int(round(len(frame) * validation_fraction)))
-    if len(frame) - n_test - n_val < 2:
-        raise ZooError(f"The table has {len(frame)} rows: too few to split into train, validation and test.")
-    test = frame.iloc[order[:n_test]]
-    validation = frame.iloc[order[n_test : n_test + n_val]]
-    train = frame.iloc[order[n_test + n_val :]]
+    train, validation, test = (
+        frame.iloc[rows]
+        for rows in splits.split_rows(len(frame), seed, validation_fraction, test_fraction, what=table.name)
+    )
 
     features = {}
     for column, kind in kinds.items():
