@@ -64,6 +64,10 @@ class TabularSplits:
     # Empty cells of each numeric column that were filled with the training mean.
     filled: dict = dataclasses.field(default_factory=dict)
 
+    @property
+    def num_train(self):
+        return len(self.train)
+
     def arrays(self, frame):
         """Return (inputs, labels): a dict of (n, 1) arrays keyed by column, and the label vector."""
         inputs = {}
@@ -125,7 +129,15 @@ def read_csv(path, target):
     Raises:
         ZooError: for a missing, unreadable or empty file, or a missing target column.
     """
-    frame = read_frame(path)
+    return check_target(read_frame(path), target, path)
+
+
+def check_target(frame, target, path):
+    """A `Table` of `frame` read from `path`, once its target column is known to be there.
+
+    Raises:
+        ZooError: for no target or a target that is not a column.
+    """
     if target is None:
         raise ZooError(
             f"No target column given for {path}. Pass --target COLUMN; columns: {', '.join(map(str, frame.columns))}."
@@ -140,8 +152,8 @@ def read_csv(path, target):
     return Table(frame, target, os.path.abspath(path), os.path.splitext(os.path.basename(path))[0])
 
 
-def read_frame(path):
-    """Read the CSV file given to --data into a DataFrame with at least one data row.
+def read_frame(path, nrows=None):
+    """Read the CSV file given to --data (its first `nrows` rows if given) into a DataFrame with a data row.
 
     Raises:
         ZooError: for a missing, unparsable or empty file, or a folder.
@@ -154,7 +166,7 @@ def read_frame(path):
         raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to --data.")
     _check_header(path)
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(path, skipinitialspace=True, nrows=nrows)
     except pd.errors.EmptyDataError:
         raise ZooError(f"CSV file is empty: {path}. It needs a header row and data rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -296,17 +308,47 @@ def column_kinds(frame, target, categorical=()):
             present = values.dropna().astype(str)
             numbers = pd.to_numeric(present, errors="coerce")
             bad = present[numbers.isna()]
-            if len(bad) and numbers.notna().mean() >= 0.5:
-                row = bad.index[0]
-                raise ZooError(
-                    f"Column '{column}' is numeric but row {row + 2} holds {bad.iloc[0]!r}, which is not "
-                    f"a number. Fix that cell, or treat the column as categorical with "
-                    f"--categorical {column}."
-                )
-            kinds[column] = "categorical" if len(bad) else "numeric"
+            kinds[column] = text_column_kind(column, len(present), int(numbers.notna().sum()), bad)
     if not kinds:
         raise ZooError(f"The table has no feature columns besides the target '{target}'.")
     return kinds
+
+
+def text_column_kind(column, present, parsed, bad):
+    """The kind of a column read as text: numeric if every cell parses, categorical if many do not.
+
+    Args:
+        column: its name.
+        present: cells that are not empty.
+        parsed: cells among them that parse as numbers.
+        bad: the cells that do not parse (a Series indexed by 0-based data row; only the first is read).
+
+    Raises:
+        ZooError: when most cells are numbers and some are not: a typo in a numeric column.
+    """
+    if len(bad) and parsed / max(1, present) >= 0.5:
+        raise ZooError(
+            f"Column '{column}' is numeric but row {bad.index[0] + 2} holds {bad.iloc[0]!r}, which is not "
+            f"a number. Fix that cell, or treat the column as categorical with "
+            f"--categorical {column}."
+        )
+    return "categorical" if len(bad) else "numeric"
+
+
+def check_options(columns, categorical, missing):
+    """Refuse `categorical` columns the table lacks and an unknown `missing` policy.
+
+    Raises:
+        ZooError: naming the unknown columns (with the table's columns) or the bad policy.
+    """
+    unknown = [column for column in categorical if column not in columns]
+    if unknown:
+        raise ZooError(
+            f"--categorical names column(s) not in the table: {', '.join(unknown)}. "
+            f"Columns: {', '.join(map(str, columns))}."
+        )
+    if missing not in ("mean", "error"):
+        raise ZooError(f"--missing must be mean or error. Received: {missing!r}")
 
 
 def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"):
@@ -332,14 +374,7 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
     import pandas as pd
 
     frame = table.frame
-    unknown = [column for column in categorical if column not in frame.columns]
-    if unknown:
-        raise ZooError(
-            f"--categorical names column(s) not in the table: {', '.join(unknown)}. "
-            f"Columns: {', '.join(map(str, frame.columns))}."
-        )
-    if missing not in ("mean", "error"):
-        raise ZooError(f"--missing must be mean or error. Received: {missing!r}")
+    check_options(frame.columns, categorical, missing)
     # The index keeps each row's place in the file, for messages that name a row.
     frame = frame[frame[table.target].notna()].copy()
     kinds = column_kinds(frame, table.target, categorical)
@@ -406,25 +441,39 @@ def _check_finite(frame, column, name):
     Raises:
         ZooError: naming the column, the first bad row and how many cells are bad.
     """
+    bad = nonfinite_cells(frame[column])
+    if len(bad):
+        raise nonfinite_error(column, name, bad.iloc[0], bad.index[0], len(bad))
+
+
+def nonfinite_cells(values):
+    """The cells of a column (a Series) that are infinite or overflow float32, as numbers."""
     import pandas as pd
 
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(np.isinf(values) | (np.abs(values) > FLOAT32_MAX))
-    if len(bad):
-        first = bad[0]
-        raise ZooError(
-            f"Column '{column}' of {name} holds {values[first]:g} at row {frame.index[first] + 2} ({len(bad)} such "
-            f"cell(s)): a model cannot learn from infinite or float32-overflowing numbers. Fix or drop those rows."
-        )
+        return numbers[np.isinf(numbers) | (numbers.abs() > FLOAT32_MAX)]
+
+
+def nonfinite_error(column, name, value, row, count):
+    """The error for `count` infinite or overflowing cells of `column`, the first `value` at 0-based data row `row`."""
+    return ZooError(
+        f"Column '{column}' of {name} holds {value:g} at row {row + 2} ({count} such "
+        f"cell(s)): a model cannot learn from infinite or float32-overflowing numbers. Fix or drop those rows."
+    )
 
 
 def _refuse_missing(frame, columns, name):
     for column in columns:
         empty = np.flatnonzero(frame[column].isna().to_numpy())
         if len(empty):
-            raise ZooError(
-                f"Column '{column}' of {name} has {len(empty)} empty cell(s), the first at row "
-                f"{frame.index[empty[0]] + 2}, and --missing error refuses them: fill them, or use --missing mean "
-                "to fill numbers with the training mean."
-            )
+            raise missing_error(column, name, len(empty), frame.index[empty[0]])
+
+
+def missing_error(column, name, count, row):
+    """The error of `--missing error` for `count` empty cells of `column`, the first at 0-based data row `row`."""
+    return ZooError(
+        f"Column '{column}' of {name} has {count} empty cell(s), the first at row "
+        f"{row + 2}, and --missing error refuses them: fill them, or use --missing mean "
+        "to fill numbers with the training mean."
+    )

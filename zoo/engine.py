@@ -77,6 +77,8 @@ class Data:
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         extras: anything else the recipe keeps for its own evaluation and artifacts.
+        streamed: `train` reads its rows from disk on every pass: not cached, shuffled in a bounded
+            buffer (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -87,6 +89,7 @@ class Data:
     spec: dict
     mlflow_datasets: list = dataclasses.field(default_factory=list)
     extras: dict = dataclasses.field(default_factory=dict)
+    streamed: bool = False
 
 
 class Recipe:
@@ -289,9 +292,11 @@ def batch(dataset: typing.Any, batch_size: int, shuffle_buffer: int = 0, seed: i
 
 
 def training_batches(
-    dataset: typing.Any, num_examples: int, batch_size: int, seed: int, initial_epoch: int = 0
+    dataset: typing.Any, num_examples: int, batch_size: int, seed: int, initial_epoch: int = 0, streamed: bool = False
 ) -> tuple[typing.Any, int]:
     """Endless shuffled batches whose order depends only on (seed, epoch).
+
+    A `streamed` dataset is neither cached nor shuffled whole (see `zoo.datasets.streaming.shuffled`).
 
     Returns:
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
@@ -300,12 +305,13 @@ def training_batches(
     import tensorflow as tf
 
     steps = max(1, math.ceil(num_examples / batch_size))
-    dataset = (
-        dataset.cache()
-        .shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .repeat()
-    )
+    if streamed:
+        from zoo.datasets import streaming
+
+        dataset = streaming.shuffled(dataset, seed)
+    else:
+        dataset = dataset.cache().shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size).repeat()
     if initial_epoch:
         dataset = dataset.skip(initial_epoch * steps)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
@@ -502,7 +508,7 @@ def _run(
         callbacks.append(faults.EpochCheckpoint(folder, tracking.log_epoch_metrics, early_stopping))
 
         train_batches, steps = training_batches(
-            data.train, data.num_train, config.batch_size, config.seed, initial_epoch
+            data.train, data.num_train, config.batch_size, config.seed, initial_epoch, data.streamed
         )
         started = time.perf_counter()
         history = model.fit(
