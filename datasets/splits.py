@@ -18,6 +18,8 @@ import numpy as np
 from zoo.errors import ZooError
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
+# Fewer rows than this cannot train, stop early and test anything: every loader refuses them.
+MIN_ROWS = 5
 SPLITS = ("train", "validation", "test")
 
 
@@ -25,12 +27,12 @@ def split_sizes(n, validation_fraction, test_fraction, *, what="The table", unit
     """(n_train, n_validation, n_test) for `n` rows: a held-out share of 0 gives 0 rows, else at least 1.
 
     Raises:
-        ZooError: when fewer than 2 rows would be left to train on.
+        ZooError: for fewer than MIN_ROWS rows, or fewer than 2 left to train on.
     """
     n_test = max(1, int(round(n * test_fraction))) if test_fraction > 0 else 0
     n_val = max(1, int(round(n * validation_fraction))) if validation_fraction > 0 else 0
     n_train = n - n_test - n_val
-    if n_train < 2:
+    if n_train < 2 or n < MIN_ROWS:
         raise ZooError(
             f"{what} has {n} {unit}: too few to split into train, validation and test "
             f"({max(n_train, 0)}/{n_val}/{n_test}); add {unit}."

@@ -193,8 +193,12 @@ class StreamedTable:
             if len(rows):
                 yield _fill(_cast(rows, self.features, self.column_types, self.target), self.features)
 
-    def train_dataset(self):
-        """An unbatched tf.data.Dataset of the training rows, read from disk on every pass."""
+    def train_dataset(self, seed):
+        """An unbatched tf.data.Dataset of the training rows, read from disk on every pass.
+
+        Chunks arrive in file order: rows are shuffled among `SHUFFLE_ROWS` at a time (seeded,
+        reshuffled each pass), which mixes rows from distant chunks while memory stays fixed.
+        """
         import tensorflow as tf
 
         types = {"numeric": tf.float32, "int64": tf.int64, "string": tf.string}
@@ -208,12 +212,8 @@ class StreamedTable:
             for chunk in self.chunks(splits.TRAIN):
                 yield self.converted.arrays(chunk)
 
-        return tf.data.Dataset.from_generator(generate, output_signature=(inputs, labels)).unbatch()
-
-
-def shuffled(dataset, seed):
-    """Shuffle a streamed dataset among `SHUFFLE_ROWS` rows at a time, without caching it."""
-    return dataset.shuffle(SHUFFLE_ROWS, seed=seed, reshuffle_each_iteration=True)
+        rows = tf.data.Dataset.from_generator(generate, output_signature=(inputs, labels)).unbatch()
+        return rows.shuffle(SHUFFLE_ROWS, seed=seed, reshuffle_each_iteration=True)
 
 
 def scan(
@@ -410,19 +410,32 @@ def mlflow_dataset(streamed, name):
 
     Args:
         streamed: the `StreamedTable`.
-        name: the dataset's name in the run (`fair-train`).
+        name: the dataset's name in the run, ending in its split (`fair-train`).
     """
-    from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types import DataType
     from mlflow.types.schema import ColSpec, Schema
-
-    from zoo import tracking
 
     types = {"int": DataType.long, "float": DataType.double, "bool": DataType.boolean, "str": DataType.string}
     schema = Schema([ColSpec(types[kind], str(column)) for column, kind in streamed.column_types.items()])
     rows = {"train": streamed.num_train, "validation": len(streamed.validation), "test": len(streamed.test)}
+    profile = {"num_rows": rows[name.rsplit("-", 1)[-1]], "file_rows": streamed.num_rows}
+    return meta_dataset(streamed.path, name, file_digest(streamed.path), schema, profile)
 
-    profile = {"num_rows": rows.get(name.rsplit("-", 1)[-1], streamed.num_rows), "file_rows": streamed.num_rows}
+
+def listing_digest(paths):
+    """A digest of a file listing (each path, size and modification time), reading no file."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:8]
+
+
+def meta_dataset(source, name, digest, schema, profile):
+    """An MLflow dataset record that holds no data: source, schema, profile (row counts) and digest."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from zoo import tracking
 
     class StreamedDataset(MetaDataset):
         """MetaDataset with a profile: MLflow's own keeps none (its `to_dict` leaves it out)."""
@@ -434,6 +447,4 @@ def mlflow_dataset(streamed, name):
         def to_dict(self):
             return {**super().to_dict(), "profile": json.dumps(profile)}
 
-    return StreamedDataset(
-        tracking.dataset_source(streamed.path), name=name, digest=file_digest(streamed.path), schema=schema
-    )
+    return StreamedDataset(tracking.dataset_source(source), name=name, digest=digest, schema=schema)

@@ -93,9 +93,13 @@ class CNNRecipe(engine.Recipe):
             skip_corrupt=config.skip_corrupt,
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
+        # A folder above ZOO_STREAM_BYTES is listed, not read: its images are decoded batch by batch.
+        streamed = isinstance(data.x_train, images.FolderImages)
         mlflow_datasets = [
             (
-                mlflow.data.from_numpy(
+                x.mlflow_dataset(y, data.source, f"{data.name}-{split}")
+                if streamed
+                else mlflow.data.from_numpy(
                     x, targets=y, source=tracking.dataset_source(_dataset_source(data)), name=f"{data.name}-{split}"
                 ),
                 context,
@@ -107,7 +111,7 @@ class CNNRecipe(engine.Recipe):
             )
         ]
         return engine.Data(
-            train=images.to_dataset(data.x_train, data.y_train),
+            train=images.to_dataset(data.x_train, data.y_train, seed=config.seed),
             validation=images.to_dataset(data.x_val, data.y_val),
             test=images.to_dataset(data.x_test, data.y_test),
             num_train=len(data.x_train),
@@ -116,6 +120,7 @@ class CNNRecipe(engine.Recipe):
             spec=spec,
             mlflow_datasets=mlflow_datasets,
             extras={"images": data},
+            streamed=streamed,
         )
 
     # === Model ===

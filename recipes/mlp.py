@@ -98,7 +98,7 @@ class MLPRecipe(engine.Recipe):
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
         datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         if streamed:
-            datasets["train"] = splits.train_dataset()
+            datasets["train"] = splits.train_dataset(config.seed)
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {
             "source": table.source,

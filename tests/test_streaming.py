@@ -129,3 +129,65 @@ def test_bad_row_deep_in_a_streamed_file_is_one_line_exit_2_and_no_run(
     monkeypatch.setenv(streaming.THRESHOLD_ENV, str(10**12))
     status, _, err = run_cli("train", "mlp", "--data", tmp_path / "bad.csv", "--target", "label", "--epochs", "1")
     assert (status, err) == (2, streaming_err)
+
+
+# === Image folders ===
+
+
+def _photos(folder, count=72):
+    """Grayscale PNGs, 12x10, whose first pixel is the image's id; the class shows in one corner."""
+    from PIL import Image
+
+    for i in range(count):
+        pixels = np.zeros((12, 10), dtype="uint8")
+        pixels[0, 0] = i
+        pixels[6:, 5:] = (0, 120, 240)[i % 3]
+        (folder / "abc"[i % 3]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(folder / "abc"[i % 3] / f"{i}.png")
+
+
+def test_streamed_image_folder_lists_what_the_in_memory_path_reads(tmp_path, monkeypatch):
+    from zoo.datasets import images
+
+    _photos(tmp_path / "photos")
+    monkeypatch.setenv(streaming.THRESHOLD_ENV, str(10**12))
+    whole = images.load(folder=tmp_path / "photos", seed=1)
+    monkeypatch.setenv(streaming.THRESHOLD_ENV, "0")
+    listed = images.load(folder=tmp_path / "photos", seed=1)
+    assert isinstance(listed.x_train, images.FolderImages) and not isinstance(whole.x_train, images.FolderImages)
+    assert (listed.class_names, listed.shape, listed.spec()["rows"]) == (
+        whole.class_names,
+        whole.shape,
+        whole.spec()["rows"],
+    )
+    assert listed.details["images_per_class"] == {"a": 24, "b": 24, "c": 24}
+    for lazy, arrays in ((listed.y_train, whole.y_train), (listed.y_val, whole.y_val), (listed.y_test, whole.y_test)):
+        np.testing.assert_array_equal(lazy, arrays)
+    # Decoded on demand, the same pixels; the training pipeline decodes each image as it reads it.
+    np.testing.assert_allclose(listed.x_test[np.arange(len(listed.y_test))], whole.x_test, atol=1e-6)
+    pixels, labels = zip(*images.to_dataset(listed.x_train, listed.y_train, seed=0).as_numpy_iterator())
+    ids = np.round(np.stack(pixels)[:, 0, 0, 0]).astype(int)
+    assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))
+    np.testing.assert_array_equal(np.array(labels), ids % 3)
+
+
+def test_streamed_image_folder_trains_and_an_unreadable_image_names_its_path(
+    tmp_path, run_cli, tracking_uri, monkeypatch
+):
+    monkeypatch.setenv(streaming.THRESHOLD_ENV, "0")
+    _photos(tmp_path / "photos", count=90)
+    status, out, err = run_cli(
+        "train", "cnn", "--data", tmp_path / "photos", "--epochs", "3", "--batch-size", "16", "--worst-images", "3"
+    )
+    assert status == 0, err
+    run = mlflow.MlflowClient(tracking_uri).get_run(out.split("run ")[1].split()[0])
+    assert run.data.params["data.streamed"] == "True"
+    records = {d.dataset.name: d.dataset for d in run.inputs.dataset_inputs}
+    assert '"num_rows": 18' in records["photos-test"].profile
+    (tmp_path / "photos" / "b" / "40.png").write_bytes(b"not an image")
+    before = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+    status, _, err = run_cli("train", "cnn", "--data", tmp_path / "photos", "--epochs", "1")
+    assert status == 2 and err.count("\n") == 1, err
+    assert f"Cannot read image {tmp_path / 'photos' / 'b' / '40.png'}" in err
+    assert not running_runs(tracking_uri)
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == before

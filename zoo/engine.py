@@ -77,8 +77,8 @@ class Data:
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         extras: anything else the recipe keeps for its own evaluation and artifacts.
-        streamed: `train` reads its rows from disk on every pass: not cached, shuffled in a bounded
-            buffer (`zoo.datasets.streaming`).
+        streamed: `train` reads its rows from disk on every pass, shuffling them itself (seeded):
+            the engine neither caches nor shuffles it (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -296,7 +296,8 @@ def training_batches(
 ) -> tuple[typing.Any, int]:
     """Endless shuffled batches whose order depends only on (seed, epoch).
 
-    A `streamed` dataset is neither cached nor shuffled whole (see `zoo.datasets.streaming.shuffled`).
+    A `streamed` dataset (read from disk on every pass) is not cached: it shuffles itself as it
+    reads, within bounded memory (`zoo.datasets.streaming`).
 
     Returns:
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
@@ -305,11 +306,7 @@ def training_batches(
     import tensorflow as tf
 
     steps = max(1, math.ceil(num_examples / batch_size))
-    if streamed:
-        from zoo.datasets import streaming
-
-        dataset = streaming.shuffled(dataset, seed)
-    else:
+    if not streamed:
         dataset = dataset.cache().shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size).repeat()
     if initial_epoch:
