@@ -782,6 +782,13 @@ class FolderImages:
             return rows.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE)
         return rows.map(lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
 
+    def training_stream(self, labels, seed):
+        """The training rows for the engine's streamed path: shuffled listing, decoded, in batches of 32.
+
+        The engine rebatches a streamed dataset to --batch-size and neither caches nor shuffles it.
+        """
+        return self.dataset(labels, seed).batch(32)
+
     def mlflow_dataset(self, labels, source, name):
         """MLflow's record of these images: the folder, the tensor schema, the count and a digest of the listing."""
         from mlflow.types.schema import Schema, TensorSpec
@@ -795,13 +802,14 @@ class FolderImages:
 def to_dataset(x, y=None, seed=None):
     """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given.
 
-    `x` may be `FolderImages`: then each image is decoded when the pipeline reads it, and `seed`
-    shuffles the listing on every pass (the engine does not shuffle a streamed dataset).
+    `x` may be `FolderImages`: then each image is decoded when the pipeline reads it, and with a
+    `seed` the result is the engine's streamed training input (`FolderImages.training_stream`).
     """
     import tensorflow as tf
 
     if isinstance(x, FolderImages):
-        return x.dataset(None if y is None else np.asarray(y), seed=seed)
+        y = None if y is None else np.asarray(y)
+        return x.dataset(y) if seed is None else x.training_stream(y, seed)
     pixels = np.asarray(x, dtype="float32") * PIXEL_MAX
     return tf.data.Dataset.from_tensor_slices(pixels if y is None else (pixels, np.asarray(y)))
 

@@ -165,7 +165,7 @@ def test_streamed_image_folder_lists_what_the_in_memory_path_reads(tmp_path, mon
         np.testing.assert_array_equal(lazy, arrays)
     # Decoded on demand, the same pixels; the training pipeline decodes each image as it reads it.
     np.testing.assert_allclose(listed.x_test[np.arange(len(listed.y_test))], whole.x_test, atol=1e-6)
-    pixels, labels = zip(*images.to_dataset(listed.x_train, listed.y_train, seed=0).as_numpy_iterator())
+    pixels, labels = zip(*images.to_dataset(listed.x_train, listed.y_train, seed=0).unbatch().as_numpy_iterator())
     ids = np.round(np.stack(pixels)[:, 0, 0, 0]).astype(int)
     assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))
     np.testing.assert_array_equal(np.array(labels), ids % 3)

@@ -77,8 +77,9 @@ class Data:
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         extras: anything else the recipe keeps for its own evaluation and artifacts.
-        streamed: `train` reads its rows from disk on every pass, shuffling them itself (seeded):
-            the engine neither caches nor shuffles it (`zoo.datasets.streaming`).
+        streamed: `train` reads its rows from disk on every pass and yields batches of rows (any
+            size) it shuffled itself (seeded): the engine neither caches nor shuffles it, only
+            rebatches it (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -296,8 +297,9 @@ def training_batches(
 ) -> tuple[typing.Any, int]:
     """Endless shuffled batches whose order depends only on (seed, epoch).
 
-    A `streamed` dataset (read from disk on every pass) is not cached: it shuffles itself as it
-    reads, within bounded memory (`zoo.datasets.streaming`).
+    A `streamed` dataset (read from disk on every pass) is not cached: it yields batches of rows
+    it shuffled itself, within bounded memory, and is only rebatched to `batch_size` here
+    (`zoo.datasets.streaming`).
 
     Returns:
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
@@ -306,9 +308,12 @@ def training_batches(
     import tensorflow as tf
 
     steps = max(1, math.ceil(num_examples / batch_size))
-    if not streamed:
+    if streamed:
+        dataset = dataset.rebatch(batch_size)
+    else:
         dataset = dataset.cache().shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).repeat()
+        dataset = dataset.batch(batch_size)
+    dataset = dataset.repeat()
     if initial_epoch:
         dataset = dataset.skip(initial_epoch * steps)
     return dataset.prefetch(tf.data.AUTOTUNE), steps
