@@ -67,6 +67,7 @@ def main(argv=None):
             ]
             entry[way] = run_zoo(command, work, {"ZOO_STREAM_BYTES": threshold}, rows_trained=0.8 * rows)
             _show(f"mlp, {rows:,} rows, {way}", entry[way])
+            verdicts.append(entry[way]["returncode"] == 0)
             if way == "streamed":
                 verdicts.append(
                     gate.check(
@@ -93,6 +94,7 @@ def main(argv=None):
         result = run_zoo(command, work, {"ZOO_STREAM_IMAGES": "0"}, rows_trained=0.72 * count)
         figures["images"][count] = {"streamed": result}
         _show(f"cnn, {count:,} images, streamed", result)
+        verdicts.append(result["returncode"] == 0)
         verdicts.append(
             gate.check(f"peak RSS (MB), {count:,} images streamed", result["peak_rss_mb"], RSS_TARGET_MB, above=False)
         )

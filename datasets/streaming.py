@@ -286,19 +286,7 @@ def scan(
     column_types[target] = target_seen.type
     values = pd.Series(list(target_values), name=target)
     values = values.astype(str) if target_seen.type == "str" else values.astype(_PANDAS[target_seen.type])
-    inferred = tabular.infer_task(values)
-    task = inferred if task == "auto" else task
-    if task != "regression":
-        class_names = sorted(values.unique().tolist(), key=str)
-        if task == "binary" and len(class_names) != 2:
-            raise ZooError(
-                f"--task binary needs a target with 2 classes; '{target}' has {len(class_names)}. "
-                "Use --task multiclass."
-            )
-    else:
-        if target_seen.type in ("str", "bool"):
-            raise ZooError(f"--task regression needs a numeric target; '{target}' is not numeric.")
-        class_names = []
+    task, class_names = tabular.task_and_classes(values, task)
     split = splits.RowSplit(rows, seed, validation_fraction, test_fraction, what=table.name)
 
     # === Pass 2: statistics of the training rows; the held-out rows are kept ===

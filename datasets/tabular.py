@@ -100,7 +100,7 @@ def load_embedded(name):
 
         raise ZooError(
             f"Unknown embedded table '{name}'.{closest(name, EMBEDDED)} "
-            f"Choose one of: {', '.join(EMBEDDED)}, or pass --data PATH.csv --target COLUMN."
+            f"Choose one of: {', '.join(EMBEDDED)}, or pass `data=PATH.csv` `target=COLUMN`."
         )
     if name in PACKAGED_TABLES:
         return read_csv(packaged_path(name), PACKAGED_TABLES[name])
@@ -140,7 +140,7 @@ def check_target(frame, target, path):
     """
     if target is None:
         raise ZooError(
-            f"No target column given for {path}. Pass --target COLUMN; columns: {', '.join(map(str, frame.columns))}."
+            f"No target column given for {path}. Pass `target=COLUMN`; columns: {', '.join(map(str, frame.columns))}."
         )
     if target not in frame.columns:
         from zoo.errors import closest
@@ -161,9 +161,9 @@ def read_frame(path, nrows=None):
     import pandas as pd
 
     if not os.path.exists(path):
-        raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
+        raise ZooError(f"CSV file not found: {path}. Check the path given to `data`.")
     if os.path.isdir(path):
-        raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to --data.")
+        raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to `data`.")
     _check_header(path)
     try:
         frame = pd.read_csv(path, skipinitialspace=True, nrows=nrows)
@@ -206,7 +206,7 @@ def read_binary_csv(path, target=None, drop=()):
         y = labels.map({name: i for i, name in enumerate(class_names)}).to_numpy(dtype="int64")
     visible = frame.drop(columns=list(drop) + ([target] if target else []))
     if visible.shape[1] == 0:
-        raise ZooError(f"{path} has no columns left for the visible units after --drop/--target.")
+        raise ZooError(f"{path} has no columns left for the visible units after `drop`/`target`.")
     for column in visible.columns:
         values = visible[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -219,7 +219,7 @@ def read_binary_csv(path, target=None, drop=()):
             held = bad.iloc[0] if len(bad) else values.iloc[0]
             raise ZooError(
                 f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
-                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with --drop {column}."
+                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with `drop={column}`."
             )
     values = visible.to_numpy(dtype="float64")
     missing = np.argwhere(np.isnan(values))
@@ -330,9 +330,36 @@ def text_column_kind(column, present, parsed, bad):
         raise ZooError(
             f"Column '{column}' is numeric but row {bad.index[0] + 2} holds {bad.iloc[0]!r}, which is not "
             f"a number. Fix that cell, or treat the column as categorical with "
-            f"--categorical {column}."
+            f"`categorical={column}`."
         )
     return "categorical" if len(bad) else "numeric"
+
+
+def task_and_classes(values, task="auto"):
+    """(task, class names) of a target: `task` checked against the values, or inferred for 'auto'.
+
+    Args:
+        values: the target column without empty cells, or only its distinct values (same dtype).
+        task: 'auto', 'binary', 'multiclass' or 'regression'.
+
+    Raises:
+        ZooError: for one class, a binary task on more classes, or a regression on text.
+    """
+    import pandas as pd
+
+    inferred = infer_task(values)
+    task = inferred if task == "auto" else task
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(values):
+            raise ZooError(f"`task=regression` needs a numeric target; '{values.name}' is not numeric.")
+        return task, []
+    class_names = sorted(values.unique().tolist(), key=str)
+    if task == "binary" and len(class_names) != 2:
+        raise ZooError(
+            f"`task=binary` needs a target with 2 classes; '{values.name}' has {len(class_names)}. "
+            "Use `task=multiclass`."
+        )
+    return task, class_names
 
 
 def check_options(columns, categorical, missing):
@@ -344,11 +371,11 @@ def check_options(columns, categorical, missing):
     unknown = [column for column in categorical if column not in columns]
     if unknown:
         raise ZooError(
-            f"--categorical names column(s) not in the table: {', '.join(unknown)}. "
+            f"`categorical` names column(s) not in the table: {', '.join(unknown)}. "
             f"Columns: {', '.join(map(str, columns))}."
         )
     if missing not in ("mean", "error"):
-        raise ZooError(f"--missing must be mean or error. Received: {missing!r}")
+        raise ZooError(f"`missing` must be mean or error. Received: {missing!r}")
 
 
 def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"):
@@ -391,19 +418,7 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
         elif not pd.api.types.is_integer_dtype(frame[column]):
             frame[column] = frame[column].astype(str)
 
-    inferred = infer_task(frame[table.target])
-    task = inferred if task == "auto" else task
-    if task != "regression":
-        class_names = sorted(frame[table.target].unique().tolist(), key=str)
-        if task == "binary" and len(class_names) != 2:
-            raise ZooError(
-                f"--task binary needs a target with 2 classes; '{table.target}' has {len(class_names)}. "
-                "Use --task multiclass."
-            )
-    else:
-        if not pd.api.types.is_numeric_dtype(frame[table.target]):
-            raise ZooError(f"--task regression needs a numeric target; '{table.target}' is not numeric.")
-        class_names = []
+    task, class_names = task_and_classes(frame[table.target], task)
 
     train, validation, test = (
         frame.iloc[rows]
@@ -471,9 +486,9 @@ def _refuse_missing(frame, columns, name):
 
 
 def missing_error(column, name, count, row):
-    """The error of `--missing error` for `count` empty cells of `column`, the first at 0-based data row `row`."""
+    """The error of `missing=error` for `count` empty cells of `column`, the first at 0-based data row `row`."""
     return ZooError(
         f"Column '{column}' of {name} has {count} empty cell(s), the first at row "
-        f"{row + 2}, and --missing error refuses them: fill them, or use --missing mean "
+        f"{row + 2}, and `missing=error` refuses them: fill them, or use `missing=mean` "
         "to fill numbers with the training mean."
     )
