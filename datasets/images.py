@@ -770,9 +770,10 @@ class FolderImages:
         return tf.clip_by_value(image, 0.0, PIXEL_MAX)
 
     def dataset(self, labels=None, seed=None):
-        """An unbatched `tf.data.Dataset` of raw pixels (with labels if given), decoded on the fly.
+        """A `tf.data.Dataset` of batches of 32 raw-pixel images (with labels if given), decoded on the fly.
 
-        With a `seed`, the listing (paths, not pixels) is shuffled on every pass before decoding.
+        Batched, as the engine takes streamed data (`engine.Data.streamed`: it rebatches it and
+        never caches it). With a `seed`, the listing (paths, not pixels) is reshuffled every pass.
         """
         import tensorflow as tf
 
@@ -780,15 +781,10 @@ class FolderImages:
         if seed is not None:
             rows = rows.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
         if labels is None:
-            return rows.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE)
-        return rows.map(lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
-
-    def training_stream(self, labels, seed):
-        """The training rows for the engine's streamed path: shuffled listing, decoded, in batches of 32.
-
-        The engine rebatches a streamed dataset to --batch-size and neither caches nor shuffles it.
-        """
-        return self.dataset(labels, seed).batch(32)
+            rows = rows.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            rows = rows.map(lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
+        return rows.batch(32)
 
     def mlflow_dataset(self, labels, source, name):
         """MLflow's record of these images: the folder, the tensor schema, the count and a digest of the listing."""
@@ -803,14 +799,13 @@ class FolderImages:
 def to_dataset(x, y=None, seed=None):
     """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given.
 
-    `x` may be `FolderImages`: then each image is decoded when the pipeline reads it, and with a
-    `seed` the result is the engine's streamed training input (`FolderImages.training_stream`).
+    `x` may be `FolderImages`: then the dataset decodes each image as it reads it, in batches (see
+    `FolderImages.dataset`), and `seed` reshuffles the listing every pass.
     """
     import tensorflow as tf
 
     if isinstance(x, FolderImages):
-        y = None if y is None else np.asarray(y)
-        return x.dataset(y) if seed is None else x.training_stream(y, seed)
+        return x.dataset(None if y is None else np.asarray(y), seed=seed)
     pixels = np.asarray(x, dtype="float32") * PIXEL_MAX
     return tf.data.Dataset.from_tensor_slices(pixels if y is None else (pixels, np.asarray(y)))
 

@@ -142,7 +142,7 @@ class CNNRecipe(engine.Recipe):
         from sklearn.metrics import precision_recall_fscore_support
 
         metrics = super().evaluate(model, data, config)
-        probabilities = model.predict(engine.batch(data.test, config.batch_size), verbose=0)
+        probabilities = model.predict(engine.batch(data.test, config.batch_size, streamed=data.streamed), verbose=0)
         truth = data.extras["images"].y_test
         predicted = np.argmax(probabilities, axis=1)
         precision, recall, f1, support = precision_recall_fscore_support(

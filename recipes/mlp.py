@@ -98,6 +98,8 @@ class MLPRecipe(engine.Recipe):
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
         datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         if streamed:
+            # Streamed data comes in batches (the engine rebatches, never caches, see engine.Data).
+            datasets = {name: dataset.batch(streaming.SLICE_ROWS) for name, dataset in datasets.items()}
             datasets["train"] = splits.train_dataset(config.seed)
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {

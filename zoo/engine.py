@@ -77,9 +77,9 @@ class Data:
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         extras: anything else the recipe keeps for its own evaluation and artifacts.
-        streamed: `train` reads its rows from disk on every pass and yields batches of rows (any
-            size) it shuffled itself (seeded): the engine neither caches nor shuffles it, only
-            rebatches it (`zoo.datasets.streaming`).
+        streamed: the data does not fit in memory: all three datasets yield batches of rows (any
+            size), `train` read from disk on every pass and shuffled by itself (seeded); the engine
+            neither caches nor shuffles them, only rebatches them (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -127,7 +127,9 @@ class Recipe:
         """Return the final `test_*` metrics, computed once on the held-out split."""
         if data.test is None:
             return {}
-        results = model.evaluate(batch(data.test, config.batch_size), return_dict=True, verbose=0)
+        results = model.evaluate(
+            batch(data.test, config.batch_size, streamed=data.streamed), return_dict=True, verbose=0
+        )
         return {f"test_{name}": float(value) for name, value in results.items()}
 
     def log_artifacts(self, model: typing.Any, data: "Data", config: typing.Any) -> None:
@@ -151,7 +153,7 @@ class Recipe:
         names = {metric.name for metric in model.metrics} - {"compile_metrics"}
         if data.validation is not None:
             rows = data.validation.take(max(1, _replicas))
-            logged = model.evaluate(batch(rows, config.batch_size), return_dict=True, verbose=0)
+            logged = model.evaluate(batch(rows, config.batch_size, streamed=data.streamed), return_dict=True, verbose=0)
             names |= set(logged)
             names |= {f"val_{name}" for name in logged}
         return sorted(names)
@@ -274,8 +276,13 @@ def _check_common(config: typing.Any) -> None:
 _replicas = 1
 
 
-def batch(dataset: typing.Any, batch_size: int, shuffle_buffer: int = 0, seed: int | None = None) -> typing.Any:
+def batch(
+    dataset: typing.Any, batch_size: int, shuffle_buffer: int = 0, seed: int | None = None, *, streamed: bool = False
+) -> typing.Any:
     """Cache, optionally shuffle, batch and prefetch an unbatched dataset.
+
+    A `streamed` dataset (`Data.streamed`) comes in batches already and is too large to cache: it
+    is only rebatched to `batch_size` and prefetched.
 
     With several replicas, a dataset smaller than `batch_size` is batched by the largest multiple
     of the replica count that fits: Keras cannot start `fit`, `evaluate` or `predict` on a first
@@ -283,6 +290,8 @@ def batch(dataset: typing.Any, batch_size: int, shuffle_buffer: int = 0, seed: i
     """
     import tensorflow as tf
 
+    if streamed:
+        return dataset.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
     size = int(dataset.cardinality())
     if _replicas > 1 and 0 < size < batch_size:
         batch_size = max(_replicas, size - size % _replicas)
@@ -517,7 +526,9 @@ def _run(
             train_batches,
             steps_per_epoch=steps,
             initial_epoch=initial_epoch,
-            validation_data=None if data.validation is None else batch(data.validation, config.batch_size),
+            validation_data=None
+            if data.validation is None
+            else batch(data.validation, config.batch_size, streamed=data.streamed),
             epochs=config.epochs,
             callbacks=callbacks,
             verbose=verbose,
