@@ -385,10 +385,10 @@ def train_default(work, recipe, args=(), quick=False):
 
 
 def section_recipes(args, work, done):
-    from zoo import engine, tracking
+    from zoo import tracking, training
 
     rows = {}
-    names = engine.recipe_names()
+    names = training.recipe_names()
     if args.recipes:
         unknown = [name for name in args.recipes.split(",") if name not in names]
         if unknown:
@@ -399,7 +399,7 @@ def section_recipes(args, work, done):
     runs = [(name, []) for name in names] + [(name, ["--dataset", dataset]) for name, dataset in on_disk]
     for name, extra in runs:
         row = train_default(work, name, extra, quick=args.quick)
-        recipe = engine.get_recipe(name)
+        recipe = training.get_recipe(name)
         if "metrics" in row:
             row["main_metric"] = tracking.main_metric(
                 {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric
@@ -952,7 +952,7 @@ def render_mlflow_overhead(section, sections):
         f"of pair ratios {f['pair_ratio']:.4f}; target <= 1.02). Direct cost, the time in the logging callback "
         f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): "
         f"**{f['direct_cost_percent']:.2f}%** "
-        f"of the fit. A whole `engine.train` run: {f['whole_run_seconds']:.1f} s for a "
+        f"of the fit. A whole `training.train` run: {f['whole_run_seconds']:.1f} s for a "
         f"{f['whole_run_fit_seconds']:.1f} s fit.",
         "",
     ]

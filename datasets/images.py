@@ -772,7 +772,7 @@ class FolderImages:
     def dataset(self, labels=None, seed=None):
         """A `tf.data.Dataset` of batches of 32 raw-pixel images (with labels if given), decoded on the fly.
 
-        Batched, as the engine takes streamed data (`engine.Data.streamed`: it rebatches it and
+        Batched, as the run takes streamed data (`training.Data.streamed`: it rebatches it and
         never caches it). With a `seed`, the listing (paths, not pixels) is reshuffled every pass.
         """
         import tensorflow as tf

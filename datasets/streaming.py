@@ -200,7 +200,7 @@ class StreamedTable:
 
         Chunks arrive in file order: the rows of `SHUFFLE_ROWS` at a time (several chunks) are
         permuted together, seeded by (seed, pass), and handed over in slices of `SLICE_ROWS`; the
-        engine rebatches them to --batch-size. Work per row stays in numpy: tf.data transforms
+        run rebatches them to --batch-size. Work per row stays in numpy: tf.data transforms
         per row (unbatch, shuffle) cost tens of microseconds a row on this dict of columns.
         """
         import tensorflow as tf

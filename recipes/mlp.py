@@ -16,12 +16,12 @@ import dataclasses
 import sys
 import typing
 
-from zoo import engine, tracking
+from zoo import tracking, training
 from zoo.datasets import streaming, tabular
 
 
 @dataclasses.dataclass
-class MLPConfig(engine.RecipeConfig):
+class MLPConfig(training.RecipeConfig):
     """Options of the MLP recipe.
 
     Args:
@@ -49,8 +49,8 @@ class MLPConfig(engine.RecipeConfig):
     test_fraction: float = 0.1
 
 
-@engine.register_recipe
-class MLPRecipe(engine.Recipe):
+@training.register_recipe
+class MLPRecipe(training.Recipe):
     name = "mlp"
     technique = "mlp"
     summary = "Tabular MLP on the breast-cancer table or any CSV."
@@ -98,7 +98,7 @@ class MLPRecipe(engine.Recipe):
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
         datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         if streamed:
-            # Streamed data comes in batches (the engine rebatches, never caches, see engine.Data).
+            # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
             datasets = {name: dataset.batch(streaming.SLICE_ROWS) for name, dataset in datasets.items()}
             datasets["train"] = splits.train_dataset(config.seed)
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
@@ -125,7 +125,7 @@ class MLPRecipe(engine.Recipe):
         ]
         if streamed:
             spec["streamed"] = {"chunk_rows": streaming.CHUNK_ROWS, "shuffle_rows": streaming.SHUFFLE_ROWS}
-        return engine.Data(
+        return training.Data(
             train=datasets["train"],
             validation=datasets["validation"],
             test=datasets["test"],

@@ -13,7 +13,7 @@ from baselines import assert_beats, count, majority_count
 from conftest import running_runs
 from test_splits import assert_partition
 
-from zoo import engine
+from zoo import training
 from zoo.datasets import splits, streaming, tabular
 
 ROWS = 2400
@@ -84,7 +84,7 @@ def test_streamed_mlp_trains_above_the_majority_class_and_logs_the_file_without_
     tmp_path, tracking_uri, small_chunks
 ):
     _table(tmp_path / "t.csv")
-    result = engine.train("mlp", {"data": str(tmp_path / "t.csv"), "target": "label", "epochs": 3, "batch_size": 64})
+    result = training.train("mlp", {"data": str(tmp_path / "t.csv"), "target": "label", "epochs": 3, "batch_size": 64})
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
     assert run.data.params["data.streamed.chunk_rows"] == "64"
     test = streaming.scan(str(tmp_path / "t.csv"), "label", seed=42).test

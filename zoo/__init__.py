@@ -17,7 +17,7 @@ from zoo.registry import get, info, list_models, register  # noqa: E402
 from zoo.tuning import tune  # noqa: E402
 
 if typing.TYPE_CHECKING:
-    from zoo.engine import RunResult
+    from zoo.training import RunResult
 
 __version__ = "0.1.0"
 
@@ -32,7 +32,7 @@ def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult
             (`zoo info MODEL`), as Python values: `epochs=3`, `filters=(32, 64)`, `data="t.csv"`.
 
     Returns:
-        `zoo.engine.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
+        `zoo.training.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
 
     Raises:
         ZooError: for an unknown recipe, option or hyperparameter, a bad value, or bad data.
@@ -41,9 +41,9 @@ def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult
         >>> result = zoo.train("cnn", epochs=3, dataset="digits", filters=(32, 64))
         >>> result.metrics["test_accuracy"]
     """
-    from zoo import engine
+    from zoo import training
 
-    return engine.train(recipe, settings=options, verbose=verbose)
+    return training.train(recipe, settings=options, verbose=verbose)
 
 
 # `zoo.list` mirrors timm.list_models; the builtin stays reachable as builtins.list.
