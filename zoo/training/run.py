@@ -224,14 +224,17 @@ def _run(
         callbacks.append(faults.EpochCheckpoint(folder, epoch_metrics.log_epoch, early_stopping))
 
         train_batches, steps = training_batches(
-            data.train, data.num_train, config.batch_size, config.seed, initial_epoch
+            data.train, data.num_train, config.batch_size, config.seed, initial_epoch, data.streamed
         )
+        validation = None
+        if data.validation is not None:
+            validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
         history = model.fit(
             train_batches,
             steps_per_epoch=steps,
             initial_epoch=initial_epoch,
-            validation_data=None if data.validation is None else batch(data.validation, config.batch_size, replicas),
+            validation_data=validation,
             epochs=config.epochs,
             callbacks=callbacks,
             verbose=verbose,
