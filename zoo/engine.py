@@ -17,7 +17,7 @@ import typing
 import warnings
 
 import zoo
-from zoo import registry, tracking
+from zoo import backends, registry, tracking
 from zoo.errors import ZooError, closest
 
 _RECIPES: dict[str, type["Recipe"]] = {}
@@ -457,6 +457,7 @@ def _run(
         "zoo.recipe": recipe.name,
         "zoo.model": model_name,
         "zoo.version": zoo.__version__,
+        "zoo.backend": backends.current(),
         **(extra_tags or {}),
     }
     commit = tracking.git_commit()
@@ -583,6 +584,7 @@ def _log_run_description(
     resolved = {k: v for k, v in resolved.items() if k not in structured}
     params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS}
     params.update({"recipe": recipe.name, "model": model_name, "strategy": strategy_name, "replicas": replicas})
+    params["backend"] = backends.current()
     tracking.log_params(
         tracking.flatten(params)
         | tracking.flatten(resolved, prefix="model.")

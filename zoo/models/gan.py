@@ -415,10 +415,9 @@ class GAN(keras.Model):
         return self._losses_from_logits(real_logits, fake_logits, fake_logits, count)
 
     def _losses_from_logits(self, real_logits, fake_logits, generator_fake_logits, count):
-        real_loss = _bce(ops.full_like(real_logits, 1.0 - self.label_smoothing), real_logits)
-        fake_loss = _bce(ops.zeros_like(fake_logits), fake_logits)
-        # Non-saturating generator loss: -log D(G(z)).
-        generator_loss = _bce(ops.ones_like(generator_fake_logits), generator_fake_logits)
+        real_loss, fake_loss, generator_loss = _adversarial_losses(
+            real_logits, fake_logits, generator_fake_logits, self.label_smoothing
+        )
         # Sums over this replica's rows divided by the global row count: the optimizers sum the
         # replicas' gradients, which then equal the gradient of the global mean.
         discriminator_scaled = (ops.sum(real_loss) + ops.sum(fake_loss)) / count
@@ -430,6 +429,39 @@ class GAN(keras.Model):
             real_loss + fake_loss,
             generator_loss,
         )
+
+    def test_step(self, *args):
+        """`evaluate`'s step: both losses on a batch, nothing updated; `test_step(state, data)` on JAX.
+
+        The latent noise is drawn from the model's `seed` alone, so evaluating does not move the
+        training noise and every evaluation of a model sees the same fakes.
+        """
+        if steps.backend() == "jax":
+            state, data = args
+            return steps.run_stateless(self, state, lambda: self._evaluation_step(data))
+        return self._evaluation_step(*args)
+
+    def _evaluation_step(self, data):
+        images, labels, latent = _unpack(data)
+        if self.conditional and labels is None:
+            raise ValueError("This GAN is conditional: evaluate it on (images, labels).")
+        images = ops.cast(images, "float32")
+        if latent is None:
+            latent = keras.random.normal((ops.shape(images)[0], self.latent_dim), seed=self.seed)
+        if self.conditional:
+            labels = ops.reshape(ops.cast(labels, "int32"), (-1, 1))
+        fakes = self.generator([latent, labels] if self.conditional else latent, training=False)
+
+        def judge(x):
+            return ops.reshape(self.discriminator([x, labels] if self.conditional else x, training=False), (-1,))
+
+        fake_logits = judge(fakes)
+        real_loss, fake_loss, generator_loss = _adversarial_losses(
+            judge(images), fake_logits, fake_logits, self.label_smoothing
+        )
+        self.generator_loss_tracker.update_state(generator_loss)
+        self.discriminator_loss_tracker.update_state(real_loss + fake_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
 
     def _averaged(self, averages, values, step):
         """The moving averages of the generator's weights after the step numbered `step` (from 0)."""
@@ -655,6 +687,19 @@ def _unpack(data):
     if isinstance(x, dict):
         return x["images"], x.get("labels", y), x.get("latent")
     return x, y, None
+
+
+def _adversarial_losses(real_logits, fake_logits, generator_fake_logits, label_smoothing):
+    """Per-example losses: the discriminator's on real and on fake images, the generator's.
+
+    `generator_fake_logits` are the fakes' logits as the generator's loss sees them (the same
+    values as `fake_logits`; on JAX a pass with the discriminator's weights held constant).
+    """
+    real_loss = _bce(ops.full_like(real_logits, 1.0 - label_smoothing), real_logits)
+    fake_loss = _bce(ops.zeros_like(fake_logits), fake_logits)
+    # Non-saturating generator loss: -log D(G(z)).
+    generator_loss = _bce(ops.ones_like(generator_fake_logits), generator_fake_logits)
+    return real_loss, fake_loss, generator_loss
 
 
 def _bce(target, logits):
