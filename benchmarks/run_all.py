@@ -555,16 +555,32 @@ def section_mlflow_overhead(args, work, done):
     )
 
 
+# The sizes the runner gives the scripts of `others`: (arguments, --quick arguments). A script's own
+# defaults are its full benchmark (tune.py: 20 and 30 trials, about an hour of searching on 2 cores);
+# here each is cut to fit one runner pass of under an hour, and the table prints the command it ran.
+# A script not listed runs with its defaults and is left out of --quick.
+OTHERS_ARGS = {
+    "ocr.py": ([], ["--seeds", "42", "--no-lengths", "--epochs", "2"]),
+    "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--seeds", "42", "--epochs", "5"]),
+    "serving.py": ([], ["--quick"]),
+    "tune.py": (
+        ["--recipes", "mlp", "--trials", "20", "--epochs", "40"],
+        ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
+    ),
+    "devices_and_resume.py": ([], ["--epochs", "5"]),
+}
+
+
 def section_others(args, work, done):
     """Every other script in benchmarks/, so that a benchmark added later is run too."""
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.py")))
-    return {
-        "scripts": {
-            name: _external(name, work, quick=args.quick)
-            for name in scripts
-            if name not in COVERED and not name.startswith("_")
-        }
-    }
+    results = {}
+    for name in scripts:
+        if name in COVERED or name.startswith("_"):
+            continue
+        full, quick = OTHERS_ARGS.get(name, ([], None))
+        results[name] = _external(name, work, full, quick_args=quick, quick=args.quick)
+    return {"scripts": results}
 
 
 RUNNERS = {

@@ -175,8 +175,8 @@ def load(
     if dataset == "digits":
         if image_size is not None and tuple(image_size) != (8, 8):
             raise ZooError(
-                f"digits images are 8x8; drop --image-size (received {image_size}) or use "
-                "--dataset mnist for 28x28 digits."
+                f"digits images are 8x8; drop `image_size` (received {image_size}) or use "
+                "`dataset=mnist` for 28x28 digits."
             )
         return digits(seed, validation_fraction, test_fraction)
     return load_tfds(
@@ -201,7 +201,7 @@ def _check_image_size(image_size):
         return None
     size = tuple(image_size)
     if len(size) != 2 or not all(isinstance(side, (int, np.integer)) and side >= 1 for side in size):
-        raise ZooError(f"--image-size takes two positive integers HEIGHT,WIDTH, e.g. 28,28. Received: {image_size}")
+        raise ZooError(f"`image_size` takes two positive integers HEIGHT,WIDTH, e.g. 28,28. Received: {image_size}")
     return (int(size[0]), int(size[1]))
 
 
@@ -279,11 +279,12 @@ def tfds_load(name, split, data_dir=None, download=True, **kwargs):
     where = tfds_data_dir(data_dir)
     how = (
         f"run tfds.load('{name}') on a machine with network and copy its data folder here, then pass "
-        "--data-dir DIR (or set TFDS_DATA_DIR); or train offline on the default --dataset digits"
+        "`data_dir=DIR` (or set TFDS_DATA_DIR); or train offline on the default `dataset=digits`"
     )
     if not download:
         raise ZooError(
-            f"tensorflow-datasets' '{name}' is not on disk in {where} and --no-download forbids downloading it: {how}."
+            f"tensorflow-datasets' '{name}' is not on disk in {where} and `download=False` forbids downloading "
+            f"it: {how}."
         )
     if not can_download():
         raise ZooError(
@@ -314,7 +315,7 @@ def _unknown_dataset(name, candidates):
     known = ", ".join(CATALOG)
     return ZooError(
         f"Unknown image dataset '{name}'.{closest(name, candidates)} Known: {known}, or any "
-        "tensorflow-datasets image-classification name; for your own images pass --data FOLDER."
+        "tensorflow-datasets image-classification name; for your own images pass `data=FOLDER`."
     )
 
 
@@ -408,7 +409,7 @@ def _image_label_keys(builder, name):
         shown = " -> ".join(map(str, keys)) if keys else "none"
         raise ZooError(
             f"'{name}' is a tensorflow-datasets dataset but not image classification (supervised keys: "
-            f"{shown}). Image datasets: {', '.join(CATALOG)}, or --data FOLDER."
+            f"{shown}). Image datasets: {', '.join(CATALOG)}, or `data=FOLDER`."
         )
     return image_key, label_key
 
@@ -461,9 +462,9 @@ def load_folder(
 
     root = os.path.abspath(os.path.expanduser(str(folder)))
     if not os.path.exists(root):
-        raise ZooError(f"Image folder not found: {folder}. Check the path given to --data.")
+        raise ZooError(f"Image folder not found: {folder}. Check the path given to `data`.")
     if not os.path.isdir(root):
-        raise ZooError(f"{folder} is a file; --data takes a folder with one subfolder of images per class.")
+        raise ZooError(f"{folder} is a file; `data` takes a folder with one subfolder of images per class.")
     layout = _split_layout(root)
     indexed = {split: _index_classes(path, folder) for split, path in layout.items()}
     class_names = list(indexed["train"])
@@ -479,7 +480,7 @@ def load_folder(
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ZooError(
             f"Cannot read image {bad[0][0]}: {bad[0][1]}{more}. Fix or delete it, or pass "
-            "--skip-corrupt to leave unreadable images out."
+            "`skip_corrupt=True` to leave unreadable images out."
         )
     if bad:
         shown = ", ".join(path for path, _ in bad[:5]) + (" ..." if len(bad) > 5 else "")
@@ -537,7 +538,7 @@ def load_folder(
         if count != expected:
             raise ZooError(
                 f"Read {count} of the {expected} images in {path}; some files changed or cannot be "
-                "decoded. Re-run with --skip-corrupt or check the folder."
+                "decoded. Re-run with `skip_corrupt=True` or check the folder."
             )
         arrays[split] = (np.concatenate(xs), np.concatenate(ys))
 
@@ -699,7 +700,7 @@ def read_images(paths, image_size, channels, *, convert=False, invert=False):
         if native != channels and not convert:
             raise ZooError(
                 f"{path} has {native} channel(s) ({names.get(native, native)}) but the model takes {channels} "
-                f"({names.get(channels, channels)}): convert the image, or pass --convert to convert it."
+                f"({names.get(channels, channels)}): convert the image, or pass `convert=True` to convert it."
             )
         if channels == 1:
             image = tf.image.rgb_to_grayscale(image)

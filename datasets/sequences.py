@@ -314,11 +314,11 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
     """
     series = load_series(name)
     if window < 1 or horizon < 1:
-        raise ZooError(f"--window and --horizon must be at least 1. Received: window={window}, horizon={horizon}")
+        raise ZooError(f"`window` and `horizon` must be at least 1. Received: window={window}, horizon={horizon}")
     if horizon >= len(series):
         raise ZooError(
             f"Forecast horizon {horizon} is longer than the series '{name}' ({len(series)} days); "
-            f"use a --horizon below {len(series)}."
+            f"use a `horizon` below {len(series)}."
         )
     n_test = int(round(len(series) * test_fraction))
     n_val = int(round(len(series) * validation_fraction))
@@ -332,7 +332,7 @@ def stock_forecast(name="goog", window=32, horizon=1, validation_fraction=0.1, t
     if window + horizon > shortest - 1:
         raise ZooError(
             f"Window {window} plus horizon {horizon} does not fit in the shortest split of '{name}' "
-            f"({shortest} days of {len(series)}); use --window + --horizon <= {shortest - 1}."
+            f"({shortest} days of {len(series)}); use `window` + `horizon` <= {shortest - 1}."
         )
     log_price = np.log(series)
     returns = np.diff(log_price, prepend=np.nan)  # returns[d] = log(p[d] / p[d-1])
@@ -391,7 +391,7 @@ def _tfds_load(name, split, data_dir, download=True):
         raise ZooError(
             f"tfds dataset '{name}' is not on disk in {where} ({first}). This machine does not download: "
             f"prepare it where there is network (python -m tensorflow_datasets.scripts.download_and_prepare "
-            f"--datasets={name}) and pass --data-dir, or use an offline dataset."
+            f"--datasets={name}) and pass `data_dir`, or use an offline dataset."
         ) from None
 
 
@@ -451,13 +451,13 @@ def text_csv(
     import pandas as pd
 
     if not os.path.isfile(path):
-        raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
+        raise ZooError(f"CSV file not found: {path}. Check the path given to `data`.")
     try:
         frame = pd.read_csv(path, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "empty file"
         raise ZooError(f"Cannot read {path} as CSV ({first}). It needs a header row and data rows.") from None
-    for column, flag in ((text_column, "--text-column"), (target, "--target")):
+    for column, flag in ((text_column, "`text_column`"), (target, "`target`")):
         if column not in frame.columns:
             raise ZooError(
                 f"Column '{column}' ({flag}) is not in {path}.{closest(column, frame.columns)} "
@@ -516,7 +516,7 @@ def vectorize_texts(
 
     if max_tokens < 3 or sequence_length < 1:
         raise ZooError(
-            f"--max-tokens must be at least 3 and --sequence-length at least 1. "
+            f"`max_tokens` must be at least 3 and `sequence_length` at least 1. "
             f"Received: max_tokens={max_tokens}, sequence_length={sequence_length}"
         )
     vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length)
@@ -609,14 +609,14 @@ def from_sequences(
         if not pad:
             raise ZooError(
                 f"The sequences of {name} have different lengths ({lengths.min()} to {lengths.max()} steps) "
-                f"and padding is off: pass --pad to pad them with {pad_value} and mask the padded steps, "
+                f"and padding is off: pass `pad=True` to pad them with {pad_value} and mask the padded steps, "
                 "or pad them yourself to one length."
             )
         mask_value = float(pad_value)
         if any(np.all(s == pad_value, axis=1).any() for s in sequences):
             raise ZooError(
                 f"A real step of {name} holds {pad_value} in every feature, so it would be masked as "
-                "padding; choose another --pad-value."
+                "padding; choose another `pad_value`."
             )
     width, features = int(lengths.max()), sequences[0].shape[1]
     x = np.full((len(sequences), width, features), pad_value, dtype="float32")
@@ -662,7 +662,7 @@ def check_finite(values, what):
         index = ", ".join(str(int(i)) for i in bad[0])
         raise ZooError(
             f"{what} holds {values[tuple(bad[0])]} at index [{index}] ({len(bad)} such value(s)); "
-            "fix or drop those sequences (pad ragged ones with --pad, not NaN)."
+            "fix or drop those sequences (pad ragged ones with `pad=True`, not NaN)."
         )
 
 
@@ -677,7 +677,7 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
         ZooError: for a missing or unreadable file, missing arrays, or lengths that do not add up.
     """
     if not os.path.isfile(path):
-        raise ZooError(f"File not found: {path}. Check the path given to --data.")
+        raise ZooError(f"File not found: {path}. Check the path given to `data`.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}

@@ -83,8 +83,8 @@ def read_series_csv(path, target, time_column=None, features=()):
 
     frame = tabular.read_frame(path)
     spec = SeriesSpec(target, list(features), time_column)
-    for column, flag in [(target, "--target"), *((f, "--features") for f in features)] + (
-        [(time_column, "--time-column")] if time_column else []
+    for column, flag in [(target, "`target`"), *((f, "`features`") for f in features)] + (
+        [(time_column, "`time_column`")] if time_column else []
     ):
         if column not in frame.columns:
             raise ZooError(
@@ -92,9 +92,9 @@ def read_series_csv(path, target, time_column=None, features=()):
                 f"Columns: {', '.join(map(str, frame.columns))}."
             )
     if time_column in spec.columns():
-        raise ZooError(f"Column '{time_column}' is the time column; it cannot also be --target or --features.")
+        raise ZooError(f"Column '{time_column}' is the time column; it cannot also be `target` or `features`.")
     if len(set(spec.columns())) != len(spec.columns()):
-        raise ZooError(f"--features repeats a column or names the target '{target}'; list each covariate once.")
+        raise ZooError(f"`features` repeats a column or names the target '{target}'; list each covariate once.")
     return order_by_time(frame, spec, path)
 
 
@@ -113,7 +113,7 @@ def order_by_time(frame, spec, where):
             row = int(np.flatnonzero(bad.to_numpy())[0])
             raise ZooError(
                 f"Column '{column}' of {where} is not numeric: row {row + 1} holds {text.iloc[row]!r}. "
-                "A forecast needs numbers in the target and --features columns."
+                "A forecast needs numbers in the target and `features` columns."
             )
         array = values.to_numpy(dtype="float64")
         nonfinite = ~np.isfinite(array)
@@ -148,7 +148,7 @@ def _times(frame, time_column, where):
     row = int(np.flatnonzero((dates.isna() & numbers.isna()).to_numpy())[0])
     raise ZooError(
         f"Time column '{time_column}' of {where} holds {raw.iloc[row]!r} at row {row + 1}, neither a number nor a "
-        "date; fix that row or drop --time-column to take the rows in file order."
+        "date; fix that row or drop `time_column` to take the rows in file order."
     )
 
 
@@ -249,9 +249,9 @@ def forecast_windows(frame, spec, *, window, horizon, season=0, name="series", s
 
     rows = len(frame)
     if horizon < 1 or window < 1:
-        raise ZooError(f"--window and --horizon must be at least 1. Received: window={window}, horizon={horizon}")
+        raise ZooError(f"`window` and `horizon` must be at least 1. Received: window={window}, horizon={horizon}")
     if season < 0:
-        raise ZooError(f"--season must be 0 (none) or a number of steps. Received: {season}")
+        raise ZooError(f"`season` must be 0 (none) or a number of steps. Received: {season}")
     if rows < MIN_ROWS:
         raise ZooError(
             f"The series {name} has {rows} rows: too few to split by time; a forecast needs {MIN_ROWS} or more."
@@ -261,16 +261,16 @@ def forecast_windows(frame, spec, *, window, horizon, season=0, name="series", s
     if horizon > shortest:
         raise ZooError(
             f"Horizon {horizon} is longer than the validation or test part of {name} ({shortest} of {rows} rows); "
-            f"use --horizon <= {shortest} or a longer series."
+            f"use `horizon` <= {shortest} or a longer series."
         )
     train_rows = bounds["train"][1]
     if window + horizon > train_rows - 1:
         raise ZooError(
             f"Window {window} plus horizon {horizon} does not fit in the training part of {name} ({train_rows} of "
-            f"{rows} rows, the first 70 %); use --window <= {max(1, train_rows - 1 - horizon)}."
+            f"{rows} rows, the first 70 %); use `window` <= {max(1, train_rows - 1 - horizon)}."
         )
     if season and season >= train_rows:
-        raise ZooError(f"--season {season} is longer than the training part of {name} ({train_rows} rows).")
+        raise ZooError(f"`season={season}` is longer than the training part of {name} ({train_rows} rows).")
     values = frame[spec.columns()].to_numpy(dtype="float64")
     target = values[:, 0]
     # Window ending at row e: inputs rows e-window+1..e, step t's targets rows t+1..t+horizon.

@@ -95,7 +95,7 @@ def load_embedded(name):
 
         raise ZooError(
             f"Unknown embedded table '{name}'.{closest(name, EMBEDDED)} "
-            f"Choose one of: {', '.join(EMBEDDED)}, or pass --data PATH.csv --target COLUMN."
+            f"Choose one of: {', '.join(EMBEDDED)}, or pass `data=PATH.csv` `target=COLUMN`."
         )
     if name in PACKAGED_TABLES:
         return read_csv(packaged_path(name), PACKAGED_TABLES[name])
@@ -127,7 +127,7 @@ def read_csv(path, target):
     frame = read_frame(path)
     if target is None:
         raise ZooError(
-            f"No target column given for {path}. Pass --target COLUMN; columns: {', '.join(map(str, frame.columns))}."
+            f"No target column given for {path}. Pass `target=COLUMN`; columns: {', '.join(map(str, frame.columns))}."
         )
     if target not in frame.columns:
         from zoo.errors import closest
@@ -148,9 +148,9 @@ def read_frame(path):
     import pandas as pd
 
     if not os.path.exists(path):
-        raise ZooError(f"CSV file not found: {path}. Check the path given to --data.")
+        raise ZooError(f"CSV file not found: {path}. Check the path given to `data`.")
     if os.path.isdir(path):
-        raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to --data.")
+        raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to `data`.")
     _check_header(path)
     try:
         frame = pd.read_csv(path, skipinitialspace=True)
@@ -230,7 +230,7 @@ def column_kinds(frame, target, categorical=()):
                 raise ZooError(
                     f"Column '{column}' is numeric but row {row + 2} holds {bad.iloc[0]!r}, which is not "
                     f"a number. Fix that cell, or treat the column as categorical with "
-                    f"--categorical {column}."
+                    f"`categorical={column}`."
                 )
             kinds[column] = "categorical" if len(bad) else "numeric"
     if not kinds:
@@ -264,11 +264,11 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
     unknown = [column for column in categorical if column not in frame.columns]
     if unknown:
         raise ZooError(
-            f"--categorical names column(s) not in the table: {', '.join(unknown)}. "
+            f"`categorical` names column(s) not in the table: {', '.join(unknown)}. "
             f"Columns: {', '.join(map(str, frame.columns))}."
         )
     if missing not in ("mean", "error"):
-        raise ZooError(f"--missing must be mean or error. Received: {missing!r}")
+        raise ZooError(f"`missing` must be mean or error. Received: {missing!r}")
     # The index keeps each row's place in the file, for messages that name a row.
     frame = frame[frame[table.target].notna()].copy()
     kinds = column_kinds(frame, table.target, categorical)
@@ -291,12 +291,12 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
         class_names = sorted(frame[table.target].unique().tolist(), key=str)
         if task == "binary" and len(class_names) != 2:
             raise ZooError(
-                f"--task binary needs a target with 2 classes; '{table.target}' has {len(class_names)}. "
-                "Use --task multiclass."
+                f"`task=binary` needs a target with 2 classes; '{table.target}' has {len(class_names)}. "
+                "Use `task=multiclass`."
             )
     else:
         if not pd.api.types.is_numeric_dtype(frame[table.target]):
-            raise ZooError(f"--task regression needs a numeric target; '{table.target}' is not numeric.")
+            raise ZooError(f"`task=regression` needs a numeric target; '{table.target}' is not numeric.")
         class_names = []
 
     order = np.random.default_rng(seed).permutation(len(frame))
@@ -358,6 +358,6 @@ def _refuse_missing(frame, columns, name):
         if len(empty):
             raise ZooError(
                 f"Column '{column}' of {name} has {len(empty)} empty cell(s), the first at row "
-                f"{frame.index[empty[0]] + 2}, and --missing error refuses them: fill them, or use --missing mean "
+                f"{frame.index[empty[0]] + 2}, and `missing=error` refuses them: fill them, or use `missing=mean` "
                 "to fill numbers with the training mean."
             )

@@ -269,19 +269,19 @@ def load_folder(
 
     root = os.path.abspath(os.path.expanduser(str(folder)))
     if not os.path.isdir(root):
-        raise ZooError(f"OCR data folder not found: {folder}. --data takes a folder of line images with a labels.csv.")
+        raise ZooError(f"OCR data folder not found: {folder}. `data` takes a folder of line images with a labels.csv.")
     labels_path = os.path.join(root, LABELS_FILE)
     if not os.path.isfile(labels_path):
         raise ZooError(
             f"No {LABELS_FILE} in {folder}: add one with a row per image ({image_column},{text_column}: "
-            f"line1.png,hello) or rename the columns with --image-column and --text-column."
+            f"line1.png,hello) or rename the columns with `image_column` and `text_column`."
         )
     try:
         # dtype=str and no NA parsing: "007" and "NA" are texts, not numbers or missing values.
         table = pd.read_csv(labels_path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
         raise ZooError(f"Cannot read {labels_path}: {str(error).splitlines()[0]}.") from None
-    for column, flag in ((image_column, "--image-column"), (text_column, "--text-column")):
+    for column, flag in ((image_column, "`image_column`"), (text_column, "`text_column`")):
         if column not in table.columns:
             raise ZooError(
                 f"{labels_path} has no column '{column}' (its columns: {', '.join(map(str, table.columns))}); "
@@ -319,13 +319,13 @@ def load_folder(
 
     height = image_height or DEFAULT_FOLDER_HEIGHT
     if height < 1:
-        raise ZooError(f"--image-height must be at least 1. Received: {height}")
+        raise ZooError(f"`image_height` must be at least 1. Received: {height}")
     sizes = {path: _image_size(path) for path in files}
     if max_width is None:
         widest = max(_resized_width(sizes[files[i]], height) for i in train)
         max_width = min(MAX_AUTO_WIDTH, int(-(-widest // 4) * 4))
     elif max_width < 1:
-        raise ZooError(f"--max-width must be at least 1. Received: {max_width}")
+        raise ZooError(f"`max_width` must be at least 1. Received: {max_width}")
     split_pixels = [
         read_lines([files[i] for i in split], height, max_width) / images.PIXEL_MAX for split in (train, val, test)
     ]

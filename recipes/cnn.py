@@ -79,7 +79,7 @@ class CNNRecipe(engine.Recipe):
 
         self.model_name(config)
         if config.worst_images < 0:
-            raise ZooError(f"--worst-images must be 0 or more. Received: {config.worst_images}")
+            raise ZooError(f"`worst_images` must be 0 or more. Received: {config.worst_images}")
         data = images.load(
             config.dataset,
             seed=config.seed,
@@ -124,7 +124,7 @@ class CNNRecipe(engine.Recipe):
         if IMAGE_TASK not in card.tasks:
             image_models = [c.name for c in registry.list_models(task=IMAGE_TASK)]
             raise ZooError(
-                f"Model '{config.model}' is not an image classifier; --model takes one of {', '.join(image_models)}."
+                f"Model '{config.model}' is not an image classifier; `model` takes one of {', '.join(image_models)}."
             )
         return config.model
 
@@ -190,7 +190,7 @@ class CNNRecipe(engine.Recipe):
             try:
                 os.makedirs(config.output, exist_ok=True)
             except OSError as error:
-                raise ZooError(f"Cannot create the --output folder {config.output}: {error.strerror}.") from None
+                raise ZooError(f"Cannot create the `output` folder {config.output}: {error.strerror}.") from None
             with open(os.path.join(config.output, "labels.json"), "w") as handle:
                 json.dump({"class_names": [str(n) for n in names], "dataset": source.name}, handle, indent=2)
 

@@ -95,10 +95,10 @@ class GANRecipe(engine.Recipe):
 
         if config.samples < 10:
             raise ZooError(
-                f"--samples must be at least 10 to score a batch of generated images. Received: {config.samples}"
+                f"`samples` must be at least 10 to score a batch of generated images. Received: {config.samples}"
             )
         if config.judge_epochs < 1:
-            raise ZooError(f"--judge-epochs must be at least 1. Received: {config.judge_epochs}")
+            raise ZooError(f"`judge_epochs` must be at least 1. Received: {config.judge_epochs}")
         if config.data and not config.image_size and os.path.isdir(config.data):
             _check_one_size(config.data)
         loaded = images.load(
@@ -494,7 +494,7 @@ def _check_one_size(folder):
                 (w1, h1), (w2, h2) = list(sizes)[:2]
                 raise ZooError(
                     f"The images in {folder} differ in size ({h1}x{w1} and {h2}x{w2}, e.g. "
-                    f"{list(sizes.values())[1]}); a GAN generates one size: pass --image-size HEIGHT,WIDTH "
+                    f"{list(sizes.values())[1]}); a GAN generates one size: pass `image_size=HEIGHT,WIDTH` "
                     "to resize them all."
                 )
 

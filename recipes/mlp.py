@@ -70,7 +70,7 @@ class MLPRecipe(engine.Recipe):
             table = tabular.read_csv(config.data, config.target)
         else:
             if config.target:
-                raise ZooError("--target applies to --data PATH.csv; the embedded tables know their target.")
+                raise ZooError("`target` applies to `data=PATH.csv`; the embedded tables know their target.")
             table = tabular.load_embedded(config.dataset)
         splits = tabular.prepare(
             table,

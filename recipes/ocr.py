@@ -87,9 +87,9 @@ class OCRRecipe(engine.Recipe):
     # === Data ===
     def load_data(self, config):
         if config.worst_lines < 0:
-            raise ZooError(f"--worst-lines must be 0 or more. Received: {config.worst_lines}")
+            raise ZooError(f"`worst_lines` must be 0 or more. Received: {config.worst_lines}")
         if config.image_height is not None and config.image_height < 1:
-            raise ZooError(f"--image-height must be at least 1. Received: {config.image_height}")
+            raise ZooError(f"`image_height` must be at least 1. Received: {config.image_height}")
         if config.data:
             lines = text_lines.load_folder(
                 config.data,
@@ -114,7 +114,7 @@ class OCRRecipe(engine.Recipe):
                 test_fraction=config.test_fraction,
             )
             if config.max_width is not None:
-                raise ZooError("--max-width is for --data; digit lines are as wide as --digits and --max-gap need.")
+                raise ZooError("`max_width` is for `data`; digit lines are as wide as `digits` and `max_gap` need.")
         length = lines.max_label_length
         splits = {
             name: text_lines.to_dataset(x, texts, lines.alphabet, length)
@@ -161,7 +161,7 @@ class OCRRecipe(engine.Recipe):
         from zoo.models import crnn
 
         if "alphabet" in overrides:
-            raise ZooError("The alphabet comes from the training labels; --set alphabet=... is not an option here.")
+            raise ZooError("The alphabet comes from the training labels; `alphabet=...` is not an option here.")
         resolved = registry.resolve("crnn", {**self.model_overrides(config, data), **overrides})
         steps = crnn.output_steps(resolved["input_shape"], resolved["time_downsample"])
         lines = data.extras["lines"]
@@ -170,7 +170,7 @@ class OCRRecipe(engine.Recipe):
             raise ZooError(
                 f"The line {longest!r} needs {text_lines.needed_steps(longest)} output steps, but a "
                 f"{resolved['input_shape'][1]}-pixel-wide line gives {steps} at time_downsample="
-                f"{resolved['time_downsample']}; lower time_downsample (--set time_downsample=1) or raise --max-width."
+                f"{resolved['time_downsample']}; lower time_downsample (`time_downsample=1`) or raise `max_width`."
             )
 
     # === Train: per-epoch reading metrics ===
@@ -213,7 +213,7 @@ class OCRRecipe(engine.Recipe):
             try:
                 os.makedirs(config.output, exist_ok=True)
             except OSError as error:
-                raise ZooError(f"Cannot create the --output folder {config.output}: {error.strerror}.") from None
+                raise ZooError(f"Cannot create the `output` folder {config.output}: {error.strerror}.") from None
             with open(os.path.join(config.output, READER_FILE), "w") as handle:
                 json.dump(_reader_metadata(lines), handle, indent=2)
 

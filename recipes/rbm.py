@@ -101,7 +101,7 @@ class RBMRecipe(engine.Recipe):
             from zoo.datasets import images
 
             if config.target or config.drop:
-                raise ZooError("--target and --drop apply to --data FILE.csv; image datasets know their labels.")
+                raise ZooError("`target` and `drop` apply to `data=FILE.csv`; image datasets know their labels.")
             loaded = images.load(
                 config.dataset,
                 seed=config.seed,
@@ -223,20 +223,20 @@ class RBMRecipe(engine.Recipe):
 
 def _check_options(config):
     if config.minibatch_size < 1:
-        raise ZooError(f"--minibatch-size must be at least 1. Received: {config.minibatch_size}")
+        raise ZooError(f"`minibatch_size` must be at least 1. Received: {config.minibatch_size}")
     if config.minibatch_size > config.batch_size:
         raise ZooError(
-            f"--minibatch-size ({config.minibatch_size}) cannot exceed --batch-size "
+            f"`minibatch_size` ({config.minibatch_size}) cannot exceed `batch_size` "
             f"({config.batch_size}): a batch holds whole minibatches."
         )
     if not 0.0 < config.threshold < 1.0:
-        raise ZooError(f"--threshold must be in (0, 1). Received: {config.threshold}")
+        raise ZooError(f"`threshold` must be in (0, 1). Received: {config.threshold}")
     if config.samples < 1 or config.gibbs_steps < 1:
         raise ZooError(
-            f"--samples and --gibbs-steps must be at least 1. Received: {config.samples}, {config.gibbs_steps}"
+            f"`samples` and `gibbs_steps` must be at least 1. Received: {config.samples}, {config.gibbs_steps}"
         )
     if config.classifier_rows < 10:
-        raise ZooError(f"--classifier-rows must be at least 10. Received: {config.classifier_rows}")
+        raise ZooError(f"`classifier_rows` must be at least 10. Received: {config.classifier_rows}")
     for name in ("validation_fraction", "test_fraction"):
         if not 0 < getattr(config, name) < 0.5:
             raise ZooError(f"--{name.replace('_', '-')} must be in (0, 0.5). Received: {getattr(config, name)}")
@@ -272,7 +272,7 @@ def read_binary_csv(path, target=None, drop=()):
         y = labels.map({name: i for i, name in enumerate(class_names)}).to_numpy(dtype="int64")
     visible = frame.drop(columns=list(drop) + ([target] if target else []))
     if visible.shape[1] == 0:
-        raise ZooError(f"{path} has no columns left for the visible units after --drop/--target.")
+        raise ZooError(f"{path} has no columns left for the visible units after `drop`/`target`.")
     for column in visible.columns:
         values = visible[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -285,7 +285,7 @@ def read_binary_csv(path, target=None, drop=()):
             held = bad.iloc[0] if len(bad) else values.iloc[0]
             raise ZooError(
                 f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
-                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with --drop {column}."
+                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with `drop={column}`."
             )
     values = visible.to_numpy(dtype="float64")
     missing = np.argwhere(np.isnan(values))
@@ -366,7 +366,7 @@ def downstream_accuracy(model, splits, max_rows, seed):
     (x_val, y_val), (x_test, y_test) = splits["validation"], splits["test"]
     if len(np.unique(y_train)) < 2:
         raise ZooError(
-            "The downstream classifier needs at least two classes in the training labels; pass --no-classifier."
+            "The downstream classifier needs at least two classes in the training labels; pass `classifier=False`."
         )
     inputs = {
         "rbm_features": [model.transform(x) for x in (x_train, x_val, x_test)],

@@ -168,7 +168,7 @@ class RecurrentRecipe(engine.Recipe):
         if seq.name.endswith("_forecast") and overrides.get("bidirectional"):
             # Its many-to-many targets are the window's later values: a backward pass reads them.
             raise ZooError(
-                f"--set bidirectional=true cannot forecast {seq.name}: the backward pass would "
+                f"`bidirectional=true` cannot forecast {seq.name}: the backward pass would "
                 "read the values it predicts; drop it (forecasts run forward only)."
             )
 
@@ -288,16 +288,16 @@ def load_sequences(config):
     if mode not in MODES:
         raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
     if config.examples < 0:
-        raise ZooError(f"--examples must be 0 or more. Received: {config.examples}")
+        raise ZooError(f"`examples` must be 0 or more. Received: {config.examples}")
     if config.data:
         if config.dataset != "auto":
-            raise ZooError("Pass either --data PATH or --dataset NAME, not both.")
+            raise ZooError("Pass either `data=PATH` or `dataset=NAME`, not both.")
         extension = os.path.splitext(config.data)[1].lower()
         if extension == ".csv" and mode == "many_to_many":
             return _series_csv(config)
         if extension == ".csv":
             if mode != "many_to_one":
-                raise ZooError(f"A text CSV trains mode many_to_one (one label per text). Received: --mode {mode}")
+                raise ZooError(f"A text CSV trains mode many_to_one (one label per text). Received: `mode={mode}`")
             return sequences.text_csv(
                 config.data,
                 config.text_column,
@@ -309,18 +309,18 @@ def load_sequences(config):
         if extension == ".npz":
             if mode == "one_to_many":
                 raise ZooError(
-                    "--mode one_to_many trains on --dataset digit_captions; --data takes sequences "
+                    "`mode=one_to_many` trains on `dataset=digit_captions`; `data` takes sequences "
                     "for many_to_one or many_to_many."
                 )
             return sequences.npz_sequences(
                 config.data, mode=mode, pad=config.pad, pad_value=config.pad_value, seed=config.seed
             )
-        raise ZooError(f"--data must be a .csv of texts or an .npz of sequences. Received: {config.data}")
+        raise ZooError(f"`data` must be a .csv of texts or an .npz of sequences. Received: {config.data}")
     dataset = DEFAULT_DATASETS[mode] if config.dataset == "auto" else config.dataset
     if DATASET_MODES[dataset] != mode:
         fits = [name for name, m in DATASET_MODES.items() if m == mode]
         raise ZooError(
-            f"Dataset {dataset} trains --mode {DATASET_MODES[dataset]}, not {mode}. "
+            f"Dataset {dataset} trains `mode={DATASET_MODES[dataset]}`, not {mode}. "
             f"Datasets for {mode}: {', '.join(fits)}."
         )
     if dataset == "digits":
@@ -602,7 +602,7 @@ def _log_series_forecast(seq, predicted, judged, count, output):
             with open(os.path.join(output, "forecast.json"), "w") as handle:
                 json.dump(_forecast_info(seq), handle, indent=2)
         except OSError as error:
-            raise ZooError(f"Cannot write forecast.json into --output {output}: {error.strerror}.") from None
+            raise ZooError(f"Cannot write forecast.json into the `output` folder {output}: {error.strerror}.") from None
 
 
 def _log_captions(seq, decoded, count):

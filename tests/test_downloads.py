@@ -53,7 +53,7 @@ def test_offline_or_forbidden_a_missing_dataset_fails_in_seconds(monkeypatch, tm
         images.load("mnist", data_dir=str(tmp_path))
     assert time.perf_counter() - started < 30
     monkeypatch.setenv("ZOO_DOWNLOAD_PROBE", f"127.0.0.1:{listening_port}")
-    with pytest.raises(ZooError, match="--no-download forbids downloading it"):
+    with pytest.raises(ZooError, match="`download=False` forbids downloading it"):
         images.load("mnist", data_dir=str(tmp_path), download=False)
 
 

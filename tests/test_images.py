@@ -110,7 +110,7 @@ def test_corrupt_image_fails_with_its_path(tmp_path):
     bad = os.path.join(folder, "light", "bad.png")
     with open(bad, "wb") as handle:
         handle.write(b"\x89PNG but not really")
-    with pytest.raises(ZooError, match="--skip-corrupt") as info:
+    with pytest.raises(ZooError, match="`skip_corrupt=True`") as info:
         images.load(folder=folder)
     assert bad in str(info.value) and "\n" not in str(info.value)
 
@@ -206,7 +206,7 @@ def test_tfds_without_data_fails_fast_and_says_how_to_get_it(tmp_path, monkeypat
         images.load("fashion_mnist")
     assert time.perf_counter() - started < 15
     message = str(info.value)
-    for needed in ("--data-dir", "TFDS_DATA_DIR", "--dataset digits", str(tmp_path / "tfds")):
+    for needed in ("`data_dir=DIR`", "TFDS_DATA_DIR", "`dataset=digits`", str(tmp_path / "tfds")):
         assert needed in message
     assert "\n" not in message
 
@@ -225,7 +225,7 @@ def test_tfds_dataset_that_is_not_images():
 
 
 def test_bad_arguments():
-    with pytest.raises(ZooError, match="image-size"):
+    with pytest.raises(ZooError, match="`image_size`"):
         images.load("digits", image_size=(8,))
     with pytest.raises(ZooError, match="8x8"):
         images.load("digits", image_size=(28, 28))
@@ -242,7 +242,7 @@ def test_read_images_resizes_converts_and_inverts(tmp_path):
     pixels = images.read_images([gray], (8, 8), 1)
     assert pixels.shape == (1, 8, 8, 1) and np.allclose(pixels, 40)
     assert np.allclose(images.read_images([gray], (8, 8), 1, invert=True), 215)
-    with pytest.raises(ZooError, match="3 channel.*takes 1.*--convert"):
+    with pytest.raises(ZooError, match="3 channel.*takes 1.*`convert=True`"):
         images.read_images([colour], (8, 8), 1)
     converted = images.read_images([colour, gray], (4, 4), 3, convert=True)
     assert converted.shape == (2, 4, 4, 3) and abs(float(converted[0].mean()) - 200) < 3

@@ -29,10 +29,14 @@ def test_card_is_complete_and_matches_the_builder(name):
         assert getattr(card, field), f"{name}: card field {field} is empty"
     builder = registry._REGISTRY[name].builder
     signature = inspect.signature(builder)
-    assert set(card.hyperparameters) == set(signature.parameters)
-    for hp in card.hyperparameters.values():
+    # The builder takes the architecture; the training defaults are the fields of its training class.
+    assert set(card.architecture) == set(signature.parameters)
+    for hp in card.architecture.values():
         assert hp.default == signature.parameters[hp.name].default
         assert hp.doc, f"{name}: hyperparameter {hp.name} has no description in Args:"
+    assert card.training and card.compiled_as, f"{name}: declare training= in its @register"
+    for hp in card.training.values():
+        assert hp.doc, f"{name}: training setting {hp.name} has no description in its class's Args:"
     from zoo import engine
 
     assert card.recipe in engine.recipe_names(), f"{name}: default recipe {card.recipe} does not exist"
@@ -164,10 +168,11 @@ def test_list_filters_by_technique_and_task():
     assert zoo.list(technique="no-such-technique") == []
 
 
-def test_card_to_dict_lists_hyperparameters_with_defaults():
+def test_card_to_dict_lists_both_sections_with_defaults():
     card = zoo.info("mlp").to_dict()
-    assert card["hyperparameters"]["hidden_units"]["default"] == (64, 32)
-    assert card["hyperparameters"]["dropout"]["type"] == "float"
+    assert card["architecture"]["hidden_units"]["default"] == (64, 32)
+    assert card["architecture"]["dropout"]["type"] == "float"
+    assert card["training"]["learning_rate"]["default"] == 1e-3
     assert card["recipe"] == "mlp"
 
 

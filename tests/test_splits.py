@@ -201,3 +201,27 @@ def test_ocr_line_folder(tmp_path):
         sorted(os.path.basename(f) for f in data.extras["files"][split]) for split in ("train", "validation", "test")
     ]
     assert_partition(*ids, [f"line{i}.png" for i in range(40)])
+
+
+def test_imdb_reviews_validation_is_carved_from_tfds_train_and_test_is_tfds_test(tmp_path):
+    import keras
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=40, data_dir=str(tmp_path)):
+        data = sequences.imdb_reviews(seed=3, max_tokens=100000, sequence_length=50)
+        originals = {
+            split: [
+                text.decode() for text, _ in tfds.as_numpy(tfds.load("imdb_reviews", split=split, as_supervised=True))
+            ]
+            for split in ("train", "test")
+        }
+    # The same vocabulary turns each original review into the row the loader made of it.
+    vectorizer = keras.layers.TextVectorization(vocabulary=data.vocabulary, output_sequence_length=50)
+
+    def ids(x):
+        return [tuple(int(t) for t in row if t) for row in np.asarray(x)]
+
+    train_ids = ids(vectorizer(np.array(originals["train"], dtype=object)))
+    assert len(set(train_ids)) == 40, "the mock reviews are not distinct enough to identify rows"
+    assert sorted(ids(data.x_test)) == sorted(ids(vectorizer(np.array(originals["test"], dtype=object))))
+    assert_partition(ids(data.x_train), ids(data.x_val), ["test"], train_ids + ["test"])

@@ -1,6 +1,9 @@
 """The `zoo` command: train recipes, browse the registry, open the MLflow UI.
 
 Bad input ends with one line on stderr that names the problem and the fix, and exit status 2.
+Library errors name Python parameters in backticks (`image_size`, `image_size=32,32`), as a
+`zoo.train(...)` caller writes them; `as_flags` prints them as the options that set them here
+(`--image-size`, `--image-size 32,32`, `--set units=64` for a model hyperparameter).
 """
 
 import argparse
@@ -9,6 +12,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import re
 import sys
 import typing
 
@@ -51,6 +55,12 @@ def build_parser():
 
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("name")
+    info.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default="text",
+        help="text (default), json (card.to_dict()) or markdown (card.to_markdown())",
+    )
     info.set_defaults(handler=_info)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the store that `zoo train` writes to")
@@ -171,9 +181,17 @@ def _list(args):
 
 
 def _info(args):
+    import json
+
     import zoo
 
-    print(zoo.info(args.name).format())
+    card = zoo.info(args.name)
+    if args.format == "json":
+        print(json.dumps(card.to_dict(), indent=2, default=repr))
+    elif args.format == "markdown":
+        print(card.to_markdown())
+    else:
+        print(card.format())
     return 0
 
 
@@ -206,6 +224,58 @@ def _local_uri():
     return uri
 
 
+# A parameter a library error quotes: `name` or `name=value` (value without spaces or backticks).
+_QUOTED = re.compile(r"`([a-z][a-z0-9_]*)(?:=([^`\s]*))?`")
+
+
+def option_flags(parser):
+    """{parameter: (flag, boolean)} for every long option of `parser` and of its subcommands."""
+    flags = {}
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+                continue
+            long = [flag for flag in action.option_strings if flag.startswith("--") and not flag.startswith("--no-")]
+            if not long:
+                continue
+            boolean = isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction))
+            # The flag's own name first (`--metric` stores into tune_metric), then where it stores.
+            for name in (long[0][2:].replace("-", "_"), action.dest):
+                flags.setdefault(name, (long[0], boolean))
+    return flags
+
+
+def as_flags(message, flags):
+    """Spell the parameters a library error quotes as the command-line options that set them.
+
+    `name` becomes `--name`; `name=value` becomes `--name value` (`--name` / `--no-name` for a
+    boolean option); a quoted `key=value` that is no option is a model hyperparameter:
+    `--set key=value`. Other backticked text is left as it is.
+
+    Args:
+        message: the error's one line.
+        flags: {parameter: (flag, boolean)}, from `option_flags`.
+    """
+
+    def spell(match):
+        name, value = match.group(1), match.group(2)
+        if name in flags:
+            flag, boolean = flags[name]
+            if value is None:
+                return flag
+            if boolean and value.lower() in ("true", "false"):
+                return flag if value.lower() == "true" else "--no-" + flag[2:]
+            return f"{flag} {value}"
+        if value is not None and name != "set":
+            return f"--set {name}={value}"
+        return match.group(0)
+
+    return _QUOTED.sub(spell, message)
+
+
 def main(argv=None):
     """Run the command line; return the exit status."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -214,10 +284,12 @@ def main(argv=None):
         os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
         # A program that imported MLflow before calling main() had it read the variable already.
         logging.getLogger("mlflow").setLevel(logging.WARNING)
+    parser = None
     try:
         # The parser is built from the recipes' config dataclasses alone: `--help` never imports
         # TensorFlow, Keras or MLflow (seconds and hundreds of MB).
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
         if getattr(args, "loads_tensorflow", True):
             from zoo import backends
             from zoo.quiet import load_tensorflow
@@ -227,7 +299,8 @@ def main(argv=None):
             load_tensorflow()
         return args.handler(args) or 0
     except ZooError as error:
-        print(f"zoo: error: {error}", file=sys.stderr)
+        message = as_flags(str(error), option_flags(parser)) if parser is not None else str(error)
+        print(f"zoo: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interruption:
         from zoo import faults

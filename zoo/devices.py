@@ -66,20 +66,20 @@ def select_strategy(devices="auto"):
         return _mirrored(chosen) if len(chosen) > 1 else tf.distribute.OneDeviceStrategy(chosen[0])
     kind, _, indices = devices.partition(":")
     if kind not in ("cpu", "gpu"):
-        raise ZooError(f"Bad --devices value {devices!r}: use {DEVICES_HELP}.")
+        raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.")
     available = gpus if kind == "gpu" else cpus
     if not available:
-        raise ZooError(f"--devices {devices}: no {kind.upper()} is visible to TensorFlow. Use --devices cpu.")
+        raise ZooError(f"`devices={devices}`: no {kind.upper()} is visible to TensorFlow. Use `devices=cpu`.")
     if not indices:
         return tf.distribute.OneDeviceStrategy(available[0])
     try:
         wanted = [int(i) for i in indices.split(",")]
     except ValueError:
-        raise ZooError(f"Bad --devices value {devices!r}: use {DEVICES_HELP}.") from None
+        raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.") from None
     missing = [i for i in wanted if i >= len(available) or i < 0]
     if missing:
         raise ZooError(
-            f"--devices {devices}: {kind.upper()} {missing[0]} does not exist; "
+            f"`devices={devices}`: {kind.upper()} {missing[0]} does not exist; "
             f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
         )
     names = [available[i] for i in wanted]

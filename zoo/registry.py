@@ -1,9 +1,11 @@
-"""The model registry: models register where they are defined, `get` builds them.
+"""The model registry: models register where they are defined, `get` builds and compiles them.
 
-Each model family is a builder function with keyword-only hyperparameters, decorated with
-`@register(...)`. The registry reads the hyperparameters, their defaults and their types from the
-builder's signature and their descriptions from its docstring, so the model card never drifts from
-the code.
+Each model is a builder function with keyword-only architecture hyperparameters, decorated with
+`@register(..., training=...)`. The registry reads the hyperparameters, their defaults and their
+types from the builder's signature and their descriptions from its docstring, and the training
+defaults (learning rate, ...) from the family's `zoo.compiling.Training` dataclass the same way, so
+the model card never drifts from the code. `get` builds the architecture, then compiles it once,
+through the training defaults.
 """
 
 import dataclasses
@@ -41,7 +43,12 @@ class Hyperparameter:
 
 @dataclasses.dataclass(frozen=True)
 class ModelCard:
-    """What a registered model is for, how to call it, and which recipe trains it."""
+    """What a registered model is for, how to call it, and which recipe trains it.
+
+    `architecture` holds the builder's hyperparameters (what the network is); `training` the
+    defaults it is compiled with (optimizer settings, what `fit` does), described by `compiled_as`.
+    `hyperparameters` is both together: every keyword `zoo.get` and `--set` take.
+    """
 
     name: str
     technique: str
@@ -51,7 +58,12 @@ class ModelCard:
     inputs: str
     outputs: str
     recipe: str
-    hyperparameters: dict[str, Hyperparameter]
+    architecture: dict[str, Hyperparameter]
+    training: dict[str, Hyperparameter] = dataclasses.field(default_factory=dict)
+    # What `zoo.get` compiles the model as: optimizer, loss, metrics (the training class's summary).
+    compiled_as: str = ""
+    # The registered model this one is a part of when its recipe trains it ("" when trained alone).
+    part_of: str = ""
     # {hyperparameter: spec} that `zoo tune` searches when no --space is given (see zoo.tuning).
     search_space: dict[str, str] = dataclasses.field(default_factory=dict)
     # The formats `zoo export` writes for it (each file is checked by its own runtime).
@@ -59,16 +71,58 @@ class ModelCard:
     # The Keras backends it runs on, each checked by tests/test_backends.py.
     backends: tuple[str, ...] = ("tensorflow", "jax", "torch")
 
+    @property
+    def hyperparameters(self) -> dict[str, Hyperparameter]:
+        """Architecture hyperparameters and training defaults together: the keys `zoo.get` takes."""
+        return {**self.architecture, **self.training}
+
     def defaults(self) -> dict[str, typing.Any]:
         return {name: hp.default for name, hp in self.hyperparameters.items()}
 
     def to_dict(self) -> dict[str, typing.Any]:
         card = dataclasses.asdict(self)
-        card["hyperparameters"] = {
-            name: {"default": hp.default, "type": hp.type_name, "doc": hp.doc}
-            for name, hp in self.hyperparameters.items()
-        }
+        for section in ("architecture", "training"):
+            card[section] = {
+                name: {"default": hp.default, "type": hp.type_name, "doc": hp.doc}
+                for name, hp in getattr(self, section).items()
+            }
         return card
+
+    def to_markdown(self) -> str:
+        """The card as Markdown: a heading, its fields, and one table per section of hyperparameters."""
+        lines = [
+            f"## {self.name}",
+            "",
+            f"{self.summary}",
+            "",
+            f"- Technique: {self.technique}; tasks: {', '.join(self.tasks)}",
+            f"- When to use: {self.when_to_use}",
+            f"- Inputs: {self.inputs}",
+            f"- Outputs: {self.outputs}",
+            f"- Trained by: {self._trained_by()}",
+        ]
+        if self.exports:
+            lines.append(f"- Export: {self.exports}")
+        for title, section in (("Architecture", self.architecture), ("Training defaults", self.training)):
+            if not section:
+                continue
+            lines += ["", f"### {title}", ""]
+            if section is self.training and self.compiled_as:
+                lines += [f"Compiled as: {self.compiled_as}", ""]
+            lines += ["| name | type | default | description |", "|---|---|---|---|"]
+            for hp in section.values():
+                # A bare "|" (in `'a' | 'b'`) would end the table cell.
+                kind = hp.type_name.replace("|", "\\|")
+                lines.append(f"| `{hp.name}` | {kind} | `{hp.default!r}` | {hp.doc} |")
+        return "\n".join(lines)
+
+    def _trained_by(self) -> str:
+        if self.part_of:
+            return (
+                f"zoo train {self.recipe}, as part of the `{self.part_of}` model; no recipe trains it alone "
+                "(zoo.get compiles it as below, for your own fit)"
+            )
+        return f"zoo train {self.recipe}"
 
     def format(self) -> str:
         lines = [
@@ -77,11 +131,15 @@ class ModelCard:
             f"  When to use: {self.when_to_use}",
             f"  Inputs:  {self.inputs}",
             f"  Outputs: {self.outputs}",
-            f"  Default recipe: zoo train {self.recipe}",
-            "  Hyperparameters (override with zoo.get(name, key=value) or --set key=value):",
+            f"  Default recipe: {self._trained_by()}",
+            "  Architecture (override with zoo.get(name, key=value) or --set key=value):",
         ]
-        for hp in self.hyperparameters.values():
-            lines.append(f"    {hp.name}: {hp.type_name} = {hp.default!r}  {hp.doc}".rstrip())
+        lines.extend(_format_section(self.architecture))
+        if self.training:
+            lines.append("  Training defaults (overridden the same way):")
+            if self.compiled_as:
+                lines.append(f"    compiled as: {self.compiled_as}")
+            lines.extend(_format_section(self.training))
         if self.search_space:
             lines.append(f"  Default search space (zoo tune {self.recipe}; override with --space key=spec):")
             lines.extend(f"    {key}={spec}" for key, spec in self.search_space.items())
@@ -91,10 +149,17 @@ class ModelCard:
         return "\n".join(lines)
 
 
+def _format_section(section: dict[str, Hyperparameter]) -> list[str]:
+    return [f"    {hp.name}: {hp.type_name} = {hp.default!r}  {hp.doc}".rstrip() for hp in section.values()]
+
+
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     builder: typing.Callable[..., typing.Any]
     card: ModelCard
+    # The family's training defaults (a `zoo.compiling.Training` dataclass); None: the builder
+    # returns the model compiled itself.
+    training: type | None = None
 
 
 def register(
@@ -107,6 +172,8 @@ def register(
     inputs: str,
     outputs: str,
     recipe: str,
+    training: type | None = None,
+    part_of: str = "",
     search_space: dict[str, str] | None = None,
     exports: str = "",
     backends: typing.Iterable[str] = ("tensorflow", "jax", "torch"),
@@ -122,6 +189,12 @@ def register(
         inputs: what the model takes.
         outputs: what the model returns.
         recipe: the recipe that trains it (`zoo train RECIPE`).
+        training: the family's training defaults, a frozen dataclass subclassing
+            `zoo.compiling.Training`: its fields are the training settings shown apart on the card,
+            and its `compile(model, architecture)` compiles what the builder returned. The builder
+            then returns the model uncompiled and takes architecture hyperparameters only.
+        part_of: the registered model that contains this one when `recipe` trains it (the GAN's
+            generator and discriminator are trained inside `gan`); "" when the recipe trains it alone.
         search_space: {hyperparameter: spec} searched by `zoo tune` without --space, in the
             spec syntax of `zoo.tuning.parse_spec` (`log:1e-4..1e-2`, `0..0.5`, `int:16..256`,
             `choice:16,32|32,64`); a registry test checks it against the hyperparameters.
@@ -135,11 +208,18 @@ def register(
 
     Raises:
         ValueError: if `name` is already registered.
+        TypeError: if a hyperparameter is not keyword-only with a default, or is both an
+            architecture and a training key.
     """
 
     def decorator(builder: _Builder) -> _Builder:
         if name in _REGISTRY:
             raise ValueError(f"An entry is already registered under the name '{name}'.")
+        architecture = _hyperparameters_of(builder)
+        settings = _training_of(training) if training is not None else {}
+        both = sorted(set(architecture) & set(settings))
+        if both:
+            raise TypeError(f"{builder.__name__}: {', '.join(both)} are both architecture and training keys.")
         card = ModelCard(
             name=name,
             technique=technique,
@@ -149,12 +229,15 @@ def register(
             inputs=inputs,
             outputs=outputs,
             recipe=recipe,
-            hyperparameters=_hyperparameters_of(builder),
+            architecture=architecture,
+            training=settings,
+            compiled_as=_summary_line(training.__doc__ or "") if training is not None else "",
+            part_of=part_of,
             search_space=dict(search_space or {}),
             exports=exports,
             backends=tuple(backends),
         )
-        _REGISTRY[name] = _Entry(builder, card)
+        _REGISTRY[name] = _Entry(builder, card, training)
         return builder
 
     return decorator
@@ -251,7 +334,15 @@ def get(name: str, **overrides: typing.Any) -> "keras.Model":
         >>> model = zoo.get("mlp", hidden_units=(16,), dropout=0.0)
     """
     params = resolve(name, overrides)
-    return _entry(name).builder(**params)
+    entry = _entry(name)
+    architecture = {key: value for key, value in params.items() if key in entry.card.architecture}
+    if entry.training is None:
+        return entry.builder(**architecture)
+    # The training settings are checked first: a bad learning rate fails before a network is built.
+    training = entry.training(**{key: value for key, value in params.items() if key in entry.card.training})
+    model = entry.builder(**architecture)
+    training.compile(model, architecture)
+    return model
 
 
 # === Types ===
@@ -268,6 +359,28 @@ def _hyperparameters_of(builder: typing.Callable[..., typing.Any]) -> dict[str, 
             param.name, param.default, hints.get(param.name, typing.Any), docs.get(param.name, "")
         )
     return hyperparameters
+
+
+def _training_of(training: type) -> dict[str, Hyperparameter]:
+    """The fields of a training-defaults dataclass, documented by the `Args:` of its classes."""
+    if not dataclasses.is_dataclass(training):
+        raise TypeError(f"training={training!r} must be a dataclass subclassing zoo.compiling.Training.")
+    hints = typing.get_type_hints(training)
+    docs: dict[str, str] = {}
+    for klass in reversed(training.__mro__):
+        docs.update(_arg_docs(klass.__doc__ or ""))
+    settings = {}
+    for field in dataclasses.fields(training):
+        if field.default is dataclasses.MISSING:
+            raise TypeError(f"{training.__name__}: training setting '{field.name}' needs a default.")
+        settings[field.name] = Hyperparameter(
+            field.name, field.default, hints.get(field.name, typing.Any), docs.get(field.name, "")
+        )
+    return settings
+
+
+def _summary_line(docstring: str) -> str:
+    return " ".join(docstring.strip().split("\n\n")[0].split())
 
 
 def _arg_docs(docstring: str) -> dict[str, str]:

@@ -120,7 +120,7 @@ def parse_spec(key, spec):
             raise ZooError(f"{key}={spec}: an int range needs whole numbers, e.g. {key}=int:16..256.")
         low, high = int(low), int(high)
     if not low < high:
-        raise ZooError(f"Empty range in {key}={spec}: LOW must be below HIGH (for a fixed value use --set {key}=...).")
+        raise ZooError(f"Empty range in {key}={spec}: LOW must be below HIGH (for a fixed value, set `{key}=...`).")
     if kind in ("log", "intlog") and low <= 0:
         raise ZooError(f"{key}={spec}: a log range needs LOW > 0 (e.g. {key}=log:1e-4..1e-2).")
     return Dimension(key, kind, low, high)
@@ -139,12 +139,12 @@ def parse_space(space):
         for item in space:
             key, sep, spec = str(item).partition("=")
             if not sep or not key.strip():
-                raise ZooError(f"--space expects KEY=SPEC, e.g. --space learning_rate=log:1e-4..1e-2. Received: {item}")
+                raise ZooError(f"`space` items are KEY=SPEC, e.g. learning_rate=log:1e-4..1e-2. Received: {item}")
             items.append((key.strip(), spec))
     dimensions = {}
     for key, spec in items:
         if key in dimensions:
-            raise ZooError(f"--space names '{key}' twice; give each key one spec.")
+            raise ZooError(f"`space` names '{key}' twice; give each key one spec.")
         dimensions[key] = parse_spec(key, spec)
     return dimensions
 
@@ -175,7 +175,7 @@ def check_space(recipe, config, dimensions, settings=(), model_overrides=None, m
     fixed_by_data = set(model_overrides or {})
     for key, dimension in dimensions.items():
         if key in settings:
-            raise ZooError(f"'{key}' is both searched (--space) and fixed (--set); drop one of them.")
+            raise ZooError(f"'{key}' is both searched (`space`) and fixed (`settings`); drop one of them.")
         if key in card.hyperparameters:
             if key in fixed_by_data:
                 raise ZooError(f"'{key}' of model '{model_name}' comes from the data; it cannot be searched.")
@@ -229,7 +229,7 @@ def default_space(model_name):
     card = registry.info(model_name)
     if not card.search_space:
         raise ZooError(
-            f"Model '{model_name}' declares no default search space; pass --space KEY=SPEC "
+            f"Model '{model_name}' declares no default search space; pass a `space` of KEY=SPEC items "
             f"(its hyperparameters: {', '.join(card.hyperparameters)})."
         )
     return parse_space(card.search_space)
@@ -251,7 +251,7 @@ def check_metric(metric, names, recipe_name):
         return
     if metric.startswith("test_"):
         raise ZooError(
-            f"--metric {metric}: the test split stays untouched until the search ends; optimize the "
+            f"`metric={metric}`: the test split stays untouched until the search ends; optimize the "
             f"validation metric val_{metric[len('test_') :]} instead."
         )
     raise ZooError(
@@ -372,17 +372,17 @@ def tune(
     settings = {key: str(value) if isinstance(value, str) else value for key, value in (settings or {}).items()}
     register, parent_name = options.pop("register", None), options.pop("run_name", None)
     if options.pop("output", None):
-        raise ZooError("zoo tune saves no --output folder; the final run's model is in MLflow (or use --register).")
+        raise ZooError("zoo tune saves no `output` folder; the final run's model is in MLflow (or use `register`).")
     if trials is None and timeout is None:
-        raise ZooError("Give --trials N or --timeout SECONDS: a search needs an end.")
+        raise ZooError("Give `trials=N` or `timeout=SECONDS`: a search needs an end.")
     if trials is not None and int(trials) < 1:
-        raise ZooError(f"--trials must be at least 1. Received: {trials}")
+        raise ZooError(f"`trials` must be at least 1. Received: {trials}")
     if timeout is not None and float(timeout) <= 0:
-        raise ZooError(f"--timeout must be positive (seconds). Received: {timeout}")
+        raise ZooError(f"`timeout` must be positive (seconds). Received: {timeout}")
     if pruner not in PRUNERS:
-        raise ZooError(f"Unknown --pruner '{pruner}'; use {', '.join(PRUNERS)}.")
+        raise ZooError(f"Unknown `pruner` '{pruner}'; use {', '.join(PRUNERS)}.")
     if direction is not None and direction not in ("min", "max"):
-        raise ZooError(f"--direction takes min or max. Received: {direction}")
+        raise ZooError(f"`direction` takes min or max. Received: {direction}")
 
     # === Preflight: everything a trial could refuse, before any study or run exists ===
     recipe_obj = engine.get_recipe(recipe)
@@ -473,7 +473,7 @@ def _open_storage(url):
         path = url[len("sqlite:///") :]
         folder = os.path.dirname(os.path.abspath(path))
         if path and not os.path.isdir(folder):
-            raise ZooError(f"The folder of the study storage {url} does not exist. Create it or fix --storage.")
+            raise ZooError(f"The folder of the study storage {url} does not exist. Create it or fix `storage`.")
         # Several processes on one SQLite file wait for each other's writes instead of failing.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     import warnings
@@ -486,12 +486,12 @@ def _open_storage(url):
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=30,
                 grace_period=120,
-                failed_trial_callback=_lost_trial,
+                heartbeat_stale_trial_callback=_lost_trial,
             )
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's errors vary by driver; say which URL failed
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ZooError(
-            f"Cannot open the study storage {_safe_url(url)} ({message[:200]}). Check --storage "
+            f"Cannot open the study storage {_safe_url(url)} ({message[:200]}). Check `storage` "
             "(e.g. sqlite:///optuna.db or postgresql://user:password@host/db) and that the database answers."
         ) from None
 
@@ -507,7 +507,7 @@ def _create_or_load(storage, name, description, pruner, sampler_seed):
     if name in summaries:
         saved = summaries[name].user_attrs.get("zoo.description")
         if saved is None:
-            raise ZooError(f"Study '{name}' in the storage was not made by zoo tune; choose another --study.")
+            raise ZooError(f"Study '{name}' in the storage was not made by zoo tune; choose another `study`.")
         # The sampler's seed and the pruner may change between calls; what trials are compared on may not.
         differing = [
             key for key in description if key not in ("sampler", "pruner") and saved.get(key) != description[key]
@@ -516,7 +516,7 @@ def _create_or_load(storage, name, description, pruner, sampler_seed):
             key = differing[0]
             raise ZooError(
                 f"Study '{name}' searched with {key} {_shown(saved.get(key))}, not {_shown(description[key])}: "
-                "give the same recipe, options and space to continue it, or a new --study."
+                "give the same recipe, options and space to continue it, or a new `study`."
             )
     study = optuna.create_study(
         storage=storage,
@@ -585,7 +585,7 @@ def _lost_trial(study, trial):
             client.set_tag(run_id, STATE_TAG, "FAIL")
             client.set_tag(run_id, "zoo.failure", "its process stopped answering (no heartbeat); the trial runs again")
             client.set_terminated(run_id, "KILLED")
-    optuna.storages.RetryFailedTrialCallback(max_retry=1)(study, trial)
+    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
 
 
 def _parent_run(study, experiment, run_name, description, storage_url):
@@ -875,7 +875,7 @@ def _register_tested(run_id, name, recipe):
         experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", output_format="list"
     )
     if not models:
-        raise ZooError(f"--register found no model in the tested run {run_id}; start a new --study to register one.")
+        raise ZooError(f"`register` found no model in the tested run {run_id}; start a new `study` to register one.")
     metrics = run.data.metrics
     with mlflow.start_run(run_id=run_id):
         tracking.register_model(

@@ -6,10 +6,12 @@ from disk. The convolutional network adapts its depth to the input: a pooling la
 while the feature map is at least 2x2, so 8x8 digits, 28x28 MNIST and 64x64 colour photos all build.
 """
 
+import dataclasses
 import typing
 
 import keras
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
 
@@ -17,24 +19,26 @@ from zoo.registry import check_range, register
 TASKS = ("image_classification",)
 
 
-def _check_image_input(input_shape, num_classes, learning_rate, pixel_max):
+def _check_image_input(input_shape, num_classes, pixel_max):
     if len(input_shape) != 3:
         raise ZooError(
             f"'input_shape' must be (height, width, channels), e.g. 28,28,1. Received: input_shape={input_shape!r}"
         )
     check_range("input_shape", input_shape, low=1)
     check_range("num_classes", num_classes, low=2)
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
     check_range("pixel_max", pixel_max, low=0.0, low_open=True)
 
 
-def _compile(model, learning_rate):
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
+@dataclasses.dataclass(frozen=True)
+class ImageTraining(compiling.Adam):
+    """Adam on sparse categorical cross-entropy, accuracy reported."""
+
+    def compile(self, model, architecture):
+        model.compile(
+            optimizer=self.optimizer(),
+            loss="sparse_categorical_crossentropy",
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
 
 
 @register(
@@ -48,6 +52,7 @@ def _compile(model, learning_rate):
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    training=ImageTraining,
     exports="tf_saved_model, onnx, litert (without the Random* augmentation layers, which only act in training).",
     search_space={
         "learning_rate": "log:3e-4..3e-3",
@@ -70,9 +75,8 @@ def cnn(
     dropout: float = 0.3,
     translation: float = 0.1,
     pixel_max: float = 255.0,
-    learning_rate: float = 1e-3,
 ):
-    """Build and compile a convolutional image classifier.
+    """Build a convolutional image classifier (`zoo.get` compiles it with `ImageTraining`).
 
     Args:
         input_shape: (height, width, channels) of one image, taken from the data by the recipe.
@@ -86,15 +90,14 @@ def cnn(
         dropout: dropout rate before the dense layer and before the output.
         translation: random shift while training, as a fraction of height and width (0: off).
         pixel_max: the largest raw pixel value; inputs are divided by it (255 for 8-bit images).
-        learning_rate: Adam learning rate.
 
     Returns:
-        A compiled Functional `keras.Model` named `cnn`.
+        A Functional `keras.Model` named `cnn`.
 
     Raises:
         ZooError: for an input shape that is not (height, width, channels) or a value out of range.
     """
-    _check_image_input(input_shape, num_classes, learning_rate, pixel_max)
+    _check_image_input(input_shape, num_classes, pixel_max)
     check_range("filters", filters, low=1)
     if not filters:
         raise ZooError("'filters' needs at least one block, e.g. 32,64. Received: filters=()")
@@ -135,7 +138,7 @@ def cnn(
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout2")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
-    return _compile(keras.Model(inputs, outputs, name="cnn"), learning_rate)
+    return keras.Model(inputs, outputs, name="cnn")
 
 
 @register(
@@ -147,6 +150,7 @@ def cnn(
     inputs="Raw pixels, float or integer 0-`pixel_max`, shape (batch, height, width, channels).",
     outputs="Class probabilities, shape (batch, num_classes).",
     recipe="cnn",
+    training=ImageTraining,
     exports="tf_saved_model, onnx, litert (without the Random* augmentation layers, which only act in training).",
     search_space={"learning_rate": "log:1e-4..1e-2", "dropout": "0..0.5", "hidden_units": "int:32..256"},
 )
@@ -157,9 +161,8 @@ def mlp_image(
     hidden_units: int = 128,
     dropout: float = 0.2,
     pixel_max: float = 255.0,
-    learning_rate: float = 1e-3,
 ):
-    """Build and compile the quickstart MLP for images.
+    """Build the quickstart MLP for images (`zoo.get` compiles it with `ImageTraining`).
 
     Args:
         input_shape: (height, width, channels) of one image, taken from the data by the recipe.
@@ -167,15 +170,14 @@ def mlp_image(
         hidden_units: width of the hidden Dense layer.
         dropout: dropout rate after the hidden layer.
         pixel_max: the largest raw pixel value; inputs are divided by it (255 for 8-bit images).
-        learning_rate: Adam learning rate.
 
     Returns:
-        A compiled Functional `keras.Model` named `mlp_image`.
+        A Functional `keras.Model` named `mlp_image`.
 
     Raises:
         ZooError: for an input shape that is not (height, width, channels) or a value out of range.
     """
-    _check_image_input(input_shape, num_classes, learning_rate, pixel_max)
+    _check_image_input(input_shape, num_classes, pixel_max)
     check_range("hidden_units", hidden_units, low=1)
     check_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
 
@@ -190,4 +192,4 @@ def mlp_image(
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
 
     # === Functional Model ===
-    return _compile(keras.Model(inputs, outputs, name="mlp_image"), learning_rate)
+    return keras.Model(inputs, outputs, name="mlp_image")

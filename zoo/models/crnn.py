@@ -12,9 +12,12 @@ are padded to it. Output step `t` covers about `time_downsample` pixel columns; 
 axis is the blank and index `i` (1-based) the character `alphabet[i - 1]`.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
 
@@ -77,6 +80,14 @@ def decode(probabilities, alphabet):
     return texts, [float(c) for c in confidences]
 
 
+@dataclasses.dataclass(frozen=True)
+class CTCTraining(compiling.Adam):
+    """Adam on the CTC loss (`ctc_loss`) of the labels against the per-column probabilities."""
+
+    def compile(self, model, architecture):
+        model.compile(optimizer=self.optimizer(), loss=ctc_loss)
+
+
 def output_steps(input_shape, time_downsample):
     """Number of time steps (columns of the final feature map) for an input width."""
     return int(input_shape[1]) // time_downsample
@@ -93,6 +104,7 @@ def output_steps(input_shape, time_downsample):
     outputs="Per-column probabilities, shape (batch, max_width / time_downsample, len(alphabet) + 1); "
     "index 0 is the CTC blank (decode with `zoo.models.crnn.decode`).",
     recipe="ocr",
+    training=CTCTraining,
     exports="tf_saved_model, onnx, litert: the per-column probabilities; decode them with `zoo.models.crnn.decode`.",
     search_space={
         "learning_rate": "log:3e-4..3e-3",
@@ -112,9 +124,8 @@ def crnn(
     rnn_units: tuple[int, ...] = (64, 64),
     dropout: float = 0.25,
     pixel_max: float = 255.0,
-    learning_rate: float = 1e-3,
 ):
-    """Build and compile a CRNN text-line reader trained with CTC.
+    """Build a CRNN text-line reader (`zoo.get` compiles it with `CTCTraining`).
 
     Args:
         input_shape: (height, max_width, channels) of a line image, taken from the data by the recipe.
@@ -130,10 +141,9 @@ def crnn(
         rnn_units: units of each bidirectional LSTM layer (per direction), in order.
         dropout: dropout rate on the column features and between the LSTM layers.
         pixel_max: the largest raw pixel value; inputs are divided by it (255 for 8-bit images).
-        learning_rate: Adam learning rate.
 
     Returns:
-        A compiled Functional `keras.Model` named `crnn`, trained with `ctc_loss`.
+        A Functional `keras.Model` named `crnn`.
 
     Raises:
         ZooError: for an input shape that is not (height, width, channels), an empty or repeated
@@ -163,7 +173,6 @@ def crnn(
         raise ZooError(f"input width {input_shape[1]} is narrower than time_downsample={time_downsample}.")
     check_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
     check_range("pixel_max", pixel_max, low=0.0, low_open=True)
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
 
     # === Inputs and preprocessing ===
     inputs = keras.Input(shape=tuple(input_shape), name="pixels")
@@ -205,6 +214,4 @@ def crnn(
     outputs = keras.layers.Dense(len(alphabet) + 1, activation="softmax", name="characters", dtype="float32")(x)
 
     # === Functional Model ===
-    model = keras.Model(inputs, outputs, name="crnn")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=ctc_loss)
-    return model
+    return keras.Model(inputs, outputs, name="crnn")

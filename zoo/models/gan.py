@@ -14,10 +14,12 @@ the label is embedded and concatenated to the latent vector and to the image.
 """
 
 import copy
+import dataclasses
 
 import keras
 from keras import ops
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.models import steps
 from zoo.registry import check_range, register
@@ -43,7 +45,7 @@ def _check_shape(image_shape, upsamplings, num_classes, latent_dim):
     if height % factor or width % factor:
         raise ZooError(
             f"image_shape {height}x{width} is not divisible by 2**upsamplings={factor}; resize the "
-            f"images (--image-size) or lower upsamplings. Received: image_shape={tuple(image_shape)!r}, "
+            f"images (`image_size`) or lower upsamplings. Received: image_shape={tuple(image_shape)!r}, "
             f"upsamplings={upsamplings}"
         )
 
@@ -630,7 +632,7 @@ class GAN(keras.Model):
             if labels is not None:
                 raise ZooError(
                     "This generator is unconditional (trained without labels): drop the label, "
-                    "or train a conditional one (zoo train gan --conditional)."
+                    "or train a conditional one (`conditional=True`)."
                 )
             inputs = latent
         else:
@@ -732,6 +734,64 @@ def _replica_rows(local):
 # === Registered builders ===
 
 
+@dataclasses.dataclass(frozen=True)
+class DecoderTraining(compiling.Adam):
+    """Adam (beta_1 0.5) on mean squared error: a decoder from given codes to images."""
+
+    learning_rate: float = 2e-4
+
+    def compile(self, model, architecture):
+        model.compile(optimizer=_adam(self.learning_rate, 0.5, "adam"), loss="mse")
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticTraining(compiling.Adam):
+    """Adam (beta_1 0.5) on binary cross-entropy from logits, accuracy at logit 0: a real-vs-fake
+    (or any binary) image critic."""
+
+    learning_rate: float = 2e-4
+
+    def compile(self, model, architecture):
+        model.compile(
+            optimizer=_adam(self.learning_rate, 0.5, "adam"),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialTraining(compiling.Training):
+    """One Adam per network on the non-saturating GAN losses (binary cross-entropy from logits),
+    real targets smoothed to 1 - label_smoothing.
+
+    Args:
+        generator_learning_rate: Adam learning rate of the generator.
+        discriminator_learning_rate: Adam learning rate of the discriminator; four times the
+            generator's, the two time-scale rule of Heusel et al. (2017): on the digits it gave the
+            lowest Frechet distance and the most varied samples of the settings tried.
+        beta_1: Adam beta_1 of both optimizers (DCGAN: 0.5).
+        label_smoothing: the discriminator's target for real images is 1 - label_smoothing.
+    """
+
+    generator_learning_rate: float = 1e-4
+    discriminator_learning_rate: float = 4e-4
+    beta_1: float = 0.5
+    label_smoothing: float = 0.1
+
+    def check(self):
+        check_range("generator_learning_rate", self.generator_learning_rate, low=0.0, low_open=True)
+        check_range("discriminator_learning_rate", self.discriminator_learning_rate, low=0.0, low_open=True)
+        check_range("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
+        check_range("label_smoothing", self.label_smoothing, low=0.0, high=0.5)
+
+    def compile(self, model, architecture):
+        model.compile(
+            generator_optimizer=_adam(self.generator_learning_rate, self.beta_1, "generator_adam"),
+            discriminator_optimizer=_adam(self.discriminator_learning_rate, self.beta_1, "discriminator_adam"),
+            label_smoothing=self.label_smoothing,
+        )
+
+
 @register(
     "generator",
     technique="gan",
@@ -741,6 +801,8 @@ def _replica_rows(local):
     inputs=_INPUTS_DOC,
     outputs="images (batch, height, width, channels) in [0, 1]",
     recipe="gan",
+    part_of="gan",
+    training=DecoderTraining,
     exports="tf_saved_model, onnx, litert.",
     search_space={"learning_rate": "log:5e-5..1e-3", "filters": "choice:16|32|64"},
 )
@@ -751,9 +813,8 @@ def generator(
     num_classes: int = 0,
     filters: int = 32,
     upsamplings: int = 2,
-    learning_rate: float = 2e-4,
 ):
-    """Build the DCGAN generator, compiled as a decoder (codes -> images, mean squared error).
+    """Build the DCGAN generator (`zoo.get` compiles it alone as a decoder, with `DecoderTraining`).
 
     Args:
         image_shape: (height, width, channels) of the images, channels 1 or 3.
@@ -761,15 +822,11 @@ def generator(
         num_classes: classes of the conditional variant (a label input); 0 for unconditional.
         filters: channels of the last upsampling block (doubled at each earlier block).
         upsamplings: stride-2 transposed convolutions; height and width must divide by 2**upsamplings.
-        learning_rate: Adam learning rate (beta_1 0.5).
 
     Returns:
-        A compiled Functional `keras.Model` named `generator`.
+        A Functional `keras.Model` named `generator`.
     """
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    model = build_generator(image_shape, latent_dim, num_classes, filters, upsamplings)
-    model.compile(optimizer=_adam(learning_rate, 0.5, "adam"), loss="mse")
-    return model
+    return build_generator(image_shape, latent_dim, num_classes, filters, upsamplings)
 
 
 @register(
@@ -781,6 +838,8 @@ def generator(
     inputs="images (batch, height, width, channels) in [0, 1]; conditional: also labels (batch, 1) ints",
     outputs="logit (batch, 1): positive means real",
     recipe="gan",
+    part_of="gan",
+    training=CriticTraining,
     exports="tf_saved_model, onnx, litert.",
     search_space={"learning_rate": "log:5e-5..1e-3", "filters": "choice:16|32|64", "dropout": "0..0.5"},
 )
@@ -791,9 +850,8 @@ def discriminator(
     filters: int = 32,
     downsamplings: int = 2,
     dropout: float = 0.3,
-    learning_rate: float = 2e-4,
 ):
-    """Build the DCGAN discriminator, compiled for binary classification on logits.
+    """Build the DCGAN discriminator (`zoo.get` compiles it alone as a critic, with `CriticTraining`).
 
     Args:
         image_shape: (height, width, channels) of the images, channels 1 or 3.
@@ -801,19 +859,11 @@ def discriminator(
         filters: channels of the first convolution (doubled at each later block).
         downsamplings: stride-2 convolutions; height and width must divide by 2**downsamplings.
         dropout: dropout rate before the logit.
-        learning_rate: Adam learning rate (beta_1 0.5).
 
     Returns:
-        A compiled Functional `keras.Model` named `discriminator`.
+        A Functional `keras.Model` named `discriminator`.
     """
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    model = build_discriminator(image_shape, num_classes, filters, downsamplings, dropout)
-    model.compile(
-        optimizer=_adam(learning_rate, 0.5, "adam"),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
-    )
-    return model
+    return build_discriminator(image_shape, num_classes, filters, downsamplings, dropout)
 
 
 @register(
@@ -826,6 +876,7 @@ def discriminator(
     f"conditional; predict: {_INPUTS_DOC}",
     outputs="predict: generated images (batch, height, width, channels) in [0, 1]",
     recipe="gan",
+    training=AdversarialTraining,
     exports="tf_saved_model, onnx, litert: its generator (averaged weights when kept), labels and latent vectors in.",
     search_space={
         "generator_learning_rate": "log:5e-5..5e-4",
@@ -843,14 +894,10 @@ def gan(
     discriminator_filters: int = 32,
     upsamplings: int = 2,
     dropout: float = 0.3,
-    generator_learning_rate: float = 1e-4,
-    discriminator_learning_rate: float = 4e-4,
-    beta_1: float = 0.5,
-    label_smoothing: float = 0.1,
     ema_momentum: float = 0.999,
     seed: int = 0,
 ):
-    """Build and compile the adversarial pair.
+    """Build the adversarial pair (`zoo.get` compiles it with `AdversarialTraining`).
 
     Args:
         image_shape: (height, width, channels) of the images, channels 1 or 3.
@@ -861,26 +908,13 @@ def gan(
         upsamplings: stride-2 (transposed) convolutions in each network; the image height and width
             must divide by 2**upsamplings.
         dropout: dropout rate before the discriminator's logit.
-        generator_learning_rate: Adam learning rate of the generator.
-        discriminator_learning_rate: Adam learning rate of the discriminator; four times the
-            generator's, the two time-scale rule of Heusel et al. (2017): on the digits it gave the
-            lowest Frechet distance and the most varied samples of the settings tried.
-        beta_1: Adam beta_1 of both optimizers (DCGAN: 0.5).
-        label_smoothing: the discriminator's target for real images is 1 - label_smoothing.
         ema_momentum: samples come from an exponential moving average of the generator's weights
             with this momentum (0: from the trained weights themselves).
         seed: seed of the latent noise drawn during training.
 
     Returns:
-        A compiled, built `GAN`.
+        A built `GAN`.
     """
-    for name, value in (
-        ("generator_learning_rate", generator_learning_rate),
-        ("discriminator_learning_rate", discriminator_learning_rate),
-    ):
-        check_range(name, value, low=0.0, low_open=True)
-    check_range("beta_1", beta_1, low=0.0, high=1.0, high_open=True)
-    check_range("label_smoothing", label_smoothing, low=0.0, high=0.5)
     check_range("ema_momentum", ema_momentum, low=0.0, high=1.0, high_open=True)
     model = GAN(
         build_generator(image_shape, latent_dim, num_classes, generator_filters, upsamplings),
@@ -892,9 +926,4 @@ def gan(
         name="gan",
     )
     model.build([(None, latent_dim), (None, 1)] if num_classes else (None, latent_dim))
-    model.compile(
-        generator_optimizer=_adam(generator_learning_rate, beta_1, "generator_adam"),
-        discriminator_optimizer=_adam(discriminator_learning_rate, beta_1, "discriminator_adam"),
-        label_smoothing=label_smoothing,
-    )
     return model

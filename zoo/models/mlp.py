@@ -5,16 +5,28 @@ statistics that the recipe computed on the training split), so a saved model tak
 named input per CSV column.
 """
 
+import dataclasses
 import re
 import typing
 import warnings
 
 import keras
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
 
 TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclasses.dataclass(frozen=True)
+class TabularTraining(compiling.Adam):
+    """Adam on the task's loss: binary cross-entropy (accuracy, AUC), sparse categorical
+    cross-entropy (accuracy) or mean squared error (MAE, RMSE)."""
+
+    def compile(self, model, architecture):
+        loss, metrics = _objective(architecture["task"])
+        model.compile(optimizer=self.optimizer(), loss=loss, metrics=metrics)
 
 
 @register(
@@ -28,6 +40,7 @@ TASKS = ("binary", "multiclass", "regression")
     outputs="binary: probability of class 1 (batch, 1); multiclass: class probabilities "
     "(batch, num_classes); regression: the predicted value (batch, 1).",
     recipe="mlp",
+    training=TabularTraining,
     exports="tf_saved_model; litert when every categorical column holds text (integer lookup tables need "
     "TensorFlow ops); not onnx (tf2onnx turns the normalization constants into inputs and cannot convert "
     "lookup tables).",
@@ -46,9 +59,8 @@ def mlp(
     hidden_units: tuple[int, ...] = (64, 32),
     activation: str = "relu",
     dropout: float = 0.1,
-    learning_rate: float = 1e-3,
 ):
-    """Build and compile a tabular MLP.
+    """Build a tabular MLP (`zoo.get` compiles it with `TabularTraining`).
 
     Args:
         features: column spec from the recipe: {column: {"kind": "numeric", "mean", "variance"}
@@ -60,13 +72,11 @@ def mlp(
         hidden_units: width of each hidden Dense layer, in order.
         activation: activation of the hidden layers (relu, sigmoid, tanh, gelu, ...).
         dropout: dropout rate after each hidden layer.
-        learning_rate: Adam learning rate.
 
     Returns:
-        A compiled `keras.Model` named `mlp`.
+        A `keras.Model` named `mlp`.
     """
     check_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
     check_range("hidden_units", hidden_units, low=1)
     check_range("input_shape", input_shape, low=1)
     if task == "multiclass":
@@ -94,14 +104,12 @@ def mlp(
             x = keras.layers.Dropout(dropout, name=f"dropout{index}")(x)
 
     # === Head ===
-    outputs, loss, metrics = _head(x, task, num_classes)
+    outputs = _head(x, task, num_classes)
     with warnings.catch_warnings():
         # Keras warns that dict keys (raw column names) differ from the sanitized input names;
         # the dict structure is what maps columns to inputs, so the difference is intended.
         warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-        model = keras.Model(inputs, outputs, name="mlp")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-    return model
+        return keras.Model(inputs, outputs, name="mlp")
 
 
 def _feature_inputs(features):
@@ -141,24 +149,16 @@ def _layer_name(column):
 
 def _head(x, task, num_classes):
     if task == "binary":
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
-        return (
-            outputs,
-            "binary_crossentropy",
-            [
-                keras.metrics.BinaryAccuracy(name="accuracy"),
-                keras.metrics.AUC(name="auc"),
-            ],
-        )
+        return keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
     if task == "multiclass":
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
-        return outputs, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    outputs = keras.layers.Dense(1, name="predictions", dtype="float32")(x)
-    return (
-        outputs,
-        "mse",
-        [
-            keras.metrics.MeanAbsoluteError(name="mae"),
-            keras.metrics.RootMeanSquaredError(name="rmse"),
-        ],
-    )
+        return keras.layers.Dense(num_classes, activation="softmax", name="predictions", dtype="float32")(x)
+    return keras.layers.Dense(1, name="predictions", dtype="float32")(x)
+
+
+def _objective(task):
+    """The loss and the metrics of a task."""
+    if task == "binary":
+        return "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")]
+    if task == "multiclass":
+        return "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return "mse", [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]

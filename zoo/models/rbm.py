@@ -14,11 +14,13 @@ The free energy, the pseudo-likelihood and the PCD update follow `sklearn.neural
 (`_free_energy`, `score_samples`, `_fit`), so figures compare one to one.
 """
 
+import dataclasses
 import math
 
 import keras
 from keras import ops
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.models import steps
 from zoo.registry import check_range, register
@@ -663,6 +665,55 @@ def _sum_over_replicas(values, after=None):
 # === Registered builder ===
 
 
+@dataclasses.dataclass(frozen=True)
+class ContrastiveDivergence(compiling.Training):
+    """No optimizer: `fit` applies contrastive-divergence updates (CD-k, or persistent CD as
+    scikit-learn's BernoulliRBM) with momentum and weight decay, reporting the reconstruction error
+    and the pseudo-likelihood.
+
+    Args:
+        k: Gibbs steps per update: CD-k, or PCD-k when persistent.
+        persistent: persistent CD as scikit-learn's BernoulliRBM (True) or CD-k from the data (False).
+        learning_rate: step size on the batch-averaged statistics (scikit-learn's learning_rate).
+        momentum: momentum of the updates, in [0, 1).
+        weight_decay: L2 penalty coefficient on W.
+        updates_per_batch: CD updates per fit batch, each on one consecutive slice of it: fit with
+            batch_size 1000 and 100 updates makes scikit-learn's updates of 10 rows in one compiled step.
+        steps_per_execution: batches per compiled call of `fit`: larger runs faster on small batches.
+    """
+
+    k: int = 1
+    persistent: bool = True
+    learning_rate: float = 0.06
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    updates_per_batch: int = 1
+    steps_per_execution: int = 1
+
+    def check(self):
+        if self.k < 1:
+            raise ZooError(f"'k' (Gibbs steps per update) must be at least 1. Received: k={self.k}")
+        check_range("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_range("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_range("weight_decay", self.weight_decay, low=0.0)
+        check_range("steps_per_execution", self.steps_per_execution, low=1)
+        check_range("updates_per_batch", self.updates_per_batch, low=1)
+
+    def compile(self, model, architecture):
+        # The update rule is the RBM's own (train_step reads these attributes when `fit` traces
+        # it, and get_config saves them): they are set here, not given to an optimizer.
+        model.k = int(self.k)
+        model.persistent = bool(self.persistent)
+        model.learning_rate = float(self.learning_rate)
+        model.momentum = float(self.momentum)
+        model.weight_decay = float(self.weight_decay)
+        model.updates_per_batch = int(self.updates_per_batch)
+        # XLA as Keras decides ("auto": on with a GPU, off on CPU); `model.jit_compile = True` or
+        # `zoo train rbm --jit` turns it on (on CPU it makes the recipe's step about 4x faster
+        # after a compile of seconds).
+        model.compile(optimizer=None, steps_per_execution=self.steps_per_execution, jit_compile="auto")
+
+
 @register(
     "rbm",
     technique="rbm",
@@ -674,6 +725,7 @@ def _sum_over_replicas(values, after=None):
     outputs="Hidden probabilities P(h = 1 | v), shape (batch, hidden_units); `reconstruct`, `sample`, "
     "`free_energy` and `pseudo_likelihood` are methods.",
     recipe="rbm",
+    training=ContrastiveDivergence,
     exports="tf_saved_model, onnx, litert: the hidden features of binary rows.",
     search_space={"learning_rate": "log:0.01..0.2", "hidden_units": "int:32..256", "momentum": "0..0.9"},
 )
@@ -681,69 +733,31 @@ def rbm(
     *,
     input_shape: tuple[int, ...] = (64,),
     hidden_units: int = 64,
-    k: int = 1,
-    persistent: bool = True,
     chains: int = 10,
-    learning_rate: float = 0.06,
-    momentum: float = 0.0,
-    weight_decay: float = 0.0,
-    updates_per_batch: int = 1,
     seed: int = 0,
-    steps_per_execution: int = 1,
 ):
-    """Build a Bernoulli RBM, compiled for `fit` (which runs contrastive divergence).
+    """Build a Bernoulli RBM (`zoo.get` compiles it with `ContrastiveDivergence` for `fit`).
 
     Args:
         input_shape: shape of one visible example, e.g. 64 or 8,8,1 (flattened inside).
         hidden_units: number of hidden units (features).
-        k: Gibbs steps per update: CD-k, or PCD-k when persistent.
-        persistent: persistent CD as scikit-learn's BernoulliRBM (True) or CD-k from the data (False).
-        chains: number of persistent Gibbs chains (scikit-learn uses its batch size, 10).
-        learning_rate: step size on the batch-averaged statistics (scikit-learn's learning_rate).
-        momentum: momentum of the updates, in [0, 1).
-        weight_decay: L2 penalty coefficient on W.
-        updates_per_batch: CD updates per fit batch, each on one consecutive slice of it: fit with
-            batch_size 1000 and 100 updates makes scikit-learn's updates of 10 rows in one compiled step.
+        chains: number of persistent Gibbs chains (scikit-learn uses its batch size, 10); their
+            state is a weight of the model.
         seed: seed of the initial weights and the sampling.
-        steps_per_execution: batches per compiled call of `fit`: larger runs faster on small batches.
 
     Returns:
-        A built, compiled `RBM`.
+        A built `RBM`.
 
     Raises:
-        ZooError: for k < 1, no hidden units, or another value out of range.
+        ZooError: for no hidden units, or another value out of range.
     """
-    if k < 1:
-        raise ZooError(f"'k' (Gibbs steps per update) must be at least 1. Received: k={k}")
     if hidden_units < 1:
         raise ZooError(
             f"'hidden_units' must be at least 1: an RBM needs hidden units. Received: hidden_units={hidden_units}"
         )
     check_range("input_shape", input_shape, low=1)
     check_range("chains", chains, low=1)
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    check_range("momentum", momentum, low=0.0, high=1.0, high_open=True)
-    check_range("weight_decay", weight_decay, low=0.0)
-    check_range("steps_per_execution", steps_per_execution, low=1)
-    check_range("updates_per_batch", updates_per_batch, low=1)
     if not input_shape:
         raise ZooError("'input_shape' must name at least one dimension, e.g. 64 or 8,8,1.")
 
-    model = RBM(
-        input_shape=input_shape,
-        hidden_units=hidden_units,
-        k=k,
-        persistent=persistent,
-        chains=chains,
-        learning_rate=learning_rate,
-        momentum=momentum,
-        weight_decay=weight_decay,
-        updates_per_batch=updates_per_batch,
-        seed=seed,
-        name="rbm",
-    )
-    # No optimizer: train_step applies the contrastive-divergence updates itself. XLA as Keras
-    # decides ("auto": on with a GPU, off on CPU); `model.jit_compile = True` or `zoo train rbm --jit`
-    # turns it on (on CPU it makes the recipe's step about 4x faster after a compile of seconds).
-    model.compile(optimizer=None, steps_per_execution=steps_per_execution, jit_compile="auto")
-    return model
+    return RBM(input_shape=input_shape, hidden_units=hidden_units, chains=chains, seed=seed, name="rbm")

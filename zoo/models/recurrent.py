@@ -16,11 +16,13 @@ Padded steps are masked: token inputs mask id 0 (`PAD`); float sequences mask th
 features all equal `mask_value`. The loss and metrics then skip those steps.
 """
 
+import dataclasses
 import typing
 
 import keras
 from keras import ops
 
+from zoo import compiling
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
 
@@ -30,7 +32,9 @@ PAD, START, END = 0, 1, 2
 
 _CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 
-_DOC = """Build and compile a {title} network in one of the three sequence configurations.
+_DOC = """Build a {title} network in one of the three sequence configurations.
+
+    `zoo.get` compiles it with `RecurrentTraining`.
 
     Args:
         mode: many_to_one (batch, steps, features) -> (batch, outputs); many_to_many
@@ -59,8 +63,6 @@ _DOC = """Build and compile a {title} network in one of the three sequence confi
         encoder_units: one_to_many only: width of the Dense layer that reads the image before it
             becomes the decoder's initial state.
         output_steps: one_to_many only: caption length in tokens, END included.
-        learning_rate: Adam learning rate.
-        clipnorm: clip each gradient to this norm (recurrent nets can explode); 0 disables.
         input_mean: many_to_one and many_to_many float sequences: per-feature mean subtracted
             inside the model (fixed, e.g. from the training part of a series); () for none.
         input_std: per-feature standard deviation the inputs are divided by (with input_mean).
@@ -70,7 +72,7 @@ _DOC = """Build and compile a {title} network in one of the three sequence confi
             output_mean); the loss stays on the standardized scale.
 
     Returns:
-        A compiled `keras.Model` named `{name}_<mode>`.
+        A `keras.Model` named `{name}_<mode>`.
 
     Raises:
         ZooError: for a shape that does not fit the mode, bidirectional one_to_many, or a value out
@@ -100,8 +102,6 @@ def _make_builder(cell, default_units):
         embedding_dim: int = 32,
         encoder_units: int = 128,
         output_steps: int = 6,
-        learning_rate: float = 3e-3,
-        clipnorm: float = 1.0,
         input_mean: tuple[float, ...] = (),
         input_std: tuple[float, ...] = (),
         output_mean: tuple[float, ...] = (),
@@ -122,14 +122,44 @@ def _make_builder(cell, default_units):
             embedding_dim=embedding_dim,
             encoder_units=encoder_units,
             output_steps=output_steps,
-            learning_rate=learning_rate,
-            clipnorm=clipnorm,
             scaling=(input_mean, input_std, output_mean, output_std),
         )
 
     builder.__name__ = builder.__qualname__ = cell
     builder.__doc__ = _DOC.format(title=_TITLES[cell], name=cell)
     return builder
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentTraining(compiling.Adam):
+    """Adam with gradient clipping on the task's loss: sparse categorical cross-entropy (accuracy),
+    binary cross-entropy (accuracy) or mean squared error (MAE, RMSE; weighted by 1 / output_std^2
+    when the model returns raw-scale values).
+
+    Args:
+        clipnorm: clip each gradient to this norm (recurrent nets can explode); 0 disables.
+    """
+
+    learning_rate: float = 3e-3
+    clipnorm: float = 1.0
+
+    def check(self):
+        super().check()
+        check_range("clipnorm", self.clipnorm, low=0.0)
+
+    def compile(self, model, architecture):
+        loss, metrics = _objective(architecture["task"])
+        output_std = architecture["output_std"]
+        # Raw-scale outputs would make the loss (and the clipped gradients) depend on the data's
+        # units: weighting the MSE by 1 / std^2 keeps it the standardized loss, while the metrics
+        # stay raw.
+        loss_weights = [1.0 / float(max(output_std)) ** 2] if output_std else None
+        model.compile(
+            optimizer=self.optimizer(clipnorm=self.clipnorm or None),
+            loss=loss,
+            metrics=metrics,
+            loss_weights=loss_weights,
+        )
 
 
 _TITLES = {"rnn": "simple (Elman) RNN", "lstm": "long short-term memory (LSTM)", "gru": "gated recurrent unit (GRU)"}
@@ -153,6 +183,7 @@ rnn = register(
     when_to_use="Short sequences (tens of steps) and teaching: the plainest recurrence; "
     "prefer lstm or gru when dependencies span many steps.",
     recipe="rnn",
+    training=RecurrentTraining,
     **_CARD,
 )(_make_builder("rnn", (64,)))
 lstm = register(
@@ -160,6 +191,7 @@ lstm = register(
     summary="LSTM recurrent network; mode many_to_one, many_to_many or one_to_many.",
     when_to_use="Sequences with long-range dependencies (text, long series): gates keep gradients alive.",
     recipe="lstm",
+    training=RecurrentTraining,
     **_CARD,
 )(_make_builder("lstm", (128,)))
 gru = register(
@@ -167,6 +199,7 @@ gru = register(
     summary="GRU recurrent network; mode many_to_one, many_to_many or one_to_many.",
     when_to_use="Like lstm with fewer parameters and faster steps; often as accurate on short sequences.",
     recipe="gru",
+    training=RecurrentTraining,
     **_CARD,
 )(_make_builder("gru", (64,)))
 
@@ -187,18 +220,14 @@ def build(
     embedding_dim,
     encoder_units,
     output_steps,
-    learning_rate,
-    clipnorm,
     scaling=((), (), (), ()),
 ):
-    """Build and compile the network of `cell` (rnn, lstm or gru); see the registered builders."""
+    """Build the network of `cell` (rnn, lstm or gru); see the registered builders."""
     if mode not in MODES:
         raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
     check_range("units", units, low=1)
     check_range("step_units", step_units, low=1)
     check_range("dropout", dropout, low=0.0, high=1.0, high_open=True)
-    check_range("learning_rate", learning_rate, low=0.0, low_open=True)
-    check_range("clipnorm", clipnorm, low=0.0)
     check_range("embedding_dim", embedding_dim, low=1)
     check_range("vocabulary_size", vocabulary_size, low=0)
     if not units:
@@ -207,7 +236,7 @@ def build(
         bidirectional = mode != "one_to_many"
     _check_scaling(mode, task, vocabulary_size, input_shape, num_outputs, *scaling)
     if mode == "one_to_many":
-        model, loss, metrics = _one_to_many(
+        return _one_to_many(
             cell,
             input_shape,
             num_outputs,
@@ -219,29 +248,21 @@ def build(
             bidirectional,
             task,
         )
-    else:
-        model, loss, metrics = _sequence_model(
-            cell,
-            mode,
-            input_shape,
-            task,
-            num_outputs,
-            step_units,
-            units,
-            bidirectional,
-            dropout,
-            mask_value,
-            vocabulary_size,
-            embedding_dim,
-            scaling,
-        )
-    optimizer = keras.optimizers.Adam(learning_rate, clipnorm=clipnorm or None)
-    output_std = scaling[3]
-    # Raw-scale outputs would make the loss (and the clipped gradients) depend on the data's units:
-    # weighting the MSE by 1 / std^2 keeps it the standardized loss, while the metrics stay raw.
-    loss_weights = [1.0 / float(max(output_std)) ** 2] if output_std else None
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, loss_weights=loss_weights)
-    return model
+    return _sequence_model(
+        cell,
+        mode,
+        input_shape,
+        task,
+        num_outputs,
+        step_units,
+        units,
+        bidirectional,
+        dropout,
+        mask_value,
+        vocabulary_size,
+        embedding_dim,
+        scaling,
+    )
 
 
 def _check_scaling(
@@ -339,7 +360,7 @@ def _sequence_model(
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
 
     # === Head ===
-    outputs, loss, metrics = _head(x, task, num_outputs)
+    outputs = _head(x, task, num_outputs)
     output_mean, output_std = scaling[2], scaling[3]
     if output_mean:
         outputs = keras.layers.Normalization(
@@ -349,7 +370,7 @@ def _sequence_model(
             name="unscale_outputs",
             dtype="float32",
         )(outputs)
-    return keras.Model(inputs, outputs, name=f"{cell}_{mode}"), loss, metrics
+    return keras.Model(inputs, outputs, name=f"{cell}_{mode}")
 
 
 def _values(values):
@@ -394,8 +415,7 @@ def _one_to_many(
         layer = _CELLS[cell](width, dropout=dropout, return_sequences=True, return_state=True, name=f"decoder{index}")
         y = layer(y, initial_state=states[index - 1])[0]
     probabilities = keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(y)
-    model = keras.Model([image, previous], probabilities, name=f"{cell}_one_to_many")
-    return model, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return keras.Model([image, previous], probabilities, name=f"{cell}_one_to_many")
 
 
 def _encode(image, cell, units, encoder_units, layers=None):
@@ -430,17 +450,19 @@ def _check_outputs(task, num_outputs):
 
 def _head(x, task, num_outputs):
     if task == "binary":
-        outputs = keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
-        return outputs, "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy")]
+        return keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
     if task == "multiclass":
-        outputs = keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(x)
-        return outputs, "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    outputs = keras.layers.Dense(num_outputs, name="predictions", dtype="float32")(x)
-    return (
-        outputs,
-        "mse",
-        [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")],
-    )
+        return keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(x)
+    return keras.layers.Dense(num_outputs, name="predictions", dtype="float32")(x)
+
+
+def _objective(task):
+    """The loss and the metrics of a task (one_to_many is always multiclass over tokens)."""
+    if task == "binary":
+        return "binary_crossentropy", [keras.metrics.BinaryAccuracy(name="accuracy")]
+    if task == "multiclass":
+        return "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    return "mse", [keras.metrics.MeanAbsoluteError(name="mae"), keras.metrics.RootMeanSquaredError(name="rmse")]
 
 
 # === Inference ===
