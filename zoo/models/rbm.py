@@ -503,23 +503,27 @@ class RBM(keras.Model):
         return ops.convert_to_numpy(self._pseudo_likelihood_from_logits(v, self._hidden_logits(v), flip))
 
     def make_train_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_train_function(force)
 
     def make_test_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_test_function(force)
 
     def make_predict_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_predict_function(force)
 
-    def _no_jit_across_replicas(self):
+    def _no_jit_where_it_fails(self):
         # XLA cannot compile a step whose variables live on several devices under tf.distribute
         # ("Trying to access resource ... located in device CPU:1 from device CPU:0"): run the
         # step as a plain graph there, so that `--jit` and `--devices all` go together.
         strategy = getattr(self, "distribute_strategy", None)
         if self.jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1:
+            self.jit_compile = False
+        if self.jit_compile and steps.backend() == "torch":
+            # torch.compile traces the minibatch loop unrolled (Keras' fori_loop is a Python loop on
+            # PyTorch): the recipe's 50 updates per batch had not compiled after 9 minutes on CPU.
             self.jit_compile = False
 
     def compile_from_config(self, config):
