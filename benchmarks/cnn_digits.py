@@ -33,7 +33,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from zoo import engine
+    from zoo import training
 
     seeds = [int(seed) for seed in args.seeds.split(",")]
     accuracies = []
@@ -41,7 +41,7 @@ def main(argv=None):
         os.chdir(folder)
         for seed in seeds:
             started = time.perf_counter()
-            result = engine.train(
+            result = training.train(
                 "cnn",
                 {"seed": seed, "model": args.model, "tracking_uri": f"sqlite:///{folder}/mlflow.db"}
                 | ({"epochs": 1} if args.quick else {}),

@@ -167,7 +167,7 @@ def fit_numpy(features, targets, train_rows, test_rows, epochs):
 
 def fit_zoo(data, epochs):
     """`zoo train mlp` on the same CSV with the course network's shape, in a throwaway store."""
-    from zoo import engine
+    from zoo import training
 
     settings = {"hidden_units": str(HIDDEN), "activation": "sigmoid", "dropout": "0"}
     with tempfile.TemporaryDirectory(prefix="zoo-course-baseline-") as folder:
@@ -187,7 +187,7 @@ def fit_zoo(data, epochs):
         os.chdir(folder)  # MLflow puts run artifacts under ./mlruns of the working directory
         try:
             started = time.perf_counter()
-            result = engine.train("mlp", options, settings)
+            result = training.train("mlp", options, settings)
             wall = time.perf_counter() - started
         finally:
             os.chdir(cwd)

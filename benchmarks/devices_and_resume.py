@@ -24,8 +24,8 @@ import gate
 
 TRAIN = """
 import json, sys
-from zoo import engine
-r = engine.train("mlp", {"epochs": int(sys.argv[1]), "patience": 0, "batch_size": 32, "devices": sys.argv[2],
+from zoo import training
+r = training.train("mlp", {"epochs": int(sys.argv[1]), "patience": 0, "batch_size": 32, "devices": sys.argv[2],
                          "tracking_uri": sys.argv[3]}, {"dropout": "0"})
 print(json.dumps(r.metrics))
 """

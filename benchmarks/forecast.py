@@ -33,7 +33,7 @@ def main(argv=None):
     if args.json:
         args.json = os.path.abspath(args.json)  # the runs below change the working directory
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from zoo import engine
+    from zoo import training
 
     cells = args.cells.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -52,7 +52,7 @@ def main(argv=None):
                         "epochs": args.epochs,
                         "patience": args.patience,
                     }
-                    result = engine.train(cell, {**options, "tracking_uri": f"sqlite:///{folder}/mlflow.db"})
+                    result = training.train(cell, {**options, "tracking_uri": f"sqlite:///{folder}/mlflow.db"})
                     m = result.metrics
                     record = {
                         "cell": cell,

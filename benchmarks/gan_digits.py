@@ -34,7 +34,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from zoo import engine
+    from zoo import training
 
     folder = tempfile.mkdtemp(prefix="zoo-gan-benchmark-")
     options = {"tracking_uri": args.tracking_uri or f"sqlite:///{folder}/mlflow.db", "experiment": "gan-benchmark"}
@@ -47,7 +47,7 @@ def main(argv=None):
     # Artifacts of the throwaway store go to its folder, not to ./mlruns.
     os.chdir(folder)
     started = time.perf_counter()
-    result = engine.train("gan", options)
+    result = training.train("gan", options)
     elapsed = time.perf_counter() - started
 
     history = result.history

@@ -9,10 +9,10 @@ stopping is off (`patience=0`) so both do the same 20 epochs. It prints:
 - the fit times and the median ratio with/without (target: at most 1.02). On a busy machine the
   spread between two identical fits is larger than 2%: read it with the next line;
 - the direct cost: time the training thread spends inside the logging callback plus the final
-  wait for the writes (`tracking.flush_metrics`), as a share of the fit without logging. This
+  wait for the writes (`tracking.EpochMetrics.flush`), as a share of the fit without logging. This
   figure does not depend on the load of the machine.
 
-It then times one whole `engine.train` run and prints how much of its wall time is the fit, for
+It then times one whole `training.train` run and prints how much of its wall time is the fit, for
 the fixed end-of-run logging (params, datasets, figure, model) that does not grow with epochs.
 
     python benchmarks/mlflow_overhead.py
@@ -47,26 +47,27 @@ def main(argv=None):
     import keras
     import mlflow
 
-    from zoo import engine, registry, tracking
+    from zoo import registry, tracking, training
 
     folder = tempfile.mkdtemp(prefix="zoo-overhead-")
     os.environ.setdefault("ZOO_CHECKPOINT_DIR", os.path.join(folder, "checkpoints"))
     uri = tracking.configure(args.tracking_uri or f"sqlite:///{folder}/mlflow.db")
     mlflow.set_experiment("mlflow-overhead")
 
-    recipe = engine.get_recipe("mlp")
-    config, overrides = engine.make_config(recipe, {"epochs": args.epochs, "patience": 0})
+    recipe = training.get_recipe("mlp")
+    config, overrides = training.make_config(recipe, {"epochs": args.epochs, "patience": 0})
     data = recipe.load_data(config)
     model_name = recipe.model_name(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
-    validation = engine.batch(data.validation, config.batch_size)
+    validation = training.batch(data.validation, config.batch_size)
     inside_callback, flushes = [], []
 
     def fit(log):
         keras.utils.set_random_seed(config.seed)
         model = registry.get(model_name, **hyperparameters)
-        batches, steps = engine.training_batches(data.train, data.num_train, config.batch_size, config.seed)
-        callbacks = [_timed(tracking.metrics_callback(), inside_callback)] if log else []
+        batches, steps = training.training_batches(data.train, data.num_train, config.batch_size, config.seed)
+        epoch_metrics = tracking.EpochMetrics()
+        callbacks = [_timed(tracking.metrics_callback(epoch_metrics), inside_callback)] if log else []
         run = mlflow.start_run() if log else None
         started = time.perf_counter()
         model.fit(
@@ -79,9 +80,10 @@ def main(argv=None):
         )
         if log:
             flushing = time.perf_counter()
-            tracking.flush_metrics()
+            epoch_metrics.flush()
             flushes.append(time.perf_counter() - flushing)
         seconds = time.perf_counter() - started
+        epoch_metrics.close()
         if run:
             mlflow.end_run()
         return seconds
@@ -110,10 +112,10 @@ def main(argv=None):
     )
 
     started = time.perf_counter()
-    result = engine.train("mlp", {"epochs": config.epochs, "patience": 0, "experiment": "mlflow-overhead"})
+    result = training.train("mlp", {"epochs": config.epochs, "patience": 0, "experiment": "mlflow-overhead"})
     wall = time.perf_counter() - started
     print(
-        f"one whole engine.train run: {wall:.2f} s wall, fit {result.metrics['train_seconds']:.2f} s; the rest "
+        f"one whole training.train run: {wall:.2f} s wall, fit {result.metrics['train_seconds']:.2f} s; the rest "
         "is data loading, model building and the end-of-run logging (params, datasets, figure, model)"
     )
     if args.json:

@@ -38,7 +38,7 @@ def main(argv=None):
     if args.json:
         args.json = os.path.abspath(args.json)  # the runs below change the working directory
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from zoo import engine
+    from zoo import training
     from zoo.datasets import images, text_lines
     from zoo.recipes import ocr
 
@@ -50,7 +50,7 @@ def main(argv=None):
 
         def run(seed, **options):
             started = time.perf_counter()
-            result = engine.train("ocr", {"seed": seed, "tracking_uri": store, **extra, **options})
+            result = training.train("ocr", {"seed": seed, "tracking_uri": store, **extra, **options})
             m = result.metrics
             return result, {
                 "seed": seed,

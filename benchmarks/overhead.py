@@ -2,7 +2,7 @@
 
 For each recipe, in one process, alternately:
 
-- `zoo`: `engine.train(RECIPE, {"epochs": N})`, the recipe as `zoo train` runs it: the engine's
+- `zoo`: `training.train(RECIPE, {"epochs": N})`, the recipe as `zoo train` runs it: the engine's
   input pipeline, early stopping, the NaN guard, a checkpoint every epoch and the MLflow logging,
   plus the wait for the epoch metrics still being written when `fit` returns.
 - `keras`: the hand-written script: the same compiled model (built by the same builder with the
@@ -19,7 +19,7 @@ hits both sides of a ratio alike. Target: >= 0.97.
 
 Between the two, steps that say where a difference comes from (`--variants`; all by default):
 `keras+pipeline` (the engine's `training_batches`: cache, shuffle, `repeat()` with
-`steps_per_epoch`; validation through `engine.batch`), `+guards` (that plus `StopOnNaN` and the
+`steps_per_epoch`; validation through `training.batch`), `+guards` (that plus `StopOnNaN` and the
 early stopping with best weights), `+checkpoints` (that plus the engine's per-epoch
 `EpochCheckpoint`: every variable in one `.npz`, logging nothing). The zoo's own callbacks are
 timed from the inside too.
@@ -95,14 +95,14 @@ def main(argv=None):
 def _measure(args, variants, folder):
     import keras
 
-    from zoo import engine, faults, tracking
+    from zoo import faults, tracking, training
 
     timers = _instrument(keras, faults, tracking)
     uri = tracking.configure(f"sqlite:///{folder}/mlflow.db")
     report = {"target": TARGET, "rounds": args.rounds, "variants": list(variants), "recipes": {}}
     for name in args.recipes.split(","):
         epochs = args.epochs or EPOCHS.get(name, 10)
-        bench = _Bench(engine, faults, keras, name, epochs, uri, folder, timers)
+        bench = _Bench(training, faults, keras, name, epochs, uri, folder, timers)
         print(
             f"{name}: {bench.num_train} training examples, batch {bench.config.batch_size}, {epochs} epochs, "
             f"model {bench.model_name}",
@@ -134,14 +134,14 @@ def _measure(args, variants, folder):
 class _Bench:
     """One recipe's data, model and the ways to train it."""
 
-    def __init__(self, engine, faults, keras, name, epochs, uri, folder, timers):
+    def __init__(self, training, faults, keras, name, epochs, uri, folder, timers):
         import numpy as np
         import tensorflow as tf
 
-        self.engine, self.faults, self.keras = engine, faults, keras
+        self.training, self.faults, self.keras = training, faults, keras
         self.name, self.epochs, self.uri, self.folder, self.timers = name, epochs, uri, folder, timers
-        self.recipe = engine.get_recipe(name)
-        self.config, overrides = engine.make_config(self.recipe, {"epochs": epochs})
+        self.recipe = training.get_recipe(name)
+        self.config, overrides = training.make_config(self.recipe, {"epochs": epochs})
         self.data = self.recipe.load_data(self.config)
         self.model_name = self.recipe.model_name(self.config)
         self.hyperparameters = {**self.recipe.model_overrides(self.config, self.data), **overrides}
@@ -168,7 +168,7 @@ class _Bench:
                 "checkpoint_dir": os.path.join(self.folder, "checkpoints"),
             }
             started = time.perf_counter()
-            result = self.engine.train(self.name, options)
+            result = self.training.train(self.name, options)
             wall = time.perf_counter() - started
             done = int(result.metrics["epochs_trained"])
             per_epoch = {
@@ -206,7 +206,7 @@ class _Bench:
     def _fit(self, variant, epochs):
         from zoo import registry
 
-        keras, engine, faults, config = self.keras, self.engine, self.faults, self.config
+        keras, training, faults, config = self.keras, self.training, self.faults, self.config
         keras.utils.set_random_seed(config.seed)
         model = registry.get(self.model_name, **self.hyperparameters)
         if variant == "keras":
@@ -220,8 +220,8 @@ class _Bench:
                 verbose=0,
             )
             return
-        batches, steps = engine.training_batches(self.data.train, self.num_train, config.batch_size, config.seed)
-        validation = engine.batch(self.data.validation, config.batch_size)
+        batches, steps = training.training_batches(self.data.train, self.num_train, config.batch_size, config.seed)
+        validation = training.batch(self.data.validation, config.batch_size)
         callbacks, stopper = [], None
         if variant != "keras+pipeline":
             callbacks.append(faults.StopOnNaN())
@@ -288,8 +288,8 @@ def _instrument(keras, faults, tracking):
         return wrapper
 
     keras.Model.fit = fit
-    # The engine calls tracking.flush_metrics() through the module: wrapping the attribute times it.
-    tracking.flush_metrics = timed(tracking.flush_metrics, timers["flush"], cpu=True)
+    # A run flushes its `tracking.EpochMetrics` once before its final metrics: wrapping the method times it.
+    tracking.EpochMetrics.flush = timed(tracking.EpochMetrics.flush, timers["flush"], cpu=True)
     faults.EpochCheckpoint.on_epoch_end = timed(faults.EpochCheckpoint.on_epoch_end, timers["checkpoint"])
     faults.ResumableEarlyStopping.on_epoch_end = timed(
         faults.ResumableEarlyStopping.on_epoch_end, timers["early_stopping"]

@@ -51,7 +51,7 @@ def main(argv=None):
     if args.json:
         args.json = os.path.abspath(args.json)  # the runs below change the working directory
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from zoo import engine
+    from zoo import training
 
     failures = 0
     records = []
@@ -62,7 +62,7 @@ def main(argv=None):
             for cell in args.cells.split(","):
                 for seed in (int(s) for s in args.seeds.split(",")):
                     started = time.perf_counter()
-                    result = engine.train(
+                    result = training.train(
                         cell, {**options, "seed": seed, "tracking_uri": f"sqlite:///{folder}/mlflow.db"}
                     )
                     wall = time.perf_counter() - started

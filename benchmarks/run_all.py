@@ -385,10 +385,10 @@ def train_default(work, recipe, args=(), quick=False):
 
 
 def section_recipes(args, work, done):
-    from zoo import engine, tracking
+    from zoo import tracking, training
 
     rows = {}
-    names = engine.recipe_names()
+    names = training.recipe_names()
     if args.recipes:
         unknown = [name for name in args.recipes.split(",") if name not in names]
         if unknown:
@@ -399,7 +399,7 @@ def section_recipes(args, work, done):
     runs = [(name, []) for name in names] + [(name, ["--dataset", dataset]) for name, dataset in on_disk]
     for name, extra in runs:
         row = train_default(work, name, extra, quick=args.quick)
-        recipe = engine.get_recipe(name)
+        recipe = training.get_recipe(name)
         if "metrics" in row:
             row["main_metric"] = tracking.main_metric(
                 {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric
@@ -556,15 +556,16 @@ def section_mlflow_overhead(args, work, done):
 
 
 # The sizes the runner gives the scripts of `others`: (arguments, --quick arguments). A script's own
-# defaults are its full benchmark (tune.py: 20 and 30 trials, about an hour of searching on 2 cores);
-# here each is cut to fit one runner pass of under an hour, and the table prints the command it ran.
-# A script not listed runs with its defaults and is left out of --quick.
+# defaults are its full benchmark (ocr.py: 3 seeds and a line-length run; tune.py: 20 and 30 trials,
+# about an hour of searching on 2 cores); here each is cut to fit one runner pass of under an hour,
+# and the table prints the command it ran. A script not listed runs with its defaults and is left
+# out of --quick.
 OTHERS_ARGS = {
-    "ocr.py": ([], ["--seeds", "42", "--no-lengths", "--epochs", "2"]),
-    "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--seeds", "42", "--epochs", "5"]),
-    "serving.py": ([], ["--quick"]),
+    "ocr.py": (["--seeds", "42", "--no-lengths"], ["--epochs", "2"]),
+    "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--epochs", "5"]),
+    "serving.py": (["--repeats", "30"], ["--quick"]),
     "tune.py": (
-        ["--recipes", "mlp", "--trials", "20", "--epochs", "40"],
+        ["--recipes", "mlp", "--trials", "10", "--epochs", "40"],
         ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
@@ -952,7 +953,7 @@ def render_mlflow_overhead(section, sections):
         f"of pair ratios {f['pair_ratio']:.4f}; target <= 1.02). Direct cost, the time in the logging callback "
         f"({f['callback_ms']:.1f} ms) plus the final flush ({f['flush_ms']:.1f} ms): "
         f"**{f['direct_cost_percent']:.2f}%** "
-        f"of the fit. A whole `engine.train` run: {f['whole_run_seconds']:.1f} s for a "
+        f"of the fit. A whole `training.train` run: {f['whole_run_seconds']:.1f} s for a "
         f"{f['whole_run_fit_seconds']:.1f} s fit.",
         "",
     ]

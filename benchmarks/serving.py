@@ -64,10 +64,10 @@ def _log(recipe_name, options):
     """The recipe's real data and default model, logged through the recipe's own `log_model`."""
     import mlflow
 
-    from zoo import engine, registry
+    from zoo import registry, training
 
-    recipe = engine.get_recipe(recipe_name)
-    config, _ = engine.make_config(recipe, options)
+    recipe = training.get_recipe(recipe_name)
+    config, _ = training.make_config(recipe, options)
     data = recipe.load_data(config)
     model = registry.get(recipe.model_name(config), **recipe.model_overrides(config, data))
     mlflow.set_experiment("serving")

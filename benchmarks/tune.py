@@ -40,7 +40,7 @@ def main(argv=None):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import zoo
-    from zoo import engine, tracking, tuning
+    from zoo import tracking, training, tuning
 
     rows, missed = [], []
     with tempfile.TemporaryDirectory() as folder:
@@ -52,9 +52,9 @@ def main(argv=None):
             trials = args.trials or DEFAULT_TRIALS.get(recipe, 20)
             # The default configuration, on the same split (the recipe's seed).
             started = time.perf_counter()
-            default = engine.train(recipe, options)
+            default = training.train(recipe, options)
             wall = time.perf_counter() - started
-            recipe_obj = engine.get_recipe(recipe)
+            recipe_obj = training.get_recipe(recipe)
             metric = tuning.default_metric(recipe_obj, default.history)
             test = tracking.main_metric(default.metrics, recipe_obj.main_metric)
             early = bool(recipe_obj.monitor and default.config.patience)

@@ -22,15 +22,16 @@ import typing
 
 import numpy as np
 
-from zoo import engine, registry, tracking
+from zoo import registry, tracking, training
 from zoo.datasets import images
 from zoo.errors import ZooError
+from zoo.training import devices
 
 IMAGE_TASK = "image_classification"
 
 
 @dataclasses.dataclass
-class CNNConfig(engine.RecipeConfig):
+class CNNConfig(training.RecipeConfig):
     """Options of the CNN recipe.
 
     Args:
@@ -65,8 +66,8 @@ class CNNConfig(engine.RecipeConfig):
     worst_images: int = 25
 
 
-@engine.register_recipe
-class CNNRecipe(engine.Recipe):
+@training.register_recipe
+class CNNRecipe(training.Recipe):
     name = "cnn"
     technique = "cnn"
     summary = "CNN (or the quickstart MLP) on digits, tfds image datasets or a folder of images."
@@ -106,7 +107,7 @@ class CNNRecipe(engine.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
-        return engine.Data(
+        return training.Data(
             train=images.to_dataset(data.x_train, data.y_train),
             validation=images.to_dataset(data.x_val, data.y_val),
             test=images.to_dataset(data.x_test, data.y_test),
@@ -137,7 +138,7 @@ class CNNRecipe(engine.Recipe):
         from sklearn.metrics import precision_recall_fscore_support
 
         metrics = super().evaluate(model, data, config)
-        probabilities = model.predict(engine.batch(data.test, config.batch_size), verbose=0)
+        probabilities = model.predict(training.batch(data.test, config.batch_size, devices.replicas(model)), verbose=0)
         truth = data.extras["images"].y_test
         predicted = np.argmax(probabilities, axis=1)
         precision, recall, f1, support = precision_recall_fscore_support(
@@ -186,7 +187,7 @@ class CNNRecipe(engine.Recipe):
             mlflow.log_text("No test image was misclassified.\n", "worst_misclassified.txt")
 
         if config.output:
-            # `zoo predict FOLDER` reads the class names from here; `engine.save` writes the model.
+            # `zoo predict FOLDER` reads the class names from here; `training.save` writes the model.
             try:
                 os.makedirs(config.output, exist_ok=True)
             except OSError as error:

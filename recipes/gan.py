@@ -28,7 +28,7 @@ import re
 
 import numpy as np
 
-from zoo import engine, plots, tracking
+from zoo import plots, tracking, training
 from zoo.errors import ZooError
 
 CONFIDENCE = 0.9
@@ -39,7 +39,7 @@ REFERENCE_LIMIT = 10000
 
 
 @dataclasses.dataclass
-class GANConfig(engine.RecipeConfig):
+class GANConfig(training.RecipeConfig):
     """Options of the GAN recipe.
 
     Args:
@@ -70,8 +70,8 @@ class GANConfig(engine.RecipeConfig):
     judge_epochs: int = 40
 
 
-@engine.register_recipe
-class GANRecipe(engine.Recipe):
+@training.register_recipe
+class GANRecipe(training.Recipe):
     name = "gan"
     technique = "gan"
     summary = "DCGAN (conditional by default) on digits, MNIST, Fashion-MNIST or an image folder."
@@ -115,7 +115,7 @@ class GANRecipe(engine.Recipe):
         x = np.concatenate([loaded.x_train, loaded.x_val])
         y = np.concatenate([loaded.y_train, loaded.y_val])
         spec = {**loaded.spec(), "conditional": config.conditional, "gan_train_rows": len(x)}
-        return engine.Data(
+        return training.Data(
             train=tf.data.Dataset.from_tensor_slices((x, y)),
             validation=None,
             test=None,
@@ -436,7 +436,7 @@ def quality_callback(model, judge, reference, config):
             generated = model.generate(config.samples, labels=labels, seed=config.seed + 1)
             scores = judge.score(generated, reference, labels)
             if logs is not None:
-                # Added to the epoch's logs: the engine's MLflow callback, which runs next, logs them
+                # Added to the epoch's logs: the run's checkpoint callback, which runs later, logs them
                 # with the epoch as step, and they join the history.
                 logs.update(scores)
             grid = keras.ops.convert_to_numpy(model(grid_inputs, training=False))

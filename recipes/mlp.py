@@ -16,12 +16,12 @@ import dataclasses
 import sys
 import typing
 
-from zoo import engine, tracking
+from zoo import tracking, training
 from zoo.datasets import tabular
 
 
 @dataclasses.dataclass
-class MLPConfig(engine.RecipeConfig):
+class MLPConfig(training.RecipeConfig):
     """Options of the MLP recipe.
 
     Args:
@@ -49,8 +49,8 @@ class MLPConfig(engine.RecipeConfig):
     test_fraction: float = 0.1
 
 
-@engine.register_recipe
-class MLPRecipe(engine.Recipe):
+@training.register_recipe
+class MLPRecipe(training.Recipe):
     name = "mlp"
     technique = "mlp"
     summary = "Tabular MLP on the breast-cancer table or any CSV."
@@ -110,7 +110,7 @@ class MLPRecipe(engine.Recipe):
             )
             for name, context in (("train", "training"), ("validation", "validation"), ("test", "testing"))
         ]
-        return engine.Data(
+        return training.Data(
             train=datasets["train"],
             validation=datasets["validation"],
             test=datasets["test"],

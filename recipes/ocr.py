@@ -26,14 +26,14 @@ import os
 
 import numpy as np
 
-from zoo import engine, tracking
+from zoo import tracking, training
 from zoo.datasets import images, text_lines
 from zoo.errors import ZooError
-from zoo.tracking import mlflow  # imported on first use: see zoo.tracking._LazyModule
+from zoo.tracking import mlflow  # imported on first use: see zoo.tracking.lazy
 
 
 @dataclasses.dataclass
-class OCRConfig(engine.RecipeConfig):
+class OCRConfig(training.RecipeConfig):
     """Options of the OCR recipe.
 
     Args:
@@ -71,8 +71,8 @@ class OCRConfig(engine.RecipeConfig):
     worst_lines: int = 24
 
 
-@engine.register_recipe
-class OCRRecipe(engine.Recipe):
+@training.register_recipe
+class OCRRecipe(training.Recipe):
     name = "ocr"
     technique = "cnn"
     summary = "OCR: a CRNN (conv + BiLSTM + CTC) reads lines of handwritten digits or your labelled line images."
@@ -141,7 +141,7 @@ class OCRRecipe(engine.Recipe):
             )
         ]
         spec = {**lines.spec(), "task": "ocr", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
-        return engine.Data(
+        return training.Data(
             train=splits["train"],
             validation=splits["validation"],
             test=splits["test"],
@@ -209,7 +209,7 @@ class OCRRecipe(engine.Recipe):
                 "worst_test_lines.png",
             )
         if config.output:
-            # `zoo predict FOLDER line.png` reads the alphabet from here; `engine.save` writes the model.
+            # `zoo predict FOLDER line.png` reads the alphabet from here; `training.save` writes the model.
             try:
                 os.makedirs(config.output, exist_ok=True)
             except OSError as error:

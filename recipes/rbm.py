@@ -22,7 +22,7 @@ import typing
 
 import numpy as np
 
-from zoo import engine, tracking
+from zoo import tracking, training
 from zoo.errors import ZooError
 
 # Logistic-regression strengths tried on the validation split, for RBM features and raw pixels alike.
@@ -30,7 +30,7 @@ C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
 @dataclasses.dataclass
-class RBMConfig(engine.RecipeConfig):
+class RBMConfig(training.RecipeConfig):
     """Options of the RBM recipe.
 
     Args:
@@ -76,8 +76,8 @@ class RBMConfig(engine.RecipeConfig):
     test_fraction: float = 0.2
 
 
-@engine.register_recipe
-class RBMRecipe(engine.Recipe):
+@training.register_recipe
+class RBMRecipe(training.Recipe):
     name = "rbm"
     technique = "rbm"
     summary = "Bernoulli RBM (persistent CD) on binarized digits, MNIST or any binary CSV."
@@ -137,7 +137,7 @@ class RBMRecipe(engine.Recipe):
             "rows": {split: len(x) for split, (x, _) in splits.items()},
             "mean_activation": float(x_train.mean()),
         }
-        return engine.Data(
+        return training.Data(
             train=datasets["train"],
             validation=datasets["validation"],
             test=datasets["test"],

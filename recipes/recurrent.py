@@ -32,7 +32,7 @@ import typing
 
 import numpy as np
 
-from zoo import engine, tracking
+from zoo import tracking, training
 from zoo.datasets import sequences, series
 from zoo.errors import ZooError
 
@@ -53,7 +53,7 @@ DEFAULT_DATASETS = {"many_to_one": "digits", "many_to_many": "digit_video", "one
 
 
 @dataclasses.dataclass
-class RecurrentConfig(engine.RecipeConfig):
+class RecurrentConfig(training.RecipeConfig):
     """Options of the recurrent recipes (rnn, lstm, gru).
 
     Args:
@@ -109,7 +109,7 @@ class RecurrentConfig(engine.RecipeConfig):
     examples: int = 16
 
 
-class RecurrentRecipe(engine.Recipe):
+class RecurrentRecipe(training.Recipe):
     """The recipe shared by the three cells; a subclass only names its cell."""
 
     technique = "rnn"
@@ -151,7 +151,7 @@ class RecurrentRecipe(engine.Recipe):
                 ("test", seq.x_test, seq.y_test, "testing"),
             )
         ]
-        return engine.Data(
+        return training.Data(
             train=datasets["train"],
             validation=datasets["validation"],
             test=datasets["test"],
@@ -631,21 +631,21 @@ def _log_captions(seq, decoded, count):
 # === The three cells: one recipe each, sharing everything above ===
 
 
-@engine.register_recipe
+@training.register_recipe
 class RNNRecipe(RecurrentRecipe):
     name = "rnn"
     summary = "Simple RNN: digits row by row (default), digit video frames, forecasting, captions (--mode)."
     model = "rnn"
 
 
-@engine.register_recipe
+@training.register_recipe
 class LSTMRecipe(RecurrentRecipe):
     name = "lstm"
     summary = "LSTM: digits row by row (default), digit video frames, forecasting, captions (--mode)."
     model = "lstm"
 
 
-@engine.register_recipe
+@training.register_recipe
 class GRURecipe(RecurrentRecipe):
     name = "gru"
     summary = "GRU: digits row by row (default), digit video frames, forecasting, captions (--mode)."

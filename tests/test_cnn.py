@@ -297,10 +297,10 @@ def test_train_bad_input_is_one_line_and_leaves_no_run(run_cli, tracking_uri, tm
 def test_recipe_reads_mocked_mnist_as_raw_pixels(tmp_path):
     import tensorflow_datasets as tfds
 
-    from zoo import engine
+    from zoo import training
 
-    recipe = engine.get_recipe("cnn")
-    config, _ = engine.make_config(recipe, {"dataset": "mnist", "data_dir": str(tmp_path)})
+    recipe = training.get_recipe("cnn")
+    config, _ = training.make_config(recipe, {"dataset": "mnist", "data_dir": str(tmp_path)})
     with tfds.testing.mock_data(num_examples=16):
         data = recipe.load_data(config)
     assert recipe.model_overrides(config, data) == {"input_shape": (28, 28, 1), "num_classes": 10}

@@ -13,11 +13,11 @@ import sys
 import pytest
 
 from tests.logical_devices import run_with_logical_cpus
-from zoo import engine
+from zoo import training
 from zoo.errors import ZooError
 
 # recipe -> (options, settings, metric compared, relative tolerance). The whole runs below check the
-# engine's multi-device path (strategy, replicas, a finished run with the one-device figure to about
+# run loop's multi-device path (strategy, replicas, a finished run with the one-device figure to about
 # 1-5 %); exactness is checked one step at a time: every Functional recipe's model in
 # test_one_step_on_two_replicas_matches_one_device_for_every_functional_recipe, the GAN and the RBM
 # in their own tests. Whole runs differ more than one step does: an epoch ends with a partial batch
@@ -53,12 +53,12 @@ CASES = {
 
 SCRIPT = """
 import json, sys
-from zoo import engine
+from zoo import training
 import mlflow
 cases = json.loads(sys.argv[1])
 results = {}
 for name, (options, settings) in cases.items():
-    result = engine.train(name, {**options, "devices": sys.argv[2], "tracking_uri": sys.argv[3],
+    result = training.train(name, {**options, "devices": sys.argv[2], "tracking_uri": sys.argv[3],
                                  "experiment": "devices-" + sys.argv[2]}, settings)
     params = mlflow.MlflowClient().get_run(result.run_id).data.params
     results[name] = {"metrics": result.metrics, "replicas": params["replicas"], "strategy": params["strategy"]}
@@ -83,12 +83,12 @@ def _run(cases, devices, store, logical_cpus, cache, folder):
 
 
 def test_every_recipe_has_a_device_case():
-    assert set(engine.recipe_names()) <= set(CASES), "add the new recipe to CASES"
+    assert set(training.recipe_names()) <= set(CASES), "add the new recipe to CASES"
 
 
 def test_two_logical_devices_match_one_device(tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    cases = {name: case[:2] for name, case in CASES.items() if name in engine.recipe_names()}
+    cases = {name: case[:2] for name, case in CASES.items() if name in training.recipe_names()}
     cache = str(tmp_path / "cache")
     mirrored = _run(cases, "all", store, logical_cpus=2, cache=cache, folder=tmp_path)
     single = _run(cases, "auto", store, logical_cpus=1, cache=cache, folder=tmp_path)
@@ -105,14 +105,14 @@ ONE_STEP = """
 import numpy as np
 import tensorflow as tf
 import keras
-from zoo import engine, registry
+from zoo import training, registry
 
 # One strategy for every case: a second MirroredStrategy in the process reuses collective keys.
 mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 found = {}
 for name, (options, settings) in json.loads(CASES).items():
-    recipe = engine.get_recipe(name)
-    config, overrides = engine.make_config(recipe, options, settings)
+    recipe = training.get_recipe(name)
+    config, overrides = training.make_config(recipe, options, settings)
     data = recipe.load_data(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     # One batch of 64 rows, 32 per replica: no partial batch, so the sums differ only in order.
@@ -136,7 +136,7 @@ print(json.dumps(found))
 
 def test_one_step_on_two_replicas_matches_one_device_for_every_functional_recipe():
     # The GAN and the RBM have their own one-step tests (tests/test_gan.py, tests/test_rbm.py).
-    cases = {name: CASES[name][:2] for name in ("mlp", "cnn", "rnn", "lstm", "gru") if name in engine.recipe_names()}
+    cases = {name: CASES[name][:2] for name in ("mlp", "cnn", "rnn", "lstm", "gru") if name in training.recipe_names()}
     found = run_with_logical_cpus(f"CASES = {json.dumps(json.dumps(cases))}\n" + ONE_STEP)
     for name, result in found.items():
         assert result["scale"] > 0, name
@@ -144,10 +144,10 @@ def test_one_step_on_two_replicas_matches_one_device_for_every_functional_recipe
 
 
 def test_bad_devices_value_is_a_one_line_error():
-    from zoo import devices
+    from zoo.training import devices
 
     for value, message in (
-        ("tpu", "Bad --devices value 'tpu'"),
+        ("tpu", "Bad `devices` value 'tpu'"),
         ("gpu:0", "no GPU is visible"),
         ("cpu:7", "CPU 7 does not exist"),
     ):

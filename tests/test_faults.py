@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import engine, faults
+from zoo import faults, training
 
 MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "60", "--patience", "10", "--seed", "3"]
 
@@ -84,7 +84,7 @@ def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninter
     # The same run without interruption, in this process, must end with the same model.
     mlflow.set_tracking_uri(store)
     options = dict(zip([o[2:].replace("-", "_") for o in MLP_OPTIONS[::2]], MLP_OPTIONS[1::2]))
-    reference = engine.train(
+    reference = training.train(
         "mlp", {**options, "experiment": "reference", "tracking_uri": store, "checkpoint_dir": str(tmp_path / "ckpt")}
     )
     assert reference.metrics["epochs_trained"] == run.data.metrics["epochs_trained"]
@@ -96,7 +96,7 @@ def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninter
 def test_resume_errors_are_one_line(run_cli, tracking_uri):
     status, _, err = run_cli("train", "--resume", "0123456789abcdef")
     assert status == 2 and "No MLflow run '0123456789abcdef'" in err
-    finished = engine.train("mlp", {"dataset": "iris", "epochs": 1})
+    finished = training.train("mlp", {"dataset": "iris", "epochs": 1})
     status, _, err = run_cli("train", "--resume", finished.run_id)
     assert status == 2 and "already FINISHED" in err
     status, _, err = run_cli("train", "--resume", finished.run_id, "mlp")
@@ -124,7 +124,7 @@ def test_nan_loss_fails_the_run_with_its_place(run_cli, tracking_uri, tmp_path, 
 
 
 def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
-    # Epoch 0 is clean; epoch 1 feeds a NaN: the engine's callbacks must stop there and leave
+    # Epoch 0 is clean; epoch 1 feeds a NaN: the run's callbacks must stop there and leave
     # epoch 0's checkpoint on disk (Keras' TerminateOnNaN + BackupAndRestore would delete it).
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")

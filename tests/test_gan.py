@@ -314,10 +314,10 @@ def test_recipe_logs_losses_quality_and_a_sample_grid_per_epoch(run_cli, trackin
 
     # Floor: a GAN whose generator never updated (the same networks at their initial weights),
     # scored by the recipe's own evaluation with the same judge and test images.
-    from zoo import engine
+    from zoo import training
 
-    gan_recipe = engine.get_recipe("gan")
-    config, _ = engine.make_config(gan_recipe, {"samples": 100, "judge_epochs": 2})
+    gan_recipe = training.get_recipe("gan")
+    config, _ = training.make_config(gan_recipe, {"samples": 100, "judge_epochs": 2})
     data = gan_recipe.load_data(config)
     data.extras["judge"] = judge
     keras.utils.set_random_seed(config.seed)

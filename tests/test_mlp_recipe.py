@@ -7,14 +7,14 @@ import pytest
 
 from tests import baselines
 from tests.conftest import REPO, running_runs
-from zoo import engine
+from zoo import training
 
 # Rows of the 40 held-out admissions the course's network must get right beyond the majority class.
 ADMISSIONS_MARGIN = 2
 
 
 def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):
-    result = engine.train("mlp", {"epochs": 3})
+    result = training.train("mlp", {"epochs": 3})
     client = mlflow.MlflowClient(tracking_uri)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -29,7 +29,7 @@ def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):
         assert name in run.data.metrics
     assert run.data.metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
     # Floor: 3 epochs get at least 8 more of the 57 test rows right than the majority class (36).
-    test = engine.get_recipe("mlp").load_data(result.config).extras["splits"].test
+    test = training.get_recipe("mlp").load_data(result.config).extras["splits"].test
     correct = baselines.count(result.metrics["test_accuracy"], len(test))
     baselines.assert_beats(correct, baselines.majority_count(test["target"]), 8, len(test), "mlp on breast_cancer")
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
@@ -51,15 +51,15 @@ def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):
 def test_classic_admissions_network_beats_the_majority_class(tracking_uri, admissions_csv):
     # The course's two-layer sigmoid network: standardized gre/gpa, one-hot rank, 10% held out.
     # Only 40 rows are held out, so the figure is noisy across seeds; seed 0 is pinned.
-    result = engine.train(
+    result = training.train(
         "mlp",
         {"data": admissions_csv, "target": "admit", "seed": 0, "epochs": 300, "patience": 40},
         {"hidden_units": "16", "activation": "sigmoid", "dropout": "0", "learning_rate": "0.01"},
     )
     splits = (
-        engine.get_recipe("mlp")
+        training.get_recipe("mlp")
         .load_data(
-            engine.make_config(engine.get_recipe("mlp"), {"data": admissions_csv, "target": "admit", "seed": 0})[0]
+            training.make_config(training.get_recipe("mlp"), {"data": admissions_csv, "target": "admit", "seed": 0})[0]
         )
         .extras["splits"]
     )
@@ -82,7 +82,7 @@ def test_classic_admissions_network_beats_the_majority_class(tracking_uri, admis
     "dataset, task, metric", [("wine", "multiclass", "test_accuracy"), ("diabetes", "regression", "test_rmse")]
 )
 def test_multiclass_and_regression_tables(tracking_uri, dataset, task, metric):
-    result = engine.train("mlp", {"dataset": dataset, "epochs": 2})
+    result = training.train("mlp", {"dataset": dataset, "epochs": 2})
     assert metric in result.metrics
     run = mlflow.MlflowClient(tracking_uri).get_run(result.run_id)
     assert run.data.params["data.task"] == task
@@ -96,7 +96,7 @@ def test_string_categories_train_and_save(tracking_uri, tmp_path, admissions_csv
     path = tmp_path / "admissions_named.csv"
     frame.to_csv(path, index=False)
     output = tmp_path / "out"
-    result = engine.train("mlp", {"data": str(path), "target": "admit", "epochs": 1, "output": str(output)})
+    result = training.train("mlp", {"data": str(path), "target": "admit", "epochs": 1, "output": str(output)})
     import keras
     import tensorflow as tf
 
@@ -107,7 +107,7 @@ def test_string_categories_train_and_save(tracking_uri, tmp_path, admissions_csv
 
 
 def test_same_seed_same_result(tracking_uri):
-    first = engine.train("mlp", {"dataset": "iris", "epochs": 2, "seed": 7})
-    second = engine.train("mlp", {"dataset": "iris", "epochs": 2, "seed": 7})
+    first = training.train("mlp", {"dataset": "iris", "epochs": 2, "seed": 7})
+    second = training.train("mlp", {"dataset": "iris", "epochs": 2, "seed": 7})
     assert first.metrics["test_loss"] == pytest.approx(second.metrics["test_loss"], rel=1e-5)
     assert not running_runs(tracking_uri)

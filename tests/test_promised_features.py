@@ -7,15 +7,15 @@ import mlflow
 import pytest
 
 from tests.conftest import running_runs
-from zoo import engine
+from zoo import training
 
 
 @pytest.fixture()
 def broken_recipe():
     """A recipe whose loader has a real bug (an IndexError), registered for one test only."""
 
-    @engine.register_recipe
-    class Broken(engine.Recipe):
+    @training.register_recipe
+    class Broken(training.Recipe):
         name = "broken_for_tests"
         technique = "mlp"
         summary = "A loader with a bug, for the internal-error path."
@@ -25,7 +25,7 @@ def broken_recipe():
             return [][0]
 
     yield Broken.name
-    engine._RECIPES.pop(Broken.name)
+    training.unregister_recipe(Broken.name)
 
 
 def test_an_internal_error_is_one_line_and_zoo_debug_shows_the_traceback(
@@ -44,7 +44,7 @@ def test_an_internal_error_is_one_line_and_zoo_debug_shows_the_traceback(
 
 
 def test_mixed_bfloat16_trains_on_the_cpu_with_float32_outputs(tracking_uri):
-    result = engine.train("mlp", {"dataset": "iris", "epochs": 2, "precision": "mixed_bfloat16"})
+    result = training.train("mlp", {"dataset": "iris", "epochs": 2, "precision": "mixed_bfloat16"})
     policies = {layer.dtype_policy.name for layer in result.model.layers if isinstance(layer, keras.layers.Dense)}
     assert "mixed_bfloat16" in policies
     assert keras.backend.standardize_dtype(result.model.outputs[0].dtype) == "float32"
@@ -55,7 +55,7 @@ def test_mixed_bfloat16_trains_on_the_cpu_with_float32_outputs(tracking_uri):
 
 
 def test_jit_compiles_the_training_step_with_xla(tracking_uri):
-    result = engine.train("mlp", {"dataset": "iris", "epochs": 2, "jit": True})
+    result = training.train("mlp", {"dataset": "iris", "epochs": 2, "jit": True})
     assert result.model.jit_compile is True
     assert math.isfinite(result.metrics["test_loss"])
     assert mlflow.MlflowClient(tracking_uri).get_run(result.run_id).data.params["jit"] == "True"

@@ -61,11 +61,11 @@ def test_help_imports_neither_tensorflow_keras_nor_mlflow(tmp_path):
 
 def _one_recipe_per_module():
     """rnn, lstm and gru share their module's code and differ only in the cell: one of them is enough."""
-    from zoo import engine
+    from zoo import training
 
     chosen = {}
-    for name in engine.recipe_names():
-        chosen.setdefault(type(engine.get_recipe(name)).__module__, name)
+    for name in training.recipe_names():
+        chosen.setdefault(type(training.get_recipe(name)).__module__, name)
     return sorted(chosen.values())
 
 

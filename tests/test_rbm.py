@@ -261,10 +261,10 @@ def test_recipe_logs_per_epoch_metrics_figures_and_the_downstream_accuracies(run
     metrics = run.data.metrics
     # Floor: the untrained RBM of the same size and seed, scored by the recipe's own evaluation on
     # the same test rows, is about -44 nats; 2 epochs reach about -25. Require a 10-nat gain.
-    from zoo import engine
+    from zoo import training
 
-    recipe = engine.get_recipe("rbm")
-    config, _ = engine.make_config(recipe, {"batch_size": 1000, "classifier": False})
+    recipe = training.get_recipe("rbm")
+    config, _ = training.make_config(recipe, {"batch_size": 1000, "classifier": False})
     data = recipe.load_data(config)
     untrained = zoo.get("rbm", **recipe.model_overrides(config, data), hidden_units=16)
     baseline = recipe.evaluate(untrained, data, config)["test_pseudo_likelihood"]
@@ -319,10 +319,10 @@ def test_recipe_trains_on_a_binary_csv_such_as_a_user_item_matrix(run_cli, track
 def test_mnist_comes_through_the_image_loader(tmp_path):
     import tensorflow_datasets as tfds
 
-    from zoo import engine
+    from zoo import training
 
-    recipe = engine.get_recipe("rbm")
-    config, _ = engine.make_config(recipe, {"dataset": "mnist", "data_dir": str(tmp_path)})
+    recipe = training.get_recipe("rbm")
+    config, _ = training.make_config(recipe, {"dataset": "mnist", "data_dir": str(tmp_path)})
     with tfds.testing.mock_data(num_examples=16):
         data = recipe.load_data(config)
     assert recipe.model_overrides(config, data)["input_shape"] == (28, 28, 1)

@@ -37,9 +37,9 @@ def test_card_is_complete_and_matches_the_builder(name):
     assert card.training and card.compiled_as, f"{name}: declare training= in its @register"
     for hp in card.training.values():
         assert hp.doc, f"{name}: training setting {hp.name} has no description in its class's Args:"
-    from zoo import engine
+    from zoo import training
 
-    assert card.recipe in engine.recipe_names(), f"{name}: default recipe {card.recipe} does not exist"
+    assert card.recipe in training.recipe_names(), f"{name}: default recipe {card.recipe} does not exist"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -34,3 +34,16 @@ def test_zoo_train_takes_python_values_and_follows_the_command_line_path(trackin
         zoo.train("cnn", filter=(8,))
     with pytest.raises(zoo.ZooError, match="Bad value for 'epochs'"):
         zoo.train("cnn", epochs="many")
+
+
+def test_a_runs_epoch_metrics_writer_logs_in_order_and_ends_its_thread_with_the_run(tracking_uri):
+    from zoo import tracking
+
+    with tracking.EpochMetrics() as writer, mlflow.start_run() as run:
+        for epoch in range(3):
+            writer.log_epoch(epoch, {"loss": 1.0 / (epoch + 1), "note": "not a number"})
+        writer.flush()
+        history = tracking.metric_histories(run.info.run_id, ["loss", "note"])
+        thread = writer._thread
+    assert history == {"loss": [1.0, 0.5, 1.0 / 3], "note": []}
+    assert thread is not None and not thread.is_alive(), "the writer thread outlived its run"

@@ -31,14 +31,14 @@ def log_untrained(recipe_name, options=None, overrides=None):
     """Load a recipe's real data, build its model, and log it through the recipe's `log_model`.
 
     Returns:
-        (keras model, engine.Data, model URI)
+        (keras model, training.Data, model URI)
     """
     import mlflow
 
-    from zoo import engine, registry
+    from zoo import registry, training
 
-    recipe = engine.get_recipe(recipe_name)
-    config, _ = engine.make_config(recipe, options or {})
+    recipe = training.get_recipe(recipe_name)
+    config, _ = training.make_config(recipe, options or {})
     data = recipe.load_data(config)
     model = registry.get(recipe.model_name(config), **recipe.model_overrides(config, data), **(overrides or {}))
     # Named: MLflow remembers the last experiment it used, which may belong to another store.
@@ -83,11 +83,11 @@ def store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(store):
     """{name: (keras model, model URI)}: the MLP trained and registered, the CNN and GAN logged."""
-    from zoo import engine
+    from zoo import training
 
     _, folder = store
     table = _table(str(folder / "admissions.csv"))
-    mlp = engine.train(
+    mlp = training.train(
         "mlp", {"data": table, "target": "admit", "epochs": 3, "register": "served-mlp"}, {"hidden_units": "8"}
     )
     cnn, _, cnn_uri = log_untrained("cnn", overrides={"filters": (4,), "dense_units": 8})

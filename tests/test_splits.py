@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from zoo import engine
+from zoo import training
 from zoo.datasets import images, sequences, tabular
 
 
@@ -39,8 +39,8 @@ def _image_ids(x):
 
 
 def _load_recipe_data(name, options):
-    recipe = engine.get_recipe(name)
-    return recipe.load_data(engine.make_config(recipe, options)[0])
+    recipe = training.get_recipe(name)
+    return recipe.load_data(training.make_config(recipe, options)[0])
 
 
 # === Tables ===

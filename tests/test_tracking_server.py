@@ -134,7 +134,7 @@ def runs(server, tmp_path_factory):
     """The three runs of the module, logged once: {"mlp": id, "second": id, "project": id, ...}."""
     import mlflow
 
-    from zoo import engine
+    from zoo import training
 
     url, _ = server
     folder = tmp_path_factory.mktemp("server-runs")
@@ -190,7 +190,7 @@ def runs(server, tmp_path_factory):
             try:
                 # Two recipes for the UI and `zoo compare`; the CNN recipe is preferred, the MLP on
                 # another table stands in where it does not exist.
-                if "cnn" in engine.recipe_names():
+                if "cnn" in training.recipe_names():
                     second_recipe, argv = "cnn", ["train", "cnn", "--epochs", 1]
                 else:
                     second_recipe, argv = "mlp", ["train", "mlp", "--epochs", 1, "--dataset", "wine"]
@@ -397,13 +397,13 @@ def test_mlproject_entry_point_logs_into_the_run_mlflow_run_created(server, runs
 def test_mlproject_has_an_entry_point_with_the_defaults_of_every_recipe():
     import yaml
 
-    from zoo import engine
+    from zoo import training
 
     project = yaml.safe_load((REPO / "MLproject").read_text())
-    for name in engine.recipe_names():
+    for name in training.recipe_names():
         assert name in project["entry_points"], f"MLproject has no entry point for recipe '{name}': add one"
         entry = project["entry_points"][name]
-        recipe = engine.get_recipe(name)
+        recipe = training.get_recipe(name)
         defaults = {f.name: f.default for f in dataclasses.fields(recipe.Config)}
         assert f"python -m zoo train {name} " in entry["command"] + " "
         for param, spec in entry.get("parameters", {}).items():

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO, running_runs
-from zoo import engine, registry, tuning
+from zoo import registry, training, tuning
 from zoo.errors import ZooError
 
 # === Search-space specs ===
@@ -178,7 +178,7 @@ def test_a_pruned_trial_stops_and_says_so(tracking_uri):
         )
     parent = mlflow.MlflowClient().create_run(mlflow.set_experiment("zoo").experiment_id, tags={"zoo.tune": "study"})
     objective = tuning._Objective(
-        engine.get_recipe("mlp"), {"epochs": 4}, {}, dimensions, "val_accuracy", "pruning", parent.info.run_id, 0
+        training.get_recipe("mlp"), {"epochs": 4}, {}, dimensions, "val_accuracy", "pruning", parent.info.run_id, 0
     )
     try:
         study.optimize(objective, n_trials=1)

@@ -18,7 +18,7 @@ from zoo.registry import get, info, list_models, register  # noqa: E402
 from zoo.tuning import tune  # noqa: E402
 
 if typing.TYPE_CHECKING:
-    from zoo.engine import RunResult
+    from zoo.training import RunResult
 
 __version__ = "0.1.0"
 
@@ -35,7 +35,7 @@ def train(recipe: str, *, verbose: int = 0, backend: str | None = None, **option
             (`zoo info MODEL`), as Python values: `epochs=3`, `filters=(32, 64)`, `data="t.csv"`.
 
     Returns:
-        `zoo.engine.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
+        `zoo.training.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
 
     Raises:
         ZooError: for an unknown recipe, option or hyperparameter, a bad value, or bad data; for
@@ -48,9 +48,9 @@ def train(recipe: str, *, verbose: int = 0, backend: str | None = None, **option
     from zoo import backends
 
     backends.choose(backend)
-    from zoo import engine
+    from zoo import training
 
-    return engine.train(recipe, settings=options, verbose=verbose)
+    return training.train(recipe, settings=options, verbose=verbose)
 
 
 # `zoo.list` mirrors timm.list_models; the builtin stays reachable as builtins.list.

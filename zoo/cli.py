@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from zoo import engine
+    from zoo import training
 
     parser = _Parser(prog="zoo", description="A zoo of classic deep-learning techniques in Keras 3.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -44,8 +44,8 @@ def build_parser():
     )
     train.set_defaults(handler=_train)
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
-    for name in engine.recipe_names():
-        recipe = engine.get_recipe(name)
+    for name in training.recipe_names():
+        recipe = training.get_recipe(name)
         _add_recipe_parser(recipes, recipe)
 
     listing = commands.add_parser("list", help="list the registered models")
@@ -80,11 +80,11 @@ def build_parser():
 
 
 def _add_recipe_parser(recipes, recipe):
-    from zoo import engine
+    from zoo import training
 
     sub = recipes.add_parser(recipe.name, help=recipe.summary, description=(recipe.__doc__ or recipe.summary))
     docs = _field_docs(recipe.Config)
-    for name, annotation in engine.config_fields(recipe.Config).items():
+    for name, annotation in training.config_fields(recipe.Config).items():
         default = next(f.default for f in dataclasses.fields(recipe.Config) if f.name == name)
         flag = "--" + name.replace("_", "-")
         help_text = f"{docs.get(name, '')} (default: {default!r})".strip()
@@ -132,15 +132,15 @@ def _field_docs(config_class):
 
 def _train(args):
     import zoo
-    from zoo import engine
+    from zoo import training
 
     if args.resume:
         if args.recipe:
             raise ZooError("--resume takes the recipe and options from the run: use `zoo train --resume RUN_ID`.")
-        result = engine.resume(args.resume, tracking_uri=args.resume_tracking_uri, verbose=2)
+        result = training.resume(args.resume, tracking_uri=args.resume_tracking_uri, verbose=2)
         return _report(result)
     if not args.recipe:
-        raise ZooError(f"Name a recipe: zoo train {{{','.join(engine.recipe_names())}}} (or --resume RUN_ID).")
+        raise ZooError(f"Name a recipe: zoo train {{{','.join(training.recipe_names())}}} (or --resume RUN_ID).")
     skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri", "backend"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     # The same call as `zoo.train(recipe, epochs=3, ...)` from Python; --set wins over an option.

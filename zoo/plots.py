@@ -1,4 +1,4 @@
-"""Figures the recipes log to MLflow: image grids and confusion matrices (matplotlib, no display)."""
+"""Figures the runs log to MLflow: image grids, confusion matrices and the learning curve (matplotlib, no display)."""
 
 import math
 
@@ -150,5 +150,26 @@ def line_grid(images, titles, columns=2, width=5.0):
             image = images[index][..., 0] if images.ndim == 4 else images[index]
             axis.imshow(np.clip(image, 0, 1), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             axis.set_title(str(titles[index]), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(history):
+    """Return a matplotlib figure with one panel per metric: training and validation per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.5 * max(1, len(names)), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        epochs = range(len(history[name]))
+        axis.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            axis.plot(range(len(history[f"val_{name}"])), history[f"val_{name}"], label="validation")
+        axis.set_title(name)
+        axis.set_xlabel("epoch")
+        axis.legend()
     fig.tight_layout()
     return fig

@@ -1,7 +1,7 @@
 """Hyperparameter search over a recipe (`zoo tune`), on Optuna, with every trial an MLflow run.
 
 A study is one Optuna study (TPE sampler, median or successive-halving pruner, RDB storage) and one
-MLflow parent run; each trial is an ordinary engine run of the recipe nested under that parent
+MLflow parent run; each trial is an ordinary training run of the recipe nested under that parent
 (tag `mlflow.parentRunId`), so trials sit in the MLflow UI next to `zoo train` runs with the same
 params, per-epoch metrics, datasets, learning curve and model. Trials never touch the test split:
 they are ranked on a per-epoch validation metric (the recipe's main metric on the validation split
@@ -154,7 +154,7 @@ def check_space(recipe, config, dimensions, settings=(), model_overrides=None, m
     every value of the space has the key's type, and that the model builds at the space's ends.
 
     Args:
-        recipe: the `engine.Recipe`.
+        recipe: the `training.Recipe`.
         config: the recipe config (the fixed options of every trial).
         dimensions: {key: Dimension}.
         settings: keys fixed with `--set` (they may not be searched too).
@@ -166,11 +166,11 @@ def check_space(recipe, config, dimensions, settings=(), model_overrides=None, m
     Raises:
         ZooError: naming the key and what it accepts.
     """
-    from zoo import engine, registry
+    from zoo import registry, training
 
     model_name = model_name or recipe.model_name(config)
     card = registry.info(model_name)
-    fields = engine.config_fields(recipe.Config)
+    fields = training.config_fields(recipe.Config)
     searchable = [name for name in fields if name not in _PLACEMENT and name != "epochs"]
     fixed_by_data = set(model_overrides or {})
     for key, dimension in dimensions.items():
@@ -365,7 +365,8 @@ def tune(
     """
     import mlflow
 
-    from zoo import devices, engine, registry, tracking
+    from zoo import registry, tracking, training
+    from zoo.training import devices
 
     devices.split_cpu_from_env()
     options = dict(options or {})
@@ -385,8 +386,8 @@ def tune(
         raise ZooError(f"`direction` takes min or max. Received: {direction}")
 
     # === Preflight: everything a trial could refuse, before any study or run exists ===
-    recipe_obj = engine.get_recipe(recipe)
-    config, fixed = engine.make_config(recipe_obj, options, settings)
+    recipe_obj = training.get_recipe(recipe)
+    config, fixed = training.make_config(recipe_obj, options, settings)
     dimensions = parse_space(space) if space else None
     tracking.configure(config.tracking_uri)
     tracking.check_run_options(register, config.system_metrics)
@@ -599,7 +600,7 @@ def _parent_run(study, experiment, run_name, description, storage_url):
     experiment_id = (
         mlflow_experiment.experiment_id if mlflow_experiment else mlflow.set_experiment(experiment).experiment_id
     )
-    tracking._mark_training_experiment(experiment_id)
+    tracking.mark_training_experiment(experiment_id)
     name = study.study_name
     found = client.search_runs(
         [experiment_id],
@@ -637,15 +638,15 @@ def _parent_run(study, experiment, run_name, description, storage_url):
 
 
 class _Objective:
-    """One trial: an engine run of the recipe with the trial's values, nested under the parent."""
+    """One trial: a training run of the recipe with the trial's values, nested under the parent."""
 
     def __init__(self, recipe, options, settings, dimensions, metric, study, parent_id, verbose):
-        from zoo import engine
+        from zoo import training
 
         self.recipe, self.options, self.settings = recipe.name, options, settings
         self.dimensions, self.metric, self.study, self.parent_id = dimensions, metric, study, parent_id
         self.verbose = verbose
-        self.fields = set(engine.config_fields(recipe.Config))
+        self.fields = set(training.config_fields(recipe.Config))
         self.monitor = recipe.monitor
         # Set by `tune` from the config: whether early stopping restores the best epoch's weights.
         self.early_stopping = False
@@ -654,7 +655,7 @@ class _Objective:
         import mlflow
         import optuna
 
-        from zoo import engine, faults
+        from zoo import faults, training
 
         values = {key: dimension.suggest(trial) for key, dimension in self.dimensions.items()}
         options = {**self.options, "run_name": f"{self.study}-trial-{trial.number}"}
@@ -666,7 +667,7 @@ class _Objective:
             tags["zoo.retry_of"] = str(trial.user_attrs["zoo.retry_of"])
         pruning = _pruning_callback(trial, self.metric)
         try:
-            result = engine.train(
+            result = training.train(
                 self.recipe, options, settings, self.verbose, tags=tags, callbacks=[pruning], evaluate=False
             )
         except faults.Diverged as error:
@@ -784,7 +785,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
     """Log the best trial, the study's plots and the final (tested) run on the parent."""
     import mlflow
 
-    from zoo import engine
+    from zoo import training
 
     metric = description["metric"]
     client = mlflow.MlflowClient()
@@ -818,7 +819,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
     if claimed:
         final_options = {**options, "run_name": f"{study.study_name}-best", "register": register}
         final_settings = dict(settings)
-        fields = set(engine.config_fields(engine.get_recipe(recipe).Config))
+        fields = set(training.config_fields(training.get_recipe(recipe).Config))
         for key, value in best.params.items():
             (final_options if key in fields else final_settings)[key] = value
         tags = {
@@ -828,7 +829,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
             TRIAL_TAG: str(best.number),
         }
         try:
-            result = engine.train(recipe, final_options, final_settings, tags=tags)
+            result = training.train(recipe, final_options, final_settings, tags=tags)
         except BaseException:
             client.set_tag(parent_id, "zoo.tune.tested_trial", tested or "")
             raise
@@ -868,7 +869,7 @@ def _register_tested(run_id, name, recipe):
 
     import mlflow
 
-    from zoo import engine, tracking
+    from zoo import tracking, training
 
     run = mlflow.MlflowClient().get_run(run_id)
     models = mlflow.search_logged_models(
@@ -879,7 +880,7 @@ def _register_tested(run_id, name, recipe):
     metrics = run.data.metrics
     with mlflow.start_run(run_id=run_id):
         tracking.register_model(
-            types.SimpleNamespace(model_uri=models[0].model_uri), name, metrics, engine.get_recipe(recipe).main_metric
+            types.SimpleNamespace(model_uri=models[0].model_uri), name, metrics, training.get_recipe(recipe).main_metric
         )
 
 

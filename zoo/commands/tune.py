@@ -13,7 +13,7 @@ import argparse
 
 
 def add_parser(commands):
-    from zoo import cli, engine
+    from zoo import cli, training
 
     tune = commands.add_parser(
         "tune",
@@ -23,8 +23,8 @@ def add_parser(commands):
     tune.set_defaults(handler=_tune)
     recipes = tune.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=cli._Parser)
     recipes.required = True
-    for name in engine.recipe_names():
-        cli._add_recipe_parser(recipes, engine.get_recipe(name))
+    for name in training.recipe_names():
+        cli._add_recipe_parser(recipes, training.get_recipe(name))
         sub = recipes.choices[name]
         sub.description = f"Search the hyperparameters of `zoo train {name}`. {sub.description or ''}"
         _add_tune_options(sub)

@@ -1,10 +1,14 @@
-"""Choosing a `tf.distribute` strategy for the hardware that is there.
+"""Device placement: choosing a `tf.distribute` strategy for the hardware that is there, and what the
+rest of the training code needs to know of it (its scope, its replica count, its devices in words).
 
-TensorFlow-specific on purpose: the models stay backend-neutral, the training engine runs on the
-TensorFlow backend, where `tf.distribute` is the way to use several devices.
+The only module of the package that knows `tf.distribute` (the GAN's and the RBM's own training
+steps aside): anything about devices, strategies or replicas belongs here. TensorFlow-specific on
+purpose: the models stay backend-neutral, the training runs on the TensorFlow backend, where
+`tf.distribute` is the way to use several devices.
 """
 
 import contextlib
+import functools
 import json
 import os
 import typing
@@ -14,12 +18,12 @@ from zoo.errors import ZooError
 DEVICES_HELP = "auto, cpu, gpu, gpu:0, gpu:0,1, cpu:0,1 (logical CPUs) or all"
 
 
-def split_cpu_from_env():
+def split_cpu_from_env() -> None:
     """Split the CPU into ZOO_LOGICAL_CPUS logical devices, if that variable is set.
 
     This lets a machine without GPUs exercise the several-device code paths
     (`ZOO_LOGICAL_CPUS=2 zoo train mlp --devices all`). It must run before TensorFlow creates
-    any tensor, so the engine calls it first thing.
+    any tensor, so `zoo.training.train` calls it first thing.
     """
     count = os.environ.get("ZOO_LOGICAL_CPUS")
     if not count:
@@ -39,7 +43,7 @@ def split_cpu_from_env():
         pass
 
 
-def select_strategy(devices="auto"):
+def select_strategy(devices: str = "auto") -> typing.Any:
     """Return the strategy for a `--devices` value.
 
     auto: `MultiWorkerMirroredStrategy` when TF_CONFIG names several workers, `MirroredStrategy`
@@ -86,7 +90,7 @@ def select_strategy(devices="auto"):
     return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
 
 
-def _multi_worker():
+def _multi_worker() -> bool:
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
     except json.JSONDecodeError:
@@ -94,26 +98,25 @@ def _multi_worker():
     return len(config.get("cluster", {}).get("worker", [])) > 1
 
 
-_MIRRORED: dict[tuple[str, ...], typing.Any] = {}
+def _mirrored(names: list[str]) -> typing.Any:
+    return _mirrored_over(tuple(names))
 
 
-def _mirrored(names):
+@functools.cache
+def _mirrored_over(names: tuple[str, ...]) -> typing.Any:
     # One MirroredStrategy per device set and process: a second instance over the same devices
     # aborts its collective all-reduce ("Collective ops is aborted ... restart your program").
     import tensorflow as tf
 
-    key = tuple(names)
-    if key not in _MIRRORED:
-        _MIRRORED[key] = tf.distribute.MirroredStrategy(list(names))
-    return _MIRRORED[key]
+    return tf.distribute.MirroredStrategy(list(names))
 
 
-def describe(strategy):
+def describe(strategy: typing.Any) -> tuple[str, int]:
     """Return (strategy class name, replica count) for logging."""
     return type(strategy).__name__, int(strategy.num_replicas_in_sync)
 
 
-def device_label(strategy):
+def device_label(strategy: typing.Any) -> str:
     """The devices a strategy trains on, in words: `CPU:0`, `GPU:0`, or `2 devices (GPU:0, GPU:1)`."""
     import tensorflow as tf
 
@@ -125,6 +128,21 @@ def device_label(strategy):
         names = [gpus[0].name if gpus else "CPU:0"]
     short = [name.split("device:")[-1] for name in names]
     return short[0] if len(short) == 1 else f"{len(short)} devices ({', '.join(short)})"
+
+
+def scope(strategy: typing.Any) -> typing.ContextManager[typing.Any]:
+    """The strategy's scope: variables created inside it (a model, its optimizer) live on its devices."""
+    return typing.cast(typing.ContextManager[typing.Any], strategy.scope())
+
+
+def replicas(model: typing.Any) -> int:
+    """The replica count of the strategy a built Keras model lives under (1 off the TensorFlow backend).
+
+    Batches for the model's `evaluate` and `predict` start with one that splits evenly over it
+    (`zoo.training.pipelines.batch`).
+    """
+    strategy = getattr(model, "distribute_strategy", None)
+    return int(strategy.num_replicas_in_sync) if strategy is not None else 1
 
 
 @contextlib.contextmanager

@@ -1,0 +1,46 @@
+"""Training: the recipe base class and the run every recipe goes through, one module per concern.
+
+- `config`: `RecipeConfig` (options every recipe has) and building a config from options and `--set`.
+- `recipe`: the `Recipe` base class (its hooks) and `Data`, what a loader returns.
+- `catalog`: `@register_recipe`, discovery of `zoo.recipes`, lookup by name.
+- `pipelines`: tf.data batching for `fit`, `evaluate` and `predict` (the replica count passed in).
+- `devices`: device strategy and replicas; the only module that knows `tf.distribute`.
+- `run`: `train` and `resume`, the run loop, `RunResult`.
+- `description`: what a run logs about itself once (params, config file, datasets, its description).
+- `outputs`: the checkpoint folder and the `--output` folder on disk.
+
+Checkpoints, signals and the NaN guard are in `zoo.faults`; MLflow in `zoo.tracking`; figures in
+`zoo.plots`. The names recipes and the CLI use are re-exported here: `training.Recipe`,
+`training.train`, ...
+"""
+
+from zoo.training.catalog import get_recipe, recipe_names, register_recipe, unregister_recipe
+from zoo.training.config import RUN_OPTIONS, RecipeConfig, config_fields, make_config
+from zoo.training.description import CONFIG_FILE, RunSummary
+from zoo.training.outputs import save
+from zoo.training.pipelines import batch, training_batches
+from zoo.training.recipe import Data, Recipe
+from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, resume, train
+
+__all__ = [
+    "CHECKPOINT_TAG",
+    "CONFIG_FILE",
+    "RESUME_TAG",
+    "RUN_OPTIONS",
+    "Data",
+    "Recipe",
+    "RecipeConfig",
+    "RunResult",
+    "RunSummary",
+    "batch",
+    "config_fields",
+    "get_recipe",
+    "make_config",
+    "recipe_names",
+    "register_recipe",
+    "resume",
+    "save",
+    "train",
+    "training_batches",
+    "unregister_recipe",
+]

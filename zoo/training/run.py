@@ -1,0 +1,263 @@
+"""The run loop: `train` and `resume` take a recipe from its config to a finished MLflow run.
+
+Seeds, device strategy, the model, early stopping and checkpoints, `fit`, the final test
+evaluation, then metrics, the learning curve, the model and its registration. A new step of every
+run is called from `_run` here; its code goes in the module of its concern (see the package
+docstring of `zoo.training`).
+"""
+
+import dataclasses
+import os
+import time
+import typing
+import warnings
+
+import zoo
+from zoo import backends, registry, tracking
+from zoo.errors import ZooError
+from zoo.training import devices, outputs
+from zoo.training.catalog import get_recipe
+from zoo.training.config import config_fields, make_config
+from zoo.training.description import CONFIG_FILE, RunSummary, log_run_description
+from zoo.training.pipelines import batch, training_batches
+from zoo.training.recipe import Recipe
+
+CHECKPOINT_TAG = "zoo.checkpoint"
+RESUME_TAG = "zoo.resume"
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run gives back: `zoo.train(...)` returns it.
+
+    Attributes:
+        run_id: the MLflow run id.
+        model: the trained `keras.Model` (best weights when early stopping restored them).
+        metrics: the final `test_*` metrics, `train_seconds` and `epochs_trained`.
+        history: Keras' per-epoch history (`loss`, `val_*`, ...).
+        config: the resolved recipe config (a `RecipeConfig` subclass).
+    """
+
+    run_id: str
+    model: typing.Any
+    metrics: dict[str, float]
+    history: dict[str, list[float]]
+    config: typing.Any
+
+
+def train(
+    recipe_name: str,
+    options: typing.Mapping[str, typing.Any] | None = None,
+    settings: typing.Mapping[str, typing.Any] | None = None,
+    verbose: int = 0,
+    *,
+    tags: dict[str, str] | None = None,
+    callbacks: typing.Sequence[typing.Any] = (),
+    evaluate: bool = True,
+) -> RunResult:
+    """Run a recipe end to end and log it to MLflow.
+
+    Args:
+        recipe_name: a registered recipe (`zoo train --help` lists them).
+        options: config fields, e.g. {"epochs": 5, "data": "table.csv", "target": "y"}.
+        settings: `--set` pairs: config fields or model hyperparameters.
+        verbose: Keras `fit` verbosity (0 silent, 2 one line per epoch).
+        tags: extra tags of the MLflow run (`zoo tune` nests a trial under its study with
+            `mlflow.parentRunId`).
+        callbacks: extra Keras callbacks; they see each epoch's logs after the recipe's own
+            callbacks, before early stopping and the MLflow metrics.
+        evaluate: False for a search trial: the test split stays untouched (no `test_*` metrics
+            and none of the recipe's artifacts, which describe test predictions); the run still
+            logs params, datasets, per-epoch metrics, the learning curve and the model.
+
+    Returns:
+        `RunResult` with the MLflow run id, the trained model and the test metrics.
+
+    Raises:
+        ZooError: for bad input, before an MLflow run is started where it can be checked early.
+        zoo.faults.Interrupted: on SIGINT/SIGTERM; the run is KILLED, its checkpoint kept.
+        zoo.faults.Diverged: on a NaN or infinite loss; the run is FAILED, its checkpoint kept.
+    """
+    devices.split_cpu_from_env()
+    recipe = get_recipe(recipe_name)
+    config, overrides = make_config(recipe, options, settings)
+    if config.register and not evaluate:
+        raise ZooError("`register` needs the test metrics that a run without evaluation does not compute.")
+    return _run(recipe, config, overrides, verbose, extra_tags=tags, extra_callbacks=callbacks, evaluate=evaluate)
+
+
+def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> RunResult:
+    """Continue an interrupted run in the same MLflow run, from its last checkpoint.
+
+    Raises:
+        ZooError: for an unknown run, a finished run, or a run without a checkpoint.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from zoo import faults
+
+    devices.split_cpu_from_env()
+    uri = tracking.configure(tracking_uri)
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+    except MlflowException:
+        raise ZooError(f"No MLflow run '{run_id}' in {uri}. Check the run id and `tracking_uri`.") from None
+    if run.info.status == "FINISHED":
+        raise ZooError(f"Run {run_id} already FINISHED; there is nothing to resume.")
+    folder = run.data.tags.get(CHECKPOINT_TAG)
+    if not faults.has_checkpoint(folder):
+        raise ZooError(
+            f"Run {run_id} has no checkpoint (looked in {folder}); it stopped before its first epoch "
+            f"ended. Start it again with `zoo train {run.data.tags.get('zoo.recipe', 'RECIPE')}`."
+        )
+    import yaml
+
+    saved = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{CONFIG_FILE}"))
+    recipe = get_recipe(saved["recipe"])
+    options = {k: v for k, v in saved["config"].items() if v is not None and k in config_fields(recipe.Config)}
+    options["tracking_uri"] = tracking_uri
+    config, _ = make_config(recipe, options)
+    overrides = {
+        k: registry.coerce(k, v, registry.info(saved["model"]).hyperparameters[k].annotation)
+        for k, v in saved.get("overrides", {}).items()
+    }
+    # has_checkpoint() found the folder, so the tag holds its path.
+    return _run(recipe, config, overrides, verbose, resume_from=(run, str(folder)))
+
+
+def _run(
+    recipe: Recipe,
+    config: typing.Any,
+    overrides: dict[str, typing.Any],
+    verbose: int,
+    resume_from: tuple[typing.Any, str] | None = None,
+    extra_tags: dict[str, str] | None = None,
+    extra_callbacks: typing.Sequence[typing.Any] = (),
+    evaluate: bool = True,
+) -> RunResult:
+    import keras
+
+    from zoo import faults, plots
+    from zoo.tracking import mlflow
+
+    tracking.configure(config.tracking_uri)
+    tracking.check_run_options(config.register, config.system_metrics)
+    outputs.check_writable(outputs.checkpoint_root(config), "`checkpoint_dir`")
+    keras.utils.set_random_seed(config.seed)
+
+    data = recipe.load_data(config)
+    strategy = devices.select_strategy(config.devices)
+    strategy_name, replicas = devices.describe(strategy)
+    if config.batch_size % replicas:
+        # Keras cannot start `fit` when a global batch splits unevenly over the replicas.
+        raise ZooError(
+            f"`batch_size={config.batch_size}` does not split evenly over {replicas} replicas; "
+            f"use a multiple of {replicas}."
+        )
+    model_name = recipe.model_name(config)
+    recipe.check_overrides(config, data, overrides)
+    hyperparameters = {**recipe.model_overrides(config, data), **overrides}
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        with devices.scope(strategy):
+            model = registry.get(model_name, **hyperparameters)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    if config.jit and replicas > 1:
+        # XLA under MirroredStrategy fails on CPU replicas ("resource located in device CPU:1").
+        warnings.warn("--jit is ignored with several replicas; training runs without XLA.", stacklevel=2)
+    elif config.jit:
+        model.jit_compile = True
+    summary = RunSummary(recipe.name, model_name, data.spec.get("name") or "", devices.device_label(strategy))
+
+    tags = {
+        "zoo.technique": recipe.technique,
+        "zoo.recipe": recipe.name,
+        "zoo.model": model_name,
+        "zoo.version": zoo.__version__,
+        "zoo.backend": backends.current(),
+        **(extra_tags or {}),
+    }
+    commit = tracking.git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    experiment = config.experiment or "zoo"
+    resumed_run = resume_from[0] if resume_from else None
+    with (
+        devices.without_graph_passes(*recipe.graph_passes_off),
+        faults.signals_as_exceptions(),
+        tracking.EpochMetrics() as epoch_metrics,
+        tracking.active_run(
+            experiment,
+            config.run_name,
+            tags,
+            system_metrics=config.system_metrics,
+            resume=resumed_run,
+            name_prefix=summary.name_prefix(),
+            metrics=epoch_metrics,
+        ) as run,
+    ):
+        run_id = run.info.run_id
+        folder = resume_from[1] if resume_from else os.path.join(outputs.checkpoint_root(config), run_id)
+        if not resume_from:
+            log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
+            mlflow.set_tag(CHECKPOINT_TAG, folder)
+            mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe())
+        if evaluate:
+            # A search trial is re-run by `zoo tune` itself; resumed by `zoo train` it would touch the test split.
+            mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
+
+        early_stopping = None
+        if recipe.monitor and data.validation is not None and config.patience:
+            early_stopping = faults.ResumableEarlyStopping(
+                monitor=recipe.monitor, patience=config.patience, restore_best_weights=True
+            )
+        initial_epoch = 0
+        if resume_from:
+            with devices.scope(strategy):
+                initial_epoch = faults.restore(model, folder, early_stopping)
+        callbacks = list(recipe.callbacks(model, data, config)) + list(extra_callbacks) + [faults.StopOnNaN()]
+        if early_stopping is not None:
+            callbacks.append(early_stopping)
+        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
+        callbacks.append(faults.EpochCheckpoint(folder, epoch_metrics.log_epoch, early_stopping))
+
+        train_batches, steps = training_batches(
+            data.train, data.num_train, config.batch_size, config.seed, initial_epoch
+        )
+        started = time.perf_counter()
+        history = model.fit(
+            train_batches,
+            steps_per_epoch=steps,
+            initial_epoch=initial_epoch,
+            validation_data=None if data.validation is None else batch(data.validation, config.batch_size, replicas),
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
+            # that it cannot shuffle a tf.data.Dataset itself.
+            shuffle=False,
+        )
+        train_seconds = time.perf_counter() - started
+
+        metrics = recipe.evaluate(model, data, config) if evaluate else {}
+        metrics["train_seconds"] = train_seconds
+        # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
+        metrics["epochs_trained"] = initial_epoch + len(history.epoch)
+        epoch_metrics.flush()
+        mlflow.log_metrics(metrics)
+        mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe(metrics, recipe.main_metric))
+        curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
+        if curves:
+            tracking.log_figure(plots.learning_curve(curves), "learning_curve.png")
+        if evaluate:
+            recipe.log_artifacts(model, data, config)
+        model_info = recipe.log_model(model, data)
+        if config.register:
+            tracking.register_model(model_info, config.register, metrics, recipe.main_metric)
+        if config.output:
+            outputs.save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
+    faults.remove(folder)
+    return RunResult(run_id, model, metrics, history.history, config)
