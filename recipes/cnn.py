@@ -107,10 +107,19 @@ class CNNRecipe(training.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
+        # Raw pixels (0-255), in memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch.
+        splits = {
+            name: training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
+            for name, x, y in (
+                ("train", data.x_train, data.y_train),
+                ("validation", data.x_val, data.y_val),
+                ("test", data.x_test, data.y_test),
+            )
+        }
         return training.Data(
-            train=images.to_dataset(data.x_train, data.y_train),
-            validation=images.to_dataset(data.x_val, data.y_val),
-            test=images.to_dataset(data.x_test, data.y_test),
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
             num_train=len(data.x_train),
             # The model takes raw pixels, as read from an image file: that is what its signature shows.
             example_inputs=(data.x_test[:5] * images.PIXEL_MAX).astype("float32"),

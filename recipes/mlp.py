@@ -59,8 +59,6 @@ class MLPRecipe(training.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import tensorflow as tf
-
         from zoo.errors import ZooError
 
         for name in ("validation_fraction", "test_fraction"):
@@ -89,7 +87,7 @@ class MLPRecipe(training.Recipe):
                 file=sys.stderr,
             )
         arrays = {name: splits.arrays(getattr(splits, name)) for name in ("train", "validation", "test")}
-        datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
+        datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {
             "source": table.source,
