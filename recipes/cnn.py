@@ -94,9 +94,13 @@ class CNNRecipe(training.Recipe):
             skip_corrupt=config.skip_corrupt,
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
+        # A folder above ZOO_STREAM_BYTES is listed, not read: its images are decoded batch by batch.
+        streamed = isinstance(data.x_train, images.FolderImages)
         mlflow_datasets = [
             (
-                mlflow.data.from_numpy(
+                x.mlflow_dataset(y, data.source, f"{data.name}-{split}")
+                if streamed
+                else mlflow.data.from_numpy(
                     x, targets=y, source=tracking.dataset_source(_dataset_source(data)), name=f"{data.name}-{split}"
                 ),
                 context,
@@ -107,13 +111,16 @@ class CNNRecipe(training.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
-        # Raw pixels (0-255), in memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch.
+        # A streamed folder decodes through tf.data; raw pixels (0-255) in memory are tf.data on
+        # TensorFlow and NumPy batches on JAX and PyTorch, which then train without TensorFlow.
         splits = {
-            name: training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
-            for name, x, y in (
-                ("train", data.x_train, data.y_train),
-                ("validation", data.x_val, data.y_val),
-                ("test", data.x_test, data.y_test),
+            name: images.to_dataset(x, y, seed=seed)
+            if streamed
+            else training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
+            for name, x, y, seed in (
+                ("train", data.x_train, data.y_train, config.seed),
+                ("validation", data.x_val, data.y_val, None),
+                ("test", data.x_test, data.y_test, None),
             )
         }
         return training.Data(
@@ -126,6 +133,7 @@ class CNNRecipe(training.Recipe):
             spec=spec,
             mlflow_datasets=mlflow_datasets,
             extras={"images": data},
+            streamed=streamed,
         )
 
     # === Model ===
@@ -147,7 +155,8 @@ class CNNRecipe(training.Recipe):
         from sklearn.metrics import precision_recall_fscore_support
 
         metrics = super().evaluate(model, data, config)
-        probabilities = model.predict(training.batch(data.test, config.batch_size, devices.replicas(model)), verbose=0)
+        test = training.batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
+        probabilities = model.predict(test, verbose=0)
         truth = data.extras["images"].y_test
         predicted = np.argmax(probabilities, axis=1)
         precision, recall, f1, support = precision_recall_fscore_support(

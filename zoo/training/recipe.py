@@ -26,6 +26,9 @@ class Data:
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         extras: anything else the recipe keeps for its own evaluation and artifacts.
+        streamed: the data does not fit in memory: all three datasets yield batches of rows (any
+            size), `train` read from disk on every pass and shuffled by itself (seeded); the run
+            neither caches nor shuffles them, only rebatches them (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -36,6 +39,7 @@ class Data:
     spec: dict[str, typing.Any]
     mlflow_datasets: list[typing.Any] = dataclasses.field(default_factory=list)
     extras: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    streamed: bool = False
 
 
 class Recipe:
@@ -72,7 +76,7 @@ class Recipe:
         """Return the final `test_*` metrics, computed once on the held-out split."""
         if data.test is None:
             return {}
-        test = batch(data.test, config.batch_size, devices.replicas(model))
+        test = batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
         results = model.evaluate(test, return_dict=True, verbose=0)
         return {f"test_{name}": float(value) for name, value in results.items()}
 
@@ -98,7 +102,8 @@ class Recipe:
         if data.validation is not None:
             replicas = devices.replicas(model)
             rows = data.validation.take(max(1, replicas))
-            logged = model.evaluate(batch(rows, config.batch_size, replicas), return_dict=True, verbose=0)
+            rows = batch(rows, config.batch_size, replicas, streamed=data.streamed)
+            logged = model.evaluate(rows, return_dict=True, verbose=0)
             names |= set(logged)
             names |= {f"val_{name}" for name in logged}
         return sorted(names)
