@@ -556,18 +556,24 @@ def section_mlflow_overhead(args, work, done):
 
 
 # The sizes the runner gives the scripts of `others`: (arguments, --quick arguments). A script's own
-# defaults are its full benchmark (tune.py: 20 and 30 trials, about an hour of searching on 2 cores);
-# here each is cut to fit one runner pass of under an hour, and the table prints the command it ran.
-# A script not listed runs with its defaults and is left out of --quick.
+# defaults are its full benchmark (ocr.py: 3 seeds and a line-length run; tune.py: 20 and 30 trials,
+# about an hour of searching on 2 cores); here each is cut to fit one runner pass of under an hour,
+# and the table prints the command it ran. A script not listed runs with its defaults and is left
+# out of --quick.
 OTHERS_ARGS = {
-    "ocr.py": ([], ["--seeds", "42", "--no-lengths", "--epochs", "2"]),
-    "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--seeds", "42", "--epochs", "5"]),
-    "serving.py": ([], ["--quick"]),
+    "ocr.py": (["--seeds", "42", "--no-lengths"], ["--epochs", "2"]),
+    "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--epochs", "5"]),
+    "serving.py": (["--repeats", "30"], ["--quick"]),
     "tune.py": (
-        ["--recipes", "mlp", "--trials", "20", "--epochs", "40"],
+        ["--recipes", "mlp", "--trials", "10", "--epochs", "40"],
         ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
+    # The README's table: 10 thousand to 10 million rows and 10,000 images (about 15 minutes).
+    "streaming.py": (
+        ["--rows", "10000,1000000,10000000", "--images", "10000"],
+        ["--rows", "10000", "--images", "500", "--in-memory-max", "0", "--in-memory-images-max", "0"],
+    ),
 }
 
 

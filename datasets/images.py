@@ -31,6 +31,7 @@ import threading
 
 import numpy as np
 
+from zoo.datasets import splits, streaming
 from zoo.errors import ZooError, closest
 
 # What `keras.utils.image_dataset_from_directory` reads; other files in the folders are ignored.
@@ -98,15 +99,6 @@ class ImageData:
         }
 
 
-def split_arrays(x, y, seed, validation_fraction=0.1, test_fraction=0.2):
-    """Split arrays by a seeded permutation into (train, validation, test) pairs."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = int(round(len(x) * test_fraction))
-    n_val = int(round(len(x) * validation_fraction))
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    return (x[train], y[train]), (x[val], y[val]), (x[test], y[test])
-
-
 def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
     """scikit-learn's 1,797 real 8x8 handwritten digit scans (values 0-16), scaled to [0, 1]."""
     import sklearn.datasets
@@ -114,7 +106,9 @@ def digits(seed=42, validation_fraction=0.1, test_fraction=0.2):
     bunch = sklearn.datasets.load_digits()
     x = (bunch.images / 16.0).astype("float32")[..., np.newaxis]
     y = bunch.target.astype("int64")
-    (xt, yt), (xv, yv), (xs, ys) = split_arrays(x, y, seed, validation_fraction, test_fraction)
+    (xt, yt), (xv, yv), (xs, ys) = splits.split_arrays(
+        (x, y), seed, validation_fraction, test_fraction, what="digits", unit="images"
+    )
     return ImageData(xt, yt, xv, yv, xs, ys, [str(d) for d in range(10)], "digits", "sklearn.datasets.load_digits")
 
 
@@ -370,7 +364,9 @@ def load_tfds(
         for split in ("train", "validation", "test")
         if split in splits
     }
-    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
+        arrays, seed, validation_fraction, test_fraction, f"tensorflow-datasets' '{name}'"
+    )
     if note:
         warn(note)
     details = {"data_dir": tfds_data_dir(data_dir)}
@@ -381,17 +377,21 @@ def load_tfds(
     )
 
 
-def _complete_splits(arrays, seed, validation_fraction, test_fraction):
-    """(train, validation, test) pairs from {split: (x, y)}: missing splits are carved out of train."""
+def _complete_splits(arrays, seed, validation_fraction, test_fraction, what):
+    """(train, validation, test) pairs from {split: (x, y)}: missing splits are carved out of train.
+
+    Test rows are carved first and validation rows from what is left, so a dataset with its own
+    test split keeps the same validation share of its training rows.
+    """
     x, y = arrays["train"]
     if "test" in arrays:
         test = arrays["test"]
     else:
-        (x, y), _, test = split_arrays(x, y, seed, 0.0, test_fraction)
+        (x, y), _, test = splits.split_arrays((x, y), seed, 0.0, test_fraction, what=what, unit="images")
     if "validation" in arrays:
         validation = arrays["validation"]
     else:
-        (x, y), validation, _ = split_arrays(x, y, seed, validation_fraction, 0.0)
+        (x, y), validation, _ = splits.split_arrays((x, y), seed, validation_fraction, 0.0, what=what, unit="images")
     return (x, y), validation, test
 
 
@@ -508,8 +508,16 @@ def load_folder(
             why = "differ in size" if common is None else f"are {common[0]}x{common[1]}"
             note = f"the images in {folder} {why}: resized to {size[0]}x{size[1]}; choose with --image-size H,W."
 
+    channels_out = 1 if mode == "grayscale" else 3
+    total = sum(len(files) for classes in indexed.values() for files in classes.values())
+    # Above the threshold the images are listed, not read: each batch decodes its own files.
+    streamed = total * size[0] * size[1] * channels_out * 4 > streaming.stream_threshold()
     arrays = {}
     for split, path in layout.items():
+        if streamed:
+            listed = [(file, label) for label, name in enumerate(class_names) for file in indexed[split][name]]
+            arrays[split] = (np.array([file for file, _ in listed]), np.array([label for _, label in listed], "int64"))
+            continue
         # Always decoded as RGB and converted afterwards: TensorFlow cannot decode BMP or GIF
         # straight to one channel, which `color_mode="grayscale"` would ask of it.
         dataset = keras.utils.image_dataset_from_directory(
@@ -542,7 +550,11 @@ def load_folder(
             )
         arrays[split] = (np.concatenate(xs), np.concatenate(ys))
 
-    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(arrays, seed, validation_fraction, test_fraction)
+    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
+        arrays, seed, validation_fraction, test_fraction, str(folder)
+    )
+    if streamed:
+        x, x_val, x_test = (FolderImages(paths, size, mode) for paths in (x, x_val, x_test))
     counts = {"train": len(x), "validation": len(x_val), "test": len(x_test)}
     if min(counts.values()) == 0 or len(np.unique(y)) < 2:
         total = sum(counts.values())
@@ -560,6 +572,11 @@ def load_folder(
         "skipped_files": len(bad),
         "layout": "split folders" if len(layout) > 1 else "class folders",
     }
+    if streamed:
+        details["streamed"] = True
+        details["images_per_class"] = {
+            name: sum(len(classes[name]) for classes in indexed.values()) for name in class_names
+        }
     return ImageData(x, y, x_val, y_val, x_test, y_test, class_names, os.path.basename(root) or root, root, details)
 
 
@@ -711,10 +728,84 @@ def read_images(paths, image_size, channels, *, convert=False, invert=False):
     return np.stack([np.asarray(image, dtype="float32") for image in batch])
 
 
-def to_dataset(x, y=None):
-    """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given."""
+class FolderImages:
+    """The images of a folder too large for memory, listed by path: decoded and resized when read.
+
+    Stands in for an image array in `ImageData` (`len`, `shape`, indexing returns float32 images
+    in [0, 1]), and `to_dataset` decodes it batch by batch in the input pipeline, the way
+    `keras.utils.image_dataset_from_directory` decodes (RGB, then resized by area, then grayscale).
+    """
+
+    def __init__(self, paths, size, color_mode):
+        self.paths = np.asarray(paths)
+        self.size = tuple(size)
+        self.color_mode = color_mode
+
+    def __len__(self):
+        return len(self.paths)
+
+    @property
+    def shape(self):
+        return (len(self.paths), *self.size, 1 if self.color_mode == "grayscale" else 3)
+
+    def __getitem__(self, index):
+        paths = self.paths[index]
+        if np.ndim(paths) == 0:
+            return self[[index]][0]
+        return (
+            np.stack([np.asarray(self.decode(path)) for path in paths]) / PIXEL_MAX
+            if len(paths)
+            else np.zeros((0, *self.shape[1:]), "float32")
+        )
+
+    def decode(self, path):
+        """One image file as raw pixels (0-255, float32), resized and converted like the in-memory path."""
+        import tensorflow as tf
+
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        image = tf.image.resize(image, self.size, method=RESIZE_METHOD)
+        if self.color_mode == "grayscale":
+            image = tf.image.rgb_to_grayscale(image)
+        return tf.clip_by_value(image, 0.0, PIXEL_MAX)
+
+    def dataset(self, labels=None, seed=None):
+        """A `tf.data.Dataset` of batches of 32 raw-pixel images (with labels if given), decoded on the fly.
+
+        Batched, as the run takes streamed data (`training.Data.streamed`: it rebatches it and
+        never caches it). With a `seed`, the listing (paths, not pixels) is reshuffled every pass.
+        """
+        import tensorflow as tf
+
+        rows = tf.data.Dataset.from_tensor_slices(self.paths if labels is None else (self.paths, labels))
+        if seed is not None:
+            rows = rows.shuffle(len(self.paths), seed=seed, reshuffle_each_iteration=True)
+        if labels is None:
+            rows = rows.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            rows = rows.map(lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
+        return rows.batch(32)
+
+    def mlflow_dataset(self, labels, source, name):
+        """MLflow's record of these images: the folder, the tensor schema, the count and a digest of the listing."""
+        from mlflow.types.schema import Schema, TensorSpec
+
+        schema = Schema([TensorSpec(np.dtype("float32"), (-1, *self.shape[1:]), "image")])
+        classes = np.bincount(np.asarray(labels)).tolist()
+        profile = {"num_rows": len(self), "images_per_class": classes}
+        return streaming.meta_dataset(source, name, streaming.listing_digest(self.paths), schema, profile)
+
+
+def to_dataset(x, y=None, seed=None):
+    """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given.
+
+    `x` may be `FolderImages`: then the dataset decodes each image as it reads it, in batches (see
+    `FolderImages.dataset`), and `seed` reshuffles the listing every pass.
+    """
     import tensorflow as tf
 
+    if isinstance(x, FolderImages):
+        return x.dataset(None if y is None else np.asarray(y), seed=seed)
     pixels = np.asarray(x, dtype="float32") * PIXEL_MAX
     return tf.data.Dataset.from_tensor_slices(pixels if y is None else (pixels, np.asarray(y)))
 

@@ -20,10 +20,13 @@ import os
 
 import numpy as np
 
-from zoo.datasets import images
+from zoo.datasets import images, splits
 from zoo.errors import ZooError, closest
 
-# Caption vocabularies reserve these ids; they match zoo.models.recurrent.PAD/START/END.
+# The three sequence configurations the recurrent models build and the recipes train.
+MODES = ("many_to_one", "many_to_many", "one_to_many")
+# Token ids every caption vocabulary reserves; the caption model (zoo.models.recurrent) masks PAD,
+# starts decoding from START and stops at END.
 PAD, START, END = 0, 1, 2
 SPECIAL_TOKENS = ["<pad>", "<start>", "<end>"]
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -412,9 +415,7 @@ def imdb_reviews(data_dir=None, seed=42, max_tokens=20000, sequence_length=200, 
             raise ZooError(f"tfds 'imdb_reviews' split {split} is empty; prepare the dataset again.")
         texts[split] = [p[0].decode("utf-8", errors="replace") for p in pairs]
         labels[split] = np.array([p[1] for p in pairs], dtype="int64")
-    order = np.random.default_rng(seed).permutation(len(texts["train"]))
-    n_val = max(1, int(round(len(order) * validation_fraction)))
-    val, train = order[:n_val], order[n_val:]
+    train, val, _ = splits.split_rows(len(texts["train"]), seed, validation_fraction, 0.0, what="imdb_reviews")
     return vectorize_texts(
         [texts["train"][i] for i in train],
         labels["train"][train],
@@ -469,12 +470,9 @@ def text_csv(
         raise ZooError(f"Column '{target}' of {path} has {len(class_names)} class(es); a classifier needs at least 2.")
     y = frame[target].astype(str).map({c: i for i, c in enumerate(class_names)}).to_numpy("int64")
     x = frame[text_column].astype(str).tolist()
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_test = max(1, int(round(len(x) * test_fraction)))
-    n_val = max(1, int(round(len(x) * validation_fraction)))
-    if len(x) - n_test - n_val < 2:
-        raise ZooError(f"{path} has {len(x)} labelled rows: too few to split into train, validation and test.")
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    train, val, test = splits.split_rows(
+        len(x), seed, validation_fraction, test_fraction, what=path, unit="labelled rows"
+    )
     pick = lambda idx: [x[i] for i in idx]  # noqa: E731
     return vectorize_texts(
         pick(train),
@@ -589,8 +587,7 @@ def from_sequences(
         raise ZooError(f"Numeric sequences train mode many_to_one or many_to_many. Received: mode={mode!r}")
     sequences = [np.asarray(s, dtype="float32") for s in sequences]
     sequences = [s[:, None] if s.ndim == 1 else s for s in sequences]
-    if len(sequences) < 5:
-        raise ZooError(f"{name} holds {len(sequences)} sequences: too few to split into train, validation and test.")
+    splits.split_sizes(len(sequences), validation_fraction, test_fraction, what=name, unit="sequences")
     if any(s.ndim != 2 for s in sequences) or len({s.shape[1] for s in sequences}) != 1:
         raise ZooError(f"Every sequence of {name} must be (steps, features) with the same number of features.")
     lengths = np.array([len(s) for s in sequences])
@@ -641,9 +638,9 @@ def from_sequences(
         if y.ndim == (2 if mode == "many_to_many" else 1):
             y = y[..., None]  # one value per sequence or step: the model's single output
         task, num_outputs, class_names = "regression", int(y.shape[-1]), []
-    (xt, yt), (xv, yv), (xs, ys) = images.split_arrays(x, y, seed, validation_fraction, test_fraction)
-    if min(len(yt), len(yv), len(ys)) < 1:
-        raise ZooError(f"{name} holds {len(x)} sequences: too few to split into train, validation and test.")
+    (xt, yt), (xv, yv), (xs, ys) = splits.split_arrays(
+        (x, y), seed, validation_fraction, test_fraction, what=name, unit="sequences"
+    )
     return SequenceData(
         xt, yt, xv, yv, xs, ys, mode, task, num_outputs, class_names, name, source, mask_value=mask_value
     )

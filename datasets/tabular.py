@@ -13,6 +13,7 @@ import typing
 
 import numpy as np
 
+from zoo.datasets import splits
 from zoo.errors import ZooError
 
 # pandas is imported in the functions that use it: the MLP recipe imports this module to describe
@@ -62,6 +63,10 @@ class TabularSplits:
     table: Table
     # Empty cells of each numeric column that were filled with the training mean.
     filled: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_train(self):
+        return len(self.train)
 
     def arrays(self, frame):
         """Return (inputs, labels): a dict of (n, 1) arrays keyed by column, and the label vector."""
@@ -124,7 +129,15 @@ def read_csv(path, target):
     Raises:
         ZooError: for a missing, unreadable or empty file, or a missing target column.
     """
-    frame = read_frame(path)
+    return check_target(read_frame(path), target, path)
+
+
+def check_target(frame, target, path):
+    """A `Table` of `frame` read from `path`, once its target column is known to be there.
+
+    Raises:
+        ZooError: for no target or a target that is not a column.
+    """
     if target is None:
         raise ZooError(
             f"No target column given for {path}. Pass `target=COLUMN`; columns: {', '.join(map(str, frame.columns))}."
@@ -139,8 +152,8 @@ def read_csv(path, target):
     return Table(frame, target, os.path.abspath(path), os.path.splitext(os.path.basename(path))[0])
 
 
-def read_frame(path):
-    """Read the CSV file given to --data into a DataFrame with at least one data row.
+def read_frame(path, nrows=None):
+    """Read the CSV file given to --data (its first `nrows` rows if given) into a DataFrame with a data row.
 
     Raises:
         ZooError: for a missing, unparsable or empty file, or a folder.
@@ -153,7 +166,7 @@ def read_frame(path):
         raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to `data`.")
     _check_header(path)
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        frame = pd.read_csv(path, skipinitialspace=True, nrows=nrows)
     except pd.errors.EmptyDataError:
         raise ZooError(f"CSV file is empty: {path}. It needs a header row and data rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -162,6 +175,76 @@ def read_frame(path):
     if frame.empty:
         raise ZooError(f"CSV file has a header but no data rows: {path}. Add rows to train on.")
     return frame
+
+
+def read_binary_csv(path, target=None, drop=()):
+    """Read a CSV of numeric columns in [0, 1] (the visible units) and an optional label column.
+
+    Returns:
+        dict with x (float32, rows x columns), y (int64 labels or None), columns, class_names,
+        source and name.
+
+    Raises:
+        ZooError: for a missing or unparsable file, an unknown column, a non-numeric column, a
+            missing value, or a value outside [0, 1] (each named with its row and column).
+    """
+    import pandas as pd
+
+    from zoo.errors import closest
+
+    frame = read_frame(path)
+    for column in list(drop) + ([target] if target else []):
+        if column not in frame.columns:
+            raise ZooError(
+                f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
+    y, class_names = None, None
+    if target:
+        labels = frame[target].astype(str)
+        class_names = sorted(labels.unique())
+        y = labels.map({name: i for i, name in enumerate(class_names)}).to_numpy(dtype="int64")
+    visible = frame.drop(columns=list(drop) + ([target] if target else []))
+    if visible.shape[1] == 0:
+        raise ZooError(f"{path} has no columns left for the visible units after `drop`/`target`.")
+    for column in visible.columns:
+        values = visible[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            if pd.api.types.is_bool_dtype(values):
+                visible[column] = values.astype("float32")
+                continue
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            row = int(bad.index[0]) + 2 if len(bad) else 2
+            held = bad.iloc[0] if len(bad) else values.iloc[0]
+            raise ZooError(
+                f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
+                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with `drop={column}`."
+            )
+    values = visible.to_numpy(dtype="float64")
+    missing = np.argwhere(np.isnan(values))
+    if len(missing):
+        row, column = missing[0]
+        raise ZooError(
+            f"{path} has a missing value at row {row + 2}, column '{visible.columns[column]}'; "
+            "fill it (0 or 1) or drop the row."
+        )
+    outside = np.argwhere((values < 0) | (values > 1))
+    if len(outside):
+        row, column = outside[0]
+        raise ZooError(
+            f"{path}: row {row + 2}, column '{visible.columns[column]}' holds {values[row, column]:g}, outside "
+            f"[0, 1] ({len(outside)} such value(s)); an RBM's visible units are binary: scale or binarize "
+            "the data first (e.g. 1 for a rating >= 4)."
+        )
+    return {
+        "x": values.astype("float32"),
+        "y": y,
+        "columns": [str(c) for c in visible.columns],
+        "class_names": class_names,
+        "source": os.path.abspath(path),
+        "name": os.path.splitext(os.path.basename(path))[0],
+    }
 
 
 def _check_header(path):
@@ -225,17 +308,74 @@ def column_kinds(frame, target, categorical=()):
             present = values.dropna().astype(str)
             numbers = pd.to_numeric(present, errors="coerce")
             bad = present[numbers.isna()]
-            if len(bad) and numbers.notna().mean() >= 0.5:
-                row = bad.index[0]
-                raise ZooError(
-                    f"Column '{column}' is numeric but row {row + 2} holds {bad.iloc[0]!r}, which is not "
-                    f"a number. Fix that cell, or treat the column as categorical with "
-                    f"`categorical={column}`."
-                )
-            kinds[column] = "categorical" if len(bad) else "numeric"
+            kinds[column] = text_column_kind(column, len(present), int(numbers.notna().sum()), bad)
     if not kinds:
         raise ZooError(f"The table has no feature columns besides the target '{target}'.")
     return kinds
+
+
+def text_column_kind(column, present, parsed, bad):
+    """The kind of a column read as text: numeric if every cell parses, categorical if many do not.
+
+    Args:
+        column: its name.
+        present: cells that are not empty.
+        parsed: cells among them that parse as numbers.
+        bad: the cells that do not parse (a Series indexed by 0-based data row; only the first is read).
+
+    Raises:
+        ZooError: when most cells are numbers and some are not: a typo in a numeric column.
+    """
+    if len(bad) and parsed / max(1, present) >= 0.5:
+        raise ZooError(
+            f"Column '{column}' is numeric but row {bad.index[0] + 2} holds {bad.iloc[0]!r}, which is not "
+            f"a number. Fix that cell, or treat the column as categorical with "
+            f"`categorical={column}`."
+        )
+    return "categorical" if len(bad) else "numeric"
+
+
+def task_and_classes(values, task="auto"):
+    """(task, class names) of a target: `task` checked against the values, or inferred for 'auto'.
+
+    Args:
+        values: the target column without empty cells, or only its distinct values (same dtype).
+        task: 'auto', 'binary', 'multiclass' or 'regression'.
+
+    Raises:
+        ZooError: for one class, a binary task on more classes, or a regression on text.
+    """
+    import pandas as pd
+
+    inferred = infer_task(values)
+    task = inferred if task == "auto" else task
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(values):
+            raise ZooError(f"`task=regression` needs a numeric target; '{values.name}' is not numeric.")
+        return task, []
+    class_names = sorted(values.unique().tolist(), key=str)
+    if task == "binary" and len(class_names) != 2:
+        raise ZooError(
+            f"`task=binary` needs a target with 2 classes; '{values.name}' has {len(class_names)}. "
+            "Use `task=multiclass`."
+        )
+    return task, class_names
+
+
+def check_options(columns, categorical, missing):
+    """Refuse `categorical` columns the table lacks and an unknown `missing` policy.
+
+    Raises:
+        ZooError: naming the unknown columns (with the table's columns) or the bad policy.
+    """
+    unknown = [column for column in categorical if column not in columns]
+    if unknown:
+        raise ZooError(
+            f"`categorical` names column(s) not in the table: {', '.join(unknown)}. "
+            f"Columns: {', '.join(map(str, columns))}."
+        )
+    if missing not in ("mean", "error"):
+        raise ZooError(f"`missing` must be mean or error. Received: {missing!r}")
 
 
 def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"):
@@ -261,14 +401,7 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
     import pandas as pd
 
     frame = table.frame
-    unknown = [column for column in categorical if column not in frame.columns]
-    if unknown:
-        raise ZooError(
-            f"`categorical` names column(s) not in the table: {', '.join(unknown)}. "
-            f"Columns: {', '.join(map(str, frame.columns))}."
-        )
-    if missing not in ("mean", "error"):
-        raise ZooError(f"`missing` must be mean or error. Received: {missing!r}")
+    check_options(frame.columns, categorical, missing)
     # The index keeps each row's place in the file, for messages that name a row.
     frame = frame[frame[table.target].notna()].copy()
     kinds = column_kinds(frame, table.target, categorical)
@@ -285,28 +418,12 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
         elif not pd.api.types.is_integer_dtype(frame[column]):
             frame[column] = frame[column].astype(str)
 
-    inferred = infer_task(frame[table.target])
-    task = inferred if task == "auto" else task
-    if task != "regression":
-        class_names = sorted(frame[table.target].unique().tolist(), key=str)
-        if task == "binary" and len(class_names) != 2:
-            raise ZooError(
-                f"`task=binary` needs a target with 2 classes; '{table.target}' has {len(class_names)}. "
-                "Use `task=multiclass`."
-            )
-    else:
-        if not pd.api.types.is_numeric_dtype(frame[table.target]):
-            raise ZooError(f"`task=regression` needs a numeric target; '{table.target}' is not numeric.")
-        class_names = []
+    task, class_names = task_and_classes(frame[table.target], task)
 
-    order = np.random.default_rng(seed).permutation(len(frame))
-    n_test = max(1, int(round(len(frame) * test_fraction)))
-    n_val = max(1, int(round(len(frame) * validation_fraction)))
-    if len(frame) - n_test - n_val < 2:
-        raise ZooError(f"The table has {len(frame)} rows: too few to split into train, validation and test.")
-    test = frame.iloc[order[:n_test]]
-    validation = frame.iloc[order[n_test : n_test + n_val]]
-    train = frame.iloc[order[n_test + n_val :]]
+    train, validation, test = (
+        frame.iloc[rows]
+        for rows in splits.split_rows(len(frame), seed, validation_fraction, test_fraction, what=table.name)
+    )
 
     features = {}
     for column, kind in kinds.items():
@@ -339,25 +456,39 @@ def _check_finite(frame, column, name):
     Raises:
         ZooError: naming the column, the first bad row and how many cells are bad.
     """
+    bad = nonfinite_cells(frame[column])
+    if len(bad):
+        raise nonfinite_error(column, name, bad.iloc[0], bad.index[0], len(bad))
+
+
+def nonfinite_cells(values):
+    """The cells of a column (a Series) that are infinite or overflow float32, as numbers."""
     import pandas as pd
 
-    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     with np.errstate(invalid="ignore"):
-        bad = np.flatnonzero(np.isinf(values) | (np.abs(values) > FLOAT32_MAX))
-    if len(bad):
-        first = bad[0]
-        raise ZooError(
-            f"Column '{column}' of {name} holds {values[first]:g} at row {frame.index[first] + 2} ({len(bad)} such "
-            f"cell(s)): a model cannot learn from infinite or float32-overflowing numbers. Fix or drop those rows."
-        )
+        return numbers[np.isinf(numbers) | (numbers.abs() > FLOAT32_MAX)]
+
+
+def nonfinite_error(column, name, value, row, count):
+    """The error for `count` infinite or overflowing cells of `column`, the first `value` at 0-based data row `row`."""
+    return ZooError(
+        f"Column '{column}' of {name} holds {value:g} at row {row + 2} ({count} such "
+        f"cell(s)): a model cannot learn from infinite or float32-overflowing numbers. Fix or drop those rows."
+    )
 
 
 def _refuse_missing(frame, columns, name):
     for column in columns:
         empty = np.flatnonzero(frame[column].isna().to_numpy())
         if len(empty):
-            raise ZooError(
-                f"Column '{column}' of {name} has {len(empty)} empty cell(s), the first at row "
-                f"{frame.index[empty[0]] + 2}, and `missing=error` refuses them: fill them, or use `missing=mean` "
-                "to fill numbers with the training mean."
-            )
+            raise missing_error(column, name, len(empty), frame.index[empty[0]])
+
+
+def missing_error(column, name, count, row):
+    """The error of `missing=error` for `count` empty cells of `column`, the first at 0-based data row `row`."""
+    return ZooError(
+        f"Column '{column}' of {name} has {count} empty cell(s), the first at row "
+        f"{row + 2}, and `missing=error` refuses them: fill them, or use `missing=mean` "
+        "to fill numbers with the training mean."
+    )

@@ -8,7 +8,7 @@ pixels (0-255) and CTC labels (character ids 1..n, padded with 0, the blank).
 Sources:
 - `digit_lines`: lines of 3 to 8 digits made by placing scikit-learn's 1,797 real 8x8 handwritten
   digit scans side by side with random spacing. The scans are split into train, validation and
-  test first (`images.split_arrays`, the split every digits recipe uses), and each split's lines
+  test first (`zoo.datasets.splits`, the split every loader uses), and each split's lines
   are built from its own scans only, so a test line never shows a scan seen in training.
 - `load_folder`: a folder of line images with a `labels.csv` (`filename,words`, the layout of
   EasyOCR's trainer), any characters; images of any width are resized to one height, keeping
@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from zoo.datasets import images
+from zoo.datasets.splits import split_rows
 from zoo.errors import ZooError
 
 # CTC label padding: the blank, index 0 of the model's output (zoo.models.crnn.BLANK).
@@ -299,13 +300,7 @@ def load_folder(
         files.append(path)
         texts.append(text)
 
-    order = np.arange(len(files))
-    (train, _), (val, _), (test, _) = images.split_arrays(order, order, seed, validation_fraction, test_fraction)
-    if min(len(train), len(val), len(test)) == 0:
-        raise ZooError(
-            f"{labels_path} has {len(files)} rows: too few to split into train, validation and test "
-            f"({len(train)}/{len(val)}/{len(test)}); add images."
-        )
+    train, val, test = split_rows(len(files), seed, validation_fraction, test_fraction, what=labels_path)
     alphabet = "".join(sorted(set("".join(texts[i] for i in train))))
     for split, indices in (("validation", val), ("test", test)):
         for i in indices:

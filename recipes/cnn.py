@@ -108,9 +108,13 @@ class CNNRecipe(training.Recipe):
             skip_corrupt=config.skip_corrupt,
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
+        # A folder above ZOO_STREAM_BYTES is listed, not read: its images are decoded batch by batch.
+        streamed = isinstance(data.x_train, images.FolderImages)
         mlflow_datasets = [
             (
-                mlflow.data.from_numpy(
+                x.mlflow_dataset(y, data.source, f"{data.name}-{split}")
+                if streamed
+                else mlflow.data.from_numpy(
                     x, targets=y, source=tracking.dataset_source(_dataset_source(data)), name=f"{data.name}-{split}"
                 ),
                 context,
@@ -122,7 +126,7 @@ class CNNRecipe(training.Recipe):
             )
         ]
         return training.Data(
-            train=images.to_dataset(data.x_train, data.y_train),
+            train=images.to_dataset(data.x_train, data.y_train, seed=config.seed),
             validation=images.to_dataset(data.x_val, data.y_val),
             test=images.to_dataset(data.x_test, data.y_test),
             num_train=len(data.x_train),
@@ -131,6 +135,7 @@ class CNNRecipe(training.Recipe):
             spec=spec,
             mlflow_datasets=mlflow_datasets,
             loaded=data,
+            streamed=streamed,
         )
 
     # === Model ===
@@ -152,7 +157,8 @@ class CNNRecipe(training.Recipe):
         from sklearn.metrics import precision_recall_fscore_support
 
         metrics = super().evaluate(model, data, config).metrics
-        probabilities = model.predict(training.batch(data.test, config.batch_size, devices.replicas(model)), verbose=0)
+        test = training.batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
+        probabilities = model.predict(test, verbose=0)
         truth = data.loaded.y_test
         predicted = np.argmax(probabilities, axis=1)
         precision, recall, f1, support = precision_recall_fscore_support(

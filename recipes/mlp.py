@@ -17,7 +17,7 @@ import sys
 import typing
 
 from zoo import tracking, training
-from zoo.datasets import tabular
+from zoo.datasets import streaming, tabular
 
 
 @dataclasses.dataclass
@@ -66,21 +66,27 @@ class MLPRecipe(training.Recipe):
         for name in ("validation_fraction", "test_fraction"):
             if not 0 < getattr(config, name) < 0.5:
                 raise ZooError(f"--{name.replace('_', '-')} must be in (0, 0.5). Received: {getattr(config, name)}")
-        if config.data:
+        options = {
+            "task": config.task,
+            "categorical": config.categorical,
+            "seed": config.seed,
+            "validation_fraction": config.validation_fraction,
+            "test_fraction": config.test_fraction,
+            "missing": config.missing,
+        }
+        # A CSV above ZOO_STREAM_BYTES is read in chunks, never whole (zoo.datasets.streaming).
+        streamed = bool(config.data) and streaming.should_stream(config.data)
+        if streamed:
+            splits = streaming.scan(config.data, config.target, **options)
+            table = splits.table
+        elif config.data:
             table = tabular.read_csv(config.data, config.target)
         else:
             if config.target:
                 raise ZooError("`target` applies to `data=PATH.csv`; the embedded tables know their target.")
             table = tabular.load_embedded(config.dataset)
-        splits = tabular.prepare(
-            table,
-            task=config.task,
-            categorical=config.categorical,
-            seed=config.seed,
-            validation_fraction=config.validation_fraction,
-            test_fraction=config.test_fraction,
-            missing=config.missing,
-        )
+        if not streamed:
+            splits = tabular.prepare(table, **options)
         if splits.filled:
             counts = ", ".join(f"{column} {count}" for column, count in splits.filled.items())
             print(
@@ -88,8 +94,13 @@ class MLPRecipe(training.Recipe):
                 f"({counts}); --missing error refuses them instead.",
                 file=sys.stderr,
             )
-        arrays = {name: splits.arrays(getattr(splits, name)) for name in ("train", "validation", "test")}
+        held = ("validation", "test") if streamed else ("train", "validation", "test")
+        arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
         datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
+        if streamed:
+            # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
+            datasets = {name: dataset.batch(streaming.SLICE_ROWS) for name, dataset in datasets.items()}
+            datasets["train"] = splits.train_dataset(config.seed)
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {
             "source": table.source,
@@ -98,27 +109,32 @@ class MLPRecipe(training.Recipe):
             "task": splits.task,
             "num_classes": len(splits.class_names),
             "class_names": [str(c) for c in splits.class_names],
-            "rows": {name: len(getattr(splits, name)) for name in ("train", "validation", "test")},
+            "rows": {"train": splits.num_train, "validation": len(splits.validation), "test": len(splits.test)},
             "columns": {column: feature["kind"] for column, feature in splits.features.items()},
         }
         if splits.filled:
             spec["missing_filled"] = splits.filled
         mlflow_datasets = [
             (
-                tracking.pandas_dataset(getattr(splits, name), table.source, table.target, f"{table.name}-{name}"),
+                streaming.mlflow_dataset(splits, f"{table.name}-{name}")
+                if streamed
+                else tracking.pandas_dataset(getattr(splits, name), table.source, table.target, f"{table.name}-{name}"),
                 context,
             )
             for name, context in (("train", "training"), ("validation", "validation"), ("test", "testing"))
         ]
+        if streamed:
+            spec["streamed"] = {"chunk_rows": streaming.CHUNK_ROWS, "shuffle_rows": streaming.SHUFFLE_ROWS}
         return training.Data(
             train=datasets["train"],
             validation=datasets["validation"],
             test=datasets["test"],
-            num_train=len(splits.train),
+            num_train=splits.num_train,
             example_inputs=example_inputs,
             spec=spec,
             mlflow_datasets=mlflow_datasets,
             loaded=splits,
+            streamed=streamed,
         )
 
     # === Model ===

@@ -115,8 +115,18 @@ class RBMRecipe(training.Recipe):
 
         _check_options(config)
         if config.data:
-            loaded = read_binary_csv(config.data, target=config.target, drop=config.drop)
-            splits = _split(loaded["x"], loaded["y"], config)
+            from zoo.datasets import splits as row_splits
+            from zoo.datasets import tabular
+
+            loaded = tabular.read_binary_csv(config.data, target=config.target, drop=config.drop)
+            parts = row_splits.split_arrays(
+                (loaded["x"], loaded["y"]),
+                config.seed,
+                config.validation_fraction,
+                config.test_fraction,
+                what=loaded["name"],
+            )
+            splits = dict(zip(row_splits.SPLITS, parts))
             shape, source, name = (loaded["x"].shape[1],), loaded["source"], loaded["name"]
             class_names, columns = loaded["class_names"], loaded["columns"]
         else:
@@ -258,87 +268,6 @@ def _check_options(config):
     for name in ("validation_fraction", "test_fraction"):
         if not 0 < getattr(config, name) < 0.5:
             raise ZooError(f"--{name.replace('_', '-')} must be in (0, 0.5). Received: {getattr(config, name)}")
-
-
-def read_binary_csv(path, target=None, drop=()):
-    """Read a CSV of numeric columns in [0, 1] (the visible units) and an optional label column.
-
-    Returns:
-        dict with x (float32, rows x columns), y (int64 labels or None), columns, class_names,
-        source and name.
-
-    Raises:
-        ZooError: for a missing or unparsable file, an unknown column, a non-numeric column, a
-            missing value, or a value outside [0, 1] (each named with its row and column).
-    """
-    import pandas as pd
-
-    from zoo.datasets import tabular
-    from zoo.errors import closest
-
-    frame = tabular.read_frame(path)
-    for column in list(drop) + ([target] if target else []):
-        if column not in frame.columns:
-            raise ZooError(
-                f"Column '{column}' is not in {path}.{closest(column, frame.columns)} "
-                f"Columns: {', '.join(map(str, frame.columns))}."
-            )
-    y, class_names = None, None
-    if target:
-        labels = frame[target].astype(str)
-        class_names = sorted(labels.unique())
-        y = labels.map({name: i for i, name in enumerate(class_names)}).to_numpy(dtype="int64")
-    visible = frame.drop(columns=list(drop) + ([target] if target else []))
-    if visible.shape[1] == 0:
-        raise ZooError(f"{path} has no columns left for the visible units after `drop`/`target`.")
-    for column in visible.columns:
-        values = visible[column]
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            if pd.api.types.is_bool_dtype(values):
-                visible[column] = values.astype("float32")
-                continue
-            numbers = pd.to_numeric(values, errors="coerce")
-            bad = values[numbers.isna() & values.notna()]
-            row = int(bad.index[0]) + 2 if len(bad) else 2
-            held = bad.iloc[0] if len(bad) else values.iloc[0]
-            raise ZooError(
-                f"Column '{column}' of {path} is not numeric (row {row} holds {held!r}); "
-                f"an RBM needs numeric columns in [0, 1]. Encode it, or leave it out with `drop={column}`."
-            )
-    values = visible.to_numpy(dtype="float64")
-    missing = np.argwhere(np.isnan(values))
-    if len(missing):
-        row, column = missing[0]
-        raise ZooError(
-            f"{path} has a missing value at row {row + 2}, column '{visible.columns[column]}'; "
-            "fill it (0 or 1) or drop the row."
-        )
-    outside = np.argwhere((values < 0) | (values > 1))
-    if len(outside):
-        row, column = outside[0]
-        raise ZooError(
-            f"{path}: row {row + 2}, column '{visible.columns[column]}' holds {values[row, column]:g}, outside "
-            f"[0, 1] ({len(outside)} such value(s)); an RBM's visible units are binary: scale or binarize "
-            "the data first (e.g. 1 for a rating >= 4)."
-        )
-    return {
-        "x": values.astype("float32"),
-        "y": y,
-        "columns": [str(c) for c in visible.columns],
-        "class_names": class_names,
-        "source": os.path.abspath(path),
-        "name": os.path.splitext(os.path.basename(path))[0],
-    }
-
-
-def _split(x, y, config):
-    order = np.random.default_rng(config.seed).permutation(len(x))
-    n_test = max(1, int(round(len(x) * config.test_fraction)))
-    n_val = max(1, int(round(len(x) * config.validation_fraction)))
-    if len(x) - n_test - n_val < 2:
-        raise ZooError(f"The table has {len(x)} rows: too few to split into train, validation and test.")
-    parts = {"test": order[:n_test], "validation": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    return {split: (x[rows], None if y is None else y[rows]) for split, rows in parts.items()}
 
 
 def binarize(x, how, threshold, rng):

@@ -36,7 +36,6 @@ from zoo import tracking, training
 from zoo.datasets import sequences, series
 from zoo.errors import ZooError
 
-MODES = ("many_to_one", "many_to_many", "one_to_many")
 # Which configuration each named dataset trains, and each configuration's offline default.
 DATASET_MODES = {
     "digits": "many_to_one",
@@ -86,7 +85,7 @@ class RecurrentConfig(training.RecipeConfig):
 
     epochs: int = 60
     patience: int = 8
-    mode: typing.Literal["many_to_one", "many_to_many", "one_to_many"] = "many_to_one"
+    mode: typing.Literal[sequences.MODES] = "many_to_one"
     dataset: typing.Literal[
         "auto", "digits", "mnist", "imdb_reviews", "digit_video", "sunspots", "goog", "digit_captions"
     ] = "auto"
@@ -299,8 +298,8 @@ def load_sequences(config):
         ZooError: for a dataset of another mode, an unusable file, or bad sizes.
     """
     mode = config.mode
-    if mode not in MODES:
-        raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
+    if mode not in sequences.MODES:
+        raise ZooError(f"Unknown mode {mode!r}; use one of {', '.join(sequences.MODES)}.")
     if config.examples < 0:
         raise ZooError(f"`examples` must be 0 or more. Received: {config.examples}")
     if config.data:

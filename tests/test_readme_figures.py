@@ -35,6 +35,7 @@ AWAITING_RUN_ALL = {
     "**Forecasting a series with RNN, LSTM, GRU.**": "benchmarks/forecast.py",
     "## Serve and export": "benchmarks/serving.py",
     "## Hyperparameter search": "benchmarks/tune.py",
+    "## Data larger than memory": "benchmarks/streaming.py",
 }
 # Figures a test measures and compares with the README itself.
 CHECKED_BY_TESTS = {

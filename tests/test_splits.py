@@ -203,6 +203,39 @@ def test_ocr_line_folder(tmp_path):
     assert_partition(*ids, [f"line{i}.png" for i in range(40)])
 
 
+# === The split itself ===
+
+
+@pytest.mark.parametrize("n, seed", [(7, 0), (97, 42), (1000, 3)])
+def test_row_by_row_split_puts_every_row_where_the_in_memory_split_does(n, seed):
+    from zoo.datasets import splits
+
+    train, validation, test = splits.split_rows(n, seed, 0.1, 0.2)
+    assert_partition(train, validation, test, range(n))
+    streamed = splits.RowSplit(n, seed, 0.1, 0.2)
+    # Decided chunk by chunk, from row numbers alone.
+    codes = np.concatenate([streamed.assign(np.arange(start, min(start + 10, n))) for start in range(0, n, 10)])
+    for code, rows in ((splits.TRAIN, train), (splits.VALIDATION, validation), (splits.TEST, test)):
+        assert sorted(np.flatnonzero(codes == code)) == sorted(rows)
+    other = splits.split_rows(n, seed + 1, 0.1, 0.2)[2]
+    assert sorted(other) != sorted(test)
+
+
+def test_loaders_refuse_data_too_small_to_split_with_the_same_message():
+    from zoo.datasets import splits
+    from zoo.errors import ZooError
+
+    frame = pd.DataFrame({"x": [0.1, 0.5, 0.9], "label": ["a", "b", "a"]})
+    for load in (
+        lambda: splits.split_rows(3, 0, 0.1, 0.2),
+        lambda: splits.RowSplit(3, 0, 0.1, 0.2),
+        lambda: tabular.prepare(tabular.Table(frame, "label", "memory", "tiny")),
+        lambda: sequences.from_sequences(np.zeros((3, 4, 1)), np.array([0, 1, 0]), name="tiny"),
+    ):
+        with pytest.raises(ZooError, match=r"has 3 \w+( \w+)?: too few to split into train, validation and test"):
+            load()
+
+
 def test_imdb_reviews_validation_is_carved_from_tfds_train_and_test_is_tfds_test(tmp_path):
     import keras
     import tensorflow_datasets as tfds

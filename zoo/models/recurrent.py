@@ -23,12 +23,12 @@ import keras
 from keras import ops
 
 from zoo import compiling
+
+# The configurations and the caption vocabulary's reserved token ids are defined once, beside the
+# data that follows them (constants, not a data load; zoo.datasets.sequences imports no framework).
+from zoo.datasets.sequences import END, MODES, START
 from zoo.errors import ZooError
 from zoo.registry import check_range, register
-
-MODES = ("many_to_one", "many_to_many", "one_to_many")
-# Token ids that every caption vocabulary reserves (see zoo.datasets.sequences).
-PAD, START, END = 0, 1, 2
 
 _CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
 

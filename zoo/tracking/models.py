@@ -67,7 +67,7 @@ def register_model(model_info, name, metrics, preferred_metric=None):
     if model_uri is None:
         logged = mlflow.last_logged_model()
         if logged is None or logged.source_run_id != run_id:
-            raise ZooError("--register found no model logged by this run: the recipe's log_model logged none.")
+            raise ZooError("`register` found no model logged by this run: the recipe's log_model logged none.")
         model_uri = logged.model_uri
     metric = main_metric(metrics, preferred_metric)
     value = metrics.get(metric) if metric else None

@@ -71,13 +71,13 @@ def check_run_options(register=None, system_metrics=False):
     """
     if register is not None and (not register.strip() or "/" in register or ":" in register):
         raise ZooError(
-            f"--register needs a model name without '/' or ':', e.g. --register zoo-mlp. Received: {register!r}"
+            f"`register` needs a model name without '/' or ':', e.g. `register=zoo-mlp`. Received: {register!r}"
         )
     if system_metrics:
         import importlib.util
 
         if importlib.util.find_spec("psutil") is None:
-            raise ZooError("--system-metrics needs psutil: pip install psutil, or drop --system-metrics.")
+            raise ZooError("`system_metrics` needs psutil: pip install psutil, or drop `system_metrics`.")
 
 
 def start_run(experiment, run_name, tags, system_metrics=False, name_prefix="run"):

@@ -56,7 +56,7 @@ def check_scheme(uri):
         raise ZooError(
             f"The tracking URI {uri} has the scheme '{scheme}', where MLflow cannot store runs. "
             f"Use one of {', '.join(s + ':' for s in TRACKING_SCHEMES)} or a folder path "
-            "(e.g. --tracking-uri sqlite:///mlflow.db or http://127.0.0.1:5000)."
+            "(e.g. `tracking_uri=sqlite:///mlflow.db` or http://127.0.0.1:5000)."
         )
 
 
@@ -76,7 +76,7 @@ def prepare_sqlite(uri):
         return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ZooError(f"The folder of the MLflow store {uri} does not exist. Create it or fix --tracking-uri.")
+        raise ZooError(f"The folder of the MLflow store {uri} does not exist. Create it or fix `tracking_uri`.")
     with open(os.path.abspath(path) + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -100,9 +100,9 @@ def check_server(uri, timeout=3.0):
     if reason.startswith("HTTP "):
         raise ZooError(
             f"{uri} answered {reason} at /health, which an MLflow tracking server does not: check the "
-            "host, port and path given to --tracking-uri (e.g. http://127.0.0.1:5000)."
+            "host, port and path given to `tracking_uri` (e.g. http://127.0.0.1:5000)."
         )
     raise ZooError(
         f"Cannot reach the MLflow tracking server at {uri} ({reason}). Start it (mlflow server --host "
-        f"127.0.0.1 --port 5000) or drop --tracking-uri to log to the local store sqlite:///mlflow.db."
+        f"127.0.0.1 --port 5000) or drop `tracking_uri` to log to the local store sqlite:///mlflow.db."
     )

@@ -111,6 +111,6 @@ def make_config(
 def _check_common(config: typing.Any) -> None:
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
-            raise ZooError(f"--{name.replace('_', '-')} must be at least 1. Received: {getattr(config, name)}")
+            raise ZooError(f"`{name}` must be at least 1. Received: {getattr(config, name)}")
     if config.patience < 0:
-        raise ZooError(f"--patience must be 0 or more. Received: {config.patience}")
+        raise ZooError(f"`patience` must be 0 or more. Received: {config.patience}")

@@ -35,7 +35,7 @@ def save(model: typing.Any, folder: str, info: dict[str, typing.Any]) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise ZooError(f"Cannot create the --output folder {folder}: {error.strerror}.") from None
+        raise ZooError(f"Cannot create the `output` folder {folder}: {error.strerror}.") from None
     model.save(os.path.join(folder, "model.keras"))
     with open(os.path.join(folder, "run.json"), "w") as handle:
         json.dump(info, handle, indent=2)

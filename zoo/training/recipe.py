@@ -39,6 +39,9 @@ class Data(typing.Generic[Loaded]):
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
         loaded: what the recipe's loader read, typed by the recipe (`ImageData`, `SequenceData`, a
             recipe's own dataclass): the later hooks read it, none writes it.
+        streamed: the data does not fit in memory: all three datasets yield batches of rows (any
+            size), `train` read from disk on every pass and shuffled by itself (seeded); the run
+            neither caches nor shuffles them, only rebatches them (`zoo.datasets.streaming`).
     """
 
     train: typing.Any
@@ -49,6 +52,7 @@ class Data(typing.Generic[Loaded]):
     spec: dict[str, typing.Any]
     mlflow_datasets: list[typing.Any] = dataclasses.field(default_factory=list)
     loaded: Loaded | None = None
+    streamed: bool = False
 
 
 @dataclasses.dataclass
@@ -135,7 +139,7 @@ class Recipe:
         `log_artifacts` shows (none here)."""
         if data.test is None:
             return Evaluation({})
-        test = batch(data.test, config.batch_size, devices.replicas(model))
+        test = batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
         results = model.evaluate(test, return_dict=True, verbose=0)
         return Evaluation({f"test_{name}": float(value) for name, value in results.items()})
 
@@ -164,7 +168,8 @@ class Recipe:
         if data.validation is not None:
             replicas = devices.replicas(model)
             rows = data.validation.take(max(1, replicas))
-            logged = model.evaluate(batch(rows, config.batch_size, replicas), return_dict=True, verbose=0)
+            rows = batch(rows, config.batch_size, replicas, streamed=data.streamed)
+            logged = model.evaluate(rows, return_dict=True, verbose=0)
             names |= set(logged)
             names |= {f"val_{name}" for name in logged}
         return sorted(names)

@@ -82,7 +82,7 @@ def train(
     recipe = get_recipe(recipe_name)
     config, overrides = make_config(recipe, options, settings)
     if config.register and not evaluate:
-        raise ZooError("--register needs the test metrics that a run without evaluation does not compute.")
+        raise ZooError("`register` needs the test metrics that a run without evaluation does not compute.")
     return _run(recipe, config, overrides, verbose, extra_tags=tags, extra_callbacks=callbacks, evaluate=evaluate)
 
 
@@ -102,7 +102,7 @@ def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> Ru
     try:
         run = mlflow.MlflowClient().get_run(run_id)
     except MlflowException:
-        raise ZooError(f"No MLflow run '{run_id}' in {uri}. Check the run id and --tracking-uri.") from None
+        raise ZooError(f"No MLflow run '{run_id}' in {uri}. Check the run id and `tracking_uri`.") from None
     if run.info.status == "FINISHED":
         raise ZooError(f"Run {run_id} already FINISHED; there is nothing to resume.")
     folder = run.data.tags.get(CHECKPOINT_TAG)
@@ -143,7 +143,7 @@ def _run(
 
     tracking.configure(config.tracking_uri)
     tracking.check_run_options(config.register, config.system_metrics)
-    outputs.check_writable(outputs.checkpoint_root(config), "--checkpoint-dir")
+    outputs.check_writable(outputs.checkpoint_root(config), "`checkpoint_dir`")
     keras.utils.set_random_seed(config.seed)
 
     # Before the data: a model the recipe cannot train is refused without loading anything.
@@ -155,7 +155,7 @@ def _run(
     if config.batch_size % replicas:
         # Keras cannot start `fit` when a global batch splits unevenly over the replicas.
         raise ZooError(
-            f"--batch-size {config.batch_size} does not split evenly over {replicas} replicas; "
+            f"`batch_size={config.batch_size}` does not split evenly over {replicas} replicas; "
             f"use a multiple of {replicas}."
         )
     recipe.check_overrides(config, data, overrides)
@@ -227,14 +227,17 @@ def _run(
         callbacks.append(faults.EpochCheckpoint(folder, epoch_metrics.log_epoch, early_stopping))
 
         train_batches, steps = training_batches(
-            data.train, data.num_train, config.batch_size, config.seed, initial_epoch
+            data.train, data.num_train, config.batch_size, config.seed, initial_epoch, data.streamed
         )
+        validation = None
+        if data.validation is not None:
+            validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
         history = model.fit(
             train_batches,
             steps_per_epoch=steps,
             initial_epoch=initial_epoch,
-            validation_data=None if data.validation is None else batch(data.validation, config.batch_size, replicas),
+            validation_data=validation,
             epochs=config.epochs,
             callbacks=callbacks,
             verbose=verbose,
@@ -245,7 +248,7 @@ def _run(
         train_seconds = time.perf_counter() - started
 
         evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
-        metrics = dict(evaluation.metrics) if evaluation else {}
+        metrics = dict(evaluation.metrics) if evaluation is not None else {}
         metrics["train_seconds"] = train_seconds
         # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
         metrics["epochs_trained"] = initial_epoch + len(history.epoch)
