@@ -9,6 +9,7 @@ Example:
 import os
 import typing
 
+# TensorFlow unless KERAS_BACKEND names another (zoo.backends); Keras itself is imported lazily.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -22,12 +23,14 @@ if typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult":
+def train(recipe: str, *, verbose: int = 0, backend: str | None = None, **options: typing.Any) -> "RunResult":
     """Train a recipe and log the run to MLflow: `zoo train RECIPE` from Python, on the same code path.
 
     Args:
         recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...
         verbose: Keras `fit` verbosity (0 silent, 2 one line per epoch, as `zoo train` prints).
+        backend: Keras backend, "tensorflow", "jax" or "torch" (default: `KERAS_BACKEND`, else
+            tensorflow); only before this process imports Keras, which reads it once.
         **options: recipe options (`zoo train RECIPE --help`) and model hyperparameters
             (`zoo info MODEL`), as Python values: `epochs=3`, `filters=(32, 64)`, `data="t.csv"`.
 
@@ -35,12 +38,16 @@ def train(recipe: str, *, verbose: int = 0, **options: typing.Any) -> "RunResult
         `zoo.training.RunResult`: the MLflow run id, the trained model, the test metrics, the history.
 
     Raises:
-        ZooError: for an unknown recipe, option or hyperparameter, a bad value, or bad data.
+        ZooError: for an unknown recipe, option or hyperparameter, a bad value, or bad data; for
+            a backend that is not installed, or another than the one Keras already runs on.
 
     Example:
         >>> result = zoo.train("cnn", epochs=3, dataset="digits", filters=(32, 64))
         >>> result.metrics["test_accuracy"]
     """
+    from zoo import backends
+
+    backends.choose(backend)
     from zoo import training
 
     return training.train(recipe, settings=options, verbose=verbose)

@@ -95,6 +95,12 @@ def _add_recipe_parser(recipes, recipe):
         else:
             sub.add_argument(flag, dest=name, default=argparse.SUPPRESS, metavar=_metavar(annotation), help=help_text)
     sub.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        default=argparse.SUPPRESS,
+        help="Keras backend to train on (default: KERAS_BACKEND, else tensorflow)",
+    )
+    sub.add_argument(
         "--set",
         dest="settings",
         action="append",
@@ -135,10 +141,11 @@ def _train(args):
         return _report(result)
     if not args.recipe:
         raise ZooError(f"Name a recipe: zoo train {{{','.join(training.recipe_names())}}} (or --resume RUN_ID).")
-    skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri"}
+    skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri", "backend"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     # The same call as `zoo.train(recipe, epochs=3, ...)` from Python; --set wins over an option.
-    return _report(zoo.train(args.recipe, verbose=2, **{**options, **parse_settings(args.settings)}))
+    settings = {**options, **parse_settings(args.settings)}
+    return _report(zoo.train(args.recipe, verbose=2, backend=getattr(args, "backend", None), **settings))
 
 
 def parse_settings(items):
@@ -284,8 +291,11 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "loads_tensorflow", True):
+            from zoo import backends
             from zoo.quiet import load_tensorflow
 
+            # Before Keras is imported (by anything below): Keras reads its backend once.
+            backends.choose(getattr(args, "backend", None))
             load_tensorflow()
         return args.handler(args) or 0
     except ZooError as error:

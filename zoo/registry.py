@@ -68,6 +68,8 @@ class ModelCard:
     search_space: dict[str, str] = dataclasses.field(default_factory=dict)
     # The formats `zoo export` writes for it (each file is checked by its own runtime).
     exports: str = ""
+    # The Keras backends it runs on, each checked by tests/test_backends.py.
+    backends: tuple[str, ...] = ("tensorflow", "jax", "torch")
 
     @property
     def hyperparameters(self) -> dict[str, Hyperparameter]:
@@ -143,6 +145,7 @@ class ModelCard:
             lines.extend(f"    {key}={spec}" for key, spec in self.search_space.items())
         if self.exports:
             lines.append(f"  Export (zoo export --format ...): {self.exports}")
+        lines.append(f"  Keras backends (--backend, checked by tests/test_backends.py): {', '.join(self.backends)}")
         return "\n".join(lines)
 
 
@@ -173,6 +176,7 @@ def register(
     part_of: str = "",
     search_space: dict[str, str] | None = None,
     exports: str = "",
+    backends: typing.Iterable[str] = ("tensorflow", "jax", "torch"),
 ) -> typing.Callable[[_Builder], _Builder]:
     """Register a model builder under `name`.
 
@@ -196,6 +200,8 @@ def register(
             `choice:16,32|32,64`); a registry test checks it against the hyperparameters.
         exports: the formats `zoo export` writes for it (tf_saved_model, onnx, litert) and what
             it exports (the inference part), or why a format is refused.
+        backends: the Keras backends it builds, trains, evaluates and saves on (all three by
+            default); tests/test_backends.py checks each model on each backend it lists.
 
     Returns:
         A decorator that records the builder and returns it unchanged.
@@ -229,6 +235,7 @@ def register(
             part_of=part_of,
             search_space=dict(search_space or {}),
             exports=exports,
+            backends=tuple(backends),
         )
         _REGISTRY[name] = _Entry(builder, card, training)
         return builder

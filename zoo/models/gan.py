@@ -21,6 +21,7 @@ from keras import ops
 
 from zoo import compiling
 from zoo.errors import ZooError
+from zoo.models import steps
 from zoo.registry import check_range, register
 
 _INPUTS_DOC = "latent vectors (batch, latent_dim) floats; conditional: also labels (batch, 1) ints"
@@ -81,8 +82,10 @@ def build_generator(image_shape=(8, 8, 1), latent_dim=32, num_classes=0, filters
     x = keras.layers.Dense((height // factor) * (width // factor) * width0, use_bias=False, name="project")(x)
     x = keras.layers.Reshape((height // factor, width // factor, width0), name="project_reshape")(x)
     # Synchronized statistics: with several replicas each sees part of the batch, and per-replica
-    # statistics would make the update depend on the number of devices.
-    x = keras.layers.BatchNormalization(synchronized=True, name="project_bn")(x)
+    # statistics would make the update depend on the number of devices. Keras offers it on
+    # TensorFlow only (tf.distribute); the other backends run a step on the whole batch.
+    synchronized = steps.backend() == "tensorflow"
+    x = keras.layers.BatchNormalization(synchronized=synchronized, name="project_bn")(x)
     x = keras.layers.ReLU(name="project_relu")(x)
 
     # === Upsampling blocks ===
@@ -95,7 +98,7 @@ def build_generator(image_shape=(8, 8, 1), latent_dim=32, num_classes=0, filters
             use_bias=False,
             name=f"block{index}_deconv",
         )(x)
-        x = keras.layers.BatchNormalization(synchronized=True, name=f"block{index}_bn")(x)
+        x = keras.layers.BatchNormalization(synchronized=synchronized, name=f"block{index}_bn")(x)
         x = keras.layers.ReLU(name=f"block{index}_relu")(x)
 
     # === Image ===
@@ -182,6 +185,8 @@ class GAN(keras.Model):
         self.ema_momentum = float(ema_momentum)
         self.ema_trainable = []
         self.ema_non_trainable = []
+        # The latent noise of training steps (`keras.random`); its state is saved with the model.
+        self.noise_generator = keras.random.SeedGenerator(self.seed, name="latent_noise")
         # === Metrics ===
         self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
         self.discriminator_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
@@ -216,7 +221,9 @@ class GAN(keras.Model):
                         name=f"ema_{kind}_{index}",
                         aggregation="only_first_replica",
                     )
-                    copy.assign(variable)
+                    # A copy of the value: on JAX an assigned array is shared, not copied, and the
+                    # training step may not receive one buffer twice.
+                    copy.assign(ops.copy(variable))
                     copies.append(copy)
                 return copies
 
@@ -286,6 +293,9 @@ class GAN(keras.Model):
         self._gan_compile_options = {
             k: kwargs[k] for k in ("run_eagerly", "jit_compile", "steps_per_execution") if k in kwargs
         }
+        if steps.backend() == "jax":
+            # JAX's trainer carries `model.optimizer.variables` through its stateless step.
+            self.optimizer = steps.OptimizerVariables(self.generator_optimizer, self.discriminator_optimizer)
         # Optimizer variables are created now, inside the caller's strategy scope, rather than lazily
         # inside the first distributed step (where they would be placeholders of a replica graph).
         self.generator_optimizer.build(self.generator.trainable_variables)
@@ -330,10 +340,14 @@ class GAN(keras.Model):
         super().save_own_variables(store)
         for index, state in enumerate(self._random_states()):
             store[f"random_state_{index}"] = state
+        store["latent_noise_state"] = self.noise_generator.state
 
     def load_own_variables(self, store):
         keys = list(store.keys())
-        super().load_own_variables({key: store[key] for key in keys if not key.startswith("random_state_")})
+        own = ("random_state_", "latent_noise_state")
+        super().load_own_variables({key: store[key] for key in keys if not key.startswith(own)})
+        if "latent_noise_state" in keys:
+            self.noise_generator.state.assign(store["latent_noise_state"])
         states = self._random_states()
         saved = [key for key in keys if key.startswith("random_state_")]
         if len(saved) == len(states):
@@ -348,79 +362,252 @@ class GAN(keras.Model):
         return
 
     # === Training ===
-    def train_step(self, data):
-        # TensorFlow-specific on purpose (the networks themselves use keras.layers only): two
-        # GradientTapes for the two networks, and the tf.distribute replica context to average
-        # the losses over the *global* batch, which keras.ops cannot express.
-        import tensorflow as tf
+    # One step per backend, as Keras documents each ("Customizing what happens in fit()"), around
+    # the maths they share: `_step_losses` (the forward pass and both losses) and `_averaged` (the moving
+    # average of the generator's weights). Given the same weights, batch and latent noise, the three
+    # steps make the same update (tests/test_backends.py).
+    def train_step(self, *args):
+        """`fit`'s step: `train_step(data)` on TensorFlow and PyTorch, `train_step(state, data)` on JAX."""
+        return getattr(self, f"_train_step_{steps.backend()}")(*args)
 
-        images, labels = _unpack(data)
+    def _batch(self, data, state=None):
+        """(images, labels, latent noise, this replica's rows, global rows) of a batch.
+
+        The noise of a step is drawn for the whole global batch from the model's seed generator and
+        each replica takes its own rows: the update is the same on any number of devices, and a
+        reloaded model (which keeps the generator's state) draws the noise the saved one would have.
+        A batch may bring its own noise (`{"images": ..., "latent": ...}`): the steps of different
+        backends are compared on the same noise that way, since each backend's generator differs.
+        """
+        images, labels, latent = _unpack(data)
         if self.conditional and labels is None:
             raise ValueError("This GAN is conditional: fit it on (images, labels).")
         images = ops.cast(images, "float32")
         local = ops.shape(images)[0]
         offset, total = _replica_rows(local)
-        count = ops.cast(total, "float32")
-
-        # The noise of a step is drawn for the whole global batch from (seed, step) and each replica
-        # takes its own rows: the update is the same on any number of devices, and a reloaded
-        # model draws the same noise as the one that was saved.
-        step = ops.cast(self.discriminator_optimizer.iterations, "int64")
-        noise = tf.random.stateless_normal(
-            (total, self.latent_dim), seed=ops.stack([ops.cast(self.seed, "int64"), step])
-        )
-        latent = ops.slice(noise, (offset, 0), (local, self.latent_dim))
-        generator_inputs = latent
+        if latent is None:
+            noise = steps.draw(
+                self.noise_generator,
+                state,
+                lambda: keras.random.normal((total, self.latent_dim), seed=self.noise_generator),
+            )
+            latent = ops.slice(noise, (offset, 0), (local, self.latent_dim))
         if self.conditional:
             # Fakes carry the labels of the real batch: the class balance of the data, and the
             # discriminator compares like with like.
             labels = ops.reshape(ops.cast(labels, "int32"), (-1, 1))
-            generator_inputs = [latent, labels]
+        return images, labels, ops.cast(latent, "float32"), ops.cast(total, "float32")
+
+    def _step_losses(self, generate, judge, images, labels, latent, count):
+        """The forward pass and the losses of one step, for any backend.
+
+        Args:
+            generate: the generator as a function of its inputs (a stateless call on JAX).
+            judge: the discriminator as a function of (images, labels) (likewise).
+            images, labels, latent: the batch (labels None when unconditional) and its noise.
+            count: rows of the global batch.
+
+        Returns:
+            (discriminator loss to differentiate, generator loss to differentiate, per-example
+            discriminator losses, per-example generator losses).
+        """
+        fakes = generate([latent, labels] if self.conditional else latent)
+        real_logits = ops.reshape(judge(images, labels), (-1,))
+        fake_logits = ops.reshape(judge(fakes, labels), (-1,))
+        return self._losses_from_logits(real_logits, fake_logits, fake_logits, count)
+
+    def _losses_from_logits(self, real_logits, fake_logits, generator_fake_logits, count):
+        real_loss, fake_loss, generator_loss = _adversarial_losses(
+            real_logits, fake_logits, generator_fake_logits, self.label_smoothing
+        )
+        # Sums over this replica's rows divided by the global row count: the optimizers sum the
+        # replicas' gradients, which then equal the gradient of the global mean.
+        discriminator_scaled = (ops.sum(real_loss) + ops.sum(fake_loss)) / count
+        generator_scaled = ops.sum(generator_loss) / count
+        # Identity, except for a LossScaleOptimizer (mixed precision), whose apply unscales.
+        return (
+            self.discriminator_optimizer.scale_loss(discriminator_scaled),
+            self.generator_optimizer.scale_loss(generator_scaled),
+            real_loss + fake_loss,
+            generator_loss,
+        )
+
+    def test_step(self, *args):
+        """`evaluate`'s step: both losses on a batch, nothing updated; `test_step(state, data)` on JAX.
+
+        The latent noise is drawn from the model's `seed` alone, so evaluating does not move the
+        training noise and every evaluation of a model sees the same fakes.
+        """
+        if steps.backend() == "jax":
+            state, data = args
+            return steps.run_stateless(self, state, lambda: self._evaluation_step(data))
+        return self._evaluation_step(*args)
+
+    def _evaluation_step(self, data):
+        images, labels, latent = _unpack(data)
+        if self.conditional and labels is None:
+            raise ValueError("This GAN is conditional: evaluate it on (images, labels).")
+        images = ops.cast(images, "float32")
+        if latent is None:
+            latent = keras.random.normal((ops.shape(images)[0], self.latent_dim), seed=self.seed)
+        if self.conditional:
+            labels = ops.reshape(ops.cast(labels, "int32"), (-1, 1))
+        fakes = self.generator([latent, labels] if self.conditional else latent, training=False)
 
         def judge(x):
-            return self.discriminator([x, labels] if self.conditional else x, training=True)
+            return ops.reshape(self.discriminator([x, labels] if self.conditional else x, training=False), (-1,))
 
-        # One forward pass serves both updates (simultaneous gradient descent, as in TensorFlow's
+        fake_logits = judge(fakes)
+        real_loss, fake_loss, generator_loss = _adversarial_losses(
+            judge(images), fake_logits, fake_logits, self.label_smoothing
+        )
+        self.generator_loss_tracker.update_state(generator_loss)
+        self.discriminator_loss_tracker.update_state(real_loss + fake_loss)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def _averaged(self, averages, values, step):
+        """The moving averages of the generator's weights after the step numbered `step` (from 0)."""
+        # Warm-up as in tf.train.ExponentialMovingAverage(num_updates): early averages forget the
+        # random initial weights quickly.
+        steps_done = ops.cast(step, "float32") + 1.0
+        decay = ops.minimum(self.ema_momentum, (1.0 + steps_done) / (10.0 + steps_done))
+        return [
+            decay * average + (1.0 - decay) * ops.cast(value, average.dtype) for average, value in zip(averages, values)
+        ]
+
+    def _generator_state(self):
+        return self.generator.trainable_variables + self.generator.non_trainable_variables
+
+    def _judge(self, images, labels):
+        return self.discriminator([images, labels] if self.conditional else images, training=True)
+
+    def _train_step_tensorflow(self, data):
+        # Two GradientTapes over one forward pass (simultaneous gradient descent, as TensorFlow's
         # DCGAN tutorial): a third cheaper than alternating updates, and it meets the benchmark.
-        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
-            fakes = self.generator(generator_inputs, training=True)
-            real_logits = ops.reshape(judge(images), (-1,))
-            fake_logits = ops.reshape(judge(fakes), (-1,))
-            real_target = ops.full_like(real_logits, 1.0 - self.label_smoothing)
-            real_loss = _bce(real_target, real_logits)
-            fake_loss = _bce(ops.zeros_like(fake_logits), fake_logits)
-            # Non-saturating generator loss: -log D(G(z)).
-            generator_loss = _bce(ops.ones_like(fake_logits), fake_logits)
-            # Sums over this replica's rows divided by the global row count: the optimizers sum the
-            # replicas' gradients, which then equal the gradient of the global mean.
-            discriminator_scaled = (ops.sum(real_loss) + ops.sum(fake_loss)) / count
-            generator_scaled = ops.sum(generator_loss) / count
-            # Identity, except for a LossScaleOptimizer (mixed precision), whose apply unscales.
-            discriminator_scaled = self.discriminator_optimizer.scale_loss(discriminator_scaled)
-            generator_scaled = self.generator_optimizer.scale_loss(generator_scaled)
+        import tensorflow as tf
 
+        images, labels, latent, count = self._batch(data)
+        # Read before the optimizers count this step (graph order follows program order).
+        step = ops.cast(self.discriminator_optimizer.iterations, "float32")
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            discriminator_scaled, generator_scaled, discriminator_loss, generator_loss = self._step_losses(
+                lambda inputs: self.generator(inputs, training=True), self._judge, images, labels, latent, count
+            )
         generator_variables = self.generator.trainable_variables
         discriminator_variables = self.discriminator.trainable_variables
         generator_gradients = generator_tape.gradient(generator_scaled, generator_variables)
         discriminator_gradients = discriminator_tape.gradient(discriminator_scaled, discriminator_variables)
         self.generator_optimizer.apply_gradients(zip(generator_gradients, generator_variables))
         self.discriminator_optimizer.apply_gradients(zip(discriminator_gradients, discriminator_variables))
-        if self.ema_momentum:
-            # Warm-up as in tf.train.ExponentialMovingAverage(num_updates): early averages forget
-            # the random initial weights quickly.
-            steps = ops.cast(step, "float32") + 1.0
-            decay = ops.minimum(self.ema_momentum, (1.0 + steps) / (10.0 + steps))
-            for average, variable in zip(
-                self.ema_trainable + self.ema_non_trainable,
-                self.generator.trainable_variables + self.generator.non_trainable_variables,
-            ):
-                average.assign(decay * average + (1.0 - decay) * ops.cast(variable, average.dtype))
+        return self._finish_stateful_step(step, discriminator_loss, generator_loss)
 
+    def _train_step_torch(self, data):
+        # PyTorch's autograd: one forward pass, then one backward pass per loss, each gradient read
+        # from the variables' `.grad` after `zero_grad()` (the discriminator's gradients are copied
+        # first: the generator's backward pass goes through the discriminator and adds to them).
+        import torch
+
+        images, labels, latent, count = self._batch(data)
+        # A copy: PyTorch variables are updated in place.
+        step = ops.cast(self.discriminator_optimizer.iterations, "float32")
+        discriminator_scaled, generator_scaled, discriminator_loss, generator_loss = self._step_losses(
+            lambda inputs: self.generator(inputs, training=True), self._judge, images, labels, latent, count
+        )
+        generator_variables = self.generator.trainable_variables
+        discriminator_variables = self.discriminator.trainable_variables
+
+        def gradients(loss, variables, retain_graph):
+            self.zero_grad()
+            loss.backward(retain_graph=retain_graph)
+            return [
+                torch.zeros_like(v.value) if v.value.grad is None else v.value.grad.detach().clone() for v in variables
+            ]
+
+        discriminator_gradients = gradients(discriminator_scaled, discriminator_variables, retain_graph=True)
+        generator_gradients = gradients(generator_scaled, generator_variables, retain_graph=False)
+        self.zero_grad()
+        with torch.no_grad():
+            self.generator_optimizer.apply(generator_gradients, generator_variables)
+            self.discriminator_optimizer.apply(discriminator_gradients, discriminator_variables)
+            return self._finish_stateful_step(step, discriminator_loss.detach(), generator_loss.detach())
+
+    def _finish_stateful_step(self, step, discriminator_loss, generator_loss):
+        if self.ema_momentum:
+            averages = self.ema_trainable + self.ema_non_trainable
+            for average, value in zip(averages, self._averaged(averages, self._generator_state(), step)):
+                average.assign(value)
         # Trackers take the per-example (unscaled) losses: their totals and counts are summed across
         # replicas, so the reported figure is the global mean, not that mean over the replica count.
         self.generator_loss_tracker.update_state(generator_loss)
-        self.discriminator_loss_tracker.update_state(real_loss + fake_loss)
+        self.discriminator_loss_tracker.update_state(discriminator_loss)
         return {metric.name: metric.result() for metric in self.metrics}
+
+    def _train_step_jax(self, state, data):
+        # JAX's stateless step: every variable's value comes in `state` and the new values go back
+        # out. `stateless_call` runs each network on given weights; `jax.value_and_grad` takes the
+        # gradients of one objective, the sum of the two losses with each network's weights held
+        # constant (`stop_gradient`) in the other network's loss, which gives each network the
+        # gradient of its own loss only, as the two tapes do.
+        import jax
+
+        state = steps.JaxState(self, state)
+        images, labels, latent, count = self._batch(data, state)
+        generator, discriminator = self.generator, self.discriminator
+        step = state[self.discriminator_optimizer.iterations]
+        generator_non_trainable = state.get(generator.non_trainable_variables)
+        discriminator_non_trainable = state.get(discriminator.non_trainable_variables)
+        optimizer_mapping = [(v, state[v]) for v in self.optimizer.variables]
+
+        def objective(generator_trainable, discriminator_trainable):
+            fakes, new_generator = generator.stateless_call(
+                generator_trainable,
+                generator_non_trainable,
+                [latent, labels] if self.conditional else latent,
+                training=True,
+            )
+
+            def judge(weights, non_trainable, x):
+                logits, non_trainable = discriminator.stateless_call(
+                    weights, non_trainable, [x, labels] if self.conditional else x, training=True
+                )
+                return ops.reshape(logits, (-1,)), non_trainable
+
+            real_logits, after_real = judge(discriminator_trainable, discriminator_non_trainable, images)
+            fake_logits, new_discriminator = judge(discriminator_trainable, after_real, ops.stop_gradient(fakes))
+            # The same pass (same dropout masks: same seed state) for the generator's loss.
+            generator_fake_logits, _ = judge([ops.stop_gradient(w) for w in discriminator_trainable], after_real, fakes)
+            with keras.StatelessScope(state_mapping=optimizer_mapping):
+                discriminator_scaled, generator_scaled, discriminator_loss, generator_loss = self._losses_from_logits(
+                    real_logits, fake_logits, generator_fake_logits, count
+                )
+            return discriminator_scaled + generator_scaled, (
+                new_generator,
+                new_discriminator,
+                discriminator_loss,
+                generator_loss,
+            )
+
+        generator_trainable = state.get(generator.trainable_variables)
+        discriminator_trainable = state.get(discriminator.trainable_variables)
+        (_, aux), (generator_gradients, discriminator_gradients) = jax.value_and_grad(
+            objective, argnums=(0, 1), has_aux=True
+        )(generator_trainable, discriminator_trainable)
+        new_generator, new_discriminator, discriminator_loss, generator_loss = aux
+        state.set(generator.non_trainable_variables, new_generator)
+        state.set(discriminator.non_trainable_variables, new_discriminator)
+        for optimizer, network, gradients, weights in (
+            (self.generator_optimizer, generator, generator_gradients, generator_trainable),
+            (self.discriminator_optimizer, discriminator, discriminator_gradients, discriminator_trainable),
+        ):
+            new_weights, new_optimizer = optimizer.stateless_apply(state.get(optimizer.variables), gradients, weights)
+            state.set(network.trainable_variables, new_weights)
+            state.set(optimizer.variables, new_optimizer)
+        if self.ema_momentum:
+            averages = self.ema_trainable + self.ema_non_trainable
+            state.set(averages, self._averaged(state.get(averages), state.get(self._generator_state()), step))
+        state.update_metric(self.generator_loss_tracker, generator_loss)
+        state.update_metric(self.discriminator_loss_tracker, discriminator_loss)
+        return state.logs(), state.state()
 
     # === Sampling ===
     def generate(self, count, labels=None, seed=None, batch_size=256):
@@ -493,14 +680,28 @@ class GAN(keras.Model):
 
 
 def _unpack(data):
-    """(images, labels or None) from a batch of images, (images,), (images, labels) or a dict."""
+    """(images, labels or None, latent or None) from a batch of images, (images,), (images, labels)
+    or a dict with "images" and optionally "labels" and "latent" (the step's noise)."""
     if isinstance(data, (list, tuple)):
         x, y = data[0], (data[1] if len(data) > 1 else None)
     else:
         x, y = data, None
     if isinstance(x, dict):
-        return x["images"], x.get("labels", y)
-    return x, y
+        return x["images"], x.get("labels", y), x.get("latent")
+    return x, y, None
+
+
+def _adversarial_losses(real_logits, fake_logits, generator_fake_logits, label_smoothing):
+    """Per-example losses: the discriminator's on real and on fake images, the generator's.
+
+    `generator_fake_logits` are the fakes' logits as the generator's loss sees them (the same
+    values as `fake_logits`; on JAX a pass with the discriminator's weights held constant).
+    """
+    real_loss = _bce(ops.full_like(real_logits, 1.0 - label_smoothing), real_logits)
+    fake_loss = _bce(ops.zeros_like(fake_logits), fake_logits)
+    # Non-saturating generator loss: -log D(G(z)).
+    generator_loss = _bce(ops.ones_like(generator_fake_logits), generator_fake_logits)
+    return real_loss, fake_loss, generator_loss
 
 
 def _bce(target, logits):
@@ -509,7 +710,13 @@ def _bce(target, logits):
 
 
 def _replica_rows(local):
-    """Return (offset of this replica's rows in the global batch, global row count)."""
+    """Return (offset of this replica's rows in the global batch, global row count).
+
+    TensorFlow-specific on purpose: under tf.distribute each replica sees its share of the batch,
+    and Keras has no backend-neutral collective. Other backends run the whole batch in one step.
+    """
+    if steps.backend() != "tensorflow":
+        return 0, local
     import tensorflow as tf
 
     context = tf.distribute.get_replica_context()

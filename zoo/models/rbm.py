@@ -22,6 +22,7 @@ from keras import ops
 
 from zoo import compiling
 from zoo.errors import ZooError
+from zoo.models import steps
 from zoo.registry import check_range, register
 
 
@@ -174,7 +175,38 @@ class RBM(keras.Model):
         return ops.sigmoid(self._hidden_logits(self._flat(inputs)))
 
     # === Training ===
-    def train_step(self, data):
+    # Contrastive divergence is not backpropagation: nothing is differentiated, so no backend needs
+    # a gradient tape. The step is written once, in keras.ops, as it reads on TensorFlow and PyTorch
+    # (`train_step(data)`, variables assigned in place); JAX's trainer calls a stateless
+    # `train_step(state, data)`, which runs that same code on the values in `state`.
+    def train_step(self, *args):
+        """`fit`'s step: `train_step(data)` on TensorFlow and PyTorch, `train_step(state, data)` on JAX."""
+        return self._step(self._contrastive_divergence_step, *args)
+
+    def test_step(self, *args):
+        """`evaluate`'s step: `test_step(data)`, or `test_step(state, data)` on JAX."""
+        return self._step(self._evaluation_step, *args)
+
+    def _step(self, step, *args):
+        backend = steps.backend()
+        if backend == "jax":
+            state, data = args
+            return steps.run_stateless(self, state, lambda: step(data))
+        if backend == "torch":
+            import torch
+
+            # Sampling is never differentiated: no autograd graph to record.
+            with torch.no_grad():
+                return step(*args)
+        return step(*args)
+
+    def compile(self, **kwargs):
+        super().compile(**kwargs)
+        if steps.backend() == "jax":
+            # JAX's trainer reads `model.optimizer.variables`: an RBM has no optimizer, so none.
+            self.optimizer = steps.OptimizerVariables()
+
+    def _contrastive_divergence_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v = self._flat(x)
         dtype = v.dtype
@@ -348,7 +380,7 @@ class RBM(keras.Model):
         index = ops.cast(_uniform(key, stream, (rows,)) * self.visible_units, "int32")
         return ops.minimum(index, self.visible_units - 1)
 
-    def test_step(self, data):
+    def _evaluation_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v = self._flat(x)
         rows = ops.shape(v)[0]
@@ -471,23 +503,27 @@ class RBM(keras.Model):
         return ops.convert_to_numpy(self._pseudo_likelihood_from_logits(v, self._hidden_logits(v), flip))
 
     def make_train_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_train_function(force)
 
     def make_test_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_test_function(force)
 
     def make_predict_function(self, force=False):
-        self._no_jit_across_replicas()
+        self._no_jit_where_it_fails()
         return super().make_predict_function(force)
 
-    def _no_jit_across_replicas(self):
+    def _no_jit_where_it_fails(self):
         # XLA cannot compile a step whose variables live on several devices under tf.distribute
         # ("Trying to access resource ... located in device CPU:1 from device CPU:0"): run the
         # step as a plain graph there, so that `--jit` and `--devices all` go together.
         strategy = getattr(self, "distribute_strategy", None)
         if self.jit_compile and strategy is not None and strategy.num_replicas_in_sync > 1:
+            self.jit_compile = False
+        if self.jit_compile and steps.backend() == "torch":
+            # torch.compile traces the minibatch loop unrolled (Keras' fori_loop is a Python loop on
+            # PyTorch): the recipe's 50 updates per batch had not compiled after 9 minutes on CPU.
             self.jit_compile = False
 
     def compile_from_config(self, config):
@@ -524,12 +560,20 @@ _START, _VISIBLE, _HIDDEN, _CHAIN, _FLIP, _STEPS = 1, 2, 3, 4, 5, 16
 _GOLDEN = 0x9E3779B9
 
 
+def _u32(x):
+    """`x` modulo 2**32: uint32 arithmetic wraps by itself, except on PyTorch, where Keras holds
+    uint32 values in int64 (the low 32 bits of a wrapped int64 product are still the right ones)."""
+    if steps.backend() != "torch":
+        return x
+    return ops.bitwise_and(x, ops.convert_to_tensor(0xFFFFFFFF, x.dtype))
+
+
 def _mix(x):
     """murmur3's 32-bit finalizer: a bijection on uint32 whose output bits all depend on every input bit."""
     x = ops.bitwise_xor(x, ops.right_shift(x, 16))
-    x = x * ops.convert_to_tensor(0x85EBCA6B, "uint32")
+    x = _u32(x * ops.convert_to_tensor(0x85EBCA6B, "uint32"))
     x = ops.bitwise_xor(x, ops.right_shift(x, 13))
-    x = x * ops.convert_to_tensor(0xC2B2AE35, "uint32")
+    x = _u32(x * ops.convert_to_tensor(0xC2B2AE35, "uint32"))
     return ops.bitwise_xor(x, ops.right_shift(x, 16))
 
 
@@ -553,12 +597,12 @@ def _uniform(key, stream, shape, axis=None, offset=0, extent=None):
         if i == axis:
             index = index + offset
         index = ops.reshape(index, [-1 if j == i else 1 for j in range(rank)])
-        counter = counter + ops.cast(index, "uint32") * stride
-        stride = stride * ops.cast(extent if i == axis else shape[i], "uint32")
-    stream = ops.cast(stream, "uint32") * ops.convert_to_tensor(_GOLDEN, "uint32")
-    first = _mix(key[0] + stream)
-    second = _mix(ops.bitwise_xor(key[1], first) + ops.convert_to_tensor(_GOLDEN, "uint32"))
-    bits = _mix(_mix(ops.bitwise_xor(counter, first)) + second)
+        counter = _u32(counter + ops.cast(index, "uint32") * stride)
+        stride = _u32(stride * ops.cast(extent if i == axis else shape[i], "uint32"))
+    stream = _u32(ops.cast(stream, "uint32") * ops.convert_to_tensor(_GOLDEN, "uint32"))
+    first = _mix(_u32(key[0] + stream))
+    second = _mix(_u32(ops.bitwise_xor(key[1], first) + ops.convert_to_tensor(_GOLDEN, "uint32")))
+    bits = _mix(_u32(_mix(ops.bitwise_xor(counter, first)) + second))
     return ops.cast(ops.right_shift(bits, 8), "float32") * (1.0 / (1 << 24))
 
 

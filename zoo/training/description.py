@@ -7,7 +7,7 @@ A new param, tag text or file that describes every run (rather than its results)
 import dataclasses
 import typing
 
-from zoo import registry, tracking
+from zoo import backends, registry, tracking
 from zoo.training.config import RUN_OPTIONS
 
 if typing.TYPE_CHECKING:
@@ -60,6 +60,7 @@ def log_run_description(
     resolved = {k: v for k, v in resolved.items() if k not in structured}
     params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS}
     params.update({"recipe": recipe.name, "model": model_name, "strategy": strategy_name, "replicas": replicas})
+    params["backend"] = backends.current()
     tracking.log_params(
         tracking.flatten(params)
         | tracking.flatten(resolved, prefix="model.")

@@ -13,7 +13,7 @@ import typing
 import warnings
 
 import zoo
-from zoo import registry, tracking
+from zoo import backends, registry, tracking
 from zoo.errors import ZooError
 from zoo.training import devices, outputs
 from zoo.training.catalog import get_recipe
@@ -179,6 +179,7 @@ def _run(
         "zoo.recipe": recipe.name,
         "zoo.model": model_name,
         "zoo.version": zoo.__version__,
+        "zoo.backend": backends.current(),
         **(extra_tags or {}),
     }
     commit = tracking.git_commit()

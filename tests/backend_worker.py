@@ -1,0 +1,146 @@
+"""Run in a subprocess with KERAS_BACKEND set: the checks tests/test_backends.py makes per backend.
+
+    python tests/backend_worker.py INPUTS.npz OUTPUT_FOLDER
+
+1. One training step of the GAN and of the RBM from the weights, batch and noise in INPUTS.npz;
+   the updated weights go to OUTPUT_FOLDER/{gan,rbm_persistent,rbm_cd}.npz.
+2. Every registered model: build, `fit` one epoch on tiny data, `evaluate`, `.keras` save and load,
+   predictions compared. One JSON line per backend on stdout (the last line), per model.
+
+One process runs everything for its backend, so that each backend starts (and imports) once.
+"""
+
+import json
+import os
+import pathlib
+import sys
+import time
+import traceback
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import zoo  # noqa: E402
+from tests.conftest import sample_inputs  # noqa: E402
+from zoo import registry  # noqa: E402
+
+# The models of the step comparison: small, no dropout (its masks come from each backend's own
+# random generator), SGD so that the update is the gradient itself, not Adam's sign of it.
+GAN = {"num_classes": 10, "dropout": 0.0, "generator_filters": 8, "discriminator_filters": 8, "latent_dim": 8}
+RBMS = {
+    "rbm_persistent": {"persistent": True, "updates_per_batch": 2, "chains": 4},
+    "rbm_cd": {"persistent": False, "updates_per_batch": 1},
+}
+# Smaller versions of the largest defaults: the same layers (augmentation, CTC, recurrence) on
+# smaller images, so that the sweep stays cheap. Other models are built with their defaults.
+SMALL = {
+    "cnn": {"input_shape": (8, 8, 1), "filters": (8, 16), "dense_units": 16},
+    "mlp_image": {"input_shape": (8, 8, 1), "hidden_units": 16},
+    "crnn": {"input_shape": (16, 48, 1), "filters": (8, 16), "dense_units": 16, "rnn_units": (16, 16)},
+}
+RBM = {"input_shape": (12,), "hidden_units": 5, "k": 2, "momentum": 0.5, "weight_decay": 0.01, "learning_rate": 0.1}
+
+
+def build_gan():
+    gan = zoo.get("gan", **GAN)
+    gan.compile(
+        generator_optimizer=keras.optimizers.SGD(0.5, momentum=0.5),
+        discriminator_optimizer=keras.optimizers.SGD(0.5, momentum=0.5),
+        label_smoothing=0.1,
+    )
+    return gan
+
+
+def build_rbm(name):
+    return zoo.get("rbm", **RBM, **RBMS[name])
+
+
+def one_step(inputs, folder):
+    """One `fit` step of each model from the given weights; the weights after it, saved."""
+    gan = build_gan()
+    gan.set_weights([inputs[f"gan_{i}"] for i in range(len(gan.weights))])
+    batch = {"images": inputs["images"], "labels": inputs["labels"], "latent": inputs["latent"]}
+    gan.fit(batch, batch_size=len(inputs["images"]), epochs=1, shuffle=False, verbose=0)
+    np.savez(folder / "gan.npz", *gan.get_weights())
+    for name in RBMS:
+        model = build_rbm(name)
+        model.set_weights([inputs[f"{name}_{i}"] for i in range(len(model.weights))])
+        model.fit(inputs["rows"], batch_size=8, epochs=1, shuffle=False, verbose=0)
+        np.savez(folder / f"{name}.npz", *model.get_weights())
+
+
+def training_data(model, rng):
+    """Tiny (x, y) that `fit` and `evaluate` take for this model (y None for the unsupervised)."""
+    from zoo.models.gan import GAN as GANClass
+    from zoo.models.rbm import RBM as RBMClass
+
+    if isinstance(model, GANClass):
+        return rng.random((8,) + model.image_shape).astype("float32"), None
+    if isinstance(model, RBMClass):
+        return (rng.random((8,) + model.visible_shape) < 0.4).astype("float32"), None
+    x = sample_inputs(model, count=8)
+    prediction = keras.tree.flatten(model.predict(x, verbose=0))[0]
+    loss = getattr(model.loss, "__name__", model.loss)
+    if loss == "sparse_categorical_crossentropy":
+        return x, np.argmax(prediction, axis=-1)
+    if loss == "ctc_loss":
+        # Labels 1..n left-aligned, padded with the blank 0 (zoo.models.crnn.ctc_loss).
+        labels = rng.integers(1, prediction.shape[-1], size=(len(prediction), 4))
+        labels[:, 3] = 0
+        return x, labels
+    return x, rng.random(prediction.shape).astype("float32")
+
+
+def check_model(name, folder):
+    started = time.perf_counter()
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    model = registry.get(name, **SMALL.get(name, {}))
+    x, y = training_data(model, rng)
+    before = [np.array(w) for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(before, model.get_weights()))
+    evaluated = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    # Eight rows like the training data: on JAX each new batch shape compiles predict again.
+    inputs = sample_inputs(model, count=8)
+    expected = model.predict(inputs, verbose=0)
+    path = folder / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    actual = loaded.predict(inputs, verbose=0)
+    difference = max(
+        float(np.abs(np.asarray(a, "float64") - np.asarray(b, "float64")).max())
+        for a, b in zip(keras.tree.flatten(expected), keras.tree.flatten(actual))
+    )
+    return {
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "evaluate": {key: float(value) for key, value in evaluated.items()},
+        "moved": moved,
+        "prediction_difference": difference,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main():
+    inputs_path, folder = sys.argv[1], pathlib.Path(sys.argv[2])
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {"backend": keras.backend.backend(), "step_error": None, "models": {}}
+    started = time.perf_counter()
+    try:
+        one_step(dict(np.load(inputs_path)), folder)
+    except Exception:
+        results["step_error"] = traceback.format_exc(limit=-3)
+    results["step_seconds"] = time.perf_counter() - started
+    for name in registry.names():
+        try:
+            results["models"][name] = check_model(name, folder)
+        except Exception as error:
+            results["models"][name] = {"error": f"{type(error).__name__}: {error}"[:2000]}
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    assert os.environ.get("KERAS_BACKEND"), "run with KERAS_BACKEND set"
+    main()

@@ -1,0 +1,194 @@
+"""Every model on every Keras backend: TensorFlow, JAX and PyTorch.
+
+One subprocess per backend (a backend is chosen before Keras is imported, once per process) runs
+tests/backend_worker.py: one training step of the GAN and of the RBM from the same weights, batch
+and noise, written here as .npz, and every registered model built, fit for one epoch on tiny data,
+evaluated, saved and loaded. The three run side by side and report JSON.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests import backend_worker
+from zoo import registry
+
+BACKENDS = ("tensorflow", "jax", "torch")
+WORKER = pathlib.Path(backend_worker.__file__)
+
+
+def _inputs(path):
+    """The weights, batch and noise every backend's step starts from (built on TensorFlow here)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "images": rng.random((6, 8, 8, 1)).astype("float32"),
+        "labels": rng.integers(0, 10, (6,)).astype("int32"),
+        "latent": rng.standard_normal((6, backend_worker.GAN["latent_dim"])).astype("float32"),
+        "rows": (rng.random((16, 12)) < 0.4).astype("float32"),
+    }
+    gan = backend_worker.build_gan()
+    for index, weight in enumerate(gan.get_weights()):
+        arrays[f"gan_{index}"] = weight
+    for name in backend_worker.RBMS:
+        model = backend_worker.build_rbm(name)
+        for index, weight in enumerate(model.get_weights()):
+            # Larger than the initial 0.01 scale, so that the hidden units are far from 0.5 and a
+            # wrong sign or scale in an update shows.
+            if weight.dtype == np.float32 and index < 3:
+                weight = rng.normal(0, 0.5, weight.shape).astype("float32")
+            arrays[f"{name}_{index}"] = weight
+    np.savez(path, **arrays)
+
+
+@pytest.fixture(scope="module")
+def matrix(tmp_path_factory):
+    """{backend: (the worker's JSON, its output folder)}, the three backends run concurrently."""
+    folder = tmp_path_factory.mktemp("backends")
+    inputs = folder / "inputs.npz"
+    _inputs(inputs)
+    processes = {}
+    for backend in BACKENDS:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        processes[backend] = subprocess.Popen(
+            [sys.executable, str(WORKER), str(inputs), str(folder / backend)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=folder,
+        )
+    results = {}
+    for backend, process in processes.items():
+        out, err = process.communicate(timeout=900)
+        assert process.returncode == 0, f"{backend} worker failed:\n{err[-4000:]}"
+        results[backend] = (json.loads(out.strip().splitlines()[-1]), folder / backend)
+    return results
+
+
+def _weights(path):
+    with np.load(path) as arrays:
+        return [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
+@pytest.mark.parametrize("model", ["gan", "rbm_persistent", "rbm_cd"])
+def test_one_training_step_makes_the_same_update_on_every_backend(matrix, model, tmp_path):
+    for backend in BACKENDS:
+        found, _ = matrix[backend]
+        assert found["backend"] == backend
+        assert found["step_error"] is None, f"{backend}: {found['step_error']}"
+    with np.load(matrix["tensorflow"][1].parent / "inputs.npz") as inputs:
+        prefix = f"{model}_"
+        before = [inputs[f"{prefix}{i}"] for i in range(sum(k.startswith(prefix) for k in inputs.files))]
+    after = {backend: _weights(folder / f"{model}.npz") for backend, (_, folder) in matrix.items()}
+    reference = after["tensorflow"]
+    assert len(reference) == len(before)
+    # The step moved the weights, so that equal results are not equal starting points.
+    assert max(float(np.abs(a - b).max()) for a, b in zip(reference, before)) > 1e-2
+    for backend in ("jax", "torch"):
+        for index, (want, got) in enumerate(zip(reference, after[backend])):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=f"{model} weight {index} on {backend}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_model_fits_evaluates_saves_and_loads(matrix, backend):
+    found, _ = matrix[backend]
+    assert found["backend"] == backend
+    assert set(found["models"]) == set(registry.names())
+    failures = {
+        name: result["error"]
+        for name, result in found["models"].items()
+        if "error" in result and backend in registry.info(name).backends
+    }
+    assert not failures, f"on {backend}: {failures}"
+    listed = {name for name in registry.names() if backend in registry.info(name).backends}
+    for name, result in found["models"].items():
+        if name not in listed:
+            continue
+        assert result["moved"] > 0, f"{name} on {backend}: fit changed no weight"
+        losses = [v for values in result["history"].values() for v in values] + list(result["evaluate"].values())
+        assert losses and all(np.isfinite(losses)), f"{name} on {backend}: {result}"
+        # Identical up to float rounding: TensorFlow's rnn was seen one float32 ulp apart after training.
+        assert result["prediction_difference"] <= 1e-6, f"{name} on {backend}: reloaded model predicts otherwise"
+
+
+def test_every_card_lists_known_backends():
+    for name in registry.names():
+        card = registry.info(name)
+        assert card.backends and set(card.backends) <= set(BACKENDS), name
+        assert "Keras backends" in card.format()
+
+
+# === Choosing the backend ===
+
+MISSING = """
+import os, sys
+# Python's own way to make a module unimportable: importlib finds no spec for a None entry.
+sys.modules["jax"] = None
+sys.modules["torch"] = None
+from zoo.cli import main
+first = main(["train", "mlp", "--backend", "jax", "--epochs", "1"])
+os.environ["KERAS_BACKEND"] = "torch"
+second = main(["train", "mlp", "--epochs", "1"])
+print(first, second, "keras" in sys.modules)
+"""
+
+
+def test_a_backend_that_is_not_installed_names_the_extra_to_install(tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    env.pop("KERAS_BACKEND", None)
+    result = subprocess.run(
+        [sys.executable, "-c", MISSING], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
+    assert result.stdout.split() == ["2", "2", "False"], result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    for backend, line in zip(("jax", "torch"), lines):
+        assert line.startswith(f"zoo: error: The {backend} backend is not installed"), line
+        assert f'pip install "keras-technique-zoo[{backend}]"' in line
+    # Refused before any run started.
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_unknown_backend_is_a_one_line_error(run_cli):
+    status, _, err = run_cli("train", "mlp", "--backend", "numpy")
+    assert status == 2 and err.count("\n") == 1 and "invalid choice: 'numpy'" in err
+
+
+def test_a_loaded_keras_cannot_switch_backend(run_cli):
+    import keras
+
+    import zoo
+
+    assert keras.backend.backend() == "tensorflow"
+    with pytest.raises(zoo.ZooError, match="already loaded on the tensorflow backend .* KERAS_BACKEND=jax"):
+        zoo.train("mlp", backend="jax", epochs=1)
+    status, _, err = run_cli("train", "mlp", "--backend", "torch", "--epochs", "1")
+    assert status == 2 and err.startswith("zoo: error: Keras is already loaded on the tensorflow backend")
+
+
+def test_backend_option_trains_on_jax_and_the_run_records_it(tmp_path):
+    import mlflow
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("KERAS_BACKEND", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", "train", "mlp", "--backend", "jax", "--epochs", "2", "--seed", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(store)
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.data.params["backend"] == "jax"
+    assert run.data.tags["zoo.backend"] == "jax"
+    # It learned: breast-cancer's majority class is 0.63 of the test rows.
+    assert run.data.metrics["test_accuracy"] > 0.8
