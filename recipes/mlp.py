@@ -137,13 +137,13 @@ class MLPRecipe(training.Recipe):
             example_inputs=example_inputs,
             spec=spec,
             mlflow_datasets=mlflow_datasets,
-            extras={"splits": splits},
+            loaded=splits,
             streamed=streamed,
         )
 
     # === Model ===
     def model_overrides(self, config, data):
-        splits = data.extras["splits"]
+        splits = data.loaded
         overrides = {"features": splits.features, "task": splits.task}
         if splits.task == "multiclass":
             overrides["num_classes"] = len(splits.class_names)
@@ -154,7 +154,7 @@ class MLPRecipe(training.Recipe):
         from zoo import serving, tracking
 
         # Served on table rows as a person has them (numbers and text categories), one column each.
-        splits = data.extras["splits"]
+        splits = data.loaded
         return tracking.log_model(
             model,
             serving.Table.example_frame(data.example_inputs),

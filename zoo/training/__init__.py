@@ -1,7 +1,7 @@
 """Training: the recipe base class and the run every recipe goes through, one module per concern.
 
 - `config`: `RecipeConfig` (options every recipe has) and building a config from options and `--set`.
-- `recipe`: the `Recipe` base class (its hooks) and `Data`, what a loader returns.
+- `recipe`: the `Recipe` base class (its hooks), `Data` (what a loader returns) and `Evaluation`.
 - `catalog`: `@register_recipe`, discovery of `zoo.recipes`, lookup by name.
 - `pipelines`: batching for `fit`, `evaluate` and `predict`: tf.data, or NumPy off TensorFlow (`from_arrays`).
 - `devices`: device strategy and replicas; the only module that knows `tf.distribute`.
@@ -19,7 +19,7 @@ from zoo.training.config import RUN_OPTIONS, RecipeConfig, config_fields, make_c
 from zoo.training.description import CONFIG_FILE, RunSummary
 from zoo.training.outputs import save
 from zoo.training.pipelines import Arrays, batch, from_arrays, training_batches
-from zoo.training.recipe import Data, Recipe
+from zoo.training.recipe import Data, Evaluation, Recipe
 from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, resume, train
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "RESUME_TAG",
     "RUN_OPTIONS",
     "Data",
+    "Evaluation",
     "Recipe",
     "RecipeConfig",
     "RunResult",
