@@ -125,10 +125,22 @@ class CNNRecipe(training.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
+        # A streamed folder decodes through tf.data; raw pixels (0-255) in memory are tf.data on
+        # TensorFlow and NumPy batches on JAX and PyTorch, which then train without TensorFlow.
+        splits = {
+            name: images.to_dataset(x, y, seed=seed)
+            if streamed
+            else training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
+            for name, x, y, seed in (
+                ("train", data.x_train, data.y_train, config.seed),
+                ("validation", data.x_val, data.y_val, None),
+                ("test", data.x_test, data.y_test, None),
+            )
+        }
         return training.Data(
-            train=images.to_dataset(data.x_train, data.y_train, seed=config.seed),
-            validation=images.to_dataset(data.x_val, data.y_val),
-            test=images.to_dataset(data.x_test, data.y_test),
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
             num_train=len(data.x_train),
             # The model takes raw pixels, as read from an image file: that is what its signature shows.
             example_inputs=(data.x_test[:5] * images.PIXEL_MAX).astype("float32"),

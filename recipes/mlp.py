@@ -59,8 +59,6 @@ class MLPRecipe(training.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import tensorflow as tf
-
         from zoo.errors import ZooError
 
         for name in ("validation_fraction", "test_fraction"):
@@ -96,11 +94,17 @@ class MLPRecipe(training.Recipe):
             )
         held = ("validation", "test") if streamed else ("train", "validation", "test")
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
-        datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         if streamed:
+            import tensorflow as tf
+
             # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
-            datasets = {name: dataset.batch(streaming.SLICE_ROWS) for name, dataset in datasets.items()}
+            datasets = {
+                name: tf.data.Dataset.from_tensor_slices(xy).batch(streaming.SLICE_ROWS) for name, xy in arrays.items()
+            }
             datasets["train"] = splits.train_dataset(config.seed)
+        else:
+            # In memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
+            datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {
             "source": table.source,

@@ -14,6 +14,7 @@ import os
 import typing
 
 from zoo.errors import ZooError
+from zoo.training import pipelines
 
 DEVICES_HELP = "auto, cpu, gpu, gpu:0, gpu:0,1, cpu:0,1 (logical CPUs) or all"
 
@@ -54,9 +55,11 @@ def select_strategy(devices: str = "auto") -> typing.Any:
     Raises:
         ZooError: for a malformed value or a device that does not exist.
     """
+    devices = (devices or "auto").strip().lower()
+    if not pipelines.tensorflow_input():
+        return _single_process(devices)
     import tensorflow as tf
 
-    devices = (devices or "auto").strip().lower()
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     if devices == "auto":
@@ -90,6 +93,24 @@ def select_strategy(devices: str = "auto") -> typing.Any:
     return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
 
 
+class SingleProcess:
+    """Where JAX and PyTorch train without `tf.distribute`: the backend's default device, one replica."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> typing.ContextManager[None]:
+        return contextlib.nullcontext()
+
+
+def _single_process(devices: str) -> SingleProcess:
+    # Several devices on JAX (keras.distribution) are not here yet: refuse rather than use one silently.
+    if devices not in ("auto", "cpu", "gpu", "gpu:0", "cpu:0"):
+        raise ZooError(
+            f"`devices={devices}` needs the TensorFlow backend for now; use `devices=auto` on JAX or PyTorch."
+        )
+    return SingleProcess()
+
+
 def _multi_worker() -> bool:
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
@@ -118,6 +139,10 @@ def describe(strategy: typing.Any) -> tuple[str, int]:
 
 def device_label(strategy: typing.Any) -> str:
     """The devices a strategy trains on, in words: `CPU:0`, `GPU:0`, or `2 devices (GPU:0, GPU:1)`."""
+    if isinstance(strategy, SingleProcess):
+        import keras
+
+        return str(keras.distribution.list_devices()[0]) if keras.backend.backend() == "jax" else "default device"
     import tensorflow as tf
 
     try:

@@ -1,5 +1,12 @@
-"""Input pipelines: how a recipe's unbatched `tf.data.Dataset`s become the batches `fit`, `evaluate` and
+"""Input pipelines: how a recipe's unbatched datasets become the batches `fit`, `evaluate` and
 `predict` read.
+
+Two kinds of unbatched dataset come in: a `tf.data.Dataset` (tfds, streamed files, and every
+in-memory split on the TensorFlow backend), and `Arrays`, in-memory NumPy arrays that `from_arrays`
+returns on JAX and PyTorch, batched here by a `keras.utils.PyDataset` so that those backends train
+without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-memory recipes). Both
+paths give the same guarantees: a training order that depends only on (seed, epoch), and a resume
+that sees the batches an uninterrupted run would.
 
 A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. Nothing
 here knows the device strategy: the replica count comes in as an argument
@@ -7,7 +14,109 @@ here knows the device strategy: the replica count comes in as an argument
 """
 
 import math
+import os
 import typing
+
+import numpy as np
+
+
+class Arrays:
+    """An unbatched in-memory dataset: rows of NumPy inputs (an array or a dict of arrays) and targets.
+
+    What `from_arrays` returns off the TensorFlow backend; `batch` and `training_batches` batch it
+    without TensorFlow. `take` and `len` stand in for the `tf.data.Dataset` methods the run uses.
+
+    Args:
+        elements: an array, a dict of arrays, or a tuple of those (inputs, targets), all with the
+            same number of rows.
+    """
+
+    def __init__(self, elements: typing.Any):
+        self.elements = elements
+        self.rows = len(_leaves(elements)[0])
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def take(self, count: int) -> "Arrays":
+        """The first `count` rows."""
+        return Arrays(_select(self.elements, slice(0, count)))
+
+    def select(self, index: typing.Any) -> typing.Any:
+        """The rows at `index` (a slice or an array of row numbers), in the structure of the elements."""
+        return _select(self.elements, index)
+
+
+def _leaves(elements: typing.Any) -> list[typing.Any]:
+    if isinstance(elements, dict):
+        return [leaf for value in elements.values() for leaf in _leaves(value)]
+    if isinstance(elements, tuple | list):
+        return [leaf for value in elements for leaf in _leaves(value)]
+    return [elements]
+
+
+def _select(elements: typing.Any, index: typing.Any) -> typing.Any:
+    if isinstance(elements, dict):
+        return {key: _select(value, index) for key, value in elements.items()}
+    if isinstance(elements, tuple | list):
+        return tuple(_select(value, index) for value in elements)
+    return elements[index]
+
+
+def tensorflow_input() -> bool:
+    """Whether the run's input pipelines are `tf.data` (the TensorFlow backend) or NumPy (JAX, PyTorch)."""
+    # zoo/__init__.py sets KERAS_BACKEND before Keras is imported, so it names the backend in use.
+    return os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+
+
+def from_arrays(*elements: typing.Any) -> typing.Any:
+    """An unbatched dataset of in-memory rows: `tf.data` on TensorFlow, `Arrays` on other backends.
+
+    Args:
+        *elements: the inputs (an array or a dict of arrays), then the targets if there are any.
+
+    Example:
+        >>> train = from_arrays(x_train, y_train)  # then training_batches(train, len(x_train), 32, seed)
+    """
+    structure = elements[0] if len(elements) == 1 else tuple(elements)
+    if tensorflow_input():
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(structure)
+    return Arrays(structure)
+
+
+def _batch_class() -> type:
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Batches of `Arrays` rows in a fixed order, or in an order drawn from (seed, epoch)."""
+
+        def __init__(self, arrays, batch_size, seed=None, first_epoch=0, steps=None):
+            super().__init__()
+            self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, first_epoch
+            self.steps = steps or max(1, math.ceil(len(arrays) / batch_size))
+            self.order = self._order()
+
+        def _order(self):
+            if self.seed is None:
+                return np.arange(len(self.arrays))
+            return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.arrays))
+
+        def __len__(self):
+            return self.steps
+
+        def __getitem__(self, index):
+            if index >= self.steps:
+                raise IndexError(index)
+            return self.arrays.select(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+
+        def on_epoch_end(self):
+            if self.seed is not None:
+                self.epoch += 1
+                self.order = self._order()
+
+    return ArrayBatches
 
 
 def batch(
@@ -29,13 +138,16 @@ def batch(
     batch that splits unevenly (57 rows on 2 replicas).
 
     Args:
-        dataset: an unbatched `tf.data.Dataset`.
+        dataset: an unbatched `tf.data.Dataset`, or `Arrays`.
         batch_size: the global batch size.
         replicas: the replica count of the model that reads the batches.
         shuffle_buffer: shuffle with a buffer this large (0: keep the order).
         seed: the shuffle's seed.
         streamed: the dataset is streamed from disk (see above).
     """
+    if isinstance(dataset, Arrays):
+        # Off TensorFlow one process holds every device it trains on: no replica split to respect.
+        return _batch_class()(dataset, batch_size, seed=seed if shuffle_buffer else None)
     import tensorflow as tf
 
     if streamed:
@@ -62,9 +174,12 @@ def training_batches(
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
         interrupted run had seen, so it sees the same batches an uninterrupted run would.
     """
+    steps = max(1, math.ceil(num_examples / batch_size))
+    if isinstance(dataset, Arrays):
+        # The order of epoch e is drawn from (seed, e) alone, so a resume starts at initial_epoch's order.
+        return _batch_class()(dataset, batch_size, seed=seed, first_epoch=initial_epoch), steps
     import tensorflow as tf
 
-    steps = max(1, math.ceil(num_examples / batch_size))
     if streamed:
         dataset = dataset.rebatch(batch_size)
     else:
