@@ -19,10 +19,11 @@ hits both sides of a ratio alike. Target: >= 0.97.
 
 Between the two, steps that say where a difference comes from (`--variants`; all by default):
 `keras+pipeline` (the engine's `training_batches`: cache, shuffle, `repeat()` with
-`steps_per_epoch`; validation through `training.batch`), `+guards` (that plus `StopOnNaN` and the
-early stopping with best weights), `+checkpoints` (that plus the engine's per-epoch
-`EpochCheckpoint`: every variable in one `.npz`, logging nothing). The zoo's own callbacks are
-timed from the inside too.
+`steps_per_epoch` on TensorFlow, its NumPy `PyDataset` with the same seeded order on JAX and
+PyTorch (`KERAS_BACKEND=jax python benchmarks/overhead.py`); validation through `training.batch`),
+`+guards` (that plus `StopOnNaN` and the early stopping with best weights),
+`+checkpoints` (that plus the engine's per-epoch `EpochCheckpoint`: every variable in one `.npz`,
+logging nothing). The zoo's own callbacks are timed from the inside too.
 
     python benchmarks/overhead.py
     python benchmarks/overhead.py --recipes mlp --rounds 5 --json overhead.json
@@ -136,7 +137,6 @@ class _Bench:
 
     def __init__(self, training, faults, keras, name, epochs, uri, folder, timers):
         import numpy as np
-        import tensorflow as tf
 
         self.training, self.faults, self.keras = training, faults, keras
         self.name, self.epochs, self.uri, self.folder, self.timers = name, epochs, uri, folder, timers
@@ -148,7 +148,11 @@ class _Bench:
         self.num_train = self.data.num_train
 
         def arrays(dataset):
+            if isinstance(dataset, training.Arrays):
+                return dataset.elements  # off TensorFlow the splits are NumPy already
             # One batch holding the whole split: exactly the examples the engine trains on.
+            import tensorflow as tf
+
             whole = next(iter(dataset.batch(1 << 30)))
             return tf.nest.map_structure(lambda t: np.asarray(t), whole)
 

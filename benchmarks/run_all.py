@@ -402,7 +402,7 @@ def section_recipes(args, work, done):
         recipe = training.get_recipe(name)
         if "metrics" in row:
             row["main_metric"] = tracking.main_metric(
-                {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.main_metric
+                {k: v for k, v in row["metrics"].items() if k.startswith("test_")}, recipe.ranking_metric()
             )
         rows[" ".join([name, *extra])] = row
     return {"recipes": rows, "tfds_root": root, "tfds_found": sorted({dataset for _, dataset in on_disk})}

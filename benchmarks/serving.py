@@ -83,7 +83,7 @@ def _requests(name, model, data, rows):
     if name == "mlp":
         frame = serving.Table.example_frame(data.example_inputs)
         frame = frame.iloc[np.arange(rows) % len(frame)].reset_index(drop=True)
-        keras_inputs = serving.Table(features=data.extras["splits"].features).inputs(model, frame)
+        keras_inputs = serving.Table(features=data.loaded.features).inputs(model, frame)
         return frame, {"dataframe_split": frame.to_dict(orient="split", index=False)}, keras_inputs
     if name == "gan":
         adapter = serving.Generator(latent_dim=model.latent_dim, num_classes=model.num_classes)

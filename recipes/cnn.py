@@ -31,6 +31,21 @@ IMAGE_TASK = "image_classification"
 
 
 @dataclasses.dataclass
+class Predictions:
+    """What the evaluation computed on the test images, for the artifacts.
+
+    Attributes:
+        probabilities: (images, classes) predicted probabilities.
+        predicted: the predicted class of each test image.
+        per_class: per class, (precision, recall, f1, support) arrays.
+    """
+
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    per_class: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass
 class CNNConfig(training.RecipeConfig):
     """Options of the CNN recipe.
 
@@ -78,7 +93,6 @@ class CNNRecipe(training.Recipe):
     def load_data(self, config):
         import mlflow
 
-        self.model_name(config)
         if config.worst_images < 0:
             raise ZooError(f"`worst_images` must be 0 or more. Received: {config.worst_images}")
         data = images.load(
@@ -111,16 +125,28 @@ class CNNRecipe(training.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
+        # A streamed folder decodes through tf.data; raw pixels (0-255) in memory are tf.data on
+        # TensorFlow and NumPy batches on JAX and PyTorch, which then train without TensorFlow.
+        splits = {
+            name: images.to_dataset(x, y, seed=seed)
+            if streamed
+            else training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
+            for name, x, y, seed in (
+                ("train", data.x_train, data.y_train, config.seed),
+                ("validation", data.x_val, data.y_val, None),
+                ("test", data.x_test, data.y_test, None),
+            )
+        }
         return training.Data(
-            train=images.to_dataset(data.x_train, data.y_train, seed=config.seed),
-            validation=images.to_dataset(data.x_val, data.y_val),
-            test=images.to_dataset(data.x_test, data.y_test),
+            train=splits["train"],
+            validation=splits["validation"],
+            test=splits["test"],
             num_train=len(data.x_train),
             # The model takes raw pixels, as read from an image file: that is what its signature shows.
             example_inputs=(data.x_test[:5] * images.PIXEL_MAX).astype("float32"),
             spec=spec,
             mlflow_datasets=mlflow_datasets,
-            extras={"images": data},
+            loaded=data,
             streamed=streamed,
         )
 
@@ -139,37 +165,36 @@ class CNNRecipe(training.Recipe):
         return {"input_shape": tuple(spec["shape"]), "num_classes": spec["num_classes"]}
 
     # === Evaluate ===
-    def evaluate(self, model, data, config):
+    def evaluate(self, model, data, config, prepared=None):
         from sklearn.metrics import precision_recall_fscore_support
 
-        metrics = super().evaluate(model, data, config)
+        metrics = super().evaluate(model, data, config).metrics
         test = training.batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
         probabilities = model.predict(test, verbose=0)
-        truth = data.extras["images"].y_test
+        truth = data.loaded.y_test
         predicted = np.argmax(probabilities, axis=1)
         precision, recall, f1, support = precision_recall_fscore_support(
             truth, predicted, labels=range(data.spec["num_classes"]), zero_division=0
         )
-        data.extras.update(probabilities=probabilities, predicted=predicted, per_class=(precision, recall, f1, support))
         metrics.update(
             test_macro_precision=float(precision.mean()),
             test_macro_recall=float(recall.mean()),
             test_macro_f1=float(f1.mean()),
         )
-        return metrics
+        return training.Evaluation(metrics, Predictions(probabilities, predicted, (precision, recall, f1, support)))
 
     # === Log ===
-    def log_artifacts(self, model, data, config):
+    def log_artifacts(self, model, data, config, evaluation, prepared=None):
         import mlflow
 
         from zoo import plots
 
-        source = data.extras["images"]
+        source, outputs = data.loaded, evaluation.outputs
         names = source.class_names
-        truth, predicted = source.y_test, data.extras["predicted"]
+        truth, predicted = source.y_test, outputs.predicted
         tracking.log_figure(plots.confusion_matrix(truth, predicted, names), "confusion_matrix.png")
 
-        precision, recall, f1, support = data.extras["per_class"]
+        precision, recall, f1, support = outputs.per_class
         per_class = {
             str(name): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(names, precision, recall, f1, support)
@@ -178,7 +203,7 @@ class CNNRecipe(training.Recipe):
         mlflow.log_text(_report(per_class), "per_class_metrics.txt")
 
         # Worst first: the test images whose true class got the lowest probability, among the wrong ones.
-        probabilities = data.extras["probabilities"]
+        probabilities = outputs.probabilities
         true_probability = probabilities[np.arange(len(truth)), truth]
         wrong = np.flatnonzero(predicted != truth)
         worst = wrong[np.argsort(true_probability[wrong])][: config.worst_images]

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import re
+import typing
 
 import numpy as np
 
@@ -68,6 +69,34 @@ class GANConfig(training.RecipeConfig):
     conditional: bool = True
     samples: int = 1000
     judge_epochs: int = 40
+
+
+@dataclasses.dataclass
+class GANData:
+    """What the GAN's loader read.
+
+    Attributes:
+        images: the `ImageData` (class names, the test images of the final score).
+        x: the training images (train + validation), which the per-epoch score compares with.
+        key: the cache key of the dataset's judge.
+    """
+
+    images: typing.Any
+    x: np.ndarray
+    key: str
+
+
+@dataclasses.dataclass
+class Judging:
+    """What `prepare` computes once for the quality callback, the evaluation and the artifacts.
+
+    Attributes:
+        judge: the `Judge` of the dataset.
+        reference: its features of the training images (`Judge.reference`).
+    """
+
+    judge: "Judge"
+    reference: dict[str, typing.Any]
 
 
 @training.register_recipe
@@ -123,12 +152,12 @@ class GANRecipe(training.Recipe):
             example_inputs=None,
             spec=spec,
             mlflow_datasets=_mlflow_datasets(loaded),
-            extras={"images": loaded, "x": x, "y": y, "key": _dataset_key(loaded, config)},
+            loaded=GANData(images=loaded, x=x, key=_dataset_key(loaded, config)),
         )
 
     # === Model ===
     def model_overrides(self, config, data):
-        loaded = data.extras["images"]
+        loaded = data.loaded.images
         height, width, _ = loaded.shape
         # As many stride-2 stages as the size allows: 8x8 -> 2 (from 2x2), 28x28 -> 2 (from 7x7),
         # 32x32 and up -> 3.
@@ -144,16 +173,17 @@ class GANRecipe(training.Recipe):
         }
 
     # === Train: the per-epoch quality score ===
-    def callbacks(self, model, data, config):
+    def prepare(self, model, data, config):
         import keras
 
-        judge = load_judge(data.extras["images"], data.extras["key"], config.judge_epochs)
+        judge = load_judge(data.loaded.images, data.loaded.key, config.judge_epochs)
         # Training the judge (a first run) or not (a cached one) must not change this run's random
         # stream: start it again from the run's seed either way.
         keras.utils.set_random_seed(config.seed)
-        reference = judge.reference(data.extras["x"])
-        data.extras.update(judge=judge, reference=reference)
-        return [quality_callback(model, judge, reference, config)]
+        return Judging(judge, judge.reference(data.loaded.x))
+
+    def callbacks(self, model, data, config, prepared=None):
+        return [quality_callback(model, prepared.judge, prepared.reference, config)]
 
     def epoch_metrics(self, model, data, config):
         # The quality callback adds the judge's scores to each epoch's logs (`zoo tune` optimizes
@@ -164,25 +194,25 @@ class GANRecipe(training.Recipe):
         return sorted(super().epoch_metrics(model, data, config) + scores)
 
     # === Evaluate ===
-    def evaluate(self, model, data, config):
-        loaded, judge = data.extras["images"], data.extras["judge"]
+    def evaluate(self, model, data, config, prepared=None):
+        loaded, judge = data.loaded.images, prepared.judge
         # A latent batch the epochs never saw, against the held-out test images.
         labels = _balanced_labels(config.samples, model.num_classes) if model.conditional else None
         generated = model.generate(config.samples, labels=labels, seed=config.seed + 2)
         scores = judge.score(generated, judge.reference(loaded.x_test), labels)
-        data.extras["final_samples"] = generated
         metrics = {f"test_{name}": value for name, value in scores.items()}
         metrics["judge_test_accuracy"] = judge.accuracy
-        return metrics
+        # The generated images are what the artifacts show.
+        return training.Evaluation(metrics, generated)
 
     # === Log ===
-    def log_artifacts(self, model, data, config):
+    def log_artifacts(self, model, data, config, evaluation, prepared=None):
         import mlflow
 
-        judge = data.extras["judge"]
-        shown = data.extras["final_samples"][:64]
+        judge = prepared.judge
+        shown = evaluation.outputs[:64]
         probabilities, _ = _predict_both(judge, shown)
-        names = data.extras["images"].class_names
+        names = data.loaded.images.class_names
         titles = [f"{names[int(p.argmax())]} {p.max():.2f}" for p in probabilities]
         tracking.log_figure(plots.image_grid(shown, titles=titles), "samples.png")
         mlflow.log_dict(judge.describe(), "judge.json")
@@ -192,7 +222,7 @@ class GANRecipe(training.Recipe):
 
         # Served as a sampler: rows of label (when conditional) and seed in, images (0-255) out.
         adapter = serving.Generator(latent_dim=model.latent_dim, num_classes=model.num_classes)
-        names = data.extras["images"].class_names if model.conditional else []
+        names = data.loaded.images.class_names if model.conditional else []
         return tracking.log_model(
             model, adapter.example(), metadata={"class_names": [str(n) for n in names]}, adapter=adapter
         )

@@ -59,8 +59,6 @@ class MLPRecipe(training.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import tensorflow as tf
-
         from zoo.errors import ZooError
 
         for name in ("validation_fraction", "test_fraction"):
@@ -96,11 +94,17 @@ class MLPRecipe(training.Recipe):
             )
         held = ("validation", "test") if streamed else ("train", "validation", "test")
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
-        datasets = {name: tf.data.Dataset.from_tensor_slices(xy) for name, xy in arrays.items()}
         if streamed:
+            import tensorflow as tf
+
             # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
-            datasets = {name: dataset.batch(streaming.SLICE_ROWS) for name, dataset in datasets.items()}
+            datasets = {
+                name: tf.data.Dataset.from_tensor_slices(xy).batch(streaming.SLICE_ROWS) for name, xy in arrays.items()
+            }
             datasets["train"] = splits.train_dataset(config.seed)
+        else:
+            # In memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
+            datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
         spec = {
             "source": table.source,
@@ -133,13 +137,13 @@ class MLPRecipe(training.Recipe):
             example_inputs=example_inputs,
             spec=spec,
             mlflow_datasets=mlflow_datasets,
-            extras={"splits": splits},
+            loaded=splits,
             streamed=streamed,
         )
 
     # === Model ===
     def model_overrides(self, config, data):
-        splits = data.extras["splits"]
+        splits = data.loaded
         overrides = {"features": splits.features, "task": splits.task}
         if splits.task == "multiclass":
             overrides["num_classes"] = len(splits.class_names)
@@ -150,7 +154,7 @@ class MLPRecipe(training.Recipe):
         from zoo import serving, tracking
 
         # Served on table rows as a person has them (numbers and text categories), one column each.
-        splits = data.extras["splits"]
+        splits = data.loaded
         return tracking.log_model(
             model,
             serving.Table.example_frame(data.example_inputs),

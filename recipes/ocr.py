@@ -71,6 +71,19 @@ class OCRConfig(training.RecipeConfig):
     worst_lines: int = 24
 
 
+@dataclasses.dataclass
+class Readings:
+    """What the evaluation read on the test lines, for the artifacts.
+
+    Attributes:
+        texts: the text read from each test line.
+        confidences: the reader's confidence in each.
+    """
+
+    texts: list[str]
+    confidences: list[float]
+
+
 @training.register_recipe
 class OCRRecipe(training.Recipe):
     name = "ocr"
@@ -149,7 +162,7 @@ class OCRRecipe(training.Recipe):
             example_inputs=(lines.x_test[:5] * images.PIXEL_MAX).astype("float32"),
             spec=spec,
             mlflow_datasets=mlflow_datasets,
-            extras={"lines": lines},
+            loaded=lines,
         )
 
     # === Model ===
@@ -164,7 +177,7 @@ class OCRRecipe(training.Recipe):
             raise ZooError("The alphabet comes from the training labels; `alphabet=...` is not an option here.")
         resolved = registry.resolve("crnn", {**self.model_overrides(config, data), **overrides})
         steps = crnn.output_steps(resolved["input_shape"], resolved["time_downsample"])
-        lines = data.extras["lines"]
+        lines = data.loaded
         longest = max(lines.texts_train + lines.texts_val + lines.texts_test, key=text_lines.needed_steps)
         if text_lines.needed_steps(longest) > steps:
             raise ZooError(
@@ -174,28 +187,27 @@ class OCRRecipe(training.Recipe):
             )
 
     # === Train: per-epoch reading metrics ===
-    def callbacks(self, model, data, config):
+    def callbacks(self, model, data, config, prepared=None):
         return [
-            reading_metrics(data.extras["lines"], config.batch_size),
+            reading_metrics(data.loaded, config.batch_size),
         ]
 
     # === Evaluate ===
-    def evaluate(self, model, data, config):
-        lines = data.extras["lines"]
-        metrics = super().evaluate(model, data, config)
+    def evaluate(self, model, data, config, prepared=None):
+        lines = data.loaded
+        metrics = super().evaluate(model, data, config).metrics
         texts, confidences = read(model, lines.x_test * images.PIXEL_MAX, lines.alphabet, config.batch_size)
-        data.extras.update(read=texts, confidences=confidences)
         metrics["test_char_error_rate"] = char_error_rate(lines.texts_test, texts)
         metrics["test_exact_match"] = exact_match(lines.texts_test, texts)
         metrics["test_baseline_char_error_rate"] = char_error_rate(
             lines.texts_test, most_frequent_character_baseline(lines.texts_train, len(lines.texts_test))
         )
-        return metrics
+        return training.Evaluation(metrics, Readings(texts, confidences))
 
     # === Log ===
-    def log_artifacts(self, model, data, config):
-        lines = data.extras["lines"]
-        read_texts, confidences = data.extras["read"], data.extras["confidences"]
+    def log_artifacts(self, model, data, config, evaluation, prepared=None):
+        lines = data.loaded
+        read_texts, confidences = evaluation.outputs.texts, evaluation.outputs.confidences
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(["text", "read", "confidence", "edit_distance"])
@@ -218,7 +230,7 @@ class OCRRecipe(training.Recipe):
                 json.dump(_reader_metadata(lines), handle, indent=2)
 
     def log_model(self, model, data):
-        return log_reader(model, data.extras["lines"], data.example_inputs)
+        return log_reader(model, data.loaded, data.example_inputs)
 
 
 # === Reading and scoring ===

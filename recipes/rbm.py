@@ -76,6 +76,28 @@ class RBMConfig(training.RecipeConfig):
     test_fraction: float = 0.2
 
 
+@dataclasses.dataclass
+class RBMData:
+    """What the RBM's loader read, binarized.
+
+    Attributes:
+        splits: "train", "validation", "test" -> (x, labels or None).
+        shape: the shape of one example (an image's, or (columns,) for a table).
+        class_names: the label names, when the data has labels.
+        columns: a table's column names; None for images.
+    """
+
+    splits: dict[str, tuple[np.ndarray, typing.Any]]
+    shape: tuple[int, ...]
+    class_names: typing.Any
+    columns: list[str] | None
+
+    @property
+    def image(self):
+        """Whether the rows are images (drawn as tiles) rather than table rows (heat maps)."""
+        return self.columns is None
+
+
 @training.register_recipe
 class RBMRecipe(training.Recipe):
     name = "rbm"
@@ -155,26 +177,20 @@ class RBMRecipe(training.Recipe):
             example_inputs=splits["test"][0][:5],
             spec=spec,
             mlflow_datasets=_mlflow_datasets(splits, source, name),
-            extras={
-                "splits": splits,
-                "shape": shape,
-                "class_names": class_names,
-                "columns": columns,
-                "image": columns is None,
-            },
+            loaded=RBMData(splits=splits, shape=tuple(shape), class_names=class_names, columns=columns),
         )
 
     # === Model ===
     def model_overrides(self, config, data):
         return {
-            "input_shape": tuple(data.extras["shape"]),
+            "input_shape": tuple(data.loaded.shape),
             "updates_per_batch": max(1, math.ceil(config.batch_size / config.minibatch_size)),
             "seed": config.seed,
         }
 
     # === Evaluate ===
-    def evaluate(self, model, data, config):
-        splits = data.extras["splits"]
+    def evaluate(self, model, data, config, prepared=None):
+        splits = data.loaded.splits
         x_test = splits["test"][0]
         metrics = {
             # Averaged over several random flips: one draw of the estimator is noisy.
@@ -184,25 +200,27 @@ class RBMRecipe(training.Recipe):
             "test_reconstruction_error": float(np.mean((model.reconstruct(x_test) - x_test) ** 2)),
             "test_free_energy": float(model.free_energy(x_test).mean()),
         }
+        scores = None
         if config.classifier and splits["train"][1] is not None:
             scores = downstream_accuracy(model, splits, config.classifier_rows, config.seed)
-            data.extras["downstream"] = scores
             metrics["test_accuracy"] = scores["rbm_features"]["test_accuracy"]
             metrics["test_raw_accuracy"] = scores["raw_pixels"]["test_accuracy"]
-        return metrics
+        # The downstream classifiers' scores, when trained, are logged as an artifact.
+        return training.Evaluation(metrics, scores)
 
     # === Log ===
-    def log_artifacts(self, model, data, config):
+    def log_artifacts(self, model, data, config, evaluation, prepared=None):
         import mlflow
 
         from zoo import plots
 
-        shape = data.extras["shape"]
+        loaded = data.loaded
+        shape = loaded.shape
         weights = np.asarray(model.W)
         samples = model.sample(config.samples, steps=config.gibbs_steps, seed=config.seed)
-        x_test = data.extras["splits"]["test"][0][:16]
+        x_test = loaded.splits["test"][0][:16]
         reconstructions = model.reconstruct(x_test)
-        if data.extras["image"]:
+        if loaded.image:
             # One tile per hidden unit: its weights to the visible units, scaled to [0, 1] per tile.
             filters = _per_tile_scale(weights.T).reshape((-1,) + tuple(shape))
             tracking.log_figure(plots.image_grid(filters, size=0.8), "filters.png")
@@ -210,19 +228,19 @@ class RBMRecipe(training.Recipe):
             pairs = np.concatenate([x_test, reconstructions]).reshape((-1,) + tuple(shape))
             tracking.log_figure(plots.image_grid(pairs, columns=len(x_test), size=0.8), "reconstructions.png")
         else:
-            tracking.log_figure(_heatmap(weights.T, "hidden unit", "column", data.extras["columns"]), "filters.png")
-            tracking.log_figure(_heatmap(samples, "sample", "column", data.extras["columns"]), "samples.png")
+            tracking.log_figure(_heatmap(weights.T, "hidden unit", "column", loaded.columns), "filters.png")
+            tracking.log_figure(_heatmap(samples, "sample", "column", loaded.columns), "samples.png")
             tracking.log_figure(
                 _heatmap(
                     np.concatenate([x_test, reconstructions]),
                     "row (top: data, bottom: reconstruction)",
                     "column",
-                    data.extras["columns"],
+                    loaded.columns,
                 ),
                 "reconstructions.png",
             )
-        if "downstream" in data.extras:
-            mlflow.log_dict(data.extras["downstream"], "downstream_classifier.json")
+        if evaluation.outputs is not None:
+            mlflow.log_dict(evaluation.outputs, "downstream_classifier.json")
 
     def log_model(self, model, data):
         return tracking.log_model(model, np.asarray(data.example_inputs, dtype="float32"))

@@ -108,6 +108,23 @@ class RecurrentConfig(training.RecipeConfig):
     examples: int = 16
 
 
+@dataclasses.dataclass
+class TestOutputs:
+    """What the evaluation computed on the test split, for the artifacts (None where not computed).
+
+    Attributes:
+        decoded: the captions greedy decoding wrote (one-to-many).
+        predicted: the model's predictions on the test inputs (every other mode).
+        judged: a CSV series' forecasts, baselines and per-step metrics (`_judge_forecasts`).
+        forecast: a price series' forecast against the naive one (`_price_forecast`).
+    """
+
+    decoded: list[str] | None = None
+    predicted: np.ndarray | None = None
+    judged: dict[str, typing.Any] | None = None
+    forecast: dict[str, typing.Any] | None = None
+
+
 class RecurrentRecipe(training.Recipe):
     """The recipe shared by the three cells; a subclass only names its cell."""
 
@@ -120,14 +137,6 @@ class RecurrentRecipe(training.Recipe):
         import tensorflow as tf
 
         seq = load_sequences(config)
-        # The test metric that ranks runs of this configuration (--register, zoo compare).
-        self.main_metric = (
-            "test_exact_match"
-            if seq.mode == "one_to_many"
-            else "test_mae"
-            if seq.task == "regression"
-            else "test_accuracy"
-        )
         datasets = {}
         for split, x, y in (
             ("train", seq.x_train, seq.y_train),
@@ -158,12 +167,21 @@ class RecurrentRecipe(training.Recipe):
             example_inputs=example_inputs,
             spec=spec,
             mlflow_datasets=mlflow_datasets,
-            extras={"sequences": seq},
+            loaded=seq,
         )
+
+    def ranking_metric(self, data=None):
+        # Which test metric ranks runs depends on the data: captions, a regression, or classes.
+        if data is None:
+            return self.main_metric
+        seq = data.loaded
+        if seq.mode == "one_to_many":
+            return "test_exact_match"
+        return "test_mae" if seq.task == "regression" else "test_accuracy"
 
     # === Model ===
     def check_overrides(self, config, data, overrides):
-        seq = data.extras["sequences"]
+        seq = data.loaded
         if seq.name.endswith("_forecast") and overrides.get("bidirectional"):
             # Its many-to-many targets are the window's later values: a backward pass reads them.
             raise ZooError(
@@ -172,7 +190,7 @@ class RecurrentRecipe(training.Recipe):
             )
 
     def model_overrides(self, config, data):
-        seq = data.extras["sequences"]
+        seq = data.loaded
         overrides = {"mode": seq.mode, "input_shape": seq.input_shape, "task": seq.task, "num_outputs": seq.num_outputs}
         if seq.mode == "one_to_many":
             overrides["output_steps"] = int(seq.y_train.shape[1])
@@ -195,47 +213,43 @@ class RecurrentRecipe(training.Recipe):
         return overrides
 
     # === Evaluate ===
-    def evaluate(self, model, data, config):
+    def evaluate(self, model, data, config, prepared=None):
         from zoo.models import recurrent
 
-        seq = data.extras["sequences"]
-        metrics = super().evaluate(model, data, config)
+        seq = data.loaded
+        metrics = super().evaluate(model, data, config).metrics
+        outputs = TestOutputs()
         if seq.mode == "one_to_many":
             tokens = recurrent.greedy_decode(model, _decoder_inputs(seq.x_test))
-            decoded = sequences.decode_tokens(tokens, seq.vocabulary)
-            data.extras["decoded"] = decoded
+            decoded = outputs.decoded = sequences.decode_tokens(tokens, seq.vocabulary)
             metrics["test_exact_match"] = float(np.mean([d == t for d, t in zip(decoded, seq.extras["captions"])]))
         elif "scaling" in seq.extras:
-            predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
-            data.extras["predicted"] = predicted
-            judged = _judge_forecasts(seq, predicted)
-            data.extras["judged"] = judged
+            predicted = outputs.predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
+            judged = outputs.judged = _judge_forecasts(seq, predicted)
             metrics |= judged["metrics"]
         else:
-            predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
-            data.extras["predicted"] = predicted
+            predicted = outputs.predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
             if "test_last_days" in seq.extras:
-                forecast = _price_forecast(seq, predicted)
-                data.extras["forecast"] = forecast
+                forecast = outputs.forecast = _price_forecast(seq, predicted)
                 metrics["test_naive_mae"] = seq.extras["naive_mae"]
                 metrics["test_price_mae"] = float(np.mean(np.abs(forecast["forecast"] - forecast["actual"])))
                 metrics["test_naive_price_mae"] = float(np.mean(np.abs(forecast["naive"] - forecast["actual"])))
-        return metrics
+        return training.Evaluation(metrics, outputs)
 
     # === Log ===
-    def log_artifacts(self, model, data, config):
-        seq = data.extras["sequences"]
+    def log_artifacts(self, model, data, config, evaluation, prepared=None):
+        seq, outputs = data.loaded, evaluation.outputs
         count = max(0, config.examples)
         if seq.mode == "one_to_many":
-            _log_captions(seq, data.extras["decoded"], count)
-        elif "judged" in data.extras:
-            _log_series_forecast(seq, data.extras["predicted"], data.extras["judged"], count, config.output)
+            _log_captions(seq, outputs.decoded, count)
+        elif outputs.judged is not None:
+            _log_series_forecast(seq, outputs.predicted, outputs.judged, count, config.output)
         elif seq.task == "regression" and "test_last_days" in seq.extras:
-            _log_forecast(seq, data.extras["predicted"], data.extras["forecast"], count)
+            _log_forecast(seq, outputs.predicted, outputs.forecast, count)
         elif seq.mode == "many_to_many":
-            _log_labelled_steps(seq, data.extras["predicted"], count)
+            _log_labelled_steps(seq, outputs.predicted, count)
         else:
-            _log_classified(seq, data.extras["predicted"], count)
+            _log_classified(seq, outputs.predicted, count)
         if seq.vocabulary is not None and seq.mode != "one_to_many":
             # The model takes token ids: the vocabulary (id -> word) turns texts into them again.
             import mlflow
@@ -247,7 +261,7 @@ class RecurrentRecipe(training.Recipe):
     def log_model(self, model, data):
         from zoo import serving
 
-        seq = data.extras["sequences"]
+        seq = data.loaded
         if seq.mode == "one_to_many":
             # What a person wants from a captioner is the caption: log the greedy decoder, served as
             # images in and caption strings out, with the vocabulary beside it; `--output` keeps the

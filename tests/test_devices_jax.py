@@ -29,7 +29,7 @@ for name, (options, settings) in cases.items():
     data = recipe.load_data(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     # One batch of 64 rows, 32 per device: no partial batch, so the sums differ only in order.
-    x, y = next(iter(data.train.batch(64).as_numpy_iterator()))
+    x, y = data.train.select(slice(0, 64))  # `Arrays` on JAX (`training.from_arrays`)
     updates = []
     for distribution in (None, two):
         keras.distribution.set_distribution(distribution)
@@ -123,3 +123,46 @@ def test_multi_worker_tf_config_points_to_the_jax_path(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "TF_CONFIG" in lines[0] and "zoo launch" in lines[0], lines
+
+
+NUMPY_BATCHES = """
+import json, os
+import numpy as np
+import keras
+from zoo import training
+
+rows = 21
+arrays = training.Arrays((np.arange(rows)[:, None], np.arange(rows)))
+keras.distribution.set_distribution(keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu")))
+found = {}
+batches, steps = training.training_batches(arrays, rows, 10, seed=3)
+found["steps"] = [steps, len(batches)]
+epochs = []
+for _ in range(3):
+    epochs.append([batches[i][1].tolist() for i in range(len(batches))])
+    batches.on_epoch_end()
+found["epochs"] = epochs
+resumed, _ = training.training_batches(arrays, rows, 10, seed=3, initial_epoch=2)
+found["resumed"] = [resumed[i][1].tolist() for i in range(len(resumed))]
+evaluation = training.batch(training.Arrays((np.zeros((23, 1)), np.zeros(23))), 10, 2)
+found["evaluation"] = [len(evaluation[i][1]) for i in range(len(evaluation))]
+# Process 1 of 2 feeds the second half of each global batch.
+os.environ.update(KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1", KERAS_DISTRIBUTION_NUM_PROCESSES="2",
+                  KERAS_DISTRIBUTION_PROCESS_ID="1")
+share, _ = training.training_batches(arrays, rows, 10, seed=3)
+found["share"] = [share[i][1].tolist() for i in range(len(share))]
+print(json.dumps(found))
+"""
+
+
+def test_numpy_batches_split_evenly_over_jax_devices_and_resume_exactly(tmp_path):
+    found = _python(NUMPY_BATCHES, env=JAX_ENV, folder=tmp_path)
+    # 21 rows in batches of 10 over 2 devices: the last batch (1 row) cannot split, so it goes.
+    assert found["steps"] == [2, 2]
+    for epoch in found["epochs"]:
+        assert [len(part) for part in epoch] == [10, 10] and len(set(sum(epoch, []))) == 20
+    assert found["epochs"][0] != found["epochs"][1]
+    assert found["resumed"] == found["epochs"][2]
+    # 23 evaluation rows: the last batch of 3 keeps 2.
+    assert found["evaluation"] == [10, 10, 2]
+    assert found["share"] == [part[5:] for part in found["epochs"][0]]

@@ -29,7 +29,7 @@ def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):
         assert name in run.data.metrics
     assert run.data.metrics["test_accuracy"] == pytest.approx(result.metrics["test_accuracy"])
     # Floor: 3 epochs get at least 8 more of the 57 test rows right than the majority class (36).
-    test = training.get_recipe("mlp").load_data(result.config).extras["splits"].test
+    test = training.get_recipe("mlp").load_data(result.config).loaded.test
     correct = baselines.count(result.metrics["test_accuracy"], len(test))
     baselines.assert_beats(correct, baselines.majority_count(test["target"]), 8, len(test), "mlp on breast_cancer")
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
@@ -61,7 +61,7 @@ def test_classic_admissions_network_beats_the_majority_class(tracking_uri, admis
         .load_data(
             training.make_config(training.get_recipe("mlp"), {"data": admissions_csv, "target": "admit", "seed": 0})[0]
         )
-        .extras["splits"]
+        .loaded
     )
     # Counted in rows, not compared as floats: 0.7250000238 >= 0.675 + 0.05 held by float32 rounding.
     rows = len(splits.test)

@@ -267,7 +267,7 @@ def test_recipe_logs_per_epoch_metrics_figures_and_the_downstream_accuracies(run
     config, _ = training.make_config(recipe, {"batch_size": 1000, "classifier": False})
     data = recipe.load_data(config)
     untrained = zoo.get("rbm", **recipe.model_overrides(config, data), hidden_units=16)
-    baseline = recipe.evaluate(untrained, data, config)["test_pseudo_likelihood"]
+    baseline = recipe.evaluate(untrained, data, config).metrics["test_pseudo_likelihood"]
     print(f"rbm test pseudo-likelihood {metrics['test_pseudo_likelihood']:.2f}, untrained {baseline:.2f}")
     assert metrics["test_pseudo_likelihood"] >= baseline + 10, (metrics["test_pseudo_likelihood"], baseline)
     assert metrics["test_pseudo_likelihood"] < 0

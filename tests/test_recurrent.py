@@ -222,7 +222,7 @@ def test_many_to_one_digit_rows(tracking_uri):
     assert run.data.params["model.input_shape"] == "8,8" and run.data.params["data.dataset"] == "digits"
     # Floor: 2 epochs of a tiny LSTM get 29 more of the 360 test digits right (8 points) than the
     # most frequent digit (about 11 %); an untrained network scores about 10 %.
-    y_test = training.get_recipe("lstm").load_data(result.config).extras["sequences"].y_test
+    y_test = training.get_recipe("lstm").load_data(result.config).loaded.y_test
     correct = baselines.count(result.metrics["test_accuracy"], len(y_test))
     baselines.assert_beats(correct, baselines.majority_count(y_test), 29, len(y_test), "lstm on digit rows")
     assert {"examples.txt", "examples.png", "confusion_matrix.png", "learning_curve.png"} <= artifacts
@@ -236,7 +236,7 @@ def test_many_to_many_video_logs_accuracy_per_step(tracking_uri):
     )
     # Floor: 2 epochs label 8 % more of the 250 test frames right than always answering the most
     # frequent digit (about 13 %); 40 videos for 1 epoch stayed at chance (0.04).
-    frames = training.get_recipe("gru").load_data(result.config).extras["sequences"].y_test.reshape(-1)
+    frames = training.get_recipe("gru").load_data(result.config).loaded.y_test.reshape(-1)
     correct = baselines.count(result.metrics["test_accuracy"], len(frames))
     margin = round(0.08 * len(frames))
     baselines.assert_beats(correct, baselines.majority_count(frames), margin, len(frames), "gru per-frame accuracy")
@@ -270,7 +270,7 @@ def test_one_to_many_captions_decoded_greedily_and_logged_decoder(tracking_uri):
     )
     # Floor: 3 epochs decode the exact caption of 20 % more test digits than always answering the
     # most frequent caption (about 11 %); an untrained decoder gets none right (1 epoch: about 10 %).
-    captions = training.get_recipe("rnn").load_data(result.config).extras["sequences"].extras["captions"]
+    captions = training.get_recipe("rnn").load_data(result.config).loaded.extras["captions"]
     correct = baselines.count(result.metrics["test_exact_match"], len(captions))
     margin = round(0.2 * len(captions))
     baselines.assert_beats(correct, baselines.majority_count(captions), margin, len(captions), "caption exact match")
@@ -330,7 +330,7 @@ def test_user_text_csv_and_padded_sequences(tracking_uri, tmp_path):
     # Floor: the better of two trivial forecasts, persistence (the last real step's value, test MAE
     # about 0.85) and a constant (the training targets' median, about 0.6, what an untrained network
     # outputs nearly does: 0.535 with no update applied); 3 epochs reach about 0.25.
-    seq = training.get_recipe("rnn").load_data(result.config).extras["sequences"]
+    seq = training.get_recipe("rnn").load_data(result.config).loaded
     last = (seq.x_test[..., 0] != -1.0).sum(axis=1) - 1
     persistence = float(np.mean(np.abs(seq.x_test[np.arange(len(last)), last, 0] - seq.y_test[:, 0])))
     constant = float(np.mean(np.abs(np.median(seq.y_train) - seq.y_test)))

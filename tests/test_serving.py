@@ -242,7 +242,7 @@ def test_a_text_classifier_is_served_on_raw_texts(tracking_uri, tmp_path):
     model, data, uri = log_untrained("lstm", {"data": str(path), "sequence_length": 6}, {"units": 4})
     served = mlflow.pyfunc.load_model(uri)
     asked = pd.DataFrame({"text": ["A GREAT film!", "never seen words"]})
-    seq = data.extras["sequences"]
+    seq = data.loaded
     ids = np.asarray(
         [[seq.vocabulary.index(w) for w in ("a", "great", "film")] + [0, 0, 0], [1, 1, 1, 0, 0, 0]], dtype="int32"
     )
@@ -254,7 +254,7 @@ def test_a_captioner_is_served_on_images_and_answers_text(tracking_uri):
     import mlflow
 
     _, data, uri = log_untrained("lstm", {"mode": "one_to_many"}, {"units": 4})
-    images = data.extras["sequences"].x_test[0][:3]
+    images = data.loaded.x_test[0][:3]
     answer = mlflow.pyfunc.load_model(uri).predict(images)
     assert list(answer.columns) == ["caption"] and len(answer) == 3
     assert all(isinstance(caption, str) for caption in answer["caption"])

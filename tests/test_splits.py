@@ -52,7 +52,7 @@ def test_csv_table_through_the_mlp_recipe(tmp_path, seed):
     frame = pd.DataFrame({"row_id": np.arange(97) + 1000, "x": rng.random(97), "label": rng.integers(0, 2, 97)})
     frame.to_csv(tmp_path / "t.csv", index=False)
     data = _load_recipe_data("mlp", {"data": str(tmp_path / "t.csv"), "target": "label", "seed": seed})
-    splits = data.extras["splits"]
+    splits = data.loaded
     ids = [split["row_id"].round().astype(int).tolist() for split in (splits.train, splits.validation, splits.test)]
     assert_partition(*ids, frame["row_id"].tolist())
 
@@ -76,7 +76,7 @@ def test_rbm_binary_csv(tmp_path):
     data = _load_recipe_data("rbm", {"data": str(tmp_path / "bits.csv"), "target": "label"})
     ids = []
     for split in ("train", "validation", "test"):
-        x, y = data.extras["splits"][split]
+        x, y = data.loaded.splits[split]
         numbers = (x.round().astype(int) << np.arange(10)).sum(axis=1)
         np.testing.assert_array_equal(y, numbers % 2)  # labels travel with their rows
         ids.append(numbers.tolist())

@@ -27,7 +27,12 @@ def native_stderr_silenced():
 
 
 def load_tensorflow():
-    """Import TensorFlow and probe its devices once, quietly (unless ZOO_DEBUG is set)."""
+    """Import TensorFlow and probe its devices once, quietly (unless ZOO_DEBUG is set).
+
+    Nothing on another Keras backend: JAX and PyTorch train in-memory data without TensorFlow.
+    """
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return None
     if os.environ.get("ZOO_DEBUG"):
         import tensorflow as tf
 

@@ -25,6 +25,7 @@ Bad requests (a missing column, a wrong shape, an unknown category, a label out 
 
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -452,7 +453,6 @@ def log_model(model, adapter, example, metadata=None):
 
     import keras
     import mlflow
-    import tensorflow as tf
 
     import zoo
 
@@ -466,5 +466,19 @@ def log_model(model, adapter, example, metadata=None):
         signature=adapter.signature(model, example),
         metadata=metadata,
         # The loader is this package: it must be installed where the model is served (--env-manager local).
-        pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}"],
+        pip_requirements=[*_backend_requirements(), f"keras=={keras.__version__}"],
     )
+
+
+def _backend_requirements():
+    """The backend packages the model was trained with, pinned; TensorFlow only where it is loaded."""
+    import importlib.metadata
+
+    import keras
+
+    # A model trained on JAX or PyTorch is served by that backend: a JAX-only machine has no TensorFlow.
+    backend = keras.backend.backend()
+    packages = {"tensorflow": ["tensorflow"], "jax": ["jax", "jaxlib"], "torch": ["torch"]}.get(backend, [])
+    if "tensorflow" in sys.modules and backend != "tensorflow":
+        packages.append("tensorflow")
+    return [f"{name}=={importlib.metadata.version(name)}" for name in packages]

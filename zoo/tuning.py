@@ -238,9 +238,9 @@ def default_space(model_name):
 # === Metrics ===
 
 
-def default_metric(recipe, names):
-    """The recipe's main metric on the validation split, among the per-epoch `names`."""
-    main = recipe.main_metric
+def default_metric(recipe, names, data=None):
+    """The recipe's main metric (on `data` when given) on the validation split, among the per-epoch `names`."""
+    main = recipe.ranking_metric(data)
     base = main[len("test_") :] if main and main.startswith("test_") else None
     candidates = ([f"val_{base}", base] if base else []) + ["val_accuracy", "val_loss", "loss"]
     return next(name for name in candidates if name in names)
@@ -405,7 +405,7 @@ def tune(
     recipe_obj.check_overrides(config, data, fixed)
     probe = registry.get(model_name, **data_overrides, **fixed)
     names = recipe_obj.epoch_metrics(probe, data, config)
-    metric = metric or default_metric(recipe_obj, names)
+    metric = metric or default_metric(recipe_obj, names, data)
     check_metric(metric, names, recipe_obj.name)
     direction = direction or ("max" if tracking.greater_is_better(metric) else "min")
     del probe, data
@@ -880,7 +880,10 @@ def _register_tested(run_id, name, recipe):
     metrics = run.data.metrics
     with mlflow.start_run(run_id=run_id):
         tracking.register_model(
-            types.SimpleNamespace(model_uri=models[0].model_uri), name, metrics, training.get_recipe(recipe).main_metric
+            types.SimpleNamespace(model_uri=models[0].model_uri),
+            name,
+            metrics,
+            training.get_recipe(recipe).ranking_metric(),
         )
 
 

@@ -133,7 +133,7 @@ def _wait(children: list[subprocess.Popen], grace: float, received: list[int]) -
                     child.kill()
         time.sleep(_POLL_SECONDS)
     if first_failure is None:
-        failed = [(i, c) for i, c in enumerate(codes) if c != 0]
+        failed = [(i, c) for i, c in enumerate(codes) if c is not None and c != 0]
         first_failure = failed[0] if failed else None
     if first_failure is None:
         return 0

@@ -112,6 +112,36 @@ def mlp(
         return keras.Model(inputs, outputs, name="mlp")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class OneHotVocabulary(keras.layers.Layer):
+    """One-hot codes of integer categories in `keras.ops`: what `IntegerLookup(output_mode="one_hot")` gives.
+
+    Column 0 is the out-of-vocabulary slot, then one column per vocabulary entry in order. Keras'
+    lookup layers run on TensorFlow whatever the backend and cannot sit in a JAX- or
+    PyTorch-compiled model; this one compares each value with the vocabulary, on any backend.
+
+    Args:
+        vocabulary: the integer categories, in the order of their columns.
+    """
+
+    def __init__(self, vocabulary, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary = [int(v) for v in vocabulary]
+
+    def call(self, inputs):
+        values = keras.ops.cast(inputs, "int32")
+        vocabulary = keras.ops.convert_to_tensor(self.vocabulary, dtype="int32")
+        known = keras.ops.cast(keras.ops.equal(values, vocabulary[None, :]), self.compute_dtype)
+        unknown = 1.0 - keras.ops.sum(known, axis=-1, keepdims=True)
+        return keras.ops.concatenate([unknown, known], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], len(self.vocabulary) + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "vocabulary": self.vocabulary}
+
+
 def _feature_inputs(features):
     inputs, encoded = {}, []
     for column, spec in features.items():
@@ -129,11 +159,7 @@ def _feature_inputs(features):
             )
         elif kind == "categorical":
             inputs[column] = keras.Input(shape=(1,), name=name, dtype="int64")
-            layer = keras.layers.IntegerLookup(
-                vocabulary=[int(v) for v in spec["vocabulary"]],
-                output_mode="one_hot",
-                name=f"onehot_{name}",
-            )
+            layer = OneHotVocabulary([int(v) for v in spec["vocabulary"]], name=f"onehot_{name}")
         else:
             raise ZooError(f"Feature '{column}' has kind {kind!r}; use 'numeric' or 'categorical'.")
         encoded.append(layer(inputs[column]))

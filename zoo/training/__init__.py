@@ -1,9 +1,9 @@
 """Training: the recipe base class and the run every recipe goes through, one module per concern.
 
 - `config`: `RecipeConfig` (options every recipe has) and building a config from options and `--set`.
-- `recipe`: the `Recipe` base class (its hooks) and `Data`, what a loader returns.
+- `recipe`: the `Recipe` base class (its hooks), `Data` (what a loader returns) and `Evaluation`.
 - `catalog`: `@register_recipe`, discovery of `zoo.recipes`, lookup by name.
-- `pipelines`: tf.data batching for `fit`, `evaluate` and `predict` (the replica count passed in).
+- `pipelines`: batching for `fit`, `evaluate` and `predict`: tf.data, or NumPy off TensorFlow (`from_arrays`).
 - `devices`: device strategy and replicas; the only module that knows `tf.distribute`.
 - `run`: `train` and `resume`, the run loop, `RunResult`.
 - `description`: what a run logs about itself once (params, config file, datasets, its description).
@@ -18,8 +18,8 @@ from zoo.training.catalog import get_recipe, recipe_names, register_recipe, unre
 from zoo.training.config import RUN_OPTIONS, RecipeConfig, config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary
 from zoo.training.outputs import save
-from zoo.training.pipelines import batch, training_batches
-from zoo.training.recipe import Data, Recipe
+from zoo.training.pipelines import Arrays, batch, from_arrays, training_batches
+from zoo.training.recipe import Data, Evaluation, Recipe
 from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, resume, train
 
 __all__ = [
@@ -28,11 +28,14 @@ __all__ = [
     "RESUME_TAG",
     "RUN_OPTIONS",
     "Data",
+    "Evaluation",
     "Recipe",
     "RecipeConfig",
     "RunResult",
     "RunSummary",
+    "Arrays",
     "batch",
+    "from_arrays",
     "config_fields",
     "get_recipe",
     "make_config",

@@ -300,18 +300,10 @@ def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
         rows: the rows of the unbatched split (negative: unknown, the last batch is trimmed only).
         batch_size: the global batch size `batches` was made with.
     """
-    import keras
-
-    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
-        return batches
-    import tensorflow as tf
-
-    from zoo.training import processes
-
-    devices = int(keras.distribution.distribution().device_mesh.devices.size)
-    count, index = processes.count(), processes.index()
+    devices, count, index = batch_split()
     if devices == 1:
         return batches
+    import tensorflow as tf
 
     def share(*batch: typing.Any) -> typing.Any:
         size = tf.shape(tf.nest.flatten(batch)[0])[0]
@@ -324,6 +316,26 @@ def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
         # `take`, not `filter`: the cardinality stays known, which Keras' epoch loop relies on.
         batches = batches.take(rows // batch_size)
     return batches.map(share)
+
+
+def batch_split() -> tuple[int, int, int]:
+    """(devices, processes, this process' index) a batch is split over: the active `DataParallel`'s
+    on JAX (inside `run_scope`), else (1, 1, 0), where batches stay whole."""
+    import keras
+
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return 1, 1, 0
+    from zoo.training import processes
+
+    return int(keras.distribution.distribution().device_mesh.devices.size), processes.count(), processes.index()
+
+
+def even_rows(size: int) -> slice:
+    """The rows of a batch of `size` rows that this process feeds, by `even_batches`' rule (NumPy
+    batches, `zoo.training.pipelines.Arrays`): all of them where batches stay whole."""
+    devices, count, index = batch_split()
+    kept = size - size % devices
+    return slice(index * kept // count, (index + 1) * kept // count)
 
 
 def replicas(model: typing.Any) -> int:
@@ -373,10 +385,7 @@ def steps_per_epoch(rows: int, batch_size: int) -> int:
     """Batches in an epoch of `rows` rows, as `even_batches` leaves them."""
     import math
 
-    import keras
-
     steps = max(1, math.ceil(rows / batch_size))
-    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
-    if distribution is not None and steps > 1 and 0 < rows % batch_size < distribution.device_mesh.devices.size:
+    if steps > 1 and 0 < rows % batch_size < batch_split()[0]:
         steps -= 1
     return steps

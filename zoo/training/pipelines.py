@@ -1,14 +1,127 @@
-"""Input pipelines: how a recipe's unbatched `tf.data.Dataset`s become the batches `fit`, `evaluate` and
+"""Input pipelines: how a recipe's unbatched datasets become the batches `fit`, `evaluate` and
 `predict` read.
+
+Two kinds of unbatched dataset come in: a `tf.data.Dataset` (tfds, streamed files, and every
+in-memory split on the TensorFlow backend), and `Arrays`, in-memory NumPy arrays that `from_arrays`
+returns on JAX and PyTorch, batched here by a `keras.utils.PyDataset` so that those backends train
+without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-memory recipes). Both
+paths give the same guarantees: a training order that depends only on (seed, epoch), and a resume
+that sees the batches an uninterrupted run would.
 
 A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. The
 replica count comes in as an argument (`zoo.training.devices.replicas(model)` gives a built
-model's); what JAX's several devices or processes need of a batch, `devices.even_batches` does.
+model's); what JAX's several devices or processes need of a batch, `devices.even_batches` does on
+`tf.data` and `devices.even_rows` on `Arrays`.
 """
 
+import os
 import typing
 
+import numpy as np
+
 from zoo.training import devices
+
+
+class Arrays:
+    """An unbatched in-memory dataset: rows of NumPy inputs (an array or a dict of arrays) and targets.
+
+    What `from_arrays` returns off the TensorFlow backend; `batch` and `training_batches` batch it
+    without TensorFlow. `take` and `len` stand in for the `tf.data.Dataset` methods the run uses.
+
+    Args:
+        elements: an array, a dict of arrays, or a tuple of those (inputs, targets), all with the
+            same number of rows.
+    """
+
+    def __init__(self, elements: typing.Any):
+        self.elements = elements
+        self.rows = len(_leaves(elements)[0])
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def take(self, count: int) -> "Arrays":
+        """The first `count` rows."""
+        return Arrays(_select(self.elements, slice(0, count)))
+
+    def select(self, index: typing.Any) -> typing.Any:
+        """The rows at `index` (a slice or an array of row numbers), in the structure of the elements."""
+        return _select(self.elements, index)
+
+
+def _leaves(elements: typing.Any) -> list[typing.Any]:
+    if isinstance(elements, dict):
+        return [leaf for value in elements.values() for leaf in _leaves(value)]
+    if isinstance(elements, tuple | list):
+        return [leaf for value in elements for leaf in _leaves(value)]
+    return [elements]
+
+
+def _select(elements: typing.Any, index: typing.Any) -> typing.Any:
+    if isinstance(elements, dict):
+        return {key: _select(value, index) for key, value in elements.items()}
+    if isinstance(elements, tuple | list):
+        return tuple(_select(value, index) for value in elements)
+    return elements[index]
+
+
+def tensorflow_input() -> bool:
+    """Whether the run's input pipelines are `tf.data` (the TensorFlow backend) or NumPy (JAX, PyTorch)."""
+    # zoo/__init__.py sets KERAS_BACKEND before Keras is imported, so it names the backend in use.
+    return os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+
+
+def from_arrays(*elements: typing.Any) -> typing.Any:
+    """An unbatched dataset of in-memory rows: `tf.data` on TensorFlow, `Arrays` on other backends.
+
+    Args:
+        *elements: the inputs (an array or a dict of arrays), then the targets if there are any.
+
+    Example:
+        >>> train = from_arrays(x_train, y_train)  # then training_batches(train, len(x_train), 32, seed)
+    """
+    structure = elements[0] if len(elements) == 1 else tuple(elements)
+    if tensorflow_input():
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(structure)
+    return Arrays(structure)
+
+
+def _batch_class() -> type:
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        """Batches of `Arrays` rows in a fixed order, or in an order drawn from (seed, epoch)."""
+
+        def __init__(self, arrays: Arrays, batch_size: int, seed: int | None = None, first_epoch: int = 0) -> None:
+            super().__init__()
+            self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, first_epoch
+            # Made inside `devices.run_scope`: on JAX over several devices an epoch's last batch
+            # keeps the rows that split evenly, as `devices.even_batches` does on tf.data.
+            self.steps = devices.steps_per_epoch(len(arrays), batch_size)
+            self.order = self._order()
+
+        def _order(self) -> np.ndarray:
+            if self.seed is None:
+                return np.arange(len(self.arrays))
+            return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.arrays))
+
+        def __len__(self) -> int:
+            return self.steps
+
+        def __getitem__(self, index: int) -> typing.Any:
+            if index >= self.steps:
+                raise IndexError(index)
+            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            return self.arrays.select(rows[devices.even_rows(len(rows))])
+
+        def on_epoch_end(self) -> None:
+            if self.seed is not None:
+                self.epoch += 1
+                self.order = self._order()
+
+    return ArrayBatches
 
 
 def batch(
@@ -30,20 +143,24 @@ def batch(
     batch that splits unevenly (57 rows on 2 replicas).
 
     Args:
-        dataset: an unbatched `tf.data.Dataset`.
+        dataset: an unbatched `tf.data.Dataset`, or `Arrays`.
         batch_size: the global batch size.
         replicas: the replica count of the model that reads the batches.
         shuffle_buffer: shuffle with a buffer this large (0: keep the order).
         seed: the shuffle's seed.
         streamed: the dataset is streamed from disk (see above).
     """
-    import tensorflow as tf
-
     if streamed:
+        import tensorflow as tf
+
         return devices.even_batches(dataset.rebatch(batch_size), -1, batch_size).prefetch(tf.data.AUTOTUNE)
-    size = int(dataset.cardinality())
+    size = len(dataset) if isinstance(dataset, Arrays) else int(dataset.cardinality())
     if replicas > 1 and 0 < size < batch_size:
         batch_size = max(replicas, size - size % replicas)
+    if isinstance(dataset, Arrays):
+        return _batch_class()(dataset, batch_size, seed=seed if shuffle_buffer else None)
+    import tensorflow as tf
+
     dataset = dataset.cache()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -63,9 +180,12 @@ def training_batches(
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
         interrupted run had seen, so it sees the same batches an uninterrupted run would.
     """
+    steps = devices.steps_per_epoch(num_examples, batch_size)
+    if isinstance(dataset, Arrays):
+        # The order of epoch e is drawn from (seed, e) alone, so a resume starts at initial_epoch's order.
+        return _batch_class()(dataset, batch_size, seed=seed, first_epoch=initial_epoch), steps
     import tensorflow as tf
 
-    steps = devices.steps_per_epoch(num_examples, batch_size)
     if streamed:
         dataset = dataset.rebatch(batch_size)
     else:

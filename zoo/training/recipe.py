@@ -1,8 +1,15 @@
-"""The recipe base class: the hooks a recipe fills in (data, model, evaluation, artifacts), and `Data`,
-what its loader hands the run.
+"""The recipe base class: the hooks a recipe fills in (data, model, evaluation, artifacts), `Data`,
+what its loader hands the run, and `Evaluation`, what its evaluation hands the artifacts.
+
+Hooks pass values, never a shared bag: each takes what it needs as arguments and returns what it
+made, and the run loop (`zoo.training.run`) hands one hook's result to the next, in this order:
+`load_data` -> `Data` (its typed `loaded` field: what the recipe's loader read), `prepare` -> what
+several later hooks share (computed once), `callbacks`, `evaluate` -> `Evaluation`, then
+`log_artifacts` and `log_model`. No hook relies on another having run except through those values,
+and no hook writes an attribute of the recipe.
 
 A new hook every recipe may override goes here, with a default that keeps the existing recipes
-working; the run loop (`zoo.training.run`) calls it.
+working; the run loop calls it.
 """
 
 import dataclasses
@@ -13,9 +20,14 @@ from zoo.training import devices
 from zoo.training.config import RecipeConfig
 from zoo.training.pipelines import batch
 
+# What a recipe's loader read (its typed dataset object), and what its evaluation computed for its
+# artifacts (test predictions, decoded texts, ...): each recipe names its own types.
+Loaded = typing.TypeVar("Loaded")
+Outputs = typing.TypeVar("Outputs")
+
 
 @dataclasses.dataclass
-class Data:
+class Data(typing.Generic[Loaded]):
     """What a recipe's loader hands the run.
 
     Attributes:
@@ -25,7 +37,8 @@ class Data:
         example_inputs: a few raw inputs (numpy array or dict of arrays) for the model signature.
         spec: facts about the data logged as `data.*` params (shape, classes, task, ...).
         mlflow_datasets: (mlflow.data dataset, context) pairs logged as the run's inputs.
-        extras: anything else the recipe keeps for its own evaluation and artifacts.
+        loaded: what the recipe's loader read, typed by the recipe (`ImageData`, `SequenceData`, a
+            recipe's own dataclass): the later hooks read it, none writes it.
         streamed: the data does not fit in memory: all three datasets yield batches of rows (any
             size), `train` read from disk on every pass and shuffled by itself (seeded); the run
             neither caches nor shuffles them, only rebatches them (`zoo.datasets.streaming`).
@@ -38,8 +51,22 @@ class Data:
     example_inputs: typing.Any
     spec: dict[str, typing.Any]
     mlflow_datasets: list[typing.Any] = dataclasses.field(default_factory=list)
-    extras: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    loaded: Loaded | None = None
     streamed: bool = False
+
+
+@dataclasses.dataclass
+class Evaluation(typing.Generic[Outputs]):
+    """What `Recipe.evaluate` returns; the run loop logs `metrics` and hands it to `log_artifacts`.
+
+    Attributes:
+        metrics: the final `test_*` metrics, computed once on the held-out split.
+        outputs: what the evaluation computed that the artifacts show (predictions, decoded texts,
+            generated samples), typed by the recipe; None when it keeps nothing.
+    """
+
+    metrics: dict[str, float]
+    outputs: Outputs | None = None
 
 
 class Recipe:
@@ -53,45 +80,84 @@ class Recipe:
     # Early stopping watches this validation metric; None trains for all epochs.
     monitor: str | None = "val_loss"
     # The test metric that ranks runs (`--register`, `zoo compare`); None: test_accuracy, else test_loss.
+    # A recipe whose metric depends on its data overrides `ranking_metric` instead; never assign it.
     main_metric: str | None = None
     # TensorFlow graph optimizer (grappler) passes switched off while this recipe runs: for a pass
     # that logs an error line on the recipe's graph and then skips it anyway (say which, and why).
     graph_passes_off: tuple[str, ...] = ()
 
-    def load_data(self, config: typing.Any) -> Data:
+    def load_data(self, config: typing.Any) -> Data[typing.Any]:
         """Return a `Data`. Raise `ZooError` for bad input, before any MLflow run exists."""
         raise NotImplementedError
 
     def model_name(self, config: typing.Any) -> str:
+        """The registered model `config` trains; raise `ZooError` for one this recipe cannot train."""
         return self.model
 
-    def model_overrides(self, config: typing.Any, data: Data) -> dict[str, typing.Any]:
+    def ranking_metric(self, data: Data[typing.Any] | None = None) -> str | None:
+        """The test metric that ranks runs of this recipe on `data` (`--register`, `zoo compare`).
+
+        Args:
+            data: the loaded data, for a recipe whose metric depends on it (the recurrent recipes:
+                exact match for captions, MAE for regression); None before any data is loaded.
+
+        Returns:
+            The class's `main_metric` unless a recipe overrides this; None means test_accuracy,
+            else test_loss.
+        """
+        return self.main_metric
+
+    def model_overrides(self, config: typing.Any, data: Data[typing.Any]) -> dict[str, typing.Any]:
         """Hyperparameters that come from the data (input shape, classes, feature spec)."""
         return {}
 
-    def check_overrides(self, config: typing.Any, data: Data, overrides: dict[str, typing.Any]) -> None:
+    def check_overrides(self, config: typing.Any, data: Data[typing.Any], overrides: dict[str, typing.Any]) -> None:
         """Raise `ZooError` for a `--set` value that this data rules out (before any MLflow run)."""
 
-    def evaluate(self, model: typing.Any, data: Data, config: typing.Any) -> dict[str, float]:
-        """Return the final `test_*` metrics, computed once on the held-out split."""
-        if data.test is None:
-            return {}
-        test = batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
-        results = model.evaluate(test, return_dict=True, verbose=0)
-        return {f"test_{name}": float(value) for name, value in results.items()}
+    def prepare(self, model: typing.Any, data: Data[typing.Any], config: typing.Any) -> typing.Any:
+        """Compute once what several later hooks share, inside the run, before `callbacks`.
 
-    def log_artifacts(self, model: typing.Any, data: Data, config: typing.Any) -> None:
-        """Log what this technique adds to the common set (plots, examples, reports)."""
+        The run loop passes what this returns to `callbacks`, `evaluate` and `log_artifacts`
+        (the GAN's judge and its reference features). A recipe types it with a dataclass of its own.
 
-    def callbacks(self, model: typing.Any, data: Data, config: typing.Any) -> list[typing.Any]:
+        Returns:
+            None unless a recipe overrides this.
+        """
+        return None
+
+    def callbacks(
+        self, model: typing.Any, data: Data[typing.Any], config: typing.Any, prepared: typing.Any = None
+    ) -> list[typing.Any]:
         """Extra Keras callbacks for `fit`; they run before the MLflow metrics callback, so values
         they add to an epoch's `logs` are logged with that epoch as step."""
         return []
 
-    def log_model(self, model: typing.Any, data: Data) -> typing.Any:
+    def evaluate(
+        self, model: typing.Any, data: Data[typing.Any], config: typing.Any, prepared: typing.Any = None
+    ) -> Evaluation[typing.Any]:
+        """Return the final `test_*` metrics, computed once on the held-out split, and the outputs
+        `log_artifacts` shows (none here)."""
+        if data.test is None:
+            return Evaluation({})
+        test = batch(data.test, config.batch_size, devices.replicas(model), streamed=data.streamed)
+        results = model.evaluate(test, return_dict=True, verbose=0)
+        return Evaluation({f"test_{name}": float(value) for name, value in results.items()})
+
+    def log_artifacts(
+        self,
+        model: typing.Any,
+        data: Data[typing.Any],
+        config: typing.Any,
+        evaluation: Evaluation[typing.Any],
+        prepared: typing.Any = None,
+    ) -> None:
+        """Log what this technique adds to the common set (plots, examples, reports), from what
+        `evaluate` returned."""
+
+    def log_model(self, model: typing.Any, data: Data[typing.Any]) -> typing.Any:
         return tracking.log_model(model, data.example_inputs)
 
-    def epoch_metrics(self, model: typing.Any, data: Data, config: typing.Any) -> list[str]:
+    def epoch_metrics(self, model: typing.Any, data: Data[typing.Any], config: typing.Any) -> list[str]:
         """Names of the values every epoch logs: what `zoo tune --metric` may optimize.
 
         Read from the compiled model by evaluating it on a few validation rows, so a recipe whose

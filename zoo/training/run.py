@@ -149,7 +149,10 @@ def _run(
     outputs.check_writable(outputs.checkpoint_root(config), "`checkpoint_dir`")
     keras.utils.set_random_seed(config.seed)
 
+    # Before the data: a model the recipe cannot train is refused without loading anything.
+    model_name = recipe.model_name(config)
     data = recipe.load_data(config)
+    main_metric = recipe.ranking_metric(data)
     strategy = devices.select_strategy(config.devices)
     strategy_name, replicas = devices.describe(strategy)
     if config.batch_size % replicas:
@@ -158,7 +161,6 @@ def _run(
             f"`batch_size={config.batch_size}` does not split evenly over {replicas} replicas; "
             f"use a multiple of {replicas}."
         )
-    model_name = recipe.model_name(config)
     recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     previous_policy = keras.mixed_precision.global_policy().name
@@ -224,7 +226,8 @@ def _run(
         if resume_from:
             with devices.scope(strategy):
                 initial_epoch = faults.restore(model, folder, early_stopping)
-        callbacks = list(recipe.callbacks(model, data, config)) + list(extra_callbacks) + [faults.StopOnNaN()]
+        prepared = recipe.prepare(model, data, config)
+        callbacks = list(recipe.callbacks(model, data, config, prepared)) + list(extra_callbacks) + [faults.StopOnNaN()]
         if early_stopping is not None:
             callbacks.append(early_stopping)
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
@@ -251,21 +254,22 @@ def _run(
         )
         train_seconds = time.perf_counter() - started
 
-        metrics = recipe.evaluate(model, data, config) if evaluate else {}
+        evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
+        metrics = dict(evaluation.metrics) if evaluation is not None else {}
         metrics["train_seconds"] = train_seconds
         # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
         metrics["epochs_trained"] = initial_epoch + len(history.epoch)
         epoch_metrics.flush()
         mlflow.log_metrics(metrics)
-        mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe(metrics, recipe.main_metric))
+        mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe(metrics, main_metric))
         curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
         if curves:
             tracking.log_figure(plots.learning_curve(curves), "learning_curve.png")
-        if evaluate:
-            recipe.log_artifacts(model, data, config)
+        if evaluation is not None:
+            recipe.log_artifacts(model, data, config, evaluation, prepared)
         model_info = recipe.log_model(model, data)
         if config.register:
-            tracking.register_model(model_info, config.register, metrics, recipe.main_metric)
+            tracking.register_model(model_info, config.register, metrics, main_metric)
         if config.output:
             outputs.save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
     faults.remove(folder)
