@@ -1,10 +1,15 @@
-"""Device placement: choosing a `tf.distribute` strategy for the hardware that is there, and what the
-rest of the training code needs to know of it (its scope, its replica count, its devices in words).
+"""Device placement: choosing how a run uses the hardware that is there, per Keras backend, and what
+the rest of the training code needs to know of it (its scope, its replica count, its devices in words).
 
-The only module of the package that knows `tf.distribute` (the GAN's and the RBM's own training
-steps aside): anything about devices, strategies or replicas belongs here. TensorFlow-specific on
-purpose: the models stay backend-neutral, the training runs on the TensorFlow backend, where
-`tf.distribute` is the way to use several devices.
+The only module of the package that knows `tf.distribute` and `keras.distribution` (the GAN's and
+the RBM's own training steps aside): anything about devices, strategies or replicas belongs here.
+
+- TensorFlow: a `tf.distribute` strategy (`MirroredStrategy` over several devices).
+- JAX: `keras.distribution.DataParallel` over the chosen devices (`--devices all`: every local
+  device; under several processes, `zoo.training.processes`, every device of every process), wrapped
+  in a `JaxPlacement` that answers the same questions as a strategy.
+- PyTorch: one device (Keras' PyTorch backend places everything on its one device, the first GPU
+  or the CPU); asking for more is a one-line error.
 """
 
 import contextlib
@@ -14,7 +19,6 @@ import os
 import typing
 
 from zoo.errors import ZooError
-from zoo.training import pipelines
 
 DEVICES_HELP = "auto, cpu, gpu, gpu:0, gpu:0,1, cpu:0,1 (logical CPUs) or all"
 
@@ -47,24 +51,30 @@ def split_cpu_from_env() -> None:
 def select_strategy(devices: str = "auto") -> typing.Any:
     """Return the strategy for a `--devices` value.
 
-    auto: `MultiWorkerMirroredStrategy` when TF_CONFIG names several workers, `MirroredStrategy`
-    over all GPUs when there are several, else the default strategy (one GPU or the CPU).
+    On TensorFlow, a `tf.distribute` strategy; on JAX a `JaxPlacement`; on PyTorch a `TorchPlacement`.
+    auto: `MirroredStrategy` (TensorFlow) or `DataParallel` (JAX) over all GPUs when there are
+    several, else one device (one GPU or the CPU); under several processes on JAX every device of
+    every process.
     cpu / gpu / gpu:N: one device. gpu:0,1 or cpu:0,1: `MirroredStrategy` over those devices.
     all: `MirroredStrategy` over every GPU, or every logical CPU when there is no GPU.
 
     Raises:
         ZooError: for a malformed value or a device that does not exist.
     """
+    import keras
+
     devices = (devices or "auto").strip().lower()
-    if not pipelines.tensorflow_input():
-        return _single_process(devices)
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_placement(devices)
+    if backend == "torch":
+        return _torch_placement(devices)
     import tensorflow as tf
 
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    _refuse_multi_worker()
     if devices == "auto":
-        if _multi_worker():
-            return tf.distribute.MultiWorkerMirroredStrategy()
         if len(gpus) > 1:
             return _mirrored(gpus)
         return tf.distribute.get_strategy()
@@ -93,30 +103,122 @@ def select_strategy(devices: str = "auto") -> typing.Any:
     return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
 
 
-class SingleProcess:
-    """Where JAX and PyTorch train without `tf.distribute`: the backend's default device, one replica."""
-
-    num_replicas_in_sync = 1
-
-    def scope(self) -> typing.ContextManager[None]:
-        return contextlib.nullcontext()
-
-
-def _single_process(devices: str) -> SingleProcess:
-    # Several devices on JAX (keras.distribution) are not here yet: refuse rather than use one silently.
-    if devices not in ("auto", "cpu", "gpu", "gpu:0", "cpu:0"):
-        raise ZooError(
-            f"`devices={devices}` needs the TensorFlow backend for now; use `devices=auto` on JAX or PyTorch."
-        )
-    return SingleProcess()
-
-
-def _multi_worker() -> bool:
+def _refuse_multi_worker() -> None:
+    # Keras 3's `fit` under MultiWorkerMirroredStrategy fails upstream ("Attempt to convert a value
+    # (PerReplica: ...)", keras-team/keras #20585), and the strategy must exist before any
+    # TensorFlow op ran: the JAX path is the one that works.
     try:
         config = json.loads(os.environ.get("TF_CONFIG", "") or "{}")
     except json.JSONDecodeError:
         raise ZooError("TF_CONFIG is not valid JSON; fix it or unset it to train on this machine only.") from None
-    return len(config.get("cluster", {}).get("worker", [])) > 1
+    if len(config.get("cluster", {}).get("worker", [])) > 1:
+        raise ZooError(
+            "TF_CONFIG names several workers, which Keras 3 cannot train with on TensorFlow; train over "
+            "several processes on JAX instead: unset TF_CONFIG and see `zoo launch --help`."
+        )
+
+
+class JaxPlacement:
+    """Where a run's model lives on JAX: a `keras.distribution.DataParallel`, or None for one device.
+
+    Attributes:
+        distribution: the `DataParallel`, or None (Keras' default placement: the first device).
+        devices: the device names, e.g. ["cpu:0", "cpu:1"].
+    """
+
+    def __init__(self, distribution: typing.Any, devices: list[str]) -> None:
+        self.distribution = distribution
+        self.devices = devices
+
+    @property
+    def num_replicas_in_sync(self) -> int:
+        return len(self.devices)
+
+
+class TorchPlacement:
+    """PyTorch's one device: Keras places every tensor on it (the first GPU, else the CPU)."""
+
+    num_replicas_in_sync = 1
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+
+def _jax_placement(devices: str) -> JaxPlacement:
+    import keras
+
+    from zoo.training import processes
+
+    if processes.count() > 1:
+        if devices not in ("auto", "all"):
+            raise ZooError(
+                f"`devices={devices}` under {processes.count()} processes: several processes train on "
+                "every device of every process; use `devices=all` or `devices=auto`."
+            )
+        everywhere = keras.distribution.list_devices()
+        # Each process takes its rows of every global batch itself (`even_batches`): Keras' own
+        # sharding rebatches, which gives the processes unequal rows on a partial batch.
+        distribution = keras.distribution.DataParallel(devices=everywhere, auto_shard_dataset=False)
+        return JaxPlacement(distribution, everywhere)
+    gpus = keras.distribution.list_devices("gpu") if _jax_has("gpu") else []
+    cpus = keras.distribution.list_devices("cpu")
+    if devices == "auto":
+        chosen = gpus if len(gpus) > 1 else (gpus or cpus)[:1]
+    elif devices == "all":
+        chosen = gpus or cpus
+    else:
+        kind, _, indices = devices.partition(":")
+        if kind not in ("cpu", "gpu"):
+            raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.")
+        available = gpus if kind == "gpu" else cpus
+        if not available:
+            raise ZooError(f"`devices={devices}`: no {kind.upper()} is visible to JAX. Use `devices=cpu`.")
+        try:
+            wanted = [int(i) for i in indices.split(",")] if indices else [0]
+        except ValueError:
+            raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.") from None
+        missing = [i for i in wanted if i >= len(available) or i < 0]
+        if missing:
+            raise ZooError(
+                f"`devices={devices}`: {kind.upper()} {missing[0]} does not exist; "
+                f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
+            )
+        chosen = [available[i] for i in wanted]
+    if len(chosen) == 1 and chosen[0] == (gpus or cpus)[0]:
+        return JaxPlacement(None, chosen)
+    return JaxPlacement(keras.distribution.DataParallel(devices=chosen), chosen)
+
+
+def _jax_has(kind: str) -> bool:
+    import jax
+
+    try:
+        return bool(jax.devices(kind))
+    except RuntimeError:
+        return False
+
+
+def _torch_placement(devices: str) -> TorchPlacement:
+    import torch
+
+    gpu = torch.cuda.is_available()
+    if devices in ("auto", "gpu", "gpu:0") and gpu:
+        return TorchPlacement("cuda:0")
+    if devices in ("auto", "cpu", "cpu:0"):
+        if gpu:
+            raise ZooError(
+                "`devices=cpu` on PyTorch: Keras places everything on the GPU when one is visible; "
+                "set CUDA_VISIBLE_DEVICES= to train on the CPU."
+            )
+        return TorchPlacement("cpu")
+    if devices == "all" or "," in devices or devices.startswith(("gpu:", "cpu:")):
+        raise ZooError(
+            f"`devices={devices}` on PyTorch: the zoo trains on one device there; "
+            "use KERAS_BACKEND=jax or tensorflow for several devices."
+        )
+    if devices == "gpu" and not gpu:
+        raise ZooError(f"`devices={devices}`: no GPU is visible to PyTorch. Use `devices=cpu`.")
+    raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.")
 
 
 def _mirrored(names: list[str]) -> typing.Any:
@@ -133,16 +235,24 @@ def _mirrored_over(names: tuple[str, ...]) -> typing.Any:
 
 
 def describe(strategy: typing.Any) -> tuple[str, int]:
-    """Return (strategy class name, replica count) for logging."""
+    """Return (strategy class name, replica count) for logging.
+
+    On JAX: `DataParallel` or `OneDevice`; on PyTorch: `OneDevice`.
+    """
+    if isinstance(strategy, JaxPlacement):
+        name = type(strategy.distribution).__name__ if strategy.distribution is not None else "OneDevice"
+        return name, strategy.num_replicas_in_sync
+    if isinstance(strategy, TorchPlacement):
+        return "OneDevice", 1
     return type(strategy).__name__, int(strategy.num_replicas_in_sync)
 
 
 def device_label(strategy: typing.Any) -> str:
     """The devices a strategy trains on, in words: `CPU:0`, `GPU:0`, or `2 devices (GPU:0, GPU:1)`."""
-    if isinstance(strategy, SingleProcess):
-        import keras
-
-        return str(keras.distribution.list_devices()[0]) if keras.backend.backend() == "jax" else "default device"
+    if isinstance(strategy, JaxPlacement | TorchPlacement):
+        names = strategy.devices if isinstance(strategy, JaxPlacement) else [strategy.device.replace("cuda", "gpu")]
+        short = [name.upper() for name in names]
+        return short[0] if len(short) == 1 else f"{len(short)} devices ({', '.join(short)})"
     import tensorflow as tf
 
     try:
@@ -157,15 +267,89 @@ def device_label(strategy: typing.Any) -> str:
 
 def scope(strategy: typing.Any) -> typing.ContextManager[typing.Any]:
     """The strategy's scope: variables created inside it (a model, its optimizer) live on its devices."""
+    if isinstance(strategy, TorchPlacement) or (isinstance(strategy, JaxPlacement) and strategy.distribution is None):
+        return contextlib.nullcontext()
+    if isinstance(strategy, JaxPlacement):
+        return typing.cast(typing.ContextManager[typing.Any], strategy.distribution.scope())
     return typing.cast(typing.ContextManager[typing.Any], strategy.scope())
 
 
+def run_scope(strategy: typing.Any) -> typing.ContextManager[typing.Any]:
+    """What must stay active around a whole run, `fit` and `evaluate` included.
+
+    On JAX, Keras' trainer shards each batch over the distribution that is active when it runs, so
+    the `DataParallel` spans the run; a `tf.distribute` strategy is bound to the model instead.
+    """
+    if isinstance(strategy, JaxPlacement) and strategy.distribution is not None:
+        return scope(strategy)
+    return contextlib.nullcontext()
+
+
+def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
+    """Batches that JAX can shard over the active `DataParallel`: unchanged anywhere else.
+
+    JAX splits a batch over its devices only when their count divides it, so an epoch's last,
+    partial batch loses its last `rows % devices` rows (at most devices - 1 rows of the split; the
+    training batches are reshuffled every epoch, so a different few each epoch), or goes when fewer
+    rows than devices are left. Under several processes, each one keeps its equal share of every
+    global batch, process i of N the i-th N-th, so that every process runs the same steps (uneven
+    shards would leave one waiting in a collective for ever).
+
+    Args:
+        batches: a batched `tf.data.Dataset` whose elements are the global batches.
+        rows: the rows of the unbatched split (negative: unknown, the last batch is trimmed only).
+        batch_size: the global batch size `batches` was made with.
+    """
+    devices, count, index = batch_split()
+    if devices == 1:
+        return batches
+    import tensorflow as tf
+
+    def share(*batch: typing.Any) -> typing.Any:
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        kept = size - size % devices
+        start, stop = index * kept // count, (index + 1) * kept // count
+        part = tf.nest.map_structure(lambda tensor: tensor[start:stop], batch)
+        return part if len(batch) > 1 else part[0]
+
+    if rows >= 0 and 0 < rows % batch_size < devices:
+        # `take`, not `filter`: the cardinality stays known, which Keras' epoch loop relies on.
+        batches = batches.take(rows // batch_size)
+    return batches.map(share)
+
+
+def batch_split() -> tuple[int, int, int]:
+    """(devices, processes, this process' index) a batch is split over: the active `DataParallel`'s
+    on JAX (inside `run_scope`), else (1, 1, 0), where batches stay whole."""
+    import keras
+
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return 1, 1, 0
+    from zoo.training import processes
+
+    return int(keras.distribution.distribution().device_mesh.devices.size), processes.count(), processes.index()
+
+
+def even_rows(size: int) -> slice:
+    """The rows of a batch of `size` rows that this process feeds, by `even_batches`' rule (NumPy
+    batches, `zoo.training.pipelines.Arrays`): all of them where batches stay whole."""
+    devices, count, index = batch_split()
+    kept = size - size % devices
+    return slice(index * kept // count, (index + 1) * kept // count)
+
+
 def replicas(model: typing.Any) -> int:
-    """The replica count of the strategy a built Keras model lives under (1 off the TensorFlow backend).
+    """The replica count a built Keras model trains over: its `tf.distribute` strategy's on TensorFlow,
+    the active `DataParallel`'s devices on JAX (inside `run_scope`), else 1.
 
     Batches for the model's `evaluate` and `predict` start with one that splits evenly over it
     (`zoo.training.pipelines.batch`).
     """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        distribution = keras.distribution.distribution()
+        return int(distribution.device_mesh.devices.size) if distribution is not None else 1
     strategy = getattr(model, "distribute_strategy", None)
     return int(strategy.num_replicas_in_sync) if strategy is not None else 1
 
@@ -195,3 +379,13 @@ def without_graph_passes(*passes: str) -> typing.Iterator[None]:
         yield
     finally:
         tf.config.optimizer.set_experimental_options({name: saved.get(name, True) for name in passes})
+
+
+def steps_per_epoch(rows: int, batch_size: int) -> int:
+    """Batches in an epoch of `rows` rows, as `even_batches` leaves them."""
+    import math
+
+    steps = max(1, math.ceil(rows / batch_size))
+    if steps > 1 and 0 < rows % batch_size < batch_split()[0]:
+        steps -= 1
+    return steps

@@ -8,16 +8,18 @@ without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-mem
 paths give the same guarantees: a training order that depends only on (seed, epoch), and a resume
 that sees the batches an uninterrupted run would.
 
-A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. Nothing
-here knows the device strategy: the replica count comes in as an argument
-(`zoo.training.devices.replicas(model)` gives a built model's).
+A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. The
+replica count comes in as an argument (`zoo.training.devices.replicas(model)` gives a built
+model's); what JAX's several devices or processes need of a batch, `devices.even_batches` does on
+`tf.data` and `devices.even_rows` on `Arrays`.
 """
 
-import math
 import os
 import typing
 
 import numpy as np
+
+from zoo.training import devices
 
 
 class Arrays:
@@ -92,26 +94,29 @@ def _batch_class() -> type:
     class ArrayBatches(keras.utils.PyDataset):
         """Batches of `Arrays` rows in a fixed order, or in an order drawn from (seed, epoch)."""
 
-        def __init__(self, arrays, batch_size, seed=None, first_epoch=0, steps=None):
+        def __init__(self, arrays: Arrays, batch_size: int, seed: int | None = None, first_epoch: int = 0) -> None:
             super().__init__()
             self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, first_epoch
-            self.steps = steps or max(1, math.ceil(len(arrays) / batch_size))
+            # Made inside `devices.run_scope`: on JAX over several devices an epoch's last batch
+            # keeps the rows that split evenly, as `devices.even_batches` does on tf.data.
+            self.steps = devices.steps_per_epoch(len(arrays), batch_size)
             self.order = self._order()
 
-        def _order(self):
+        def _order(self) -> np.ndarray:
             if self.seed is None:
                 return np.arange(len(self.arrays))
             return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.arrays))
 
-        def __len__(self):
+        def __len__(self) -> int:
             return self.steps
 
-        def __getitem__(self, index):
+        def __getitem__(self, index: int) -> typing.Any:
             if index >= self.steps:
                 raise IndexError(index)
-            return self.arrays.select(self.order[index * self.batch_size : (index + 1) * self.batch_size])
+            rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+            return self.arrays.select(rows[devices.even_rows(len(rows))])
 
-        def on_epoch_end(self):
+        def on_epoch_end(self) -> None:
             if self.seed is not None:
                 self.epoch += 1
                 self.order = self._order()
@@ -145,20 +150,21 @@ def batch(
         seed: the shuffle's seed.
         streamed: the dataset is streamed from disk (see above).
     """
+    if streamed:
+        import tensorflow as tf
+
+        return devices.even_batches(dataset.rebatch(batch_size), -1, batch_size).prefetch(tf.data.AUTOTUNE)
+    size = len(dataset) if isinstance(dataset, Arrays) else int(dataset.cardinality())
+    if replicas > 1 and 0 < size < batch_size:
+        batch_size = max(replicas, size - size % replicas)
     if isinstance(dataset, Arrays):
-        # Off TensorFlow one process holds every device it trains on: no replica split to respect.
         return _batch_class()(dataset, batch_size, seed=seed if shuffle_buffer else None)
     import tensorflow as tf
 
-    if streamed:
-        return dataset.rebatch(batch_size).prefetch(tf.data.AUTOTUNE)
-    size = int(dataset.cardinality())
-    if replicas > 1 and 0 < size < batch_size:
-        batch_size = max(replicas, size - size % replicas)
     dataset = dataset.cache()
     if shuffle_buffer:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return devices.even_batches(dataset.batch(batch_size), size, batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def training_batches(
@@ -174,7 +180,7 @@ def training_batches(
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
         interrupted run had seen, so it sees the same batches an uninterrupted run would.
     """
-    steps = max(1, math.ceil(num_examples / batch_size))
+    steps = devices.steps_per_epoch(num_examples, batch_size)
     if isinstance(dataset, Arrays):
         # The order of epoch e is drawn from (seed, e) alone, so a resume starts at initial_epoch's order.
         return _batch_class()(dataset, batch_size, seed=seed, first_epoch=initial_epoch), steps
@@ -185,7 +191,7 @@ def training_batches(
     else:
         dataset = dataset.cache().shuffle(max(1, num_examples), seed=seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size)
-    dataset = dataset.repeat()
+    dataset = devices.even_batches(dataset, num_examples, batch_size).repeat()
     if initial_epoch:
         dataset = dataset.skip(initial_epoch * steps)
     return dataset.prefetch(tf.data.AUTOTUNE), steps

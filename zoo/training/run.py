@@ -15,7 +15,7 @@ import warnings
 import zoo
 from zoo import backends, registry, tracking
 from zoo.errors import ZooError
-from zoo.training import devices, outputs
+from zoo.training import devices, outputs, processes
 from zoo.training.catalog import get_recipe
 from zoo.training.config import config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary, log_run_description
@@ -79,6 +79,7 @@ def train(
         zoo.faults.Diverged: on a NaN or infinite loss; the run is FAILED, its checkpoint kept.
     """
     devices.split_cpu_from_env()
+    processes.initialize_from_env()
     recipe = get_recipe(recipe_name)
     config, overrides = make_config(recipe, options, settings)
     if config.register and not evaluate:
@@ -98,6 +99,7 @@ def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> Ru
     from zoo import faults
 
     devices.split_cpu_from_env()
+    processes.initialize_from_env()
     uri = tracking.configure(tracking_uri)
     try:
         run = mlflow.MlflowClient().get_run(run_id)
@@ -141,6 +143,7 @@ def _run(
     from zoo import faults, plots
     from zoo.tracking import mlflow
 
+    config = processes.private_outputs(config)
     tracking.configure(config.tracking_uri)
     tracking.check_run_options(config.register, config.system_metrics)
     outputs.check_writable(outputs.checkpoint_root(config), "`checkpoint_dir`")
@@ -188,6 +191,7 @@ def _run(
     experiment = config.experiment or "zoo"
     resumed_run = resume_from[0] if resume_from else None
     with (
+        devices.run_scope(strategy),
         devices.without_graph_passes(*recipe.graph_passes_off),
         faults.signals_as_exceptions(),
         tracking.EpochMetrics() as epoch_metrics,
@@ -205,6 +209,8 @@ def _run(
         folder = resume_from[1] if resume_from else os.path.join(outputs.checkpoint_root(config), run_id)
         if not resume_from:
             log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
+            if processes.count() > 1:
+                mlflow.log_param("processes", processes.count())
             mlflow.set_tag(CHECKPOINT_TAG, folder)
             mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe())
         if evaluate:
