@@ -14,6 +14,7 @@ model's); what JAX's several devices or processes need of a batch, `devices.even
 `tf.data` and `devices.even_rows` on `Arrays`.
 """
 
+import math
 import os
 import typing
 
@@ -153,7 +154,15 @@ def batch(
     if streamed:
         import tensorflow as tf
 
-        return devices.even_batches(dataset.rebatch(batch_size), -1, batch_size).prefetch(tf.data.AUTOTUNE)
+        rows, batches = -1, dataset.rebatch(batch_size)
+        if int(dataset.cardinality()) >= 0:
+            # Held-out splits of streamed data sit in memory: count their rows, since `rebatch`
+            # forgets the batch count and Keras then warns "Your input ran out of data" at their end.
+            rows = int(
+                dataset.reduce(np.int64(0), lambda n, *xy: n + tf.cast(tf.shape(tf.nest.flatten(xy)[-1])[0], tf.int64))
+            )
+            batches = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(rows / batch_size)))
+        return devices.even_batches(batches, rows, batch_size).prefetch(tf.data.AUTOTUNE)
     size = len(dataset) if isinstance(dataset, Arrays) else int(dataset.cardinality())
     if replicas > 1 and 0 < size < batch_size:
         batch_size = max(replicas, size - size % replicas)
