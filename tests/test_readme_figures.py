@@ -26,6 +26,7 @@ SETTINGS = {
     "70 %": "the forecasting split: the first 70 % of the rows train",
     "20 %": "the forecasting split: the last 20 % test",
     "3 seeds": "what benchmarks/ocr.py runs",
+    "30 s": "the bound `zoo launch` keeps to after a process dies (its --grace and the collectives' failure)",
 }
 # README sections whose figures a benchmark script measured that benchmarks/RESULTS.md predates:
 # run_all.py runs these scripts (its `others` section), so its next run puts their figures in
