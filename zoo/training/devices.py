@@ -81,16 +81,24 @@ def select_strategy(devices: str = "auto") -> typing.Any:
     if devices == "all":
         chosen = gpus or cpus
         return _mirrored(chosen) if len(chosen) > 1 else tf.distribute.OneDeviceStrategy(chosen[0])
+    names = _listed_devices(devices, cpus, gpus, "TensorFlow")
+    return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
+
+
+def _listed_devices(devices: str, cpus: list[str], gpus: list[str], framework: str) -> list[str]:
+    """The device names a `cpu`, `gpu`, `cpu:0,1` or `gpu:N` value picks (its first device without indices).
+
+    Raises:
+        ZooError: for a malformed value, or a kind or index `framework` does not see.
+    """
     kind, _, indices = devices.partition(":")
     if kind not in ("cpu", "gpu"):
         raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.")
     available = gpus if kind == "gpu" else cpus
     if not available:
-        raise ZooError(f"`devices={devices}`: no {kind.upper()} is visible to TensorFlow. Use `devices=cpu`.")
-    if not indices:
-        return tf.distribute.OneDeviceStrategy(available[0])
+        raise ZooError(f"`devices={devices}`: no {kind.upper()} is visible to {framework}. Use `devices=cpu`.")
     try:
-        wanted = [int(i) for i in indices.split(",")]
+        wanted = [int(i) for i in indices.split(",")] if indices else [0]
     except ValueError:
         raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.") from None
     missing = [i for i in wanted if i >= len(available) or i < 0]
@@ -99,8 +107,7 @@ def select_strategy(devices: str = "auto") -> typing.Any:
             f"`devices={devices}`: {kind.upper()} {missing[0]} does not exist; "
             f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
         )
-    names = [available[i] for i in wanted]
-    return _mirrored(names) if len(names) > 1 else tf.distribute.OneDeviceStrategy(names[0])
+    return [available[i] for i in wanted]
 
 
 def _refuse_multi_worker() -> None:
@@ -167,23 +174,7 @@ def _jax_placement(devices: str) -> JaxPlacement:
     elif devices == "all":
         chosen = gpus or cpus
     else:
-        kind, _, indices = devices.partition(":")
-        if kind not in ("cpu", "gpu"):
-            raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.")
-        available = gpus if kind == "gpu" else cpus
-        if not available:
-            raise ZooError(f"`devices={devices}`: no {kind.upper()} is visible to JAX. Use `devices=cpu`.")
-        try:
-            wanted = [int(i) for i in indices.split(",")] if indices else [0]
-        except ValueError:
-            raise ZooError(f"Bad `devices` value {devices!r}: use {DEVICES_HELP}.") from None
-        missing = [i for i in wanted if i >= len(available) or i < 0]
-        if missing:
-            raise ZooError(
-                f"`devices={devices}`: {kind.upper()} {missing[0]} does not exist; "
-                f"{len(available)} {kind.upper()}(s) visible: {', '.join(available)}."
-            )
-        chosen = [available[i] for i in wanted]
+        chosen = _listed_devices(devices, cpus, gpus, "JAX")
     if len(chosen) == 1 and chosen[0] == (gpus or cpus)[0]:
         return JaxPlacement(None, chosen)
     return JaxPlacement(keras.distribution.DataParallel(devices=chosen), chosen)
