@@ -569,6 +569,11 @@ OTHERS_ARGS = {
         ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
+    # One recipe per technique on each backend (every recipe on three backends takes about an hour).
+    "backends.py": (
+        ["--recipes", "mlp,cnn,lstm,gan,rbm", "--epochs", "3"],
+        ["--recipes", "mlp", "--epochs", "2", "--no-overhead"],
+    ),
     # The README's table: 10 thousand to 10 million rows and 10,000 images (about 15 minutes).
     "streaming.py": (
         ["--rows", "10000,1000000,10000000", "--images", "10000"],
