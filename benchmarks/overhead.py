@@ -94,6 +94,9 @@ def main(argv=None):
 
 
 def _measure(args, variants, folder):
+    # zoo before Keras, as `zoo train` imports them: the hand-written script gets the same environment
+    # (OMP_WAIT_POLICY, read once when torch loads) as the zoo.
+    import zoo  # noqa: F401, I001
     import keras
 
     from zoo import faults, tracking, training
