@@ -90,7 +90,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     The checkpoint is one `.npz` file, committed by a single rename: every variable of the model
     (the seed generators' states included, so a resumed run draws the same dropout masks) and of
-    its optimizers, the epoch counter and the early-stopping state. Keras' HDF5 `save_weights`,
+    its optimizers, the epoch counter, the early-stopping state, and on PyTorch torch's global
+    random state (which unseeded dropout draws from there). Keras' HDF5 `save_weights`,
     which walks the model layer by layer, cost the CNN recipe 57 ms an epoch and the MLP 111 ms;
     this costs 17 ms and 6 ms (`python benchmarks/overhead.py`, 2 CPU cores).
 
@@ -123,6 +124,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 }
                 for index, weights in enumerate(stopper.best_weights or []):
                     arrays[f"best_{index}"] = np.asarray(weights)
+            arrays.update(_global_random_state())
             os.makedirs(self.folder, exist_ok=True)
             partial = os.path.join(self.folder, "partial." + CHECKPOINT)
             with open(partial, "wb") as handle:
@@ -175,6 +177,65 @@ def restore(model, folder, early_stopping=None):
         early_stopping.resume_state = saved
         early_stopping.resume_best_weights = best_weights or None
     return int(state["epoch"])
+
+
+def _global_random_state():
+    """The framework's global random state, where Keras draws from it: {name: uint8 array}.
+
+    On PyTorch, a `Dropout` layer without a seed draws its masks from torch's global generator
+    (`torch.nn.functional.dropout`, keras/src/backend/torch/random.py), not from the layer's
+    `SeedGenerator` variable, so a resumed run needs that generator's state to draw the masks an
+    uninterrupted run draws. TensorFlow and JAX draw from the seed generators' variables, which
+    the checkpoint holds already.
+    """
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    state = {"torch_rng": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        state["torch_cuda_rng"] = torch.cuda.get_rng_state().numpy()
+    return state
+
+
+def resume_random_state(folder):
+    """Callbacks that give a run resumed from `folder` the global random state it checkpointed.
+
+    Returns:
+        `[RestoreRandomState]` where the checkpoint holds such a state (PyTorch), else `[]`.
+    """
+    with np.load(os.path.join(folder, CHECKPOINT)) as arrays:
+        state = {key: arrays[key] for key in ("torch_rng", "torch_cuda_rng") if key in arrays.files}
+    if "torch_rng" not in state or keras.backend.backend() != "torch":
+        return []
+    return [RestoreRandomState(state)]
+
+
+class RestoreRandomState(keras.callbacks.Callback):
+    """Set torch's global random state just before the first step of a resumed run.
+
+    Not in `restore`: between the start of `fit` and its first step, Keras' PyTorch trainer draws
+    from the global generator (the data loader's seed) where an uninterrupted run, whose loader
+    was made at its first epoch, does not; just before the first step both runs stand where the
+    checkpoint left off.
+
+    Args:
+        state: {"torch_rng": array, "torch_cuda_rng": array (with a GPU)}, from the checkpoint.
+    """
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.state is None:
+            return
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(self.state["torch_rng"]))
+        if "torch_cuda_rng" in self.state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(torch.from_numpy(self.state["torch_cuda_rng"]))
+        self.state = None
 
 
 def _optimizers(model):
