@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 
 import keras
 import numpy as np
@@ -86,18 +87,26 @@ def critical_section():
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Save a resumable checkpoint, then log the epoch's metrics, as one uninterruptible step.
+    """Save a resumable checkpoint, then log the epoch's metrics, as one step that no signal splits.
 
     The checkpoint is one `.npz` file, committed by a single rename: every variable of the model
     (the seed generators' states included, so a resumed run draws the same dropout masks) and of
     its optimizers, the epoch counter, the early-stopping state, and on PyTorch torch's global
     random state (which unseeded dropout draws from there). Keras' HDF5 `save_weights`,
-    which walks the model layer by layer, cost the CNN recipe 57 ms an epoch and the MLP 111 ms;
-    this costs 17 ms and 6 ms (`python benchmarks/overhead.py`, 2 CPU cores).
+    which walks the model layer by layer, cost the CNN recipe 57 ms an epoch and the MLP 111 ms.
+
+    The training thread only copies the variables (the state the epoch ended with); a writer
+    thread writes the file, commits it and then logs the epoch's metrics, while the next epoch
+    trains: the write and the rename (which ext4 makes wait for the data when it replaces a file)
+    were most of the checkpoint's cost on the training thread. At most one write is pending: the
+    next epoch's checkpoint, `on_train_end` and `wait` wait for it, and whoever catches an
+    exception out of `fit` calls `wait` (the run does), so the checkpoint on disk is always the
+    last epoch that ended, and an epoch's metrics are logged only once its checkpoint is on disk.
 
     Args:
         folder: where the checkpoint lives (created if needed).
-        log_epoch: function(epoch, logs) that records the epoch's metrics.
+        log_epoch: function(epoch, logs) that records the epoch's metrics; called from the writer
+            thread, so it must not rely on thread-local state (MLflow's active run is one).
         early_stopping: the run's `EarlyStopping` callback, whose state is saved too, or None.
     """
 
@@ -106,14 +115,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder = folder
         self.log_epoch = log_epoch
         self.early_stopping = early_stopping
+        self._writer = None
+        self._error = None
 
     def on_epoch_end(self, epoch, logs=None):
         with critical_section():
+            self.wait()
             state = {"epoch": epoch + 1, "variables": []}
             arrays = {}
             for index, variable in enumerate(_checkpoint_variables(self.model)):
                 state["variables"].append([variable.path, list(variable.shape)])
-                arrays[f"variable_{index}"] = np.asarray(variable)
+                # A copy: the next epoch's steps update the variables while the writer saves them.
+                arrays[f"variable_{index}"] = np.array(variable.numpy())
             stopper = self.early_stopping
             if stopper is not None:
                 best = stopper.best
@@ -125,6 +138,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 for index, weights in enumerate(stopper.best_weights or []):
                     arrays[f"best_{index}"] = np.asarray(weights)
             arrays.update(_global_random_state())
+            # Not a daemon: a process that exits still finishes the checkpoint it started.
+            self._writer = threading.Thread(
+                target=self._write, args=(state, arrays, epoch, dict(logs or {})), name="zoo-checkpoint"
+            )
+            self._writer.start()
+
+    def _write(self, state, arrays, epoch, logs):
+        try:
             os.makedirs(self.folder, exist_ok=True)
             partial = os.path.join(self.folder, "partial." + CHECKPOINT)
             with open(partial, "wb") as handle:
@@ -132,7 +153,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # One rename commits weights, optimizer state and counters together: a crash while
             # writing leaves the previous checkpoint whole.
             os.replace(partial, os.path.join(self.folder, CHECKPOINT))
-            self.log_epoch(epoch, logs or {})
+            self.log_epoch(epoch, logs)
+        except Exception as error:  # noqa: BLE001 - raised on the training thread by wait()
+            self._error = error
+
+    def wait(self, raise_errors=True):
+        """Wait for the checkpoint being written, if any.
+
+        Args:
+            raise_errors: raise the write's error (an unwritable folder), if it failed; False where
+                the run is failing already for its own reason.
+        """
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._error = self._error, None
+        if error is not None and raise_errors:
+            raise error
+
+    def on_train_end(self, logs=None):
+        self.wait()
 
 
 def has_checkpoint(folder):

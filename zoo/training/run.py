@@ -8,6 +8,7 @@ docstring of `zoo.training`).
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 import typing
@@ -263,8 +264,12 @@ def _run(
             callbacks = faults.resume_random_state(folder) + callbacks
         if early_stopping is not None:
             callbacks.append(early_stopping)
-        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
-        callbacks.append(faults.EpochCheckpoint(folder, epoch_metrics.log_epoch, early_stopping))
+        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs. It logs
+        # from its writer thread, where MLflow's active run (thread-local) is unknown: name the run.
+        checkpoint = faults.EpochCheckpoint(
+            folder, functools.partial(epoch_metrics.log_epoch, run_id=run_id), early_stopping
+        )
+        callbacks.append(checkpoint)
 
         train_batches, steps = training_batches(
             data.train, data.num_train, config.batch_size, config.seed, initial_epoch, data.streamed
@@ -273,18 +278,23 @@ def _run(
         if data.validation is not None:
             validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
-        history = model.fit(
-            train_batches,
-            steps_per_epoch=steps,
-            initial_epoch=initial_epoch,
-            validation_data=validation,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
-            # that it cannot shuffle a tf.data.Dataset itself.
-            shuffle=False,
-        )
+        try:
+            history = model.fit(
+                train_batches,
+                steps_per_epoch=steps,
+                initial_epoch=initial_epoch,
+                validation_data=validation,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=verbose,
+                # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
+                # that it cannot shuffle a tf.data.Dataset itself.
+                shuffle=False,
+            )
+        except BaseException:
+            # A signal or a NaN: the last epoch's checkpoint and metrics land before the run ends.
+            checkpoint.wait(raise_errors=False)
+            raise
         train_seconds = time.perf_counter() - started
 
         evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
