@@ -28,6 +28,7 @@ still run, and the exit status is 1.
     python benchmarks/run_all.py --only course_baseline --quick --output /tmp/RESULTS.md
     python benchmarks/run_all.py --json figures.json             # also keep every figure
     python benchmarks/run_all.py --from-json figures.json        # the tables again, measuring nothing
+    python benchmarks/run_all.py --only others --scripts backends.py --output /tmp/RESULTS.md
 """
 
 import argparse
@@ -111,6 +112,9 @@ def main(argv=None):
         help="smoke run: 1 epoch per recipe, the scripts' --quick; scripts without one are skipped",
     )
     parser.add_argument("--recipes", help="comma-separated recipes for the recipes section (default: all registered)")
+    parser.add_argument(
+        "--scripts", help="comma-separated scripts the others section runs (default: every one not covered)"
+    )
     parser.add_argument("--output", default=os.path.join(HERE, "RESULTS.md"), help="Markdown file to write")
     parser.add_argument("--json", metavar="PATH", help="also write every figure to this JSON file")
     parser.add_argument(
@@ -125,7 +129,13 @@ def main(argv=None):
         "repository's README.md, on a full run written to the default --output)",
     )
     args = parser.parse_args(argv)
-    if args.readme is None and not args.only and not args.quick and args.output == parser.get_default("output"):
+    if (
+        args.readme is None
+        and not args.only
+        and not args.quick
+        and not args.scripts
+        and args.output == parser.get_default("output")
+    ):
         args.readme = README
     chosen = args.only.split(",") if args.only else list(SECTIONS)
     unknown = [name for name in chosen if name not in SECTIONS]
@@ -594,7 +604,7 @@ def section_others(args, work, done):
     scripts = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.py")))
     results = {}
     for name in scripts:
-        if name in COVERED or name.startswith("_"):
+        if name in COVERED or name.startswith("_") or (args.scripts and name not in args.scripts.split(",")):
             continue
         full, quick = OTHERS_ARGS.get(name, ([], None))
         results[name] = _external(name, work, full, quick_args=quick, quick=args.quick)
