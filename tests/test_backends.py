@@ -132,10 +132,12 @@ def test_precision_and_jit_train_one_step_or_stop_before_the_run(matrix, backend
             assert lines[0].startswith(f"zoo: error: --jit with --precision {precision} on the torch backend")
             assert "use --no-jit, or train on KERAS_BACKEND=jax or tensorflow" in lines[0]
             continue
-        assert set(models) == set(backend_worker.COMPUTE_MODELS), (backend, key, models)
+        expected = set(backend_worker.COMPUTE_MODELS) | ({"gan"} if key == backend_worker.GAN_COMBINATION else set())
+        assert set(models) == expected, (backend, key, models)
         for name, result in models.items():
             assert result["policy"] == precision, (backend, key, name, result)
-            assert result["moved"] > 0 and all(np.isfinite(result["losses"])), (backend, key, name, result)
+            if backend != "jax" or jit == "no-jit":  # on JAX the `jit` step is the one trained without it
+                assert result["moved"] > 0 and all(np.isfinite(result["losses"])), (backend, key, name, result)
             # XLA when asked for, and always on JAX; PyTorch runs eagerly. Without `--jit`, TensorFlow
             # leaves it to Keras (off on a CPU, on with a GPU).
             if jit == "jit" or backend == "jax":
