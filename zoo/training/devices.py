@@ -353,6 +353,71 @@ def even_rows(size: int) -> tuple[typing.Any, typing.Any]:
     return (positions % size)[part], weights[part]
 
 
+@contextlib.contextmanager
+def locally(*models: typing.Any) -> typing.Iterator[None]:
+    """Inside the block, under several processes on JAX, `models` compute on this process alone.
+
+    Keras' JAX trainer shards every batch over the devices of every process, so `predict` returns
+    arrays that no process can read whole, and a direct call mixes this process' inputs with weights
+    that span the others. What runs once after (or beside) the training, each process on the same
+    inputs (test metrics, predictions, the GAN's judge and samples, the logged model), runs instead
+    without the `DataParallel` on this process' copy of the weights, which `DataParallel` keeps
+    whole on every device. Nothing in the block is collective, so no process waits on another,
+    and batches made inside it are not padded (`even_batches`): the test metrics are those of
+    the whole split, computed once per process. Nothing changes on one process or another backend.
+
+    Args:
+        *models: the Keras models the block computes with (models made inside it need nothing).
+
+    Raises:
+        ZooError: for a weight that is split across the processes rather than copied whole.
+    """
+    import keras
+
+    from zoo.training import processes
+
+    if keras.backend.backend() != "jax" or processes.count() == 1:
+        yield
+        return
+    import jax
+    import numpy as np
+
+    distribution = keras.distribution.distribution()
+    swapped, functions = [], []
+    for model in models:
+        functions.append((model, model.train_function, model.test_function, model.predict_function))
+        # Compiled for the sharded state: made again for the local one, and restored after.
+        model.train_function = model.test_function = model.predict_function = None
+        for variable in _every_variable(model):
+            value = variable.value
+            if value is None or value.is_fully_addressable:
+                continue
+            if not value.is_fully_replicated:
+                raise ZooError(f"Weight {variable.path} is split across processes; only DataParallel is supported.")
+            swapped.append((variable, value, variable._layout))
+            # Read from this process' copy (a replicated array is readable whole), put on its first
+            # device; without its layout, an assignment in the block (a metric's reset) stays local.
+            variable._layout = None
+            variable._value = jax.device_put(np.asarray(value), jax.local_devices()[0])
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
+        # What the block assigned is dropped, alike in every process: it computes, it does not train.
+        for variable, value, layout in swapped:
+            variable._layout, variable._value = layout, value
+        for model, train, test, predict in functions:
+            model.train_function, model.test_function, model.predict_function = train, test, predict
+
+
+def _every_variable(model: typing.Any) -> list[typing.Any]:
+    """A model's weights, metric state and optimizer state, each once."""
+    optimizer = getattr(model, "optimizer", None)
+    found = {id(v): v for v in [*model.variables, *model.metrics_variables, *getattr(optimizer, "variables", [])]}
+    return list(found.values())
+
+
 def replicas(model: typing.Any) -> int:
     """The replica count a built Keras model trains over: its `tf.distribute` strategy's on TensorFlow,
     the active `DataParallel`'s devices on JAX (inside `run_scope`), else 1.
