@@ -268,13 +268,14 @@ def _run(
             prepared = recipe.prepare(model, data, config)
         callbacks = list(recipe.callbacks(model, data, config, prepared)) + list(extra_callbacks) + [faults.StopOnNaN()]
         if resume_from:
-            callbacks = faults.resume_random_state(folder) + callbacks
+            callbacks = faults.resume_random_state(resume_from[1]) + callbacks
         if early_stopping is not None:
             callbacks.append(early_stopping)
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs. It logs
-        # from its writer thread, where MLflow's active run (thread-local) is unknown: name the run.
+        # from its writer thread, where MLflow's active run (thread-local) is unknown: name it (this
+        # process's own run, which is a private one on processes other than 0).
         checkpoint = faults.EpochCheckpoint(
-            folder, functools.partial(epoch_metrics.log_epoch, run_id=run_id), early_stopping
+            folder, functools.partial(epoch_metrics.log_epoch, run_id=run.info.run_id), early_stopping
         )
         callbacks.append(checkpoint)
 
