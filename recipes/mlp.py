@@ -13,6 +13,7 @@ model predicts on raw rows; the task is inferred from the target column.
 """
 
 import dataclasses
+import functools
 import sys
 import typing
 
@@ -94,7 +95,7 @@ class MLPRecipe(training.Recipe):
             )
         held = ("validation", "test") if streamed else ("train", "validation", "test")
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
-        if streamed:
+        if streamed and training.tensorflow_input():
             import tensorflow as tf
 
             # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
@@ -102,6 +103,11 @@ class MLPRecipe(training.Recipe):
                 name: tf.data.Dataset.from_tensor_slices(xy).batch(streaming.SLICE_ROWS) for name, xy in arrays.items()
             }
             datasets["train"] = splits.train_dataset(config.seed)
+        elif streamed:
+            # Off TensorFlow: the held-out rows sit in memory as NumPy; each epoch reads the file
+            # again, pass e shuffled from (seed, e) as on tf.data.
+            datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
+            datasets["train"] = training.Stream(functools.partial(splits.batches, config.seed), splits.num_train)
         else:
             # In memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
             datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}

@@ -10,8 +10,10 @@ import sys
 import textwrap
 
 import numpy as np
+from baselines import assert_beats, count, majority_count
 
 from zoo import training
+from zoo.datasets import streaming
 
 BLOCKER = """
 import sys
@@ -51,12 +53,53 @@ pixels = np.full((2, 8, 8, 1), 255.0, "float32")
 runs = mlflow.search_runs(experiment_names=["zoo"], filter_string="tags.`zoo.recipe` = 'cnn'", output_format="list")
 predicted = np.asarray(mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model").predict(pixels))
 results["cnn_prediction_shape"] = list(predicted.shape)
+
+# A CSV streamed from disk (ZOO_STREAM_BYTES=0 streams any file; chunks of 64 rows span many).
+import contextlib, io, os
+
+from zoo.datasets import streaming
+
+streaming.CHUNK_ROWS, streaming.SHUFFLE_ROWS = 64, 256
+os.environ[streaming.THRESHOLD_ENV] = "0"
+table = ["--data", "table.csv", "--target", "label", "--tracking-uri", uri, "--experiment", "streamed"]
+status = cli.main(["train", "mlp", *table, "--epochs", "2", "--batch-size", "32"])
+assert status == 0, status
+run = mlflow.search_runs(experiment_names=["streamed"], output_format="list")[0]
+results["streamed"] = {
+    "accuracy": run.data.metrics["test_accuracy"],
+    "chunk_rows": run.data.params["data.streamed.chunk_rows"],
+}
+# A bad row deep in the file is refused before any run starts, with the line it is on.
+errors = io.StringIO()
+with contextlib.redirect_stderr(errors):
+    status = cli.main(["train", "mlp", "--data", "bad.csv", *table[2:], "--epochs", "1"])
+runs = mlflow.search_runs(experiment_names=["streamed"], output_format="list")
+running = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
+results["bad"] = {"status": status, "stderr": errors.getvalue(), "runs": len(runs), "running": running}
 results["tensorflow_imported"] = "tensorflow" in sys.modules
 print("RESULTS " + json.dumps(results))
 """
 
 
-def test_jax_trains_in_memory_recipes_without_tensorflow(tmp_path):
+def _write_table(folder, rows=1200):
+    """A learnable table (the label follows x and one integer category), and a copy with a bad row 1001."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, rows)
+    level = rng.integers(1, 5, rows)
+    label = np.where(x + 2.0 * (level == 2) + rng.normal(0, 0.5, rows) > 6.0, "yes", "no")
+    frame = pd.DataFrame({"row_id": np.arange(rows), "x": x, "level": level, "label": label})
+    frame.to_csv(folder / "table.csv", index=False)
+    lines = (folder / "table.csv").read_text().splitlines()
+    lines[1000] = "999,five,2,yes"  # line 1001 of the file: 15 chunks of 64 rows in
+    (folder / "bad.csv").write_text("\n".join(lines) + "\n")
+    test = streaming.scan(str(folder / "table.csv"), "label", seed=42).test
+    return test["label"]
+
+
+def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
+    test_labels = _write_table(tmp_path)
     (tmp_path / "blocker").mkdir()
     (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path / "blocker")}
@@ -77,6 +120,14 @@ def test_jax_trains_in_memory_recipes_without_tensorflow(tmp_path):
     assert results["mlp"]["accuracy"] >= 0.85, results
     assert results["cnn"]["accuracy"] >= 0.25, results
     assert results["cnn_prediction_shape"] == [2, 10]
+    # Streamed off TensorFlow: two epochs beat the majority class by a margin, as on tf.data.
+    assert results["streamed"]["chunk_rows"] == "64"
+    rows = len(test_labels)
+    assert_beats(count(results["streamed"]["accuracy"], rows), majority_count(test_labels), 20, rows, "streamed mlp")
+    bad = results["bad"]
+    assert bad["status"] == 2 and bad["stderr"].count("\n") == 1, bad
+    assert "Column 'x' is numeric but row 1001 holds 'five'" in bad["stderr"], bad
+    assert bad["runs"] == 1 and not bad["running"], bad
 
 
 def _epochs(batches, count):
