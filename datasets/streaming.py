@@ -228,6 +228,7 @@ class StreamedTable:
             c: tf.TensorSpec((None, 1), types["numeric" if f["kind"] == "numeric" else f["dtype"]])
             for c, f in self.features.items()
         }
+        inputs.update({c: tf.TensorSpec((None, 1), tf.int64) for c, f in self.features.items() if f.get("codes")})
         labels = tf.TensorSpec((None,), tf.int64 if self.task == "multiclass" else tf.float32)
         passes = []
 
@@ -250,13 +251,23 @@ def _shuffled_slices(window, rng):
 
 
 def scan(
-    path, target, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"
+    path,
+    target,
+    *,
+    task="auto",
+    categorical=(),
+    seed=42,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    missing="mean",
+    text_codes=False,
 ):
     """Read a CSV in chunks into a `StreamedTable`: the same checks, split and statistics as `tabular.prepare`.
 
     Args:
         path, target: the CSV and its target column (as for `tabular.read_csv`).
-        task, categorical, seed, validation_fraction, test_fraction, missing: as for `tabular.prepare`.
+        task, categorical, seed, validation_fraction, test_fraction, missing, text_codes: as for
+            `tabular.prepare`.
 
     Raises:
         ZooError: what `tabular.read_csv` and `tabular.prepare` raise for the same file, with the
@@ -332,6 +343,8 @@ def scan(
                 "dtype": "int64" if is_int else "string",
                 "vocabulary": [int(v) if is_int else str(v) for v in sorted(vocabularies[column], key=str)],
             }
+            if text_codes and not is_int:
+                features[column]["codes"] = True
     validation, test = (_fill(pd.concat(held[code]), features) for code in (splits.VALIDATION, splits.TEST))
     converted = tabular.TabularSplits(None, validation, test, target, task, class_names, features, table)
     return StreamedTable(

@@ -72,6 +72,8 @@ class MLPRecipe(training.Recipe):
             "validation_fraction": config.validation_fraction,
             "test_fraction": config.test_fraction,
             "missing": config.missing,
+            # Off TensorFlow, text categories reach the model as integer codes (no StringLookup there).
+            "text_codes": not training.tensorflow_input(),
         }
         # A CSV above ZOO_STREAM_BYTES is read in chunks, never whole (zoo.datasets.streaming).
         streamed = bool(config.data) and streaming.should_stream(config.data)
@@ -111,7 +113,11 @@ class MLPRecipe(training.Recipe):
         else:
             # In memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
             datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
+        # Raw cells, as a user sends them (text categories stay text where the model takes codes).
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
+        for column, feature in splits.features.items():
+            if feature.get("codes"):
+                example_inputs[column] = splits.test[column].astype(str).to_numpy()[:5].reshape(-1, 1)
         spec = {
             "source": table.source,
             "name": table.name,

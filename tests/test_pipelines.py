@@ -71,6 +71,8 @@ results["cnn_prediction_shape"] = list(predicted.shape)
 # A CSV streamed from disk (ZOO_STREAM_BYTES=0 streams any file; chunks of 64 rows span many).
 import contextlib, io, os
 
+import pandas as pd
+
 from zoo.datasets import streaming
 
 streaming.CHUNK_ROWS, streaming.SHUFFLE_ROWS = 64, 256
@@ -79,9 +81,13 @@ table = ["--data", "table.csv", "--target", "label", "--tracking-uri", uri, "--e
 status = cli.main(["train", "mlp", *table, "--epochs", "2", "--batch-size", "32"])
 assert status == 0, status
 run = mlflow.search_runs(experiment_names=["streamed"], output_format="list")[0]
+# Text categories reach the model as codes; the logged model still takes raw rows, text included.
+rows = pd.DataFrame({"row_id": [0, 1], "x": [9.0, 1.0], "level": [2, 1], "colour": ["red", "blue"]})
+served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows)
 results["streamed"] = {
     "accuracy": run.data.metrics["test_accuracy"],
     "chunk_rows": run.data.params["data.streamed.chunk_rows"],
+    "served": np.asarray(served).reshape(-1).tolist(),
 }
 # A bad row deep in the file is refused before any run starts, with the line it is on.
 errors = io.StringIO()
@@ -92,8 +98,6 @@ running = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
 results["bad"] = {"status": status, "stderr": errors.getvalue(), "runs": len(runs), "running": running}
 
 # The RBM and the GAN (custom training steps) on the digits, at their cheapest: one epoch of tiny networks.
-import pandas as pd
-
 cheap_rbm = ["--batch-size", "1000", "--samples", "4", "--gibbs-steps", "10", "--set", "hidden_units=16"]
 cheap_gan = ["--batch-size", "256", "--samples", "10", "--judge-epochs", "1", "--set", "latent_dim=8"]
 cheap_gan += ["--set", "generator_filters=8", "--set", "discriminator_filters=8"]
@@ -115,17 +119,18 @@ print("RESULTS " + json.dumps(results))
 
 
 def _write_table(folder, rows=1200):
-    """A learnable table (the label follows x and one integer category), and a copy with a bad row 1001."""
+    """A learnable table (the label follows x, an integer and a text category), and a copy with a bad row 1001."""
     import pandas as pd
 
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 2.0, rows)
     level = rng.integers(1, 5, rows)
-    label = np.where(x + 2.0 * (level == 2) + rng.normal(0, 0.5, rows) > 6.0, "yes", "no")
-    frame = pd.DataFrame({"row_id": np.arange(rows), "x": x, "level": level, "label": label})
+    colour = rng.choice(["red", "green", "blue"], rows)
+    label = np.where(x + 2.0 * (level == 2) + 2.0 * (colour == "red") + rng.normal(0, 0.5, rows) > 6.5, "yes", "no")
+    frame = pd.DataFrame({"row_id": np.arange(rows), "x": x, "level": level, "colour": colour, "label": label})
     frame.to_csv(folder / "table.csv", index=False)
     lines = (folder / "table.csv").read_text().splitlines()
-    lines[1000] = "999,five,2,yes"  # line 1001 of the file: 15 chunks of 64 rows in
+    lines[1000] = "999,five,2,red,yes"  # line 1001 of the file: 15 chunks of 64 rows in
     (folder / "bad.csv").write_text("\n".join(lines) + "\n")
     test = streaming.scan(str(folder / "table.csv"), "label", seed=42).test
     return test["label"]
@@ -156,6 +161,8 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     assert results["cnn_prediction_shape"] == [2, 10]
     # Streamed off TensorFlow: two epochs beat the majority class by a margin, as on tf.data.
     assert results["streamed"]["chunk_rows"] == "64"
+    yes, no = results["streamed"]["served"]  # probabilities of "yes" for a clear yes and a clear no
+    assert yes > 0.5 > no, results["streamed"]
     rows = len(test_labels)
     assert_beats(count(results["streamed"]["accuracy"], rows), majority_count(test_labels), 20, rows, "streamed mlp")
     # One epoch of the RBM gains over an untrained one, which gives every pixel 1/2: 64 ln(1/2) = -44.4.
@@ -212,3 +219,38 @@ def test_random_shift_moves_images_while_training_and_is_identity_at_inference()
     rows = np.arange(8)[None, :, None, None]
     centre = (shifted * rows).sum(axis=(1, 2, 3)) / 4.0
     assert np.all(np.abs(centre - 3.5) <= 2.0 + 1e-5)
+
+
+def test_text_categories_as_codes_give_string_lookup_predictions_and_serve_raw_rows(tmp_path):
+    # Off TensorFlow the pipeline hands the mlp codes (index + 1, 0 unseen) that it one-hots in
+    # keras.ops; on TensorFlow it takes strings into StringLookup. Same weights, same predictions.
+    import pandas as pd
+
+    from zoo import registry, serving
+    from zoo.datasets import tabular
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "city": rng.choice(["Oslo", "Lima", "Pune"], 60)})
+    frame["label"] = np.where(frame["city"] == "Oslo", "yes", "no")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    table = tabular.read_csv(str(tmp_path / "t.csv"), "label")
+    strings, codes = (tabular.prepare(table, text_codes=coded) for coded in (False, True))
+    assert codes.features["city"] == {**strings.features["city"], "codes": True}
+    assert tabular.category_codes(["Pune", "Lima", "Paris", "Oslo"], ["Lima", "Oslo", "Pune"]).tolist() == [3, 1, 0, 2]
+    assert codes.features["city"]["vocabulary"] == ["Lima", "Oslo", "Pune"]
+    looked_up = registry.get("mlp", features=strings.features, hidden_units=(4,))
+    coded = registry.get("mlp", features=codes.features, hidden_units=(4,))
+    coded.set_weights(looked_up.get_weights())
+    rows = pd.DataFrame({"x": [0.5, -1.0, 2.0], "city": ["Oslo", "Paris", "Pune"]})  # Paris: never seen
+    numbers = rows[["x"]].to_numpy("float32")
+    from_strings = looked_up({"x": numbers, "city": rows[["city"]].to_numpy(object)}, training=False)
+    city_codes = tabular.category_codes(rows["city"], ["Lima", "Oslo", "Pune"])[:, None]
+    from_codes = coded({"x": numbers, "city": city_codes}, training=False)
+    np.testing.assert_allclose(np.asarray(from_codes), np.asarray(from_strings), rtol=1e-6)
+    # The pipeline's arrays and the serving adapter apply the same mapping to raw cells.
+    inputs, _ = codes.arrays(codes.test)
+    np.testing.assert_array_equal(
+        inputs["city"][:, 0], tabular.category_codes(codes.test["city"], ["Lima", "Oslo", "Pune"])
+    )
+    served = serving.Table(features=codes.features).inputs(None, rows.iloc[[0, 2]])
+    assert served["city"].dtype == np.int64 and served["city"][:, 0].tolist() == [2, 3]
