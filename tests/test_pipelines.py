@@ -98,9 +98,9 @@ running = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
 results["bad"] = {"status": status, "stderr": errors.getvalue(), "runs": len(runs), "running": running}
 
 # The RBM and the GAN (custom training steps) on the digits, at their cheapest: one epoch of tiny networks.
-cheap_rbm = ["--batch-size", "1000", "--samples", "4", "--gibbs-steps", "10", "--set", "hidden_units=16"]
-cheap_gan = ["--batch-size", "256", "--samples", "10", "--judge-epochs", "1", "--set", "latent_dim=8"]
-cheap_gan += ["--set", "generator_filters=8", "--set", "discriminator_filters=8"]
+cheap_rbm = ["--batch-size", "100", "--samples", "4", "--gibbs-steps", "10", "--set", "hidden_units=16"]
+cheap_gan = ["--batch-size", "512", "--no-conditional", "--samples", "10", "--judge-epochs", "1"]
+cheap_gan += ["--set", "latent_dim=8", "--set", "generator_filters=8", "--set", "discriminator_filters=8"]
 for recipe, cheap in (("rbm", [*cheap_rbm, "--no-classifier"]), ("gan", cheap_gan)):
     status = cli.main(["train", recipe, "--epochs", "1", *cheap, "--tracking-uri", uri, "--experiment", recipe])
     assert status == 0, (recipe, status)
@@ -108,21 +108,23 @@ for recipe, cheap in (("rbm", [*cheap_rbm, "--no-classifier"]), ("gan", cheap_ga
     results[recipe] = {"metrics": run.data.metrics}
     served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     if recipe == "gan":
-        # The logged sampler: rows of label and seed in, images (0-255) out.
-        images = np.asarray(served.predict(pd.DataFrame({"label": [7, 7], "seed": [0, 1]})))
+        # The logged sampler: rows of seeds in, images (0-255) out.
+        images = np.asarray(served.predict(pd.DataFrame({"seed": [0, 1]})))
         results["gan"]["images"] = [list(images.shape), float(images.min()), float(images.max())]
     else:
         results["rbm"]["reconstructed"] = list(np.asarray(served.predict(np.zeros((3, 8, 8, 1), "float32"))).shape)
 
-# A recurrent cell on the digits' rows (in memory, from_arrays like the rest).
-cheap_lstm = ["--epochs", "1", "--batch-size", "128", "--set", "units=32", "--experiment", "lstm"]
-assert cli.main(["train", "lstm", *cheap_lstm, "--tracking-uri", uri]) == 0
-run = mlflow.search_runs(experiment_names=["lstm"], output_format="list")[0]
+# The recurrent recipes' in-memory splits (digit rows) are NumPy batches too. Only loaded here:
+# an LSTM's JAX compile would cost the suite seconds that tests/test_backends.py already spends.
 from zoo import training
 
 lstm = training.get_recipe("lstm")
-labels = lstm.load_data(training.make_config(lstm, {})[0]).loaded.y_test
-results["lstm"] = {"accuracy": run.data.metrics["test_accuracy"], "labels": labels.tolist()}
+data = lstm.load_data(training.make_config(lstm, {})[0])
+first = training.batch(data.train, 32)[0]
+results["lstm"] = {
+    "splits": [type(split).__name__ for split in (data.train, data.validation, data.test)],
+    "batch": [list(first[0].shape), list(first[1].shape)],
+}
 results["tensorflow_imported"] = "tensorflow" in sys.modules
 print("RESULTS " + json.dumps(results))
 """
@@ -147,7 +149,7 @@ def _write_table(folder, rows=1200):
 
 
 def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
-    # mlp, cnn, rbm, gan and lstm in memory, and the mlp on a CSV streamed from disk.
+    # mlp, cnn, rbm and gan in memory, the mlp on a CSV streamed from disk; the lstm's data.
     test_labels = _write_table(tmp_path)
     (tmp_path / "blocker").mkdir()
     (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
@@ -183,10 +185,7 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     assert results["gan"]["metrics"]["epochs_trained"] == 1 and "test_frechet_distance" in results["gan"]["metrics"]
     shape, low, high = results["gan"]["images"]
     assert shape[0] == 2 and shape[1:3] == [8, 8] and 0 <= low <= high <= 255, results["gan"]
-    # One epoch of a small LSTM reading digit rows beats the majority class (about a tenth).
-    labels = results["lstm"]["labels"]
-    correct = count(results["lstm"]["accuracy"], len(labels))
-    assert_beats(correct, majority_count(labels), 20, len(labels), "lstm off TensorFlow")
+    assert results["lstm"] == {"splits": ["Arrays"] * 3, "batch": [[32, 8, 8], [32]]}, results["lstm"]
     bad = results["bad"]
     assert bad["status"] == 2 and bad["stderr"].count("\n") == 1, bad
     assert "Column 'x' is numeric but row 1001 holds 'five'" in bad["stderr"], bad
