@@ -31,6 +31,7 @@ import numpy as np
 
 from zoo import plots, tracking, training
 from zoo.errors import ZooError
+from zoo.training import devices
 
 CONFIDENCE = 0.9
 # Bump when the judge's training changes, so that stale cached classifiers are not reused.
@@ -462,13 +463,15 @@ def quality_callback(model, judge, reference, config):
 
     class GANQuality(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            generated = model.generate(config.samples, labels=labels, seed=config.seed + 1)
-            scores = judge.score(generated, reference, labels)
+            # Each process scores the same samples alone: several processes share no step here.
+            with devices.locally(model):
+                generated = model.generate(config.samples, labels=labels, seed=config.seed + 1)
+                scores = judge.score(generated, reference, labels)
+                grid = keras.ops.convert_to_numpy(model(grid_inputs, training=False))
             if logs is not None:
                 # Added to the epoch's logs: the run's checkpoint callback, which runs later, logs them
                 # with the epoch as step, and they join the history.
                 logs.update(scores)
-            grid = keras.ops.convert_to_numpy(model(grid_inputs, training=False))
             scale = max(1, int(np.ceil(32 / grid.shape[1])))
             mlflow.log_image(plots.tile_images(grid, columns=grid_columns, scale=scale), key="samples", step=epoch)
 

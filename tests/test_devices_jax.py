@@ -10,6 +10,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+
 from tests.test_devices import CASES
 
 JAX_ENV = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -28,8 +31,9 @@ for name, (options, settings) in cases.items():
     config, overrides = training.make_config(recipe, options, settings)
     data = recipe.load_data(config)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
-    # One batch of 64 rows, 32 per device: no partial batch, so the sums differ only in order.
-    x, y = data.train.select(slice(0, 64))  # `Arrays` on JAX (`training.from_arrays`)
+    # One batch of 63 rows, which 2 devices do not divide: the pipeline pads it to 64 with a
+    # weight-0 copy and weighs the real rows 64/63, so the step must be the unpadded one's.
+    rows = training.Arrays(data.train.select(slice(0, 63)))  # `Arrays` on JAX (`training.from_arrays`)
     updates = []
     for distribution in (None, two):
         keras.distribution.set_distribution(distribution)
@@ -38,7 +42,8 @@ for name, (options, settings) in cases.items():
         # Plain SGD: the update is the gradient itself, so a gradient scaled by the device count shows.
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss=model.loss)
         before = [w.copy() for w in model.get_weights()]
-        model.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False)
+        batches, steps = training.training_batches(rows, 63, 64, seed=0)
+        model.fit(batches, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
         updates.append([after - start for after, start in zip(model.get_weights(), before)])
         if distribution is not None:
             shards = {str(s.device) for w in model.trainable_weights for s in w.value.addressable_shards}
@@ -129,6 +134,7 @@ NUMPY_BATCHES = """
 import json, os
 import numpy as np
 import keras
+import tensorflow as tf
 from zoo import training
 
 rows = 21
@@ -137,32 +143,116 @@ keras.distribution.set_distribution(keras.distribution.DataParallel(devices=kera
 found = {}
 batches, steps = training.training_batches(arrays, rows, 10, seed=3)
 found["steps"] = [steps, len(batches)]
-epochs = []
+epochs, weights = [], []
 for _ in range(3):
     epochs.append([batches[i][1].tolist() for i in range(len(batches))])
+    weights.append([batches[i][2].tolist() for i in range(len(batches))])
     batches.on_epoch_end()
-found["epochs"] = epochs
+found["epochs"], found["weights"] = epochs, weights
 resumed, _ = training.training_batches(arrays, rows, 10, seed=3, initial_epoch=2)
 found["resumed"] = [resumed[i][1].tolist() for i in range(len(resumed))]
-evaluation = training.batch(training.Arrays((np.zeros((23, 1)), np.zeros(23))), 10, 2)
-found["evaluation"] = [len(evaluation[i][1]) for i in range(len(evaluation))]
-# Process 1 of 2 feeds the second half of each global batch.
+evaluation = training.batch(training.Arrays((np.zeros((23, 1)), np.arange(23))), 10, 2)
+found["evaluation"] = [evaluation[i][1].tolist() for i in range(len(evaluation))]
+# The same rule on tf.data (tfds, streamed files): 23 rows in batches of 10, no weights lost.
+tf_batches = training.batch(tf.data.Dataset.from_tensor_slices((np.zeros((23, 1)), np.arange(23))), 10, 2)
+found["tf_evaluation"] = [(y.tolist(), w.tolist()) for _, y, w in tf_batches.as_numpy_iterator()]
+# Process 1 of 2 feeds the second half of each (padded) global batch.
 os.environ.update(KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1", KERAS_DISTRIBUTION_NUM_PROCESSES="2",
                   KERAS_DISTRIBUTION_PROCESS_ID="1")
 share, _ = training.training_batches(arrays, rows, 10, seed=3)
 found["share"] = [share[i][1].tolist() for i in range(len(share))]
+tf_share = training.batch(tf.data.Dataset.from_tensor_slices((np.zeros((23, 1)), np.arange(23))), 10, 2)
+found["tf_share"] = [y.tolist() for _, y, _ in tf_share.as_numpy_iterator()]
 print(json.dumps(found))
 """
 
 
-def test_numpy_batches_split_evenly_over_jax_devices_and_resume_exactly(tmp_path):
+def test_numpy_and_tf_data_batches_pad_to_the_jax_devices_and_resume_exactly(tmp_path):
     found = _python(NUMPY_BATCHES, env=JAX_ENV, folder=tmp_path)
-    # 21 rows in batches of 10 over 2 devices: the last batch (1 row) cannot split, so it goes.
-    assert found["steps"] == [2, 2]
-    for epoch in found["epochs"]:
-        assert [len(part) for part in epoch] == [10, 10] and len(set(sum(epoch, []))) == 20
+    # 21 rows in batches of 10 over 2 devices: the last batch (1 row) is padded with a copy of
+    # weight 0, the real row weighing 2, so every row is seen once per epoch.
+    assert found["steps"] == [3, 3]
+    for epoch, weights in zip(found["epochs"], found["weights"]):
+        assert [len(part) for part in epoch] == [10, 10, 2] and epoch[2][0] == epoch[2][1]
+        assert sorted(sum(epoch, [])[:21]) == list(range(21))
+        assert weights == [[1.0] * 10, [1.0] * 10, [2.0, 0.0]]
     assert found["epochs"][0] != found["epochs"][1]
     assert found["resumed"] == found["epochs"][2]
-    # 23 evaluation rows: the last batch of 3 keeps 2.
-    assert found["evaluation"] == [10, 10, 2]
-    assert found["share"] == [part[5:] for part in found["epochs"][0]]
+    # 23 evaluation rows: the last batch of 3 is padded to 4 (weights 4/3, 4/3, 4/3, 0).
+    assert found["evaluation"] == [list(range(10)), list(range(10, 20)), [20, 21, 22, 20]]
+    assert [y for y, _ in found["tf_evaluation"]] == found["evaluation"]
+    assert found["tf_evaluation"][2][1] == pytest.approx([4 / 3, 4 / 3, 4 / 3, 0.0])
+    assert found["share"] == [part[len(part) // 2 :] for part in found["epochs"][0]]
+    assert found["tf_share"] == [part[len(part) // 2 :] for part in found["evaluation"]]
+
+
+CUSTOM_STEPS = """
+import json
+import numpy as np
+import keras
+import zoo
+from zoo.datasets import images
+
+two = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu"))
+data = images.load("digits")
+x, y = data.x_train[:6], data.y_train[:6]
+binary = (np.random.default_rng(0).random((24, 12)) < 0.4).astype("float32")
+
+
+def gan(distribution, weights):
+    keras.distribution.set_distribution(distribution)
+    model = zoo.get("gan", num_classes=10, dropout=0.0, generator_filters=8, discriminator_filters=8, latent_dim=8)
+    # SGD with momentum: its first update is proportional to the gradient, so a wrongly scaled loss shows.
+    model.compile(generator_optimizer=keras.optimizers.SGD(0.5, momentum=0.5),
+                  discriminator_optimizer=keras.optimizers.SGD(0.5, momentum=0.5), label_smoothing=0.1)
+    if weights is not None:
+        model.set_weights(weights)
+    before = model.get_weights()
+    history = model.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
+    shards = {str(s.device) for w in model.trainable_weights for s in w.value.addressable_shards}
+    return before, [a - b for a, b in zip(model.get_weights(), before)], history.history, len(shards)
+
+
+def rbm(distribution, persistent, updates):
+    keras.distribution.set_distribution(distribution)
+    model = zoo.get("rbm", input_shape=(12,), hidden_units=5, persistent=persistent, chains=3, k=2,
+                    momentum=0.5, weight_decay=0.01, learning_rate=0.1, updates_per_batch=updates, seed=0)
+    history = model.fit(binary, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    values = [np.asarray(v) for v in (model.W, model.visible_bias, model.hidden_bias, model.chain_hiddens)]
+    return values, history.history["loss"]
+
+
+def relative(one, other):
+    return max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12)) for a, b in zip(one, other)
+               if np.abs(a).max() > 0)
+
+
+found = {}
+start, single, single_logs, _ = gan(None, None)
+_, double, double_logs, devices = gan(two, start)
+found["gan"] = {"devices": devices, "worst_relative": relative(single, double),
+                "moved": float(max(np.abs(u).max() for u in single)),
+                "losses": [{k: v[0] for k, v in logs.items()} for logs in (single_logs, double_logs)]}
+for persistent, updates in ((True, 2), (False, 1)):
+    (one, one_loss), (both, both_loss) = rbm(None, persistent, updates), rbm(two, persistent, updates)
+    found[f"rbm-{persistent}-{updates}"] = {"difference": float(max(np.abs(a - b).max() for a, b in zip(one, both))),
+                                           "moved": float(np.abs(one[0]).mean()), "losses": [one_loss, both_loss]}
+print(json.dumps(found))
+"""
+
+
+def test_one_gan_and_rbm_step_over_two_jax_devices_matches_one_device(tmp_path):
+    found = _python(CUSTOM_STEPS, env=JAX_ENV, folder=tmp_path)
+    gan = found.pop("gan")
+    assert gan["devices"] == 2 and gan["moved"] > 0
+    # Every weight (the networks', their averages', batch-norm statistics) within float rounding:
+    # a loss averaged over one device's rows, or noise drawn per device, would show far above this.
+    assert gan["worst_relative"] < 1e-3, gan
+    single, double = gan["losses"]
+    assert set(single) == {"generator_loss", "discriminator_loss"}
+    for key, value in single.items():
+        assert double[key] == pytest.approx(value, rel=1e-4), gan
+    for case, rbm in found.items():
+        assert rbm["moved"] > 0.02, case  # the weights start at about 0.008
+        assert rbm["difference"] < 1e-6, (case, rbm)
+        np.testing.assert_allclose(rbm["losses"][0], rbm["losses"][1], rtol=1e-5, atol=1e-6)

@@ -1,6 +1,7 @@
 """`zoo launch`: N identical `zoo` processes on this machine that train one model together (JAX).
 
     zoo launch --processes 2 -- train mlp --epochs 2
+    zoo launch --processes 2 -- train --resume RUN_ID   (a run that failed or was stopped)
 
 Each process gets Keras' own variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES`, a free port on
 127.0.0.1; `KERAS_DISTRIBUTION_NUM_PROCESSES`; `KERAS_DISTRIBUTION_PROCESS_ID`) and KERAS_BACKEND=jax,
@@ -57,8 +58,6 @@ def run(args) -> int:
         command = command[1:]
     if not command or command[0] != "train":
         raise ZooError("zoo launch runs a training: zoo launch --processes 2 -- train RECIPE [OPTIONS].")
-    if any(part == "--resume" for part in command):
-        raise ZooError("zoo launch cannot resume yet; start the training again.")
     if args.processes < 1:
         raise ZooError(f"--processes must be at least 1. Received: {args.processes}")
     address = f"127.0.0.1:{free_port()}"

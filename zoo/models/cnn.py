@@ -88,7 +88,7 @@ class ImageTraining(compiling.Adam):
         model.compile(
             optimizer=self.optimizer(),
             loss="sparse_categorical_crossentropy",
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
 
 

@@ -755,7 +755,7 @@ class CriticTraining(compiling.Adam):
         model.compile(
             optimizer=_adam(self.learning_rate, 0.5, "adam"),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
+            weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy", threshold=0.0)],
         )
 
 

@@ -26,7 +26,7 @@ class TabularTraining(compiling.Adam):
 
     def compile(self, model, architecture):
         loss, metrics = _objective(architecture["task"])
-        model.compile(optimizer=self.optimizer(), loss=loss, metrics=metrics)
+        model.compile(optimizer=self.optimizer(), loss=loss, weighted_metrics=metrics)
 
 
 @register(

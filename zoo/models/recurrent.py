@@ -157,7 +157,7 @@ class RecurrentTraining(compiling.Adam):
         model.compile(
             optimizer=self.optimizer(clipnorm=self.clipnorm or None),
             loss=loss,
-            metrics=metrics,
+            weighted_metrics=metrics,
             loss_weights=loss_weights,
         )
 

@@ -279,18 +279,27 @@ def run_scope(strategy: typing.Any) -> typing.ContextManager[typing.Any]:
 def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
     """Batches that JAX can shard over the active `DataParallel`: unchanged anywhere else.
 
-    JAX splits a batch over its devices only when their count divides it, so an epoch's last,
-    partial batch loses its last `rows % devices` rows (at most devices - 1 rows of the split; the
-    training batches are reshuffled every epoch, so a different few each epoch), or goes when fewer
-    rows than devices are left. Under several processes, each one keeps its equal share of every
-    global batch, process i of N the i-th N-th, so that every process runs the same steps (uneven
-    shards would leave one waiting in a collective for ever).
+    JAX splits a batch over its devices only when their count divides it. A batch that does not
+    split (an epoch's last, partial batch) is padded to the next multiple of the devices with copies
+    of its first rows, and every batch of (inputs, targets) gains sample weights: the real rows
+    weigh padded / real rows and the copies 0, so the weights average 1 over the batch, Keras'
+    "sum_over_batch_size" loss of a padded batch is the mean over its real rows, and its gradient
+    is the unpadded batch's. Every row of a split is then seen once per epoch whatever the remainder.
+    Keras' epoch means (its loss tracker, weighted metrics) count a padded batch as its padded size
+    at the mean of its real rows: at most devices - 1 rows of extra weight, on the last batch only.
+    A batch of inputs alone (no targets, so no place for weights) is padded with the copies alone.
+
+    Under several processes, each one keeps its equal share of every (padded) global batch,
+    process i of N the i-th N-th, so that every process runs the same steps (uneven shards would
+    leave one waiting in a collective for ever).
 
     Args:
         batches: a batched `tf.data.Dataset` whose elements are the global batches.
-        rows: the rows of the unbatched split (negative: unknown, the last batch is trimmed only).
+        rows: the rows of the unbatched split (negative: unknown); kept for the callers' sake, as
+            the padding is decided batch by batch.
         batch_size: the global batch size `batches` was made with.
     """
+    del rows, batch_size
     devices, count, index = batch_split()
     if devices == 1:
         return batches
@@ -298,14 +307,17 @@ def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
 
     def share(*batch: typing.Any) -> typing.Any:
         size = tf.shape(tf.nest.flatten(batch)[0])[0]
-        kept = size - size % devices
-        start, stop = index * kept // count, (index + 1) * kept // count
-        part = tf.nest.map_structure(lambda tensor: tensor[start:stop], batch)
+        padded = (size + devices - 1) // devices * devices
+        positions = tf.range(padded)
+        start, stop = index * padded // count, (index + 1) * padded // count
+        picks = (positions % size)[start:stop]
+        part = tf.nest.map_structure(lambda tensor: tf.gather(tensor, picks), batch)
+        if len(batch) == 2:
+            real = tf.cast(padded, tf.float32) / tf.cast(size, tf.float32)
+            weights = tf.where(positions < size, real, 0.0)[start:stop]
+            return (*part, weights)
         return part if len(batch) > 1 else part[0]
 
-    if rows >= 0 and 0 < rows % batch_size < devices:
-        # `take`, not `filter`: the cardinality stays known, which Keras' epoch loop relies on.
-        batches = batches.take(rows // batch_size)
     return batches.map(share)
 
 
@@ -321,12 +333,89 @@ def batch_split() -> tuple[int, int, int]:
     return int(keras.distribution.distribution().device_mesh.devices.size), processes.count(), processes.index()
 
 
-def even_rows(size: int) -> slice:
+def even_rows(size: int) -> tuple[typing.Any, typing.Any]:
     """The rows of a batch of `size` rows that this process feeds, by `even_batches`' rule (NumPy
-    batches, `zoo.training.pipelines.Arrays`): all of them where batches stay whole."""
+    batches, `zoo.training.pipelines.Arrays`), and their sample weights.
+
+    Returns:
+        (positions in the batch, padding copies included; their weights, or None where batches
+        stay whole).
+    """
+    import numpy as np
+
     devices, count, index = batch_split()
-    kept = size - size % devices
-    return slice(index * kept // count, (index + 1) * kept // count)
+    if devices == 1:
+        return np.arange(size), None
+    padded = -(-size // devices) * devices
+    positions = np.arange(padded)
+    weights = np.where(positions < size, padded / size, 0.0).astype("float32")
+    part = slice(index * padded // count, (index + 1) * padded // count)
+    return (positions % size)[part], weights[part]
+
+
+@contextlib.contextmanager
+def locally(*models: typing.Any) -> typing.Iterator[None]:
+    """Inside the block, under several processes on JAX, `models` compute on this process alone.
+
+    Keras' JAX trainer shards every batch over the devices of every process, so `predict` returns
+    arrays that no process can read whole, and a direct call mixes this process' inputs with weights
+    that span the others. What runs once after (or beside) the training, each process on the same
+    inputs (test metrics, predictions, the GAN's judge and samples, the logged model), runs instead
+    without the `DataParallel` on this process' copy of the weights, which `DataParallel` keeps
+    whole on every device. Nothing in the block is collective, so no process waits on another,
+    and batches made inside it are not padded (`even_batches`): the test metrics are those of
+    the whole split, computed once per process. Nothing changes on one process or another backend.
+
+    Args:
+        *models: the Keras models the block computes with (models made inside it need nothing).
+
+    Raises:
+        ZooError: for a weight that is split across the processes rather than copied whole.
+    """
+    import keras
+
+    from zoo.training import processes
+
+    if keras.backend.backend() != "jax" or processes.count() == 1:
+        yield
+        return
+    import jax
+    import numpy as np
+
+    distribution = keras.distribution.distribution()
+    swapped, functions = [], []
+    for model in models:
+        functions.append((model, model.train_function, model.test_function, model.predict_function))
+        # Compiled for the sharded state: made again for the local one, and restored after.
+        model.train_function = model.test_function = model.predict_function = None
+        for variable in _every_variable(model):
+            value = variable.value
+            if value is None or value.is_fully_addressable:
+                continue
+            if not value.is_fully_replicated:
+                raise ZooError(f"Weight {variable.path} is split across processes; only DataParallel is supported.")
+            swapped.append((variable, value, variable._layout))
+            # Read from this process' copy (a replicated array is readable whole), put on its first
+            # device; without its layout, an assignment in the block (a metric's reset) stays local.
+            variable._layout = None
+            variable._value = jax.device_put(np.asarray(value), jax.local_devices()[0])
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(distribution)
+        # What the block assigned is dropped, alike in every process: it computes, it does not train.
+        for variable, value, layout in swapped:
+            variable._layout, variable._value = layout, value
+        for model, train, test, predict in functions:
+            model.train_function, model.test_function, model.predict_function = train, test, predict
+
+
+def _every_variable(model: typing.Any) -> list[typing.Any]:
+    """A model's weights, metric state and optimizer state, each once."""
+    optimizer = getattr(model, "optimizer", None)
+    found = {id(v): v for v in [*model.variables, *model.metrics_variables, *getattr(optimizer, "variables", [])]}
+    return list(found.values())
 
 
 def replicas(model: typing.Any) -> int:
@@ -373,10 +462,7 @@ def without_graph_passes(*passes: str) -> typing.Iterator[None]:
 
 
 def steps_per_epoch(rows: int, batch_size: int) -> int:
-    """Batches in an epoch of `rows` rows, as `even_batches` leaves them."""
+    """Batches in an epoch of `rows` rows (`even_batches` pads the last one, never drops it)."""
     import math
 
-    steps = max(1, math.ceil(rows / batch_size))
-    if steps > 1 and 0 < rows % batch_size < batch_split()[0]:
-        steps -= 1
-    return steps
+    return max(1, math.ceil(rows / batch_size))

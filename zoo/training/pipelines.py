@@ -155,7 +155,7 @@ def _batch_class() -> type:
             super().__init__()
             self.arrays, self.batch_size, self.seed, self.epoch = arrays, batch_size, seed, first_epoch
             # Made inside `devices.run_scope`: on JAX over several devices an epoch's last batch
-            # keeps the rows that split evenly, as `devices.even_batches` does on tf.data.
+            # is padded to split evenly, as `devices.even_batches` does on tf.data.
             self.steps = devices.steps_per_epoch(len(arrays), batch_size)
             self.order = self._order()
 
@@ -171,7 +171,10 @@ def _batch_class() -> type:
             if index >= self.steps:
                 raise IndexError(index)
             rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-            return self.arrays.select(rows[devices.even_rows(len(rows))])
+            picks, weights = devices.even_rows(len(rows))
+            part = self.arrays.select(rows[picks])
+            # (inputs, targets) gain the padding's sample weights, as on tf.data.
+            return (*part, weights) if weights is not None and isinstance(part, tuple) and len(part) == 2 else part
 
         def on_epoch_end(self) -> None:
             if self.seed is not None:

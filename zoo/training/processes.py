@@ -10,9 +10,9 @@ Kubeflow Trainer's JAX runtime or a Slurm script set, and what `zoo launch` sets
 - KERAS_DISTRIBUTION_PROCESS_ID: this process' index, 0 to N-1.
 
 `initialize_from_env` must run before anything touches JAX's devices: the run loop calls it first
-thing. Process 0 (`is_chief`) owns the MLflow run and the checkpoints; the others train and write
-nothing. Anything about several processes belongs here; anything about the devices of one process
-in `zoo.training.devices`.
+thing. Process 0 (`is_chief`) owns the MLflow run and the checkpoints; the others train, write
+nothing the user sees, and learn the run's id from process 0 (`share_run_id`). Anything about
+several processes belongs here; anything about the devices of one process in `zoo.training.devices`.
 """
 
 import dataclasses
@@ -82,6 +82,34 @@ def initialize_from_env() -> None:
     # the devices are GPUs: it concerns the CPU client only).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     keras.distribution.initialize(job_addresses=addresses, num_processes=processes, process_id=process_id)
+
+
+# MLflow run ids are 32 hexadecimal characters; the broadcast buffer leaves room for other stores'.
+_RUN_ID_BYTES = 128
+
+
+def share_run_id(run_id: str) -> str:
+    """Process 0's MLflow run id, in every process; `run_id` itself in a process that trains alone.
+
+    Process 0 opens the one run of the training; the others log to a private store
+    (`private_outputs`) and learn the real id here, so that each reports the same run (`zoo train`
+    prints it, `zoo.train` returns it). A broadcast from process 0 over JAX's collectives: every
+    process calls it at the same point of the run, and a dead peer fails it as it fails a step.
+
+    Args:
+        run_id: this process' run id (only process 0's is kept).
+    """
+    if count() == 1:
+        return run_id
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    encoded = run_id.encode("utf-8")
+    if len(encoded) > _RUN_ID_BYTES:
+        raise ZooError(f"MLflow run id {run_id!r} is longer than {_RUN_ID_BYTES} bytes; use MLflow's own ids.")
+    buffer = np.frombuffer(encoded.ljust(_RUN_ID_BYTES, b" "), dtype=np.uint8)
+    shared = multihost_utils.broadcast_one_to_all(buffer, is_source=is_chief())
+    return bytes(np.asarray(shared, dtype=np.uint8)).decode("utf-8").rstrip(" ")
 
 
 def private_outputs(config: typing.Any) -> typing.Any:

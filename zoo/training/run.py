@@ -189,7 +189,9 @@ def _run(
     if commit:
         tags["mlflow.source.git.commit"] = commit
     experiment = config.experiment or "zoo"
-    resumed_run = resume_from[0] if resume_from else None
+    # Process 0 continues the run itself; the others, which never write to it, open a private one
+    # and restore from process 0's checkpoint all the same.
+    resumed_run = resume_from[0] if resume_from and processes.is_chief() else None
     with (
         devices.run_scope(strategy),
         devices.without_graph_passes(*recipe.graph_passes_off),
@@ -205,9 +207,12 @@ def _run(
             metrics=epoch_metrics,
         ) as run,
     ):
-        run_id = run.info.run_id
-        folder = resume_from[1] if resume_from else os.path.join(outputs.checkpoint_root(config), run_id)
-        if not resume_from:
+        # Process 0's run: the others hold a private one (`processes.private_outputs`).
+        run_id = processes.share_run_id(run.info.run_id)
+        folder = (
+            resume_from[1] if resume_from and resumed_run else os.path.join(outputs.checkpoint_root(config), run_id)
+        )
+        if not resumed_run:
             log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
             if processes.count() > 1:
                 mlflow.log_param("processes", processes.count())
@@ -225,8 +230,10 @@ def _run(
         initial_epoch = 0
         if resume_from:
             with devices.scope(strategy):
-                initial_epoch = faults.restore(model, folder, early_stopping)
-        prepared = recipe.prepare(model, data, config)
+                initial_epoch = faults.restore(model, resume_from[1], early_stopping)
+        # What runs beside `fit` runs on each process alone (`devices.locally`): nothing in it is collective.
+        with devices.locally(model):
+            prepared = recipe.prepare(model, data, config)
         callbacks = list(recipe.callbacks(model, data, config, prepared)) + list(extra_callbacks) + [faults.StopOnNaN()]
         if early_stopping is not None:
             callbacks.append(early_stopping)
@@ -254,7 +261,8 @@ def _run(
         )
         train_seconds = time.perf_counter() - started
 
-        evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
+        with devices.locally(model):
+            evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
         metrics = dict(evaluation.metrics) if evaluation is not None else {}
         metrics["train_seconds"] = train_seconds
         # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
@@ -262,12 +270,13 @@ def _run(
         epoch_metrics.flush()
         mlflow.log_metrics(metrics)
         mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe(metrics, main_metric))
-        curves = tracking.metric_histories(run_id, history.history) if resume_from else history.history
+        curves = tracking.metric_histories(run_id, history.history) if resumed_run else history.history
         if curves:
             tracking.log_figure(plots.learning_curve(curves), "learning_curve.png")
-        if evaluation is not None:
-            recipe.log_artifacts(model, data, config, evaluation, prepared)
-        model_info = recipe.log_model(model, data)
+        with devices.locally(model):
+            if evaluation is not None:
+                recipe.log_artifacts(model, data, config, evaluation, prepared)
+            model_info = recipe.log_model(model, data)
         if config.register:
             tracking.register_model(model_info, config.register, metrics, main_metric)
         if config.output:
