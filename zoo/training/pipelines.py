@@ -193,7 +193,8 @@ def _stream_class() -> type:
         def __init__(self, stream: Stream, batch_size: int, first_epoch: int = 0) -> None:
             super().__init__()
             self.stream, self.batch_size, self.epoch = stream, batch_size, first_epoch
-            # As `ArrayBatches`: made inside `devices.run_scope`, so JAX's even-batch rule applies.
+            # As `ArrayBatches`: made inside `devices.run_scope`, so JAX's even-batch rule (pad the
+            # batch that does not split) applies.
             self.steps = devices.steps_per_epoch(len(stream), batch_size)
             self._open(0)
 
@@ -216,7 +217,10 @@ def _stream_class() -> type:
                 self._open(index)
             rows = next(self.batches)
             self.next += 1
-            return _select(rows, devices.even_rows(len(_leaves(rows)[0])))
+            picks, weights = devices.even_rows(len(_leaves(rows)[0]))
+            part = _select(rows, picks)
+            # As `ArrayBatches`: (inputs, targets) gain the padding's sample weights on JAX's devices.
+            return (*part, weights) if weights is not None and isinstance(part, tuple) and len(part) == 2 else part
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
