@@ -11,8 +11,10 @@ Each prints Keras' own step time of its last epoch (the first traces and compile
 all-reduce cost per step is measured as the 2-process step time minus the 1-process one at the
 same per-process batch (B/2): the same arithmetic per process, plus the gradient exchange and the
 lock-step wait. On a 2-core machine two processes share the cores, so expect no speed-up: the
-figures report the cost, not a gain. Exit status is non-zero only when a training crashes (no
-speed target here).
+figures report the cost, not a gain. Its one target is a bound, not a speed-up: the all-reduce
+cost per step stays under `ALL_REDUCE_TARGET_MS` on loopback (about 65 ms measured on 2 busy
+cores; a change that exchanged more than once per step, or that left one process waiting on the
+other for its data, would show here). Exit 1 when it is missed, as every benchmark's gate.
 
 Then, on paper, the traffic per step of each registered model at its defaults: a ring all-reduce
 moves about 2 x (N-1)/N x the gradient bytes per process per step (float32 gradients, 4 bytes per
@@ -29,6 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import gate
+
+ALL_REDUCE_TARGET_MS = 250.0
 
 # Keras' verbose=2 epoch line: "23/23 - 3s - 120ms/step - loss: ...".
 STEP = re.compile(r"^\s*\d+/\d+ - \S+ - (\d+(?:\.\d+)?)(us|ms|s)/step", re.MULTILINE)
@@ -70,6 +76,8 @@ def default_batch(recipe):
 
 
 def measured(recipes, epochs):
+    """Print the step times of each recipe; return the all-reduce cost per step of each, in ms."""
+    costs = {}
     print("| recipe | run | global batch | per-process batch | step (ms) | wall (s) |")
     print("| --- | --- | --- | --- | --- | --- |")
     for recipe in recipes:
@@ -85,11 +93,13 @@ def measured(recipes, epochs):
             steps[(size, processes)] = step
             print(f"| {recipe} | {label} | {size} | {size // processes} | {step * 1e3:.1f} | {wall:.1f} |", flush=True)
         cost = steps[(batch, 2)] - steps[(batch // 2, 1)]
+        costs[recipe] = cost * 1e3
         ratio = steps[(batch, 2)] / steps[(batch, 1)]
         print(
             f"{recipe}: all-reduce cost per step {cost * 1e3:.1f} ms (2 processes at batch {batch} minus 1 process "
             f"at batch {batch // 2}); 2 processes take {ratio:.2f}x the step time of 1 process at batch {batch}"
         )
+    return costs
 
 
 def trainable_parameters():
@@ -127,9 +137,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     # Before zoo is imported: the multi-process path is JAX's.
     os.environ.setdefault("KERAS_BACKEND", "jax")
-    measured([name for name in args.recipes.split(",") if name], args.epochs)
+    costs = measured([name for name in args.recipes.split(",") if name], args.epochs)
     on_paper()
-    return 0
+    print()
+    verdicts = [
+        gate.check(f"{recipe} all-reduce cost per step (ms)", cost, ALL_REDUCE_TARGET_MS, above=False)
+        for recipe, cost in costs.items()
+    ]
+    return gate.exit_status(*verdicts)
 
 
 if __name__ == "__main__":

@@ -582,7 +582,8 @@ OTHERS_ARGS = {
     "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--epochs", "5"]),
     "serving.py": (["--repeats", "30"], ["--quick"]),
     "tune.py": (
-        ["--recipes", "mlp", "--trials", "10", "--epochs", "40"],
+        # 30 trials: with 10 the median pruner had too few finished trials to prune any (0 % saved).
+        ["--recipes", "mlp", "--trials", "30", "--epochs", "40"],
         ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
@@ -991,9 +992,10 @@ def render_others(section, sections):
     for name, result in section.get("scripts", {}).items():
         lines += [f"## {_title(name)}", ""]
         if "figures" in result:
+            lines += [f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), its figures:", ""]
+            if name in SCRIPT_TABLES:
+                lines += SCRIPT_TABLES[name](result["figures"], sections)
             lines += [
-                f"`{result['command']}` (wall {result['wall_seconds']:.0f} s), its figures:",
-                "",
                 "```json",
                 json.dumps(result["figures"], indent=2, default=str),
                 "```",
@@ -1008,6 +1010,49 @@ def render_others(section, sections):
         else:
             lines += _not_run(result)
     return lines
+
+
+def render_backends(figures, sections):
+    """`backends.py`'s own table, and what a whole default run costs on each backend.
+
+    A recipe's default run is its time to first result (imports, data, compiling, one epoch) plus
+    its remaining epochs at the median epoch time, with the epoch count the `recipes` section's
+    TensorFlow run of that default stopped at; the backend that finishes it first is the fastest
+    for that default.
+    """
+    import backends
+
+    names = [b for b in backends.BACKENDS if any(b in rows for rows in figures["runs"].values())]
+    lines = [backends._table(figures, names), ""]
+    defaults = sections.get("recipes", {}).get("recipes", {})
+    header = "| default run, estimated (s) | epochs | " + " | ".join(names) + " | fastest |"
+    rows = [header, "| --- " * (len(names) + 3) + "|"]
+    for recipe, runs in figures["runs"].items():
+        epochs = defaults.get(recipe, {}).get("metrics", {}).get("epochs_trained")
+        if not epochs:
+            continue
+        seconds = {
+            b: r["first_result_seconds"] + (epochs - 1) * r["epoch_seconds"]
+            for b, r in runs.items()
+            if r.get("epoch_seconds") and r.get("first_result_seconds")
+        }
+        if not seconds:
+            continue
+        cells = " | ".join(f"{seconds[b]:.0f} s" if b in seconds else "-" for b in names)
+        rows.append(f"| `zoo train {recipe}` | {int(epochs)} | {cells} | {min(seconds, key=seconds.get)} |")
+    if len(rows) > 2:
+        lines += [
+            "A whole default run, estimated as time to first result + (epochs - 1) x median epoch, with "
+            "the epochs the default run of the recipes section took:",
+            "",
+            *rows,
+            "",
+        ]
+    return lines
+
+
+# Scripts whose figures read better as their own tables (above the JSON they come from).
+SCRIPT_TABLES = {"backends.py": render_backends}
 
 
 def _title(name):

@@ -19,10 +19,11 @@ The result has the same split, statistics and feature spec as `tabular.prepare` 
 (tests/test_streaming.py). MLflow's dataset record keeps the source, schema, row count and an MD5
 digest of the file's bytes, read in blocks (`mlflow_dataset`).
 
-The pipeline here is tf.data (`from_generator` over the chunk reader), used where TensorFlow is
-installed. The chunk reader itself (`StreamedTable.chunks`) is plain pandas and numpy: a JAX or
-PyTorch install without TensorFlow would feed the same chunks to a `torch.utils.data.IterableDataset`
-or a Python generator given to Keras `fit` (that adapter is not built yet).
+The reader (`StreamedTable.chunks`, `StreamedTable.batches`) is plain pandas and numpy. On the
+TensorFlow backend `train_dataset` wraps it in tf.data (`from_generator`); on JAX and PyTorch the
+MLP recipe hands `batches` to a `zoo.training.Stream`, batched by a `keras.utils.PyDataset`
+without importing TensorFlow: a JAX- or PyTorch-only install streams the same rows in the same
+order, in the same bounded memory.
 """
 
 import dataclasses
@@ -195,12 +196,29 @@ class StreamedTable:
             if len(rows):
                 yield _fill(_cast(rows, self.features, self.column_types, self.target), self.features)
 
-    def train_dataset(self, seed):
-        """A tf.data.Dataset of shuffled batches of the training rows, read from disk on every pass.
+    def batches(self, seed, epoch):
+        """The training rows of one pass, shuffled, as (inputs, labels) slices of `SLICE_ROWS` rows (numpy).
 
         Chunks arrive in file order: the rows of `SHUFFLE_ROWS` at a time (several chunks) are
-        permuted together, seeded by (seed, pass), and handed over in slices of `SLICE_ROWS`; the
-        run rebatches them to --batch-size. Work per row stays in numpy: tf.data transforms
+        permuted together, seeded by (seed, epoch), so pass e's order depends on nothing else and
+        a resume at epoch e reads pass e directly. Memory holds one window, whatever the file's size.
+        """
+        rng = np.random.default_rng((seed, epoch))
+        window, rows = [], 0
+        for chunk in self.chunks(splits.TRAIN):
+            window.append(self.arrays(chunk))
+            rows += len(chunk)
+            if rows >= SHUFFLE_ROWS:
+                yield from _shuffled_slices(window, rng)
+                window, rows = [], 0
+        if window:
+            yield from _shuffled_slices(window, rng)
+
+    def train_dataset(self, seed):
+        """A tf.data.Dataset of the shuffled training slices (`batches`), read from disk on every pass.
+
+        The TensorFlow backend's pipeline; on JAX and PyTorch the recipe hands `batches` to a
+        `zoo.training.Stream` instead. Work per row stays in numpy either way: tf.data transforms
         per row (unbatch, shuffle) cost tens of microseconds a row on this dict of columns.
         """
         import tensorflow as tf
@@ -210,21 +228,14 @@ class StreamedTable:
             c: tf.TensorSpec((None, 1), types["numeric" if f["kind"] == "numeric" else f["dtype"]])
             for c, f in self.features.items()
         }
+        inputs.update({c: tf.TensorSpec((None, 1), tf.int64) for c, f in self.features.items() if f.get("codes")})
         labels = tf.TensorSpec((None,), tf.int64 if self.task == "multiclass" else tf.float32)
         passes = []
 
         def generate():
-            rng = np.random.default_rng((seed, len(passes)))
+            # tf.data calls this once a pass: the pass count is the epoch (a resume skips whole passes).
             passes.append(None)
-            window, rows = [], 0
-            for chunk in self.chunks(splits.TRAIN):
-                window.append(self.arrays(chunk))
-                rows += len(chunk)
-                if rows >= SHUFFLE_ROWS:
-                    yield from _shuffled_slices(window, rng)
-                    window, rows = [], 0
-            if window:
-                yield from _shuffled_slices(window, rng)
+            yield from self.batches(seed, len(passes) - 1)
 
         return tf.data.Dataset.from_generator(generate, output_signature=(inputs, labels))
 
@@ -240,13 +251,23 @@ def _shuffled_slices(window, rng):
 
 
 def scan(
-    path, target, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"
+    path,
+    target,
+    *,
+    task="auto",
+    categorical=(),
+    seed=42,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    missing="mean",
+    text_codes=False,
 ):
     """Read a CSV in chunks into a `StreamedTable`: the same checks, split and statistics as `tabular.prepare`.
 
     Args:
         path, target: the CSV and its target column (as for `tabular.read_csv`).
-        task, categorical, seed, validation_fraction, test_fraction, missing: as for `tabular.prepare`.
+        task, categorical, seed, validation_fraction, test_fraction, missing, text_codes: as for
+            `tabular.prepare`.
 
     Raises:
         ZooError: what `tabular.read_csv` and `tabular.prepare` raise for the same file, with the
@@ -322,6 +343,8 @@ def scan(
                 "dtype": "int64" if is_int else "string",
                 "vocabulary": [int(v) if is_int else str(v) for v in sorted(vocabularies[column], key=str)],
             }
+            if text_codes and not is_int:
+                features[column]["codes"] = True
     validation, test = (_fill(pd.concat(held[code]), features) for code in (splits.VALIDATION, splits.TEST))
     converted = tabular.TabularSplits(None, validation, test, target, task, class_names, features, table)
     return StreamedTable(

@@ -75,6 +75,8 @@ class TabularSplits:
             values = frame[column]
             if spec["kind"] == "numeric":
                 inputs[column] = values.to_numpy(dtype="float32").reshape(-1, 1)
+            elif spec["dtype"] == "string" and spec.get("codes"):
+                inputs[column] = category_codes(values, spec["vocabulary"]).reshape(-1, 1)
             elif spec["dtype"] == "string":
                 inputs[column] = values.astype(str).to_numpy().reshape(-1, 1)
             else:
@@ -87,6 +89,27 @@ class TabularSplits:
             return y.to_numpy(dtype="float32")
         index = {name: i for i, name in enumerate(self.class_names)}
         return y.map(index).to_numpy(dtype="int64" if self.task == "multiclass" else "float32")
+
+
+def category_codes(values, vocabulary):
+    """Integer codes of text categories: a value's index in `vocabulary` + 1, 0 for one never seen.
+
+    The NumPy twin of `StringLookup(output_mode="one_hot")`'s columns (slot 0 out of vocabulary),
+    used where the model takes codes (`codes` in a feature spec): the pipeline off TensorFlow and
+    `zoo.serving.Table` on raw rows apply this same mapping.
+
+    Args:
+        values: the cells (any sequence; read as text).
+        vocabulary: the training split's categories, in the order of their columns.
+
+    Returns:
+        An int64 array of one code per cell.
+    """
+    import pandas as pd
+
+    cells = pd.Series(np.asarray(values, dtype=object).reshape(-1)).astype(str)
+    # Categorical codes are -1 for a value outside the categories: + 1 makes that the 0 slot.
+    return pd.Categorical(cells, categories=[str(v) for v in vocabulary]).codes.astype("int64") + 1
 
 
 def load_embedded(name):
@@ -378,7 +401,17 @@ def check_options(columns, categorical, missing):
         raise ZooError(f"`missing` must be mean or error. Received: {missing!r}")
 
 
-def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=0.1, test_fraction=0.1, missing="mean"):
+def prepare(
+    table,
+    *,
+    task="auto",
+    categorical=(),
+    seed=42,
+    validation_fraction=0.1,
+    test_fraction=0.1,
+    missing="mean",
+    text_codes=False,
+):
     """Split a `Table` and compute the MLP's feature spec on the training rows.
 
     Args:
@@ -390,6 +423,9 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
         test_fraction: share of rows held out for the final test metrics.
         missing: `mean` fills empty numeric cells with the training mean (counted in
             `TabularSplits.filled`); `error` refuses a table with empty feature cells.
+        text_codes: give the model text categories as integer codes (`category_codes`; the spec
+            says `codes: True`), not strings: what JAX and PyTorch need, where Keras' `StringLookup`
+            cannot run.
 
     Returns:
         `TabularSplits`.
@@ -439,6 +475,8 @@ def prepare(table, *, task="auto", categorical=(), seed=42, validation_fraction=
                 "dtype": "int64" if is_int else "string",
                 "vocabulary": [int(v) if is_int else str(v) for v in vocabulary],
             }
+            if text_codes and not is_int:
+                features[column]["codes"] = True
     # Missing numbers become the training mean, so the normalized value is 0.
     numeric = [c for c, f in features.items() if f["kind"] == "numeric"]
     counts = {c: int(n) for c, n in frame[numeric].isna().sum().items() if n}

@@ -119,8 +119,6 @@ class GANRecipe(training.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import tensorflow as tf
-
         from zoo.datasets import images
 
         if config.samples < 10:
@@ -146,7 +144,8 @@ class GANRecipe(training.Recipe):
         y = np.concatenate([loaded.y_train, loaded.y_val])
         spec = {**loaded.spec(), "conditional": config.conditional, "gan_train_rows": len(x)}
         return training.Data(
-            train=tf.data.Dataset.from_tensor_slices((x, y)),
+            # tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
+            train=training.from_arrays(x, y),
             validation=None,
             test=None,
             num_train=len(x),

@@ -13,6 +13,7 @@ model predicts on raw rows; the task is inferred from the target column.
 """
 
 import dataclasses
+import functools
 import sys
 import typing
 
@@ -71,6 +72,8 @@ class MLPRecipe(training.Recipe):
             "validation_fraction": config.validation_fraction,
             "test_fraction": config.test_fraction,
             "missing": config.missing,
+            # Off TensorFlow, text categories reach the model as integer codes (no StringLookup there).
+            "text_codes": not training.tensorflow_input(),
         }
         # A CSV above ZOO_STREAM_BYTES is read in chunks, never whole (zoo.datasets.streaming).
         streamed = bool(config.data) and streaming.should_stream(config.data)
@@ -94,7 +97,7 @@ class MLPRecipe(training.Recipe):
             )
         held = ("validation", "test") if streamed else ("train", "validation", "test")
         arrays = {name: splits.arrays(getattr(splits, name)) for name in held}
-        if streamed:
+        if streamed and training.tensorflow_input():
             import tensorflow as tf
 
             # Streamed data comes in batches (the run rebatches, never caches, see training.Data).
@@ -102,10 +105,19 @@ class MLPRecipe(training.Recipe):
                 name: tf.data.Dataset.from_tensor_slices(xy).batch(streaming.SLICE_ROWS) for name, xy in arrays.items()
             }
             datasets["train"] = splits.train_dataset(config.seed)
+        elif streamed:
+            # Off TensorFlow: the held-out rows sit in memory as NumPy; each epoch reads the file
+            # again, pass e shuffled from (seed, e) as on tf.data.
+            datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
+            datasets["train"] = training.Stream(functools.partial(splits.batches, config.seed), splits.num_train)
         else:
             # In memory: tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
             datasets = {name: training.from_arrays(*xy) for name, xy in arrays.items()}
+        # Raw cells, as a user sends them (text categories stay text where the model takes codes).
         example_inputs = {column: values[:5] for column, values in arrays["test"][0].items()}
+        for column, feature in splits.features.items():
+            if feature.get("codes"):
+                example_inputs[column] = splits.test[column].astype(str).to_numpy()[:5].reshape(-1, 1)
         spec = {
             "source": table.source,
             "name": table.name,

@@ -111,8 +111,6 @@ class RBMRecipe(training.Recipe):
 
     # === Data ===
     def load_data(self, config):
-        import tensorflow as tf
-
         _check_options(config)
         if config.data:
             from zoo.datasets import splits as row_splits
@@ -158,7 +156,8 @@ class RBMRecipe(training.Recipe):
         if len(x_train) < 2:
             raise ZooError(f"{name} has {len(x_train)} training row(s) after the split: too few to train an RBM.")
 
-        datasets = {split: tf.data.Dataset.from_tensor_slices(x) for split, (x, _) in splits.items()}
+        # tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
+        datasets = {split: training.from_arrays(x) for split, (x, _) in splits.items()}
         spec = {
             "name": name,
             "source": source,

@@ -134,7 +134,6 @@ class RecurrentRecipe(training.Recipe):
     # === Data ===
     def load_data(self, config):
         import mlflow
-        import tensorflow as tf
 
         seq = load_sequences(config)
         datasets = {}
@@ -143,7 +142,8 @@ class RecurrentRecipe(training.Recipe):
             ("validation", seq.x_val, seq.y_val),
             ("test", seq.x_test, seq.y_test),
         ):
-            datasets[split] = tf.data.Dataset.from_tensor_slices((_model_inputs(x), y))
+            # tf.data on TensorFlow, NumPy batches on JAX and PyTorch (no TensorFlow import).
+            datasets[split] = training.from_arrays(_model_inputs(x), y)
         example_inputs = _decoder_inputs(seq.x_test)[:5] if seq.mode == "one_to_many" else seq.x_test[:5]
         spec = seq.spec() | {"dataset": seq.name}
         mlflow_datasets = [

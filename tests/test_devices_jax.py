@@ -156,6 +156,11 @@ found["evaluation"] = [evaluation[i][1].tolist() for i in range(len(evaluation))
 # The same rule on tf.data (tfds, streamed files): 23 rows in batches of 10, no weights lost.
 tf_batches = training.batch(tf.data.Dataset.from_tensor_slices((np.zeros((23, 1)), np.arange(23))), 10, 2)
 found["tf_evaluation"] = [(y.tolist(), w.tolist()) for _, y, w in tf_batches.as_numpy_iterator()]
+# A table streamed off TensorFlow (`Stream`, slices of 4 rows in file order) follows the same rule.
+def stream_pass(epoch):
+    return ((np.arange(s, min(s + 4, rows))[:, None], np.arange(s, min(s + 4, rows))) for s in range(0, rows, 4))
+streamed, _ = training.training_batches(training.Stream(stream_pass, rows), rows, 10, seed=3)
+found["stream"] = [(streamed[i][1].tolist(), streamed[i][2].tolist()) for i in range(len(streamed))]
 # Process 1 of 2 feeds the second half of each (padded) global batch.
 os.environ.update(KERAS_DISTRIBUTION_JOB_ADDRESSES="127.0.0.1:1", KERAS_DISTRIBUTION_NUM_PROCESSES="2",
                   KERAS_DISTRIBUTION_PROCESS_ID="1")
@@ -182,6 +187,7 @@ def test_numpy_and_tf_data_batches_pad_to_the_jax_devices_and_resume_exactly(tmp
     assert found["evaluation"] == [list(range(10)), list(range(10, 20)), [20, 21, 22, 20]]
     assert [y for y, _ in found["tf_evaluation"]] == found["evaluation"]
     assert found["tf_evaluation"][2][1] == pytest.approx([4 / 3, 4 / 3, 4 / 3, 0.0])
+    assert found["stream"] == [[list(range(10)), [1.0] * 10], [list(range(10, 20)), [1.0] * 10], [[20, 20], [2.0, 0.0]]]
     assert found["share"] == [part[len(part) // 2 :] for part in found["epochs"][0]]
     assert found["tf_share"] == [part[len(part) // 2 :] for part in found["evaluation"]]
 

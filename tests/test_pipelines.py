@@ -10,8 +10,10 @@ import sys
 import textwrap
 
 import numpy as np
+from baselines import assert_beats, count, majority_count
 
 from zoo import training
+from zoo.datasets import streaming
 
 BLOCKER = """
 import sys
@@ -26,6 +28,20 @@ class _NoTensorFlow:
 
 
 sys.meta_path.insert(0, _NoTensorFlow())
+
+import importlib.util
+
+_find_spec = importlib.util.find_spec
+
+
+def _no_tensorflow_spec(name, package=None):
+    # What find_spec answers where TensorFlow is not installed (torch._dynamo asks it on import).
+    if name == "tensorflow" or name.startswith("tensorflow."):
+        return None
+    return _find_spec(name, package)
+
+
+importlib.util.find_spec = _no_tensorflow_spec
 """
 
 RUNNER = """
@@ -51,12 +67,90 @@ pixels = np.full((2, 8, 8, 1), 255.0, "float32")
 runs = mlflow.search_runs(experiment_names=["zoo"], filter_string="tags.`zoo.recipe` = 'cnn'", output_format="list")
 predicted = np.asarray(mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model").predict(pixels))
 results["cnn_prediction_shape"] = list(predicted.shape)
+
+# A CSV streamed from disk (ZOO_STREAM_BYTES=0 streams any file; chunks of 64 rows span many).
+import contextlib, io, os
+
+import pandas as pd
+
+from zoo.datasets import streaming
+
+streaming.CHUNK_ROWS, streaming.SHUFFLE_ROWS = 64, 256
+os.environ[streaming.THRESHOLD_ENV] = "0"
+table = ["--data", "table.csv", "--target", "label", "--tracking-uri", uri, "--experiment", "streamed"]
+status = cli.main(["train", "mlp", *table, "--epochs", "2", "--batch-size", "32"])
+assert status == 0, status
+run = mlflow.search_runs(experiment_names=["streamed"], output_format="list")[0]
+# Text categories reach the model as codes; the logged model still takes raw rows, text included.
+rows = pd.DataFrame({"row_id": [0, 1], "x": [9.0, 1.0], "level": [2, 1], "colour": ["red", "blue"]})
+served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows)
+results["streamed"] = {
+    "accuracy": run.data.metrics["test_accuracy"],
+    "chunk_rows": run.data.params["data.streamed.chunk_rows"],
+    "served": np.asarray(served).reshape(-1).tolist(),
+}
+# A bad row deep in the file is refused before any run starts, with the line it is on.
+errors = io.StringIO()
+with contextlib.redirect_stderr(errors):
+    status = cli.main(["train", "mlp", "--data", "bad.csv", *table[2:], "--epochs", "1"])
+runs = mlflow.search_runs(experiment_names=["streamed"], output_format="list")
+running = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
+results["bad"] = {"status": status, "stderr": errors.getvalue(), "runs": len(runs), "running": running}
+
+# The RBM and the GAN (custom training steps) on the digits, at their cheapest: one epoch of tiny networks.
+cheap_rbm = ["--batch-size", "100", "--samples", "4", "--gibbs-steps", "10", "--set", "hidden_units=16"]
+cheap_gan = ["--batch-size", "512", "--no-conditional", "--samples", "10", "--judge-epochs", "1"]
+cheap_gan += ["--set", "latent_dim=8", "--set", "generator_filters=8", "--set", "discriminator_filters=8"]
+for recipe, cheap in (("rbm", [*cheap_rbm, "--no-classifier"]), ("gan", cheap_gan)):
+    status = cli.main(["train", recipe, "--epochs", "1", *cheap, "--tracking-uri", uri, "--experiment", recipe])
+    assert status == 0, (recipe, status)
+    run = mlflow.search_runs(experiment_names=[recipe], output_format="list")[0]
+    results[recipe] = {"metrics": run.data.metrics}
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    if recipe == "gan":
+        # The logged sampler: rows of seeds in, images (0-255) out.
+        images = np.asarray(served.predict(pd.DataFrame({"seed": [0, 1]})))
+        results["gan"]["images"] = [list(images.shape), float(images.min()), float(images.max())]
+    else:
+        results["rbm"]["reconstructed"] = list(np.asarray(served.predict(np.zeros((3, 8, 8, 1), "float32"))).shape)
+
+# The recurrent recipes' in-memory splits (digit rows) are NumPy batches too. Only loaded here:
+# an LSTM's JAX compile would cost the suite seconds that tests/test_backends.py already spends.
+from zoo import training
+
+lstm = training.get_recipe("lstm")
+data = lstm.load_data(training.make_config(lstm, {})[0])
+first = training.batch(data.train, 32)[0]
+results["lstm"] = {
+    "splits": [type(split).__name__ for split in (data.train, data.validation, data.test)],
+    "batch": [list(first[0].shape), list(first[1].shape)],
+}
 results["tensorflow_imported"] = "tensorflow" in sys.modules
 print("RESULTS " + json.dumps(results))
 """
 
 
-def test_jax_trains_in_memory_recipes_without_tensorflow(tmp_path):
+def _write_table(folder, rows=1200):
+    """A learnable table (the label follows x, an integer and a text category), and a copy with a bad row 1001."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 2.0, rows)
+    level = rng.integers(1, 5, rows)
+    colour = rng.choice(["red", "green", "blue"], rows)
+    label = np.where(x + 2.0 * (level == 2) + 2.0 * (colour == "red") + rng.normal(0, 0.5, rows) > 6.5, "yes", "no")
+    frame = pd.DataFrame({"row_id": np.arange(rows), "x": x, "level": level, "colour": colour, "label": label})
+    frame.to_csv(folder / "table.csv", index=False)
+    lines = (folder / "table.csv").read_text().splitlines()
+    lines[1000] = "999,five,2,red,yes"  # line 1001 of the file: 15 chunks of 64 rows in
+    (folder / "bad.csv").write_text("\n".join(lines) + "\n")
+    test = streaming.scan(str(folder / "table.csv"), "label", seed=42).test
+    return test["label"]
+
+
+def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
+    # mlp, cnn, rbm and gan in memory, the mlp on a CSV streamed from disk; the lstm's data.
+    test_labels = _write_table(tmp_path)
     (tmp_path / "blocker").mkdir()
     (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path / "blocker")}
@@ -77,6 +171,25 @@ def test_jax_trains_in_memory_recipes_without_tensorflow(tmp_path):
     assert results["mlp"]["accuracy"] >= 0.85, results
     assert results["cnn"]["accuracy"] >= 0.25, results
     assert results["cnn_prediction_shape"] == [2, 10]
+    # Streamed off TensorFlow: two epochs beat the majority class by a margin, as on tf.data.
+    assert results["streamed"]["chunk_rows"] == "64"
+    yes, no = results["streamed"]["served"]  # probabilities of "yes" for a clear yes and a clear no
+    assert yes > 0.5 > no, results["streamed"]
+    rows = len(test_labels)
+    assert_beats(count(results["streamed"]["accuracy"], rows), majority_count(test_labels), 20, rows, "streamed mlp")
+    # One epoch of the RBM gains over an untrained one, which gives every pixel 1/2: 64 ln(1/2) = -44.4.
+    assert results["rbm"]["metrics"]["test_pseudo_likelihood"] >= 64 * np.log(0.5) + 10, results["rbm"]
+    assert results["rbm"]["reconstructed"][0] == 3
+    # The GAN trains and serves off TensorFlow (how much one epoch learns: tests/test_gan.py on
+    # TensorFlow, and tests/test_backends.py holds every backend's step to the same update).
+    assert results["gan"]["metrics"]["epochs_trained"] == 1 and "test_frechet_distance" in results["gan"]["metrics"]
+    shape, low, high = results["gan"]["images"]
+    assert shape[0] == 2 and shape[1:3] == [8, 8] and 0 <= low <= high <= 255, results["gan"]
+    assert results["lstm"] == {"splits": ["Arrays"] * 3, "batch": [[32, 8, 8], [32]]}, results["lstm"]
+    bad = results["bad"]
+    assert bad["status"] == 2 and bad["stderr"].count("\n") == 1, bad
+    assert "Column 'x' is numeric but row 1001 holds 'five'" in bad["stderr"], bad
+    assert bad["runs"] == 1 and not bad["running"], bad
 
 
 def _epochs(batches, count):
@@ -119,3 +232,38 @@ def test_random_shift_moves_images_while_training_and_is_identity_at_inference()
     rows = np.arange(8)[None, :, None, None]
     centre = (shifted * rows).sum(axis=(1, 2, 3)) / 4.0
     assert np.all(np.abs(centre - 3.5) <= 2.0 + 1e-5)
+
+
+def test_text_categories_as_codes_give_string_lookup_predictions_and_serve_raw_rows(tmp_path):
+    # Off TensorFlow the pipeline hands the mlp codes (index + 1, 0 unseen) that it one-hots in
+    # keras.ops; on TensorFlow it takes strings into StringLookup. Same weights, same predictions.
+    import pandas as pd
+
+    from zoo import registry, serving
+    from zoo.datasets import tabular
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "city": rng.choice(["Oslo", "Lima", "Pune"], 60)})
+    frame["label"] = np.where(frame["city"] == "Oslo", "yes", "no")
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    table = tabular.read_csv(str(tmp_path / "t.csv"), "label")
+    strings, codes = (tabular.prepare(table, text_codes=coded) for coded in (False, True))
+    assert codes.features["city"] == {**strings.features["city"], "codes": True}
+    assert tabular.category_codes(["Pune", "Lima", "Paris", "Oslo"], ["Lima", "Oslo", "Pune"]).tolist() == [3, 1, 0, 2]
+    assert codes.features["city"]["vocabulary"] == ["Lima", "Oslo", "Pune"]
+    looked_up = registry.get("mlp", features=strings.features, hidden_units=(4,))
+    coded = registry.get("mlp", features=codes.features, hidden_units=(4,))
+    coded.set_weights(looked_up.get_weights())
+    rows = pd.DataFrame({"x": [0.5, -1.0, 2.0], "city": ["Oslo", "Paris", "Pune"]})  # Paris: never seen
+    numbers = rows[["x"]].to_numpy("float32")
+    from_strings = looked_up({"x": numbers, "city": rows[["city"]].to_numpy(object)}, training=False)
+    city_codes = tabular.category_codes(rows["city"], ["Lima", "Oslo", "Pune"])[:, None]
+    from_codes = coded({"x": numbers, "city": city_codes}, training=False)
+    np.testing.assert_allclose(np.asarray(from_codes), np.asarray(from_strings), rtol=1e-6)
+    # The pipeline's arrays and the serving adapter apply the same mapping to raw cells.
+    inputs, _ = codes.arrays(codes.test)
+    np.testing.assert_array_equal(
+        inputs["city"][:, 0], tabular.category_codes(codes.test["city"], ["Lima", "Oslo", "Pune"])
+    )
+    served = serving.Table(features=codes.features).inputs(None, rows.iloc[[0, 2]])
+    assert served["city"].dtype == np.int64 and served["city"][:, 0].tolist() == [2, 3]

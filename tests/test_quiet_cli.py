@@ -99,3 +99,18 @@ def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_p
             if "warning" in line.lower() or "error" in line.lower() or re.match(r"[EWF]\d{4} ", line)
         ]
     assert noisy == [], "\n".join(noisy)
+
+
+def test_tensorflow_imported_during_a_jax_run_loads_quietly(tmp_path):
+    # The CLI does not load TensorFlow on JAX, but a recipe still may (a tfds dataset, tf.data):
+    # its native start-up lines ("oneDNN custom operations", "failed call to cuInit") stay off stderr.
+    script = (
+        "import sys\n"
+        "from zoo.quiet import load_tensorflow\n"
+        "assert load_tensorflow() is None and 'tensorflow' not in sys.modules\n"
+        "import tensorflow as tf\n"
+        "print(int(tf.constant(2) + 1))\n"
+    )
+    env = {**_user_env(tmp_path), "KERAS_BACKEND": "jax"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "3\n", "")

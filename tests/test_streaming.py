@@ -97,6 +97,48 @@ def test_streamed_mlp_trains_above_the_majority_class_and_logs_the_file_without_
     assert "row_id" in train.schema and "colour" in train.schema
 
 
+def _epoch_ids(batches, steps, epochs):
+    """Row ids of each epoch's batches, in order, reading a Keras `PyDataset` or a tf.data iterator."""
+    if hasattr(batches, "on_epoch_end"):
+        orders = []
+        for _ in range(epochs):
+            orders.append([_ids_of(batches[i]) for i in range(steps)])
+            batches.on_epoch_end()
+        return orders
+    iterator = iter(batches)
+    return [[_ids_of(next(iterator)) for _ in range(steps)] for _ in range(epochs)]
+
+
+def _ids_of(batch):
+    return np.round(np.asarray(batch[0]["row_id"]).reshape(-1)).astype(int).tolist()
+
+
+def test_stream_off_tensorflow_gives_the_tf_data_batches_and_resumes_exactly(tmp_path, small_chunks):
+    # The NumPy stream that JAX and PyTorch train on (tests/test_pipelines.py runs it with
+    # TensorFlow blocked) yields, batch for batch, what the tf.data stream yields.
+    import functools
+
+    _table(tmp_path / "t.csv")
+    streamed = streaming.scan(str(tmp_path / "t.csv"), "label", seed=7)
+    rows = streamed.num_train
+    stream = training.Stream(functools.partial(streamed.batches, 7), rows)
+    numpy_batches, steps = training.training_batches(stream, rows, 100, 7)
+    tf_batches, tf_steps = training.training_batches(streamed.train_dataset(7), rows, 100, 7, streamed=True)
+    assert steps == tf_steps == -(-rows // 100)
+    numpy_epochs = _epoch_ids(numpy_batches, steps, 3)
+    assert numpy_epochs == _epoch_ids(tf_batches, steps, 3)
+    assert [len(ids) for ids in numpy_epochs[0]] == [100] * (steps - 1) + [rows - 100 * (steps - 1)]
+    orders = [sum(epoch, []) for epoch in numpy_epochs]
+    for order in orders:
+        assert sorted(order) == sorted(i for chunk in streamed.chunks(splits.TRAIN) for i in _ids(chunk))
+    assert orders[0] != orders[1]  # shuffled again each pass
+    resumed, _ = training.training_batches(stream, rows, 100, 7, initial_epoch=2)
+    assert _epoch_ids(resumed, steps, 1)[0] == numpy_epochs[2]
+    # A read out of order (Keras peeking at a batch) reopens the pass and gives the same batch.
+    peeked, _ = training.training_batches(stream, rows, 100, 7, initial_epoch=1)
+    assert _ids_of(peeked[3]) == numpy_epochs[1][3] and _ids_of(peeked[0]) == numpy_epochs[1][0]
+
+
 @pytest.mark.parametrize(
     "line, pattern",
     [

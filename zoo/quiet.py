@@ -4,11 +4,20 @@ TensorFlow's C++ runtime writes lines such as "Could not find cuda drivers" stra
 descriptor 2 while it loads, before any Python logging setting applies, so a one-line error would
 arrive buried under them. Loading it once with descriptor 2 pointed at /dev/null avoids that;
 Python exceptions are unaffected because they are printed after the descriptor is restored.
+
+On JAX and PyTorch the CLI does not load TensorFlow, but a recipe may still import it (a tfds
+dataset, a `tf.data` pipeline): `load_tensorflow` then arms a one-shot import hook, so that
+whenever TensorFlow is first imported it loads just as quietly.
 """
 
 import contextlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import sys
+import types
+import typing
 
 
 @contextlib.contextmanager
@@ -29,9 +38,13 @@ def native_stderr_silenced():
 def load_tensorflow():
     """Import TensorFlow and probe its devices once, quietly (unless ZOO_DEBUG is set).
 
-    Nothing on another Keras backend: JAX and PyTorch train in-memory data without TensorFlow.
+    Nothing is imported on another Keras backend (JAX and PyTorch train in-memory data without
+    TensorFlow); there, if something imports TensorFlow later, it loads quietly all the same.
     """
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        if not os.environ.get("ZOO_DEBUG") and "tensorflow" not in sys.modules:
+            if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
+                sys.meta_path.insert(0, _QuietTensorFlow())
         return None
     if os.environ.get("ZOO_DEBUG"):
         import tensorflow as tf
@@ -42,3 +55,32 @@ def load_tensorflow():
 
         tf.config.list_physical_devices()
     return tf
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` the usual way, once, and loads it with descriptor 2 silenced."""
+
+    def find_spec(
+        self, name: str, path: typing.Any = None, target: typing.Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader: typing.Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return typing.cast(types.ModuleType | None, self.loader.create_module(spec))
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        with native_stderr_silenced():
+            self.loader.exec_module(module)
+            # The device probe logs too ("failed call to cuInit"): run it here, as on TensorFlow runs.
+            module.config.list_physical_devices()

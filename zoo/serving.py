@@ -167,6 +167,12 @@ class Table(Adapter):
             if unknown:
                 shown = ", ".join(map(str, known[:20])) + (", ..." if len(known) > 20 else "")
                 raise _bad(f"Unknown category {unknown[0]!r} in column '{column}'; known: {shown}.")
+            if spec.get("codes"):
+                from zoo.datasets import tabular
+
+                # The model takes the codes the training pipeline gave it (JAX, PyTorch).
+                inputs[column] = tabular.category_codes(cells, known).reshape(-1, 1)
+                continue
             dtype = object if spec["dtype"] == "string" else "int64"
             inputs[column] = cells.to_numpy(dtype=dtype).reshape(-1, 1)
         return inputs

@@ -64,7 +64,10 @@ def mlp(
 
     Args:
         features: column spec from the recipe: {column: {"kind": "numeric", "mean", "variance"}
-            or {"kind": "categorical", "dtype": "int64" or "string", "vocabulary": [...]}}.
+            or {"kind": "categorical", "dtype": "int64" or "string", "vocabulary": [...]}; a text
+            column with `"codes": True` takes integer codes, index + 1 in the vocabulary and 0 for
+            an unseen value, one-hot in `keras.ops` on any backend, instead of strings looked up by
+            `StringLookup`, which runs on TensorFlow only}.
             None means a single pre-normalized float input of `input_shape`.
         input_shape: shape of one row when `features` is None.
         task: binary or multiclass classification, or regression.
@@ -152,6 +155,10 @@ def _feature_inputs(features):
             layer = keras.layers.Normalization(
                 mean=float(spec["mean"]), variance=float(spec["variance"]), name=f"normalize_{name}"
             )
+        elif kind == "categorical" and spec.get("dtype") == "string" and spec.get("codes"):
+            # Codes 1..n are the vocabulary's entries, 0 the unseen slot: StringLookup's one-hot columns.
+            inputs[column] = keras.Input(shape=(1,), name=name, dtype="int64")
+            layer = OneHotVocabulary(range(1, len(spec["vocabulary"]) + 1), name=f"onehot_{name}")
         elif kind == "categorical" and spec.get("dtype") == "string":
             inputs[column] = keras.Input(shape=(1,), name=name, dtype="string")
             layer = keras.layers.StringLookup(

@@ -3,7 +3,8 @@
 - `config`: `RecipeConfig` (options every recipe has) and building a config from options and `--set`.
 - `recipe`: the `Recipe` base class (its hooks), `Data` (what a loader returns) and `Evaluation`.
 - `catalog`: `@register_recipe`, discovery of `zoo.recipes`, lookup by name.
-- `pipelines`: batching for `fit`, `evaluate` and `predict`: tf.data, or NumPy off TensorFlow (`from_arrays`).
+- `pipelines`: batching for `fit`, `evaluate` and `predict`: tf.data, or NumPy off TensorFlow (`from_arrays`,
+  `Stream`).
 - `devices`: device strategy and replicas; the only module that knows `tf.distribute`.
 - `run`: `train` and `resume`, the run loop, `RunResult`.
 - `description`: what a run logs about itself once (params, config file, datasets, its description).
@@ -18,7 +19,7 @@ from zoo.training.catalog import get_recipe, recipe_names, register_recipe, unre
 from zoo.training.config import RUN_OPTIONS, RecipeConfig, config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary
 from zoo.training.outputs import save
-from zoo.training.pipelines import Arrays, batch, from_arrays, training_batches
+from zoo.training.pipelines import Arrays, Stream, batch, from_arrays, tensorflow_input, training_batches
 from zoo.training.recipe import Data, Evaluation, Recipe
 from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, build_model, resume, train
 
@@ -34,6 +35,7 @@ __all__ = [
     "RunResult",
     "RunSummary",
     "Arrays",
+    "Stream",
     "batch",
     "build_model",
     "from_arrays",
@@ -44,6 +46,7 @@ __all__ = [
     "register_recipe",
     "resume",
     "save",
+    "tensorflow_input",
     "train",
     "training_batches",
     "unregister_recipe",

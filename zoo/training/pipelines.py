@@ -1,12 +1,13 @@
 """Input pipelines: how a recipe's unbatched datasets become the batches `fit`, `evaluate` and
 `predict` read.
 
-Two kinds of unbatched dataset come in: a `tf.data.Dataset` (tfds, streamed files, and every
-in-memory split on the TensorFlow backend), and `Arrays`, in-memory NumPy arrays that `from_arrays`
-returns on JAX and PyTorch, batched here by a `keras.utils.PyDataset` so that those backends train
-without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-memory recipes). Both
-paths give the same guarantees: a training order that depends only on (seed, epoch), and a resume
-that sees the batches an uninterrupted run would.
+Three kinds of unbatched dataset come in: a `tf.data.Dataset` (tfds, streamed files, and every
+in-memory split on the TensorFlow backend); `Arrays`, in-memory NumPy arrays that `from_arrays`
+returns on JAX and PyTorch; and `Stream`, rows read from disk on every pass (a CSV larger than
+memory) off TensorFlow. The last two are batched here by a `keras.utils.PyDataset`, so that those
+backends train without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-memory
+recipes and streams tables). All paths give the same guarantees: a training order that depends
+only on (seed, epoch), and a resume that sees the batches an uninterrupted run would.
 
 A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. The
 replica count comes in as an argument (`zoo.training.devices.replicas(model)` gives a built
@@ -64,6 +65,61 @@ def _select(elements: typing.Any, index: typing.Any) -> typing.Any:
     if isinstance(elements, tuple | list):
         return tuple(_select(value, index) for value in elements)
     return elements[index]
+
+
+class Stream:
+    """Training rows read from disk on every pass, off TensorFlow: the twin of a streamed `tf.data` dataset.
+
+    `passes(epoch)` yields the rows of one pass (an epoch) in slices of any size, each an element
+    of the structure `Arrays` holds (inputs, or (inputs, targets)), already shuffled by the reader
+    from (seed, epoch) alone; `training_batches` rebatches them to the batch size and never holds
+    more than a slice and a batch. A resume at epoch e asks for pass e directly.
+
+    Args:
+        passes: epoch -> iterator of slices (e.g. `zoo.datasets.streaming.StreamedTable.batches`
+            with its seed bound).
+        rows: the rows of one pass.
+    """
+
+    def __init__(self, passes: typing.Callable[[int], typing.Iterable[typing.Any]], rows: int):
+        self.passes, self.rows = passes, rows
+
+    def __len__(self) -> int:
+        return self.rows
+
+
+def rebatch(slices: typing.Iterable[typing.Any], batch_size: int) -> typing.Iterator[typing.Any]:
+    """Batches of `batch_size` rows (the last one smaller) from slices of rows of any size.
+
+    Args:
+        slices: elements of one structure (an array, a dict or a tuple of those), each a few rows.
+        batch_size: rows per batch.
+    """
+    pending: list[typing.Any] = []
+    held = 0
+    for part in slices:
+        pending.append(part)
+        held += len(_leaves(part)[0])
+        if held < batch_size:
+            continue
+        joined = _concatenate(pending)
+        whole = held - held % batch_size
+        for start in range(0, whole, batch_size):
+            yield _select(joined, slice(start, start + batch_size))
+        pending, held = ([_select(joined, slice(whole, held))], held - whole) if held > whole else ([], 0)
+    if held:
+        yield _concatenate(pending)
+
+
+def _concatenate(parts: list[typing.Any]) -> typing.Any:
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, dict):
+        return {key: _concatenate([part[key] for part in parts]) for key in first}
+    if isinstance(first, tuple | list):
+        return tuple(_concatenate([part[i] for part in parts]) for i in range(len(first)))
+    return np.concatenate(parts)
 
 
 def tensorflow_input() -> bool:
@@ -128,6 +184,51 @@ def _batch_class() -> type:
     return ArrayBatches
 
 
+def _stream_class() -> type:
+    import keras
+
+    class StreamBatches(keras.utils.PyDataset):
+        """Batches of a `Stream`, read in order: pass e is the stream's pass for epoch e."""
+
+        def __init__(self, stream: Stream, batch_size: int, first_epoch: int = 0) -> None:
+            super().__init__()
+            self.stream, self.batch_size, self.epoch = stream, batch_size, first_epoch
+            # As `ArrayBatches`: made inside `devices.run_scope`, so JAX's even-batch rule (pad the
+            # batch that does not split) applies.
+            self.steps = devices.steps_per_epoch(len(stream), batch_size)
+            self._open(0)
+
+        def _open(self, index: int) -> None:
+            # Keras reads batches in order; a read out of order (a peek at the first batch) opens
+            # the pass again and reads up to `index`.
+            self.batches = rebatch(self.stream.passes(self.epoch), self.batch_size)
+            self.next = 0
+            for _ in range(index):
+                next(self.batches)
+                self.next += 1
+
+        def __len__(self) -> int:
+            return self.steps
+
+        def __getitem__(self, index: int) -> typing.Any:
+            if index >= self.steps:
+                raise IndexError(index)
+            if index != self.next:
+                self._open(index)
+            rows = next(self.batches)
+            self.next += 1
+            picks, weights = devices.even_rows(len(_leaves(rows)[0]))
+            part = _select(rows, picks)
+            # As `ArrayBatches`: (inputs, targets) gain the padding's sample weights on JAX's devices.
+            return (*part, weights) if weights is not None and isinstance(part, tuple) and len(part) == 2 else part
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._open(0)
+
+    return StreamBatches
+
+
 def batch(
     dataset: typing.Any,
     batch_size: int,
@@ -140,7 +241,8 @@ def batch(
     """Cache, optionally shuffle, batch and prefetch an unbatched dataset.
 
     A `streamed` dataset (`Data.streamed`) comes in batches already and is too large to cache: it
-    is only rebatched to `batch_size` and prefetched.
+    is only rebatched to `batch_size` and prefetched. Off TensorFlow, the held-out splits of
+    streamed data are `Arrays` (they sit in memory) and are batched like any other.
 
     With several replicas, a dataset smaller than `batch_size` is batched by the largest multiple
     of the replica count that fits: Keras cannot start `fit`, `evaluate` or `predict` on a first
@@ -154,7 +256,7 @@ def batch(
         seed: the shuffle's seed.
         streamed: the dataset is streamed from disk (see above).
     """
-    if streamed:
+    if streamed and not isinstance(dataset, Arrays):
         import tensorflow as tf
 
         rows, batches = -1, dataset.rebatch(batch_size)
@@ -186,13 +288,16 @@ def training_batches(
 
     A `streamed` dataset (read from disk on every pass) is not cached: it yields batches of rows
     it shuffled itself, within bounded memory, and is only rebatched to `batch_size` here
-    (`zoo.datasets.streaming`).
+    (`zoo.datasets.streaming`): a `tf.data.Dataset` on TensorFlow, a `Stream` elsewhere.
 
     Returns:
         (dataset, steps_per_epoch). Resuming at `initial_epoch` skips exactly the batches the
         interrupted run had seen, so it sees the same batches an uninterrupted run would.
     """
     steps = devices.steps_per_epoch(num_examples, batch_size)
+    if isinstance(dataset, Stream):
+        # Each pass is drawn from (seed, epoch) by the reader, so a resume opens initial_epoch's pass.
+        return _stream_class()(dataset, batch_size, first_epoch=initial_epoch), steps
     if isinstance(dataset, Arrays):
         # The order of epoch e is drawn from (seed, e) alone, so a resume starts at initial_epoch's order.
         return _batch_class()(dataset, batch_size, seed=seed, first_epoch=initial_epoch), steps
