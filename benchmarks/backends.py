@@ -40,9 +40,10 @@ CHILD = """
 import json, os, sys, time
 
 started = float(sys.argv[1])
-import keras
-
+# zoo first, as `zoo train` imports it: it sets the environment torch reads once (OMP_WAIT_POLICY).
 from zoo import training
+
+import keras
 
 epochs = []
 

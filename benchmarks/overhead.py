@@ -23,7 +23,8 @@ Between the two, steps that say where a difference comes from (`--variants`; all
 PyTorch (`KERAS_BACKEND=jax python benchmarks/overhead.py`); validation through `training.batch`),
 `+guards` (that plus `StopOnNaN` and the early stopping with best weights),
 `+checkpoints` (that plus the engine's per-epoch `EpochCheckpoint`: every variable in one `.npz`,
-logging nothing). The zoo's own callbacks are timed from the inside too.
+logging nothing). The zoo's own callbacks are timed from the inside too, and the work they hand to
+threads (the checkpoint's file write, the MLflow metrics writer), which still takes CPU on a small machine.
 
     python benchmarks/overhead.py
     python benchmarks/overhead.py --recipes mlp --rounds 5 --json overhead.json
@@ -39,6 +40,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 import gate
@@ -94,6 +96,9 @@ def main(argv=None):
 
 
 def _measure(args, variants, folder):
+    # zoo before Keras, as `zoo train` imports them: the hand-written script gets the same environment
+    # (OMP_WAIT_POLICY, read once when torch loads) as the zoo.
+    import zoo  # noqa: F401, I001
     import keras
 
     from zoo import faults, tracking, training
@@ -177,7 +182,7 @@ class _Bench:
             done = int(result.metrics["epochs_trained"])
             per_epoch = {
                 name: 1000 * sum(self.timers[name]) / max(1, done)
-                for name in ("checkpoint", "early_stopping", "nan_guard")
+                for name in ("checkpoint", "checkpoint_write", "metrics_write", "early_stopping", "nan_guard")
             }
             extra = {
                 "run_seconds": wall,
@@ -248,7 +253,15 @@ def _instrument(keras, faults, tracking):
 
     The same wrapper times the zoo's `fit` and the script's; the wrappers cost microseconds per call.
     """
-    timers = {"fit": [], "flush": [], "checkpoint": [], "early_stopping": [], "nan_guard": []}
+    timers = {
+        "fit": [],
+        "flush": [],
+        "checkpoint": [],
+        "checkpoint_write": [],
+        "metrics_write": [],
+        "early_stopping": [],
+        "nan_guard": [],
+    }
 
     class EpochClock(keras.callbacks.Callback):
         """Wall and CPU time of each epoch, from the end of the previous one (or from `fit`'s start)."""
@@ -295,6 +308,19 @@ def _instrument(keras, faults, tracking):
     # A run flushes its `tracking.EpochMetrics` once before its final metrics: wrapping the method times it.
     tracking.EpochMetrics.flush = timed(tracking.EpochMetrics.flush, timers["flush"], cpu=True)
     faults.EpochCheckpoint.on_epoch_end = timed(faults.EpochCheckpoint.on_epoch_end, timers["checkpoint"])
+    # Off the training thread: the checkpoint's file write and rename, and the epoch metrics' MLflow writes.
+    faults.EpochCheckpoint._write = timed(faults.EpochCheckpoint._write, timers["checkpoint_write"])
+    import mlflow
+
+    log_batch = mlflow.MlflowClient.log_batch
+
+    @functools.wraps(log_batch)
+    def epoch_log_batch(self, *args, **kwargs):
+        if threading.current_thread().name != "zoo-epoch-metrics":
+            return log_batch(self, *args, **kwargs)
+        return timed(log_batch, timers["metrics_write"])(self, *args, **kwargs)
+
+    mlflow.MlflowClient.log_batch = epoch_log_batch
     faults.ResumableEarlyStopping.on_epoch_end = timed(
         faults.ResumableEarlyStopping.on_epoch_end, timers["early_stopping"]
     )
@@ -334,6 +360,8 @@ def _summarize(name, rows, variants, epochs, bench):
         "zoo_fit_seconds": median_of("fit_seconds", "zoo"),
         "flush_seconds": median_of("flush_seconds", "zoo"),
         "checkpoint_ms_per_epoch": median_of("checkpoint_ms_per_epoch", "zoo"),
+        "checkpoint_write_ms_per_epoch": median_of("checkpoint_write_ms_per_epoch", "zoo"),
+        "metrics_write_ms_per_epoch": median_of("metrics_write_ms_per_epoch", "zoo"),
         "early_stopping_ms_per_epoch": median_of("early_stopping_ms_per_epoch", "zoo"),
         "nan_guard_ms_per_epoch": median_of("nan_guard_ms_per_epoch", "zoo"),
         "rounds": {v: rows[v] for v in variants},
@@ -350,7 +378,9 @@ def _summarize(name, rows, variants, epochs, bench):
             + ", ".join(f"{v} {wall[v]:.3f} ({cpu[v]:.3f})" for v in variants)
         )
     print(
-        f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms, "
+        f"{name}: inside the zoo per epoch: checkpoint {summary['checkpoint_ms_per_epoch']:.1f} ms on the training "
+        f"thread ({summary['checkpoint_write_ms_per_epoch']:.1f} ms writing, off it), MLflow metrics writer "
+        f"{summary['metrics_write_ms_per_epoch']:.1f} ms (off it), "
         f"early stopping {summary['early_stopping_ms_per_epoch']:.1f} ms, NaN guard "
         f"{summary['nan_guard_ms_per_epoch']:.1f} ms (a keras epoch: {summary['keras_epoch_ms']:.0f} ms, "
         f"{summary['keras_epoch_cpu_ms']:.0f} ms CPU); final flush {1000 * summary['flush_seconds']:.0f} ms; "

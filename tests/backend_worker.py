@@ -6,6 +6,11 @@
    the updated weights go to OUTPUT_FOLDER/{gan,rbm_persistent,rbm_cd}.npz.
 2. Every registered model: build, `fit` one epoch on tiny data, `evaluate`, `.keras` save and load,
    predictions compared. One JSON line per backend on stdout (the last line), per model.
+3. `--precision` x `--jit`: one step of a functional model and of the RBM (and once of the GAN)
+   built as a run builds them (`training.build_model`) for each combination the backend trains
+   with; each one it refuses, through `zoo train` (exit status, the error line, no MLflow run).
+4. `zoo train --resume` on JAX and PyTorch: an `mlp` run interrupted after its second epoch and
+   resumed, and the same run uninterrupted; their final weights and test metrics.
 
 One process runs everything for its backend, so that each backend starts (and imports) once.
 """
@@ -123,6 +128,102 @@ def check_model(name, folder):
     }
 
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Each combination trains a functional model's Keras step and the RBM's own step (both cheap); the
+# GAN's step, whose compiling is the slowest, once: under mixed_float16, where its two optimizers
+# are wrapped in loss scaling (the only precision-dependent code of a custom step).
+COMPUTE_MODELS = {"mlp_image": SMALL["mlp_image"], "rbm": {**RBM, **RBMS["rbm_cd"]}}
+GAN_COMBINATION = "mixed_float16 no-jit"
+
+
+def compute_matrix(folder):
+    """{"PRECISION jit|no-jit": {model: result} or {"refused": (status, stderr, runs)}} on this backend."""
+    import contextlib
+    import io
+
+    from zoo import ZooError, cli, training
+
+    rng = np.random.default_rng(0)
+    found = {}
+    for precision in PRECISIONS:
+        for jit in (False, True):
+            key = f"{precision} {'jit' if jit else 'no-jit'}"
+            try:
+                training.make_config(training.get_recipe("mlp"), {"precision": precision, "jit": jit})
+            except ZooError:
+                uri = f"sqlite:///{folder}/refused.db"
+                err = io.StringIO()
+                flags = ["--precision", precision, "--jit" if jit else "--no-jit", "--epochs", "1"]
+                with contextlib.redirect_stderr(err):
+                    status = cli.main(["train", "mlp", *flags, "--tracking-uri", uri])
+                runs = []
+                if os.path.exists(folder / "refused.db"):
+                    import mlflow
+
+                    client = mlflow.MlflowClient(uri)
+                    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+                found[key] = {"refused": [status, err.getvalue(), len(runs)]}
+                continue
+            found[key] = {}
+            models = {**COMPUTE_MODELS, **({"gan": GAN} if key == GAN_COMBINATION else {})}
+            for name, hyperparameters in models.items():
+                keras.utils.set_random_seed(0)
+                model = training.build_model(name, hyperparameters, precision, jit)
+                found[key][name] = {"policy": model.dtype_policy.name, "jit_compile": model.jit_compile}
+                if jit and keras.backend.backend() == "jax":
+                    # JAX compiles every step with XLA: this is the step trained without `jit`.
+                    continue
+                x, y = training_data(model, rng)
+                if name == "gan":
+                    y = rng.integers(0, 10, len(x))
+                before = [np.array(w) for w in model.get_weights()]
+                history = model.fit(x, y, batch_size=len(x), epochs=1, verbose=0)
+                found[key][name]["moved"] = max(float(np.abs(a - b).max()) for a, b in zip(before, model.get_weights()))
+                found[key][name]["losses"] = [float(v[-1]) for v in history.history.values()]
+    return found
+
+
+def resume_check(folder):
+    """The final weights and test metrics of an `mlp` run interrupted after epoch 2 and resumed,
+    and of the same run uninterrupted."""
+    import signal
+
+    import mlflow
+
+    from zoo import faults, training
+
+    uri = f"sqlite:///{folder}/resume.db"
+    options = {"dataset": "iris", "epochs": 4, "patience": 2, "seed": 3, "tracking_uri": uri}
+    options["checkpoint_dir"] = str(folder / "checkpoints")
+
+    class Interrupt(keras.callbacks.Callback):
+        # Where a SIGTERM is raised: between epochs, after epoch 1's checkpoint (the run's last callback).
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise faults.Interrupted(signal.SIGTERM)
+
+    try:
+        training.train("mlp", {**options, "experiment": "interrupted"}, callbacks=[Interrupt()])
+        raise AssertionError("the run was not interrupted")
+    except faults.Interrupted:
+        pass
+    client = mlflow.MlflowClient(uri)
+    (killed,) = client.search_runs([client.get_experiment_by_name("interrupted").experiment_id])
+    resumed = training.resume(killed.info.run_id, tracking_uri=uri)
+    reference = training.train("mlp", {**options, "experiment": "reference"})
+    steps = [m.step for m in client.get_metric_history(killed.info.run_id, "loss")]
+    return {
+        "killed_status": killed.info.status,
+        "resumed_status": client.get_run(killed.info.run_id).info.status,
+        "loss_steps": sorted(steps),
+        "epochs": [resumed.metrics["epochs_trained"], reference.metrics["epochs_trained"]],
+        "test_loss": [resumed.metrics["test_loss"], reference.metrics["test_loss"]],
+        "weight_difference": max(
+            float(np.abs(a - b).max()) for a, b in zip(resumed.model.get_weights(), reference.model.get_weights())
+        ),
+    }
+
+
 def main():
     inputs_path, folder = sys.argv[1], pathlib.Path(sys.argv[2])
     folder.mkdir(parents=True, exist_ok=True)
@@ -138,6 +239,16 @@ def main():
             results["models"][name] = check_model(name, folder)
         except Exception as error:
             results["models"][name] = {"error": f"{type(error).__name__}: {error}"[:2000]}
+    checks = [("compute", compute_matrix)]
+    if keras.backend.backend() != "tensorflow":
+        checks.append(("resume", resume_check))  # tests/test_faults.py resumes on TensorFlow, after a real signal
+    for name, check in checks:
+        started = time.perf_counter()
+        try:
+            results[name] = check(folder)
+        except Exception:
+            results[name] = {"error": traceback.format_exc(limit=-4)}
+        results[f"{name}_seconds"] = time.perf_counter() - started
     print(json.dumps(results))
 
 

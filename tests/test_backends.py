@@ -116,11 +116,66 @@ def test_every_model_fits_evaluates_saves_and_loads(matrix, backend):
         assert result["prediction_difference"] <= 1e-6, f"{name} on {backend}: reloaded model predicts otherwise"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_precision_and_jit_train_one_step_or_stop_before_the_run(matrix, backend):
+    found, _ = matrix[backend]
+    compute = found["compute"]
+    assert "error" not in compute, compute.get("error")
+    assert set(compute) == {f"{p} {j}" for p in backend_worker.PRECISIONS for j in ("jit", "no-jit")}
+    for key, models in compute.items():
+        precision, jit = key.split()
+        if backend == "torch" and jit == "jit":
+            status, err, runs = models["refused"]
+            lines = err.strip().splitlines()
+            assert status == 2 and len(lines) == 1 and runs == 0, (key, err)
+            # The combination and the ways out, as command-line flags.
+            assert lines[0].startswith(f"zoo: error: --jit with --precision {precision} on the torch backend")
+            assert "use --no-jit, or train on KERAS_BACKEND=jax or tensorflow" in lines[0]
+            continue
+        expected = set(backend_worker.COMPUTE_MODELS) | ({"gan"} if key == backend_worker.GAN_COMBINATION else set())
+        assert set(models) == expected, (backend, key, models)
+        for name, result in models.items():
+            assert result["policy"] == precision, (backend, key, name, result)
+            if backend != "jax" or jit == "no-jit":  # on JAX the `jit` step is the one trained without it
+                assert result["moved"] > 0 and all(np.isfinite(result["losses"])), (backend, key, name, result)
+            # XLA when asked for, and always on JAX; PyTorch runs eagerly. Without `--jit`, TensorFlow
+            # leaves it to Keras (off on a CPU, on with a GPU).
+            if jit == "jit" or backend == "jax":
+                assert result["jit_compile"] is True, (backend, key, name, result)
+            elif backend == "torch":
+                assert result["jit_compile"] is False, (backend, key, name, result)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_an_interrupted_run_resumes_to_the_uninterrupted_result(matrix, backend):
+    found, _ = matrix[backend]
+    resume = found["resume"]
+    assert "error" not in resume, resume.get("error")
+    assert resume["killed_status"] == "KILLED" and resume["resumed_status"] == "FINISHED"
+    assert resume["loss_steps"] == list(range(len(resume["loss_steps"]))), "gaps or duplicates in the history"
+    assert resume["epochs"][0] == resume["epochs"][1] == len(resume["loss_steps"]) > 2
+    # Tolerances of the TensorFlow resume test (tests/test_faults.py).
+    np.testing.assert_allclose(resume["test_loss"][0], resume["test_loss"][1], rtol=1e-4, atol=1e-5)
+    assert resume["weight_difference"] <= 1e-4, resume
+
+
 def test_every_card_lists_known_backends():
     for name in registry.names():
         card = registry.info(name)
         assert card.backends and set(card.backends) <= set(BACKENDS), name
         assert "Keras backends" in card.format()
+
+
+def test_import_zoo_lets_pytorch_s_waiting_threads_sleep_unless_told_otherwise():
+    # libgomp's spinning waiters made PyTorch steps many times slower on a busy CPU (README, Backends).
+    code = "import os, sys, zoo; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    for preset, expected in ((None, "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        if preset:
+            env["OMP_WAIT_POLICY"] = preset
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        # Set before torch is imported, which is when OpenMP reads it.
+        assert done.stdout.split() == [expected, "False"], done.stderr
 
 
 # === Choosing the backend ===

@@ -134,17 +134,17 @@ def test_divergence_after_a_good_epoch_keeps_that_checkpoint(tmp_path):
     batches = tf.data.Dataset.from_tensor_slices((np.concatenate([clean, poisoned]), np.ones(16, "float32")))
     logged = []
     folder = tmp_path / "checkpoint"
+    checkpoint = faults.EpochCheckpoint(str(folder), lambda epoch, _logs: logged.append(epoch))
     with pytest.raises(faults.Diverged, match="at epoch 1, batch 0"):
         model.fit(
             batches.batch(8),
             epochs=3,
             verbose=0,
             steps_per_epoch=1,
-            callbacks=[
-                faults.StopOnNaN(),
-                faults.EpochCheckpoint(str(folder), lambda epoch, _logs: logged.append(epoch)),
-            ],
+            callbacks=[faults.StopOnNaN(), checkpoint],
         )
+    # The checkpoint is written off the training thread: whoever catches fit's exception waits for it.
+    checkpoint.wait()
     assert logged == [0]
     restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     restored.compile("sgd", "mse")

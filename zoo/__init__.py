@@ -12,6 +12,11 @@ import typing
 # TensorFlow unless KERAS_BACKEND names another (zoo.backends); Keras itself is imported lazily.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# PyTorch runs its CPU kernels on an OpenMP pool whose waiting threads spin (libgomp's default): on a
+# machine whose cores are busy with other work, a spinning thread holds the core its sibling needs
+# to finish the step, and the `mlp` recipe's epoch on PyTorch took 25x TensorFlow's. PASSIVE lets
+# waiting threads sleep. OpenMP reads it once, when torch loads it: `import zoo` before torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from zoo.errors import ZooError  # noqa: E402
 from zoo.registry import get, info, list_models, register  # noqa: E402

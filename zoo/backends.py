@@ -72,3 +72,39 @@ def check_installed(backend):
             f"The {backend} backend is not installed (no module named '{module}'): "
             f'pip install "{PROJECT}[{backend}]", or choose another with --backend or KERAS_BACKEND.'
         )
+
+
+def named():
+    """The backend this process runs Keras on, or will when it imports Keras, without importing it.
+
+    `zoo/__init__.py` and `choose` set `KERAS_BACKEND` before anything imports Keras, so it names it.
+    """
+    return os.environ.get("KERAS_BACKEND") or DEFAULT
+
+
+def check_compute(backend, precision, jit):
+    """Refuse a `--precision` and `--jit` combination that `backend` cannot train with, in one line.
+
+    What each backend does with them (README, "Backends: TensorFlow, JAX, PyTorch"):
+
+    - precision: float32, mixed_float16 and mixed_bfloat16 train on all three (Keras' mixed
+      policies; float16 scales its loss with a `LossScaleOptimizer`, also inside the GAN's step).
+    - jit on TensorFlow: the step compiles with XLA (`jit_compile=True`); off: a `tf.function` graph.
+    - jit on JAX: JAX always compiles the step with XLA, so `--jit` changes nothing there.
+    - jit on PyTorch: refused. Keras would call `torch.compile`, which on a CPU compiled the RBM's
+      update loop for minutes without finishing and needs a C++ toolchain; PyTorch has no XLA.
+
+    Args:
+        backend: "tensorflow", "jax" or "torch".
+        precision: the run's `precision`.
+        jit: the run's `jit`.
+
+    Raises:
+        ZooError: for `jit` on PyTorch.
+    """
+    if jit and backend == "torch":
+        raise ZooError(
+            f"`jit=True` with `precision={precision}` on the torch backend: the zoo does not compile "
+            "PyTorch steps (torch.compile is not XLA, and on a CPU it compiles for minutes); use "
+            "`jit=False`, or train on KERAS_BACKEND=jax or tensorflow for XLA."
+        )

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import signal
+import threading
 
 import keras
 import numpy as np
@@ -86,17 +87,26 @@ def critical_section():
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Save a resumable checkpoint, then log the epoch's metrics, as one uninterruptible step.
+    """Save a resumable checkpoint, then log the epoch's metrics, as one step that no signal splits.
 
     The checkpoint is one `.npz` file, committed by a single rename: every variable of the model
     (the seed generators' states included, so a resumed run draws the same dropout masks) and of
-    its optimizers, the epoch counter and the early-stopping state. Keras' HDF5 `save_weights`,
-    which walks the model layer by layer, cost the CNN recipe 57 ms an epoch and the MLP 111 ms;
-    this costs 17 ms and 6 ms (`python benchmarks/overhead.py`, 2 CPU cores).
+    its optimizers, the epoch counter, the early-stopping state, and on PyTorch torch's global
+    random state (which unseeded dropout draws from there). Keras' HDF5 `save_weights`,
+    which walks the model layer by layer, cost the CNN recipe 57 ms an epoch and the MLP 111 ms.
+
+    The training thread only copies the variables (the state the epoch ended with); a writer
+    thread writes the file, commits it and then logs the epoch's metrics, while the next epoch
+    trains: the write and the rename (which ext4 makes wait for the data when it replaces a file)
+    were most of the checkpoint's cost on the training thread. At most one write is pending: the
+    next epoch's checkpoint, `on_train_end` and `wait` wait for it, and whoever catches an
+    exception out of `fit` calls `wait` (the run does), so the checkpoint on disk is always the
+    last epoch that ended, and an epoch's metrics are logged only once its checkpoint is on disk.
 
     Args:
         folder: where the checkpoint lives (created if needed).
-        log_epoch: function(epoch, logs) that records the epoch's metrics.
+        log_epoch: function(epoch, logs) that records the epoch's metrics; called from the writer
+            thread, so it must not rely on thread-local state (MLflow's active run is one).
         early_stopping: the run's `EarlyStopping` callback, whose state is saved too, or None.
     """
 
@@ -105,14 +115,18 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.folder = folder
         self.log_epoch = log_epoch
         self.early_stopping = early_stopping
+        self._writer = None
+        self._error = None
 
     def on_epoch_end(self, epoch, logs=None):
         with critical_section():
+            self.wait()
             state = {"epoch": epoch + 1, "variables": []}
             arrays = {}
             for index, variable in enumerate(_checkpoint_variables(self.model)):
                 state["variables"].append([variable.path, list(variable.shape)])
-                arrays[f"variable_{index}"] = np.asarray(variable)
+                # A copy: the next epoch's steps update the variables while the writer saves them.
+                arrays[f"variable_{index}"] = np.array(variable.numpy())
             stopper = self.early_stopping
             if stopper is not None:
                 best = stopper.best
@@ -123,6 +137,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 }
                 for index, weights in enumerate(stopper.best_weights or []):
                     arrays[f"best_{index}"] = np.asarray(weights)
+            arrays.update(_global_random_state())
+            # Not a daemon: a process that exits still finishes the checkpoint it started.
+            self._writer = threading.Thread(
+                target=self._write, args=(state, arrays, epoch, dict(logs or {})), name="zoo-checkpoint"
+            )
+            self._writer.start()
+
+    def _write(self, state, arrays, epoch, logs):
+        try:
             os.makedirs(self.folder, exist_ok=True)
             partial = os.path.join(self.folder, "partial." + CHECKPOINT)
             with open(partial, "wb") as handle:
@@ -130,7 +153,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # One rename commits weights, optimizer state and counters together: a crash while
             # writing leaves the previous checkpoint whole.
             os.replace(partial, os.path.join(self.folder, CHECKPOINT))
-            self.log_epoch(epoch, logs or {})
+            self.log_epoch(epoch, logs)
+        except Exception as error:  # noqa: BLE001 - raised on the training thread by wait()
+            self._error = error
+
+    def wait(self, raise_errors=True):
+        """Wait for the checkpoint being written, if any.
+
+        Args:
+            raise_errors: raise the write's error (an unwritable folder), if it failed; False where
+                the run is failing already for its own reason.
+        """
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        error, self._error = self._error, None
+        if error is not None and raise_errors:
+            raise error
+
+    def on_train_end(self, logs=None):
+        self.wait()
 
 
 def has_checkpoint(folder):
@@ -175,6 +217,65 @@ def restore(model, folder, early_stopping=None):
         early_stopping.resume_state = saved
         early_stopping.resume_best_weights = best_weights or None
     return int(state["epoch"])
+
+
+def _global_random_state():
+    """The framework's global random state, where Keras draws from it: {name: uint8 array}.
+
+    On PyTorch, a `Dropout` layer without a seed draws its masks from torch's global generator
+    (`torch.nn.functional.dropout`, keras/src/backend/torch/random.py), not from the layer's
+    `SeedGenerator` variable, so a resumed run needs that generator's state to draw the masks an
+    uninterrupted run draws. TensorFlow and JAX draw from the seed generators' variables, which
+    the checkpoint holds already.
+    """
+    if keras.backend.backend() != "torch":
+        return {}
+    import torch
+
+    state = {"torch_rng": torch.get_rng_state().numpy()}
+    if torch.cuda.is_available():
+        state["torch_cuda_rng"] = torch.cuda.get_rng_state().numpy()
+    return state
+
+
+def resume_random_state(folder):
+    """Callbacks that give a run resumed from `folder` the global random state it checkpointed.
+
+    Returns:
+        `[RestoreRandomState]` where the checkpoint holds such a state (PyTorch), else `[]`.
+    """
+    with np.load(os.path.join(folder, CHECKPOINT)) as arrays:
+        state = {key: arrays[key] for key in ("torch_rng", "torch_cuda_rng") if key in arrays.files}
+    if "torch_rng" not in state or keras.backend.backend() != "torch":
+        return []
+    return [RestoreRandomState(state)]
+
+
+class RestoreRandomState(keras.callbacks.Callback):
+    """Set torch's global random state just before the first step of a resumed run.
+
+    Not in `restore`: between the start of `fit` and its first step, Keras' PyTorch trainer draws
+    from the global generator (the data loader's seed) where an uninterrupted run, whose loader
+    was made at its first epoch, does not; just before the first step both runs stand where the
+    checkpoint left off.
+
+    Args:
+        state: {"torch_rng": array, "torch_cuda_rng": array (with a GPU)}, from the checkpoint.
+    """
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.state is None:
+            return
+        import torch
+
+        torch.set_rng_state(torch.from_numpy(self.state["torch_rng"]))
+        if "torch_cuda_rng" in self.state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(torch.from_numpy(self.state["torch_cuda_rng"]))
+        self.state = None
 
 
 def _optimizers(model):

@@ -47,15 +47,21 @@ class EpochMetrics:
     def __exit__(self, *exc_info):
         self.close()
 
-    def log_epoch(self, epoch, logs):
-        """Log one epoch's Keras logs to the active run with the epoch as step, without blocking training.
+    def log_epoch(self, epoch, logs, run_id=None):
+        """Log one epoch's Keras logs with the epoch as step, without blocking training.
 
         Written by the background thread (microseconds on the training thread, where a synchronous
         call costs 4 ms (SQLite) to 50 ms (HTTP)); `flush` waits for the writes.
+
+        Args:
+            epoch: the step.
+            logs: Keras' epoch logs; what is not a number is left out.
+            run_id: the run to log to (default: MLflow's active run, which only the thread that
+                started it sees).
         """
         metrics = {key: float(value) for key, value in (logs or {}).items() if _is_number(value)}
         if metrics:
-            self.log(mlflow.active_run().info.run_id, metrics, epoch)
+            self.log(run_id or mlflow.active_run().info.run_id, metrics, epoch)
 
     def log(self, run_id, metrics, step):
         if self._thread is None or not self._thread.is_alive():

@@ -21,7 +21,7 @@ from zoo.training.description import CONFIG_FILE, RunSummary
 from zoo.training.outputs import save
 from zoo.training.pipelines import Arrays, Stream, batch, from_arrays, tensorflow_input, training_batches
 from zoo.training.recipe import Data, Evaluation, Recipe
-from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, resume, train
+from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, build_model, resume, train
 
 __all__ = [
     "CHECKPOINT_TAG",
@@ -37,6 +37,7 @@ __all__ = [
     "Arrays",
     "Stream",
     "batch",
+    "build_model",
     "from_arrays",
     "config_fields",
     "get_recipe",

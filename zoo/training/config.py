@@ -8,7 +8,7 @@ where a run goes rather than how it trains).
 import dataclasses
 import typing
 
-from zoo import registry
+from zoo import backends, registry
 from zoo.errors import ZooError, closest
 
 if typing.TYPE_CHECKING:
@@ -37,7 +37,8 @@ class RecipeConfig:
         checkpoint_dir: where per-epoch checkpoints go (default: ZOO_CHECKPOINT_DIR or
             ./zoo-checkpoints); a run's folder is deleted when it finishes, kept when it stops.
         precision: float32, or mixed_float16 / mixed_bfloat16 (for GPUs; outputs stay float32).
-        jit: compile the training step with XLA.
+        jit: compile the training step with XLA on TensorFlow (JAX always compiles it; refused on
+            PyTorch, where a recipe whose default is on trains without it).
     """
 
     epochs: int = 20
@@ -103,8 +104,14 @@ def make_config(
                 f"{', '.join(hyperparameters)}."
             )
         overrides[key] = registry.coerce(key, value, hyperparameters[key].annotation)
+    backend = backends.named()
+    if backend == "torch" and "jit" not in values:
+        # A recipe whose default is XLA (the RBM's) trains without it where the backend has none;
+        # only a `jit` the user asked for is refused there.
+        values["jit"] = False
     config = recipe.Config(**values)
     _check_common(config)
+    backends.check_compute(backend, config.precision, config.jit)
     return config, overrides
 
 

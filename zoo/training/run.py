@@ -6,7 +6,9 @@ run is called from `_run` here; its code goes in the module of its concern (see 
 docstring of `zoo.training`).
 """
 
+import contextlib
 import dataclasses
+import functools
 import os
 import time
 import typing
@@ -128,6 +130,47 @@ def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> Ru
     return _run(recipe, config, overrides, verbose, resume_from=(run, str(folder)))
 
 
+def build_model(
+    model_name: str,
+    hyperparameters: dict[str, typing.Any],
+    precision: str = "float32",
+    jit: bool = False,
+    strategy: typing.Any = None,
+) -> typing.Any:
+    """Build and compile a registered model as a run does: under the run's precision policy, inside
+    the strategy's scope, with its step compiled by XLA when `jit` is on.
+
+    `make_config` has refused a `precision` and `jit` the backend cannot train with
+    (`zoo.backends.check_compute`).
+
+    Args:
+        model_name: a registered model.
+        hyperparameters: its hyperparameters (the recipe's overrides and the user's `--set`).
+        precision: float32, mixed_float16 or mixed_bfloat16; the process's policy is restored after.
+        jit: compile the training step with XLA.
+        strategy: from `devices.select_strategy` (None: the default placement).
+
+    Returns:
+        The compiled `keras.Model`.
+    """
+    import keras
+
+    previous_policy = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        with devices.scope(strategy) if strategy is not None else contextlib.nullcontext():
+            model = registry.get(model_name, **hyperparameters)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    replicas = devices.describe(strategy)[1] if strategy is not None else 1
+    if jit and replicas > 1:
+        # XLA under MirroredStrategy fails on CPU replicas ("resource located in device CPU:1").
+        warnings.warn("--jit is ignored with several replicas; training runs without XLA.", stacklevel=2)
+    elif jit:
+        model.jit_compile = True
+    return model
+
+
 def _run(
     recipe: Recipe,
     config: typing.Any,
@@ -163,18 +206,7 @@ def _run(
         )
     recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
-    previous_policy = keras.mixed_precision.global_policy().name
-    keras.mixed_precision.set_global_policy(config.precision)
-    try:
-        with devices.scope(strategy):
-            model = registry.get(model_name, **hyperparameters)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-    if config.jit and replicas > 1:
-        # XLA under MirroredStrategy fails on CPU replicas ("resource located in device CPU:1").
-        warnings.warn("--jit is ignored with several replicas; training runs without XLA.", stacklevel=2)
-    elif config.jit:
-        model.jit_compile = True
+    model = build_model(model_name, hyperparameters, config.precision, config.jit, strategy)
     summary = RunSummary(recipe.name, model_name, data.spec.get("name") or "", devices.device_label(strategy))
 
     tags = {
@@ -235,10 +267,17 @@ def _run(
         with devices.locally(model):
             prepared = recipe.prepare(model, data, config)
         callbacks = list(recipe.callbacks(model, data, config, prepared)) + list(extra_callbacks) + [faults.StopOnNaN()]
+        if resume_from:
+            callbacks = faults.resume_random_state(resume_from[1]) + callbacks
         if early_stopping is not None:
             callbacks.append(early_stopping)
-        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs.
-        callbacks.append(faults.EpochCheckpoint(folder, epoch_metrics.log_epoch, early_stopping))
+        # Last, so that the checkpoint holds the early-stopping state of the epoch it logs. It logs
+        # from its writer thread, where MLflow's active run (thread-local) is unknown: name it (this
+        # process's own run, which is a private one on processes other than 0).
+        checkpoint = faults.EpochCheckpoint(
+            folder, functools.partial(epoch_metrics.log_epoch, run_id=run.info.run_id), early_stopping
+        )
+        callbacks.append(checkpoint)
 
         train_batches, steps = training_batches(
             data.train, data.num_train, config.batch_size, config.seed, initial_epoch, data.streamed
@@ -247,18 +286,23 @@ def _run(
         if data.validation is not None:
             validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
-        history = model.fit(
-            train_batches,
-            steps_per_epoch=steps,
-            initial_epoch=initial_epoch,
-            validation_data=validation,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=verbose,
-            # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
-            # that it cannot shuffle a tf.data.Dataset itself.
-            shuffle=False,
-        )
+        try:
+            history = model.fit(
+                train_batches,
+                steps_per_epoch=steps,
+                initial_epoch=initial_epoch,
+                validation_data=validation,
+                epochs=config.epochs,
+                callbacks=callbacks,
+                verbose=verbose,
+                # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
+                # that it cannot shuffle a tf.data.Dataset itself.
+                shuffle=False,
+            )
+        except BaseException:
+            # A signal or a NaN: the last epoch's checkpoint and metrics land before the run ends.
+            checkpoint.wait(raise_errors=False)
+            raise
         train_seconds = time.perf_counter() - started
 
         with devices.locally(model):
