@@ -14,10 +14,10 @@ import tensorflow as tf
 
 from zoo import faults, training
 
-# Patience 40 of 60 epochs: early stopping's state still crosses the resume, but the run cannot
+# Patience 30 of 40 epochs: early stopping's state still crosses the resume, but the run cannot
 # stop on its own within a few epochs of the third, where the signal is sent (with patience 10 a
 # quiet machine sometimes finished the run before the signal arrived).
-MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "60", "--patience", "40", "--seed", "3"]
+MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "40", "--patience", "30", "--seed", "3"]
 
 
 def _zoo_process(args, cwd, store, **kwargs):

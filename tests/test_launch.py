@@ -90,6 +90,18 @@ def test_two_processes_make_one_run_equal_to_one_process(tmp_path):
     root = os.environ.get("ZOO_CHECKPOINT_DIR") or tmp_path / "zoo-checkpoints"
     assert not os.path.exists(os.path.join(root, two.info.run_id))
 
+
+# Four more process starts on JAX (about 70 s): over the suite's 15-minute budget, so run with
+# `pytest -m large`, like the GAN's two-process test.
+@pytest.mark.large
+def test_a_two_process_run_killed_after_an_epoch_resumes_under_launch_to_the_uninterrupted_result(tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    launched = _zoo(
+        tmp_path, "launch", "--processes", "2", "--", *TRAIN, "--tracking-uri", store, "--output", str(tmp_path / "two")
+    )
+    assert launched.returncode == 0, launched.stderr[-4000:]
+    distributed = keras.saving.load_model(tmp_path / "two" / "model.keras").get_weights()
+
     # The same training, process 1 killed at the end of the first epoch, then resumed under a launch.
     address = f"127.0.0.1:{launch.free_port()}"
     interrupted = [
