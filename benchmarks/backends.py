@@ -50,10 +50,10 @@ epochs = []
 
 class Clock(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
-        self.begun = time.perf_counter()
+        self.begun, self.begun_at = time.perf_counter(), time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        epochs.append((time.perf_counter() - self.begun, time.time() - started))
+        epochs.append((time.perf_counter() - self.begun, time.time() - started, self.begun_at, time.time()))
 
 
 recipe = training.get_recipe(sys.argv[2])
@@ -61,9 +61,18 @@ result = training.train(
     sys.argv[2], {"epochs": int(sys.argv[3]), "patience": 0, "tracking_uri": sys.argv[4]}, callbacks=[Clock()]
 )
 metric = recipe.main_metric or ("test_accuracy" if "test_accuracy" in result.metrics else "test_loss")
+if keras.backend.backend() == "jax":
+    import jax
+
+    platform = jax.devices()[0].platform
+else:
+    platform = None
 print("RESULT " + json.dumps({
     "backend": keras.backend.backend(),
-    "epoch_seconds": [e for e, _ in epochs],
+    "platform": platform,
+    "epoch_seconds": [e[0] for e in epochs],
+    # Wall-clock (begin, end) of each epoch, for samplers outside the process (benchmarks/gpu.py).
+    "windows": [e[2:] for e in epochs],
     "first_result_seconds": epochs[0][1] if epochs else None,
     "metric": metric,
     "value": result.metrics.get(metric),
@@ -96,7 +105,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="zoo-backends-") as folder:
         for recipe in recipes:
             for backend in backends:
-                row = _run(recipe, backend, args.epochs, folder)
+                # The epoch windows serve gpu.py's sampler; the table needs the durations only.
+                row = train_in_child(recipe, backend, args.epochs, folder)
+                row.pop("windows", None)
                 report["runs"].setdefault(recipe, {})[backend] = row
                 print(f"{recipe} on {backend}: {json.dumps(row)}", flush=True)
         if not args.no_overhead:
@@ -124,8 +135,14 @@ def main(argv=None):
     return gate.exit_status(*verdicts)
 
 
-def _run(recipe, backend, epochs, folder):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+def train_in_child(recipe, backend, epochs, folder, env=None):
+    """Train `recipe`'s default for `epochs` in a fresh process on `backend` (`env`: more variables).
+
+    Returns:
+        Its median epoch (the first left out), epochs, time to first result, wall time, test
+        metric, peak RSS, device platform (JAX) and epoch windows, or {"error", "wall_seconds"}.
+    """
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     uri = f"sqlite:///{folder}/mlflow-{backend}.db"
     started = time.time()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
@@ -156,6 +173,8 @@ def _run(recipe, backend, epochs, folder):
         "value": result["value"],
         "peak_rss_mb": usage.ru_maxrss / 1024,  # Linux reports kilobytes
         "tensorflow_imported": result["tensorflow_imported"],
+        "platform": result["platform"],
+        "windows": result["windows"],
     }
 
 

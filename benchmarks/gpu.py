@@ -23,7 +23,6 @@ defaults use.
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -32,45 +31,11 @@ import tempfile
 import threading
 import time
 
+import backends
 import gate
 
 GPU_TARGET = 1.0  # GPU epoch / CPU epoch, at most
 SAMPLE_SECONDS = 0.2
-
-CHILD = """
-import json, sys, time
-
-started = time.time()
-from zoo import training
-
-import jax
-import keras
-
-windows = []
-
-
-class Clock(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        windows.append((self.begun, time.time()))
-
-
-recipe = training.get_recipe(sys.argv[1])
-result = training.train(
-    sys.argv[1], {"epochs": int(sys.argv[2]), "patience": 0, "tracking_uri": sys.argv[3]}, callbacks=[Clock()]
-)
-metric = recipe.main_metric or ("test_accuracy" if "test_accuracy" in result.metrics else "test_loss")
-print("RESULT " + json.dumps({
-    "platform": jax.devices()[0].platform,
-    "windows": windows,
-    "first_result_seconds": windows[0][1] - started if windows else None,
-    "metric": metric,
-    "value": result.metrics.get(metric),
-    "tensorflow_imported": "tensorflow" in sys.modules,
-}))
-"""
 
 
 def gpu_visible():
@@ -93,21 +58,6 @@ class Utilization(threading.Thread):
             read = subprocess.run(command, capture_output=True, text=True)
             if read.returncode == 0 and read.stdout.strip():
                 self.samples.append((time.time(), float(read.stdout.split()[0])))
-
-
-def train(recipe, platform, epochs, folder):
-    """One child's figures: median epoch, first result, metric, and its epoch windows."""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": platform, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    uri = f"sqlite:///{folder}/mlflow-{recipe}-{platform}.db"
-    child = subprocess.run(
-        [sys.executable, "-c", CHILD, recipe, str(epochs), uri], env=env, cwd=folder, capture_output=True, text=True
-    )
-    lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
-    if child.returncode or not lines:
-        return {"error": (child.stderr.strip().splitlines() or ["no output"])[-1][:300]}
-    found = json.loads(lines[-1][len("RESULT ") :])
-    seconds = [end - begin for begin, end in found["windows"]]
-    return {**found, "epoch_seconds": statistics.median(seconds[1:] or seconds)}
 
 
 def busy_share(samples, windows):
@@ -137,7 +87,7 @@ def main(argv=None):
                 utilization = Utilization() if platform == "cuda" and sampler else None
                 if utilization:
                     utilization.start()
-                row = train(recipe, platform, args.epochs, folder)
+                row = backends.train_in_child(recipe, "jax", args.epochs, folder, env={"JAX_PLATFORMS": platform})
                 if utilization:
                     utilization.done.set()
                     utilization.join()
