@@ -6,8 +6,6 @@ Anything that happens when a run starts or ends belongs here.
 
 import contextlib
 import os
-import signal
-import threading
 
 from zoo.errors import ZooError
 from zoo.tracking.lazy import mlflow
@@ -61,33 +59,15 @@ def _end(reason, status, metrics):
         else:
             mlflow.flush_async_logging()
     finally:
+        from zoo import faults
+
         # A SIGTERM while a failed run ends (`zoo launch` stops the other processes when one
         # fails) must not cost the run its reason: it waits until the run has ended.
-        with _signals_deferred():
+        with faults.critical_section():
             try:
                 mlflow.set_tag(FAILURE_TAG, reason)
             finally:
                 mlflow.end_run(status)
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """Hold SIGINT and SIGTERM for the block, then deliver the first that came (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = {
-        signum: signal.signal(signum, lambda number, frame: received.append(number))
-        for signum in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
-        if received:
-            signal.raise_signal(received[0])
 
 
 def check_run_options(register=None, system_metrics=False):
