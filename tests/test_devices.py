@@ -6,6 +6,7 @@ only difference left is the order of floating-point sums.
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -109,7 +110,7 @@ def test_two_logical_devices_match_one_device(tmp_path):
     single = _run(compared, "auto", store, logical_cpus=1, cache=cache, folder=tmp_path)
     for name, (_, _, metric, rtol) in every.items():
         assert mirrored[name]["strategy"] == "MirroredStrategy" and mirrored[name]["replicas"] == "2", name
-        assert mirrored[name]["metrics"][metric] == pytest.approx(mirrored[name]["metrics"][metric]), name  # finite
+        assert math.isfinite(mirrored[name]["metrics"][metric]), name
         if name not in compared:
             continue
         assert single[name]["replicas"] == "1", name
