@@ -762,9 +762,9 @@ def _check_images_pil(paths):
     shapes, bad = {}, []
     for path in paths:
         try:
-            image = _open_image(path)
+            image = _open_image(str(path))
         except _pil_errors() as error:
-            bad.append((path, _first_line(error).rstrip(".")))
+            bad.append((path, _pil_reason(error, str(path))))
             continue
         channels = PIL_CHANNELS.get(image.mode, len(image.getbands()))
         if image.mode == "P" and "transparency" in image.info:
@@ -917,11 +917,12 @@ class FolderImages(StreamedImages):
         Raises:
             ZooError: naming the file, when it cannot be read (it changed since the folder was checked).
         """
+        path = str(path)
         try:
             rgb = np.asarray(_open_image(path).convert("RGB"), dtype="float32")
         except _pil_errors() as error:
             raise ZooError(
-                f"Cannot read image {path}: {_first_line(error)}. It changed after the folder was checked: "
+                f"Cannot read image {path}: {_pil_reason(error, path)}. It changed after the folder was checked: "
                 "fix or delete it and train again (`skip_corrupt=True` leaves unreadable images out)."
             ) from None
         return area_resize(rgb, self.size, grayscale=self.color_mode == "grayscale")
@@ -1054,6 +1055,12 @@ def _pil_errors():
 
     # Pillow reports a broken file as OSError (UnidentifiedImageError is one), SyntaxError or ValueError.
     return (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _pil_reason(error, path):
+    """Pillow's error as a short phrase, without the path it repeats ("cannot identify image file")."""
+    text = _first_line(error).replace(repr(path), "").replace(path, "").strip().rstrip(".")
+    return text or type(error).__name__
 
 
 def _open_image(path):

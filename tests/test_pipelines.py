@@ -111,6 +111,12 @@ folder = ["--data", "photos", "--batch-size", "13", "--tracking-uri", uri, "--mo
 assert cli.main(["train", "cnn", *folder, "--epochs", "4", "--worst-images", "2", "--experiment", "folder"]) == 0
 run = mlflow.search_runs(experiment_names=["folder"], output_format="list")[0]
 results["folder"] = {"accuracy": run.data.metrics["test_accuracy"], "streamed": run.data.params["data.streamed"]}
+os.environ[streaming.THRESHOLD_ENV] = str(10**12)  # a folder that fits: Pillow reads it into arrays
+from zoo.datasets import images
+
+held = images.load(folder="photos").x_train
+results["folder"]["in_memory"] = [type(held).__name__, list(held.shape), round(float(held.max()), 2)]
+os.environ[streaming.THRESHOLD_ENV] = "0"
 
 
 class Corrupt(keras.callbacks.Callback):
@@ -225,7 +231,7 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     assert bad["runs"] == 1 and not bad["running"], bad
     # 18 test images of 3 balanced classes: the majority class gets 6 right (0.33).
     folder = results["folder"]
-    assert folder["streamed"] == "True", folder
+    assert folder["streamed"] == "True" and folder["in_memory"] == ["ndarray", [65, 12, 10, 1], 0.94], folder
     assert_beats(count(folder["accuracy"], 18), 6, 3, 18, "folder streamed off TensorFlow")
     assert folder["error"].startswith(f"Cannot read image {tmp_path / 'photos'}{os.sep}"), folder
     assert "changed after the folder was checked" in folder["error"], folder
