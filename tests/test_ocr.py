@@ -255,29 +255,14 @@ print("RESULTS " + json.dumps({**result, "tensorflow_imported": "tensorflow" in 
 def test_ocr_trains_and_reads_image_files_on_jax_without_tensorflow(tmp_path):
     """The trained fixture's run on JAX where `import tensorflow` fails, lines resized to 12 high, and `zoo predict`."""
     import json
-    import subprocess
-    import sys
 
-    from test_pipelines import BLOCKER
+    from test_pipelines import run_without_tensorflow
 
-    (tmp_path / "blocker").mkdir()
-    (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
     lines = text_lines.digit_lines(42, lines=LINES, lengths=(1, 3))
     Image.fromarray((lines.x_test[0, ..., 0] * 255).round().astype("uint8")).save(tmp_path / "line.png")
     argv = ["--lines", ",".join(map(str, LINES)), "--digits", "1,3", "--epochs", "3", "--batch-size", "16"]
     argv += ["--image-height", "12", "--worst-lines", "2", *SMALL, *FAST]
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path / "blocker")}
-    done = subprocess.run(
-        [sys.executable, "-c", OCR_OFF_TENSORFLOW, json.dumps(argv)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.split("RESULTS ", 1)[1])
-    assert results["tensorflow_imported"] is False
+    results = run_without_tensorflow(tmp_path, OCR_OFF_TENSORFLOW, json.dumps(argv))
     metrics = results["metrics"]
     # The floor of test_smoke_run_reads_better_than_the_most_frequent_character.
     assert metrics["test_char_error_rate"] < min(0.5, metrics["test_baseline_char_error_rate"] - 0.4), metrics

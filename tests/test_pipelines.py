@@ -169,6 +169,31 @@ def _write_table(folder, rows=1200):
     return test["label"]
 
 
+def run_without_tensorflow(folder, script, *args):
+    """Run `script` on JAX in a child process where `import tensorflow` fails, as on a JAX-only machine.
+
+    The script runs in `folder` and prints `RESULTS ` and a JSON dict, whose `tensorflow_imported`
+    must be False; the dict is returned.
+    """
+    (folder / "blocker").mkdir()
+    (folder / "blocker" / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(folder / "blocker")}
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
+    assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout.split("RESULTS ", 1)[1])
+    assert results["tensorflow_imported"] is False
+    return results
+
+
 def _write_reviews(path, rows=400):
     """Short reviews whose label one word gives away (great/superb/moving or awful/dull/boring)."""
     import pandas as pd
@@ -204,22 +229,7 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     _write_reviews(tmp_path / "reviews.csv")
     review_labels = sequences.text_csv(str(tmp_path / "reviews.csv")).y_test
     _write_lines(tmp_path / "lines")
-    (tmp_path / "blocker").mkdir()
-    (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path / "blocker")}
-    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
-    assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(RUNNER)],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.split("RESULTS ", 1)[1])
-    assert results["tensorflow_imported"] is False
+    results = run_without_tensorflow(tmp_path, RUNNER)
     # One epoch beats the majority class: 0.63 of breast-cancer test rows, 0.11 of digits.
     assert results["mlp"]["accuracy"] >= 0.85, results
     assert results["cnn"]["accuracy"] >= 0.25, results
