@@ -1,6 +1,6 @@
 """Run in a subprocess with KERAS_BACKEND set: the checks tests/test_backends.py makes per backend.
 
-    python tests/backend_worker.py INPUTS.npz OUTPUT_FOLDER
+    python tests/backend_worker.py INPUTS.npz OUTPUT_FOLDER [SHARD COUNT]
 
 1. One training step of the GAN and of the RBM from the weights, batch and noise in INPUTS.npz;
    the updated weights go to OUTPUT_FOLDER/{gan,rbm_persistent,rbm_cd}.npz.
@@ -224,31 +224,54 @@ def resume_check(folder):
     }
 
 
-def main():
-    inputs_path, folder = sys.argv[1], pathlib.Path(sys.argv[2])
-    folder.mkdir(parents=True, exist_ok=True)
-    results = {"backend": keras.backend.backend(), "step_error": None, "models": {}}
-    started = time.perf_counter()
-    try:
-        one_step(dict(np.load(inputs_path)), folder)
-    except Exception:
-        results["step_error"] = traceback.format_exc(limit=-3)
-    results["step_seconds"] = time.perf_counter() - started
-    for name in registry.names():
-        try:
-            results["models"][name] = check_model(name, folder)
-        except Exception as error:
-            results["models"][name] = {"error": f"{type(error).__name__}: {error}"[:2000]}
-    checks = [("compute", compute_matrix)]
-    if keras.backend.backend() != "tensorflow":
-        checks.append(("resume", resume_check))  # tests/test_faults.py resumes on TensorFlow, after a real signal
-    for name, check in checks:
+def tasks(folder, inputs_path):
+    """[(name, function returning {result key: value})] in the order one process would run them."""
+
+    def step():
         started = time.perf_counter()
         try:
-            results[name] = check(folder)
+            one_step(dict(np.load(inputs_path)), folder)
+            error = None
         except Exception:
-            results[name] = {"error": traceback.format_exc(limit=-4)}
-        results[f"{name}_seconds"] = time.perf_counter() - started
+            error = traceback.format_exc(limit=-3)
+        return {"step_error": error, "step_seconds": time.perf_counter() - started}
+
+    def model(name):
+        try:
+            return {"models": {name: check_model(name, folder)}}
+        except Exception as error:
+            return {"models": {name: {"error": f"{type(error).__name__}: {error}"[:2000]}}}
+
+    def check(name, function):
+        started = time.perf_counter()
+        try:
+            result = function(folder)
+        except Exception:
+            result = {"error": traceback.format_exc(limit=-4)}
+        return {name: result, f"{name}_seconds": time.perf_counter() - started}
+
+    found = [("step", step)]
+    found += [(name, lambda name=name: model(name)) for name in registry.names()]
+    found.append(("compute", lambda: check("compute", compute_matrix)))
+    if keras.backend.backend() != "tensorflow":
+        # tests/test_faults.py resumes on TensorFlow, after a real signal.
+        found.append(("resume", lambda: check("resume", resume_check)))
+    return found
+
+
+def main():
+    """python tests/backend_worker.py INPUTS.npz OUTPUT_FOLDER [SHARD COUNT]: run every COUNT-th task
+    from the SHARD-th (all by default), so that a slow backend's work can be split over processes."""
+    inputs_path, folder = sys.argv[1], pathlib.Path(sys.argv[2])
+    shard, count = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (0, 1)
+    folder.mkdir(parents=True, exist_ok=True)
+    results = {"backend": keras.backend.backend(), "models": {}}
+    for _, task in tasks(folder, inputs_path)[shard::count]:
+        for key, value in task().items():
+            if key == "models":
+                results["models"].update(value)
+            else:
+                results[key] = value
     print(json.dumps(results))
 
 

@@ -15,13 +15,18 @@ import tensorflow as tf
 from zoo import faults, training
 
 # Patience 30 of 40 epochs: early stopping's state still crosses the resume, but the run cannot
-# stop on its own within a few epochs of the third, where the signal is sent (with patience 10 a
-# quiet machine sometimes finished the run before the signal arrived).
+# stop on its own before the signal. An epoch takes about 80 ms on a quiet machine, so the signal is
+# sent as soon as the first checkpoint is on disk (the metrics reach MLflow up to a second late,
+# long enough for CI to have finished the run before a signal sent on them arrived).
 MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "40", "--patience", "30", "--seed", "3"]
+# SIGINT is not resumed: its run may be as long as needed to be still training when the signal lands.
+LONG_MLP_OPTIONS = ["--dataset", "breast_cancer", "--epochs", "1000", "--patience", "1000", "--seed", "3"]
 
 
-def _zoo_process(args, cwd, store, **kwargs):
+def _zoo_process(args, cwd, store, checkpoints=None, **kwargs):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if checkpoints is not None:
+        env["ZOO_CHECKPOINT_DIR"] = str(checkpoints)
     return subprocess.Popen(
         [sys.executable, "-m", "zoo", *args],
         cwd=cwd,
@@ -33,19 +38,16 @@ def _zoo_process(args, cwd, store, **kwargs):
     )
 
 
-def _wait_for_epoch(client, experiment_name, epoch, process, timeout=240):
+def _wait_for_checkpoint(client, experiment_name, folder, process, timeout=240):
+    """The run id, once the run's first per-epoch checkpoint is in `folder`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment:
-            runs = client.search_runs([experiment.experiment_id])
-            if runs:
-                steps = [m.step for m in client.get_metric_history(runs[0].info.run_id, "loss")]
-                if steps and max(steps) >= epoch:
-                    return runs[0].info.run_id
-        time.sleep(0.3)
-    raise AssertionError(f"no epoch {epoch} logged within {timeout} s")
+        if list(folder.glob(f"*/{faults.CHECKPOINT}")):
+            experiment = client.get_experiment_by_name(experiment_name)
+            return client.search_runs([experiment.experiment_id])[0].info.run_id
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint written in {folder} within {timeout} s")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -53,12 +55,14 @@ def test_signal_kills_the_run_keeps_the_checkpoint_and_resume_matches_an_uninter
     store = f"sqlite:///{tmp_path}/mlflow.db"
     client = mlflow.MlflowClient(store)
     experiment = f"signal-{signum}"
+    options = MLP_OPTIONS if signum == signal.SIGTERM else LONG_MLP_OPTIONS
     process = _zoo_process(
-        ["train", "mlp", *MLP_OPTIONS, "--experiment", experiment, "--output", str(tmp_path / "resumed")],
+        ["train", "mlp", *options, "--experiment", experiment, "--output", str(tmp_path / "resumed")],
         tmp_path,
         store,
+        checkpoints=tmp_path / "checkpoints",
     )
-    run_id = _wait_for_epoch(client, experiment, 3, process)
+    run_id = _wait_for_checkpoint(client, experiment, tmp_path / "checkpoints", process)
     sent = time.time()
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
