@@ -59,11 +59,6 @@ def read_gray(path):
         raise ZooError(f"Cannot read image {path}: {reason}. Use a PNG, JPEG, BMP or GIF file.") from None
 
 
-def image_size(path):
-    """(height, width) of an image file, read from its header (as `read_gray(path).shape`)."""
-    return read_gray(path).shape[:2]
-
-
 def resize(image, size, method):
     """`tf.image.resize(image, size, method)` of one (height, width[, channels]) image, in NumPy.
 

@@ -1,8 +1,8 @@
 """Texts to token ids in NumPy: the mapping of Keras' `TextVectorization` with its defaults, without TensorFlow.
 
-`TextVectorization` runs on TensorFlow whatever the Keras backend, so on JAX and PyTorch the text
-recipes vectorize here instead (`zoo.datasets.sequences.vectorize_texts`), and `zoo.serving.Text`
-maps raw requests with the same functions on every backend. What they reproduce, read from Keras
+`TextVectorization` runs on TensorFlow whatever the Keras backend, so the text recipes vectorize
+here instead, on every backend (`zoo.datasets.sequences.vectorize_texts`: JAX and PyTorch need no
+TensorFlow), and `zoo.serving.Text` maps raw requests with the same functions. What they reproduce, read from Keras
 3.15's layer and checked against it by `tests/test_recurrent.py` on real texts:
 
 - standardize `"lower_and_strip_punctuation"`: `tf.strings.lower` lowercases ASCII letters only
