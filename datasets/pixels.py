@@ -7,7 +7,7 @@ interpolation matrices, one per axis (`resized = rows @ image @ columns.T`):
 - `"bilinear"` (antialias off, TensorFlow 2's half-pixel centres): output pixel i samples the input at
   (i + 0.5) * in / out - 0.5, clamped to the edge pixels, interpolating its two neighbours;
 - `"area"`: output pixel i averages the input cells it covers, [i * in / out, (i + 1) * in / out),
-  each weighted by the share of it covered.
+  each weighted by the share of it covered (the weights of `zoo.datasets.images.area_resize`).
 
 Decoding: Pillow reads PNG, JPEG, BMP and GIF (the formats `tf.io.decode_image` takes; others are
 refused the same way), the first frame of an animation; colour becomes gray with ITU-R 601
@@ -19,6 +19,7 @@ import functools
 
 import numpy as np
 
+from zoo.datasets import images
 from zoo.errors import ZooError
 
 # What `tf.io.decode_image` reads; Pillow opens more (TIFF, WebP), which TensorFlow refuses.
@@ -37,7 +38,7 @@ def read_gray(path):
     Raises:
         ZooError: for a file Pillow cannot decode, or another format.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
@@ -52,10 +53,8 @@ def read_gray(path):
                 # 16-bit gray: TensorFlow's uint8 decode keeps the high byte.
                 return (np.asarray(image, dtype="int64") >> 8).clip(0, 255).astype("float32")
             return np.asarray(image.convert("L"), dtype="float32")
-    except ZooError:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except images._pil_errors() as error:
+        reason = images._pil_reason(error, str(path))
         raise ZooError(f"Cannot read image {path}: {reason}. Use a PNG, JPEG, BMP or GIF file.") from None
 
 
@@ -79,22 +78,18 @@ def resize(image, size, method):
 @functools.lru_cache(maxsize=64)
 def _weights(size_in, size_out, method):
     """The (size_out, size_in) matrix of one axis of `tf.image.resize`."""
-    # TensorFlow computes the scale in float32.
+    if method == "area":
+        # The image folders' reader (`zoo.datasets.images`) has them already.
+        return images._area_weights(size_in, size_out)
+    if method != "bilinear":
+        raise ValueError(f"Unknown resize method {method!r}; use bilinear or area.")
+    # TensorFlow computes the scale, and where each output pixel samples, in float32.
     scale = np.float32(size_in) / np.float32(size_out)
     weights = np.zeros((size_out, size_in), dtype="float64")
-    if method == "bilinear":
-        for i in range(size_out):
-            at = (np.float32(i) + np.float32(0.5)) * scale - np.float32(0.5)
-            below = int(np.floor(at))
-            lerp = float(at - below)
-            weights[i, max(below, 0)] += 1.0 - lerp
-            weights[i, min(int(np.ceil(at)), size_in - 1)] += lerp
-    elif method == "area":
-        for i in range(size_out):
-            start, end = float(np.float32(i) * scale), float(np.float32(i + 1) * scale)
-            for cell in range(int(np.floor(start)), int(np.ceil(end))):
-                weights[i, min(cell, size_in - 1)] += min(cell + 1, end) - max(cell, start)
-        weights /= float(scale)
-    else:
-        raise ValueError(f"Unknown resize method {method!r}; use bilinear or area.")
+    for i in range(size_out):
+        at = (np.float32(i) + np.float32(0.5)) * scale - np.float32(0.5)
+        below = int(np.floor(at))
+        lerp = float(at - below)
+        weights[i, max(below, 0)] += 1.0 - lerp
+        weights[i, min(int(np.ceil(at)), size_in - 1)] += lerp
     return weights

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 from baselines import assert_beats, count, majority_count
+from test_streaming import _photos
 
 from zoo import training
 from zoo.datasets import sequences, streaming
@@ -96,6 +97,43 @@ with contextlib.redirect_stderr(errors):
 runs = mlflow.search_runs(experiment_names=["streamed"], output_format="list")
 running = [run.info.run_id for run in runs if run.info.status == "RUNNING"]
 results["bad"] = {"status": status, "stderr": errors.getvalue(), "runs": len(runs), "running": running}
+
+# An image folder streamed off TensorFlow (the quickstart MLP: the cheapest compile): Pillow
+# decodes each batch; images that turn unreadable once the run started stop it, one line naming one.
+import glob
+
+import keras
+
+from zoo import training
+from zoo.errors import ZooError
+
+folder = ["--data", "photos", "--batch-size", "13", "--tracking-uri", uri, "--model", "mlp_image"]
+assert cli.main(["train", "cnn", *folder, "--epochs", "4", "--worst-images", "2", "--experiment", "folder"]) == 0
+run = mlflow.search_runs(experiment_names=["folder"], output_format="list")[0]
+results["folder"] = {"accuracy": run.data.metrics["test_accuracy"], "streamed": run.data.params["data.streamed"]}
+os.environ[streaming.THRESHOLD_ENV] = str(10**12)  # a folder that fits: Pillow reads it into arrays
+from zoo.datasets import images
+
+held = images.load(folder="photos").x_train
+results["folder"]["in_memory"] = [type(held).__name__, list(held.shape), round(float(held.max()), 2)]
+os.environ[streaming.THRESHOLD_ENV] = "0"
+
+
+class Corrupt(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        for path in glob.glob("photos/*/*.png"):
+            with open(path, "wb") as handle:
+                handle.write(b"not an image")
+
+
+options = {"data": "photos", "epochs": 2, "batch_size": 13, "model": "mlp_image", "tracking_uri": uri}
+options["experiment"] = "broken"
+try:
+    training.train("cnn", options, callbacks=[Corrupt()])
+except ZooError as error:
+    results["folder"]["error"] = str(error)
+runs = mlflow.search_runs(experiment_names=["broken"], output_format="list")
+results["folder"]["statuses"] = [run.info.status for run in runs]
 
 # The RBM and the GAN (custom training steps) on the digits, at their cheapest: one epoch of tiny networks.
 cheap_rbm = ["--batch-size", "100", "--samples", "4", "--gibbs-steps", "10", "--set", "hidden_units=16"]
@@ -223,9 +261,10 @@ def _write_lines(folder, count=20):
 
 
 def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
-    # mlp, cnn, rbm, gan and an rnn on texts in memory, the mlp on a CSV streamed from disk; the
-    # lstm's data and OCR lines read from files.
+    # mlp, cnn, rbm, gan and an rnn on texts in memory, the mlp on a CSV and an image folder streamed
+    # from disk; the lstm's data and OCR lines read from files.
     test_labels = _write_table(tmp_path)
+    _photos(tmp_path / "photos", count=90)
     _write_reviews(tmp_path / "reviews.csv")
     review_labels = sequences.text_csv(str(tmp_path / "reviews.csv")).y_test
     _write_lines(tmp_path / "lines")
@@ -262,6 +301,13 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     assert bad["status"] == 2 and bad["stderr"].count("\n") == 1, bad
     assert "Column 'x' is numeric but row 1001 holds 'five'" in bad["stderr"], bad
     assert bad["runs"] == 1 and not bad["running"], bad
+    # 18 test images of 3 balanced classes: the majority class gets 6 right (0.33).
+    folder = results["folder"]
+    assert folder["streamed"] == "True" and folder["in_memory"] == ["ndarray", [65, 12, 10, 1], 0.94], folder
+    assert_beats(count(folder["accuracy"], 18), 6, 3, 18, "folder streamed off TensorFlow")
+    assert folder["error"].startswith(f"Cannot read image {tmp_path / 'photos'}{os.sep}"), folder
+    assert "changed after the folder was checked" in folder["error"], folder
+    assert "\n" not in folder["error"] and folder["statuses"] == ["FAILED"], folder
 
 
 def _epochs(batches, count):

@@ -5,6 +5,8 @@ Every test forces the streaming path on a small file: `ZOO_STREAM_BYTES=0` strea
 chunks (a bad row is found many chunks deep, statistics merge across chunks).
 """
 
+import functools
+
 import mlflow
 import numpy as np
 import pandas as pd
@@ -211,6 +213,27 @@ def test_streamed_image_folder_lists_what_the_in_memory_path_reads(tmp_path, mon
     ids = np.round(np.stack(pixels)[:, 0, 0, 0]).astype(int)
     assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))
     np.testing.assert_array_equal(np.array(labels), ids % 3)
+    # Off TensorFlow the same listing is a `Stream`: Pillow and NumPy's area resize give
+    # TensorFlow's pixels (here resized 12x10 -> 7x9, colour and grey) within 0.001 of 255.
+    for mode in ("rgb", "grayscale"):
+        resized = images.FolderImages(listed.x_test.paths, (7, 9), mode)
+        for path in resized.paths[:6]:
+            difference = np.abs(resized.read(path) - np.asarray(resized.decode(path)))
+            assert difference.max() <= 1e-3, (mode, path, difference.max())
+    stream = training.Stream(functools.partial(listed.x_train.batches, listed.y_train, 3), len(listed.x_train))
+    batches, steps = training.training_batches(stream, len(stream), 10, seed=3)
+    epochs = []
+    for _ in range(3):
+        parts = [batches[i] for i in range(steps)]
+        ids = np.concatenate([np.round(x[:, 0, 0, 0]).astype(int) for x, _ in parts])
+        assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))  # each image once
+        np.testing.assert_array_equal(np.concatenate([y for _, y in parts]), ids % 3)
+        epochs.append(ids)
+        batches.on_epoch_end()
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch, from (seed, epoch)
+    resumed, _ = training.training_batches(stream, len(stream), 10, seed=3, initial_epoch=2)
+    resumed_ids = np.concatenate([resumed[i][0][:, 0, 0, 0] for i in range(steps)])
+    np.testing.assert_array_equal(np.round(resumed_ids).astype(int), epochs[2])
 
 
 def test_streamed_image_folder_trains_and_an_unreadable_image_names_its_path(
