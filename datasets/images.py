@@ -16,6 +16,15 @@ Sources:
   subfolders are `train/`, `test/` (and optionally `validation/`), each holding the class
   subfolders, keeps that split.
 
+Larger than memory: above `streaming.stream_threshold()` (`ZOO_STREAM_BYTES`, 64 MB of decoded
+float32 pixels by default) the images are never stacked. A folder is listed (`FolderImages`), a
+tfds split is read from its records with the images still encoded (`TfdsImages`, labels read
+without decoding); both decode and resize batch by batch in the input pipeline, with the split
+and class counts of the in-memory path. On TensorFlow that pipeline is `tf.data`; on JAX and
+PyTorch a folder is read by Pillow and resized by area in NumPy (`FolderImages.batches`,
+`area_resize`: TensorFlow's pixels within 0.001 of 255) in a `zoo.training.Stream`, so folders,
+streamed or not, need no TensorFlow there. tfds needs TensorFlow on every backend.
+
 Unreadable images in a folder: every file is decoded once before loading. By default the first
 corrupt file stops the load with a `ZooError` naming its path (a silently smaller dataset is
 worse than a clear stop); `skip_corrupt=True` (`--skip-corrupt`) leaves such files out and warns
@@ -23,6 +32,8 @@ with their paths on stderr.
 """
 
 import dataclasses
+import functools
+import hashlib
 import os
 import re
 import socket
@@ -359,19 +370,41 @@ def load_tfds(
             f"'{name}' has no train split (splits: {', '.join(sorted(splits))}); it cannot train a classifier."
         )
 
-    arrays = {
-        split: _tfds_arrays(tfds, name, split, data_dir, size, download)
-        for split in ("train", "validation", "test")
-        if split in splits
-    }
-    (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
-        arrays, seed, validation_fraction, test_fraction, f"tensorflow-datasets' '{name}'"
-    )
+    present = [split for split in ("train", "validation", "test") if split in splits]
+    # Counted by the builder's info where the data is prepared; else (mock data) by reading the
+    # labels, which the stream needs anyway.
+    labels = {}
+    counts = {split: builder.info.splits[split].num_examples for split in present if split in builder.info.splits}
+    if len(counts) < len(present) or not all(counts.values()):
+        labels = {split: _tfds_labels(tfds, name, split, data_dir, image_key, download) for split in present}
+        counts = {split: len(y) for split, y in labels.items()}
+    channels = int(image_feature.shape[2] or 3)
+    side = size or native
+    # Above the threshold (the folders' test: decoded float32 bytes) each pass reads the records
+    # again and decodes batch by batch; below it the splits are decoded once into arrays.
+    streamed = sum(counts.values()) * side[0] * side[1] * channels * 4 > streaming.stream_threshold()
+    if streamed and not labels:
+        labels = {split: _tfds_labels(tfds, name, split, data_dir, image_key, download) for split in present}
+    what = f"tensorflow-datasets' '{name}'"
+    if streamed:
+        (x, y), (x_val, y_val), (x_test, y_test) = _streamed_tfds_splits(
+            name, data_dir, image_key, image_feature, side, labels, seed, validation_fraction, test_fraction, what
+        )
+    else:
+        arrays = {split: _tfds_arrays(tfds, name, split, data_dir, size, download) for split in present}
+        (x, y), (x_val, y_val), (x_test, y_test) = _complete_splits(
+            arrays, seed, validation_fraction, test_fraction, what
+        )
     if note:
         warn(note)
     details = {"data_dir": tfds_data_dir(data_dir)}
     if size is not None:
         details.update(resized_to=list(size), interpolation=RESIZE_METHOD)
+    if streamed:
+        details["streamed"] = True
+        details["images_per_class"] = dict(
+            zip(class_names, np.bincount(np.concatenate(list(labels.values())), minlength=len(class_names)).tolist())
+        )
     return ImageData(
         x, y, x_val, y_val, x_test, y_test, class_names, name.split(":")[0], f"tensorflow-datasets:{name}", details
     )
@@ -414,15 +447,20 @@ def _image_label_keys(builder, name):
     return image_key, label_key
 
 
-def _tfds_arrays(tfds, name, split, data_dir, size, download):
-    import tensorflow as tf
-
+def _tfds_split(name, split, data_dir, download, **kwargs):
+    """`tfds_load` of one split, any failure as one line."""
     try:
-        dataset = tfds_load(name, split, data_dir, download, as_supervised=True)
+        return tfds_load(name, split, data_dir, download, as_supervised=True, **kwargs)
     except ZooError:
         raise
     except Exception as error:  # noqa: BLE001 - manual-download datasets and the like: one line
         raise ZooError(f"tensorflow-datasets cannot load '{name}' split {split} ({_first_line(error)}).") from None
+
+
+def _tfds_arrays(tfds, name, split, data_dir, size, download):
+    import tensorflow as tf
+
+    dataset = _tfds_split(name, split, data_dir, download)
 
     def prepare(image, label):
         if size is not None:
@@ -436,6 +474,43 @@ def _tfds_arrays(tfds, name, split, data_dir, size, download):
     if not xs:
         raise ZooError(f"tensorflow-datasets split '{split}' of '{name}' is empty.")
     return np.clip(np.concatenate(xs), 0.0, 1.0), np.concatenate(ys)
+
+
+def _tfds_labels(tfds, name, split, data_dir, image_key, download):
+    """The labels of one split in record order, read without decoding a single image (int64)."""
+    dataset = _tfds_split(name, split, data_dir, download, decoders={image_key: tfds.decode.SkipDecoding()})
+    labels = [batch for _, batch in tfds.as_numpy(dataset.batch(65536))]
+    if not labels:
+        raise ZooError(f"tensorflow-datasets split '{split}' of '{name}' is empty.")
+    return np.concatenate(labels).astype("int64")
+
+
+def _streamed_tfds_splits(
+    name, data_dir, image_key, feature, size, labels, seed, validation_fraction, test_fraction, what
+):
+    """(train, validation, test) pairs of `TfdsImages` and labels, holding the rows `_complete_splits` holds.
+
+    A split the dataset lacks is carved out of `train` the way `_complete_splits` carves arrays
+    (test first, then validation from the rest, each by `splits.split_rows` with `seed`); the
+    carving is kept as one code per record of `train`, so no image is read to split.
+    """
+    n = len(labels["train"])
+    codes = np.full(n, splits.TRAIN, dtype="int8")
+    rest = np.arange(n)
+    if "test" not in labels:
+        kept, _, test = splits.split_rows(n, seed, 0.0, test_fraction, what=what, unit="images")
+        codes[test], rest = splits.TEST, kept
+    if "validation" not in labels:
+        kept, validation, _ = splits.split_rows(len(rest), seed, validation_fraction, 0.0, what=what, unit="images")
+        codes[rest[validation]] = splits.VALIDATION
+    carved = bool((codes != splits.TRAIN).any())
+    parts = []
+    for split, wanted in (("train", splits.TRAIN), ("validation", splits.VALIDATION), ("test", splits.TEST)):
+        source = split if split in labels else "train"
+        chosen = codes if source == "train" and carved else None
+        y = labels[source] if chosen is None else labels[source][chosen == wanted]
+        parts.append((TfdsImages(name, source, data_dir, image_key, feature, size, len(y), chosen, wanted), y))
+    return parts
 
 
 # === Image folders ===
@@ -457,9 +532,6 @@ def load_folder(
         ZooError: for a missing or empty folder, a single class, a class without images, a corrupt
             image (unless `skip_corrupt`), or too few images to split.
     """
-    import keras
-    import tensorflow as tf
-
     root = os.path.abspath(os.path.expanduser(str(folder)))
     if not os.path.exists(root):
         raise ZooError(f"Image folder not found: {folder}. Check the path given to `data`.")
@@ -475,7 +547,8 @@ def load_folder(
                 f"{layout['train']} ({', '.join(class_names)}); use the same class folders in each split."
             )
 
-    shapes, bad = _check_images([path for classes in indexed.values() for files in classes.values() for path in files])
+    listing = [path for classes in indexed.values() for files in classes.values() for path in files]
+    shapes, bad = _check_images(listing) if _tensorflow_input() else _check_images_pil(listing)
     if bad and not skip_corrupt:
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise ZooError(
@@ -514,10 +587,22 @@ def load_folder(
     streamed = total * size[0] * size[1] * channels_out * 4 > streaming.stream_threshold()
     arrays = {}
     for split, path in layout.items():
-        if streamed:
+        if streamed or not _tensorflow_input():
             listed = [(file, label) for label, name in enumerate(class_names) for file in indexed[split][name]]
             arrays[split] = (np.array([file for file, _ in listed]), np.array([label for _, label in listed], "int64"))
+            if not streamed:
+                # Off TensorFlow (JAX, PyTorch) a folder that fits is read by Pillow, as `read` decodes.
+                paths = arrays[split][0]
+                pixels = (
+                    FolderImages(paths, size, mode).read_many(paths)
+                    if len(paths)
+                    else np.zeros((0, *size, channels_out))
+                )
+                arrays[split] = (pixels / PIXEL_MAX, arrays[split][1])
             continue
+        import keras
+        import tensorflow as tf
+
         # Always decoded as RGB and converted afterwards: TensorFlow cannot decode BMP or GIF
         # straight to one channel, which `color_mode="grayscale"` would ask of it.
         dataset = keras.utils.image_dataset_from_directory(
@@ -668,6 +753,26 @@ def _check_images(paths):
     return shapes, bad
 
 
+# Pillow's image modes and the channels TensorFlow decodes from such a file.
+PIL_CHANNELS = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "La": 2, "P": 3, "RGB": 3, "RGBA": 4}
+
+
+def _check_images_pil(paths):
+    """`_check_images` without TensorFlow: each image decoded once by Pillow."""
+    shapes, bad = {}, []
+    for path in paths:
+        try:
+            image = _open_image(str(path))
+        except _pil_errors() as error:
+            bad.append((path, _pil_reason(error, str(path))))
+            continue
+        channels = PIL_CHANNELS.get(image.mode, len(image.getbands()))
+        if image.mode == "P" and "transparency" in image.info:
+            channels = 4
+        shapes[path] = (image.height, image.width, channels)
+    return shapes, bad
+
+
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -728,35 +833,72 @@ def read_images(paths, image_size, channels, *, convert=False, invert=False):
     return np.stack([np.asarray(image, dtype="float32") for image in batch])
 
 
-class FolderImages:
+class StreamedImages:
+    """Images too large for memory, standing in for an image array in `ImageData`: decoded when read.
+
+    `len`, `shape` and indexing (float32 images in [0, 1]) work as on an array; `dataset` is the
+    TensorFlow pipeline that decodes batch by batch (`to_dataset`). Subclasses say where the
+    images come from (`FolderImages`, `TfdsImages`).
+    """
+
+    def __init__(self, rows, size, channels):
+        self.rows, self.size, self.channels = rows, tuple(size), channels
+
+    def __len__(self):
+        return self.rows
+
+    @property
+    def shape(self):
+        return (self.rows, *self.size, self.channels)
+
+    def __getitem__(self, index):
+        positions = np.arange(self.rows)[index]
+        if np.ndim(positions) == 0:
+            return self[[int(positions)]][0]
+        if not len(positions):
+            return np.zeros((0, *self.shape[1:]), "float32")
+        return self.pixels(np.asarray(positions)) / PIXEL_MAX
+
+    def pixels(self, positions):
+        """The images at `positions` as raw pixels (0-255, float32), in that order."""
+        raise NotImplementedError
+
+    def dataset(self, labels=None, seed=None):
+        """A `tf.data.Dataset` of batches of raw-pixel images (with labels if given), decoded on the fly."""
+        raise NotImplementedError
+
+    def digest(self):
+        """A short digest of what the images are, reading no pixel (MLflow's dataset digest)."""
+        raise NotImplementedError
+
+    def mlflow_dataset(self, labels, source, name):
+        """MLflow's record of these images: the source, the tensor schema, the count and a digest, no pixels."""
+        from mlflow.types.schema import Schema, TensorSpec
+
+        schema = Schema([TensorSpec(np.dtype("float32"), (-1, *self.shape[1:]), "image")])
+        classes = np.bincount(np.asarray(labels)).tolist()
+        profile = {"num_rows": len(self), "images_per_class": classes}
+        return streaming.meta_dataset(source, name, self.digest(), schema, profile)
+
+
+class FolderImages(StreamedImages):
     """The images of a folder too large for memory, listed by path: decoded and resized when read.
 
-    Stands in for an image array in `ImageData` (`len`, `shape`, indexing returns float32 images
-    in [0, 1]), and `to_dataset` decodes it batch by batch in the input pipeline, the way
-    `keras.utils.image_dataset_from_directory` decodes (RGB, then resized by area, then grayscale).
+    Two decoders give the same pixels, the way `keras.utils.image_dataset_from_directory` decodes
+    (RGB, then resized by area, then grayscale): `decode`, in TensorFlow, for `dataset`; `read`, in
+    Pillow and NumPy, for `batches`, the reader of JAX and PyTorch runs (`zoo.training.Stream`),
+    which never import TensorFlow. Indexing uses whichever the run's backend feeds.
     """
 
     def __init__(self, paths, size, color_mode):
         self.paths = np.asarray(paths)
-        self.size = tuple(size)
         self.color_mode = color_mode
+        super().__init__(len(self.paths), size, 1 if color_mode == "grayscale" else 3)
 
-    def __len__(self):
-        return len(self.paths)
-
-    @property
-    def shape(self):
-        return (len(self.paths), *self.size, 1 if self.color_mode == "grayscale" else 3)
-
-    def __getitem__(self, index):
-        paths = self.paths[index]
-        if np.ndim(paths) == 0:
-            return self[[index]][0]
-        return (
-            np.stack([np.asarray(self.decode(path)) for path in paths]) / PIXEL_MAX
-            if len(paths)
-            else np.zeros((0, *self.shape[1:]), "float32")
-        )
+    def pixels(self, positions):
+        if _tensorflow_input():
+            return np.stack([np.asarray(self.decode(path)) for path in self.paths[positions]])
+        return self.read_many(self.paths[positions])
 
     def decode(self, path):
         """One image file as raw pixels (0-255, float32), resized and converted like the in-memory path."""
@@ -768,6 +910,48 @@ class FolderImages:
         if self.color_mode == "grayscale":
             image = tf.image.rgb_to_grayscale(image)
         return tf.clip_by_value(image, 0.0, PIXEL_MAX)
+
+    def read(self, path):
+        """`decode` without TensorFlow: Pillow decodes, NumPy resizes by area and converts (float32, 0-255).
+
+        Raises:
+            ZooError: naming the file, when it cannot be read (it changed since the folder was checked).
+        """
+        path = str(path)
+        try:
+            rgb = np.asarray(_open_image(path).convert("RGB"), dtype="float32")
+        except _pil_errors() as error:
+            raise _changed_image(path, _pil_reason(error, path)) from None
+        return area_resize(rgb, self.size, grayscale=self.color_mode == "grayscale")
+
+    def unreadable(self):
+        """The error naming the first listed image that no longer decodes, or None if all do.
+
+        For the TensorFlow pipeline, whose decoding error names no file: a pass over the listing,
+        made only once a run has failed.
+        """
+        _, bad = _check_images_pil(self.paths)
+        return _changed_image(*bad[0]) if bad else None
+
+    def read_many(self, paths):
+        """`read` of several files, decoded in a few threads (Pillow releases the GIL), stacked in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+            return np.stack(list(pool.map(self.read, paths)))
+
+    def batches(self, labels=None, seed=None, epoch=0, rows=32):
+        """One pass over the images as NumPy slices of `rows` raw-pixel images (with labels if given).
+
+        With a `seed`, the listing (paths, not pixels) is permuted from (seed, epoch) alone, so a
+        resume at epoch e reads pass e directly; without one, the listing's order. Memory holds
+        one slice. What `zoo.training.Stream` takes off TensorFlow.
+        """
+        order = np.arange(self.rows) if seed is None else np.random.default_rng((seed, epoch)).permutation(self.rows)
+        for start in range(0, self.rows, rows):
+            picks = order[start : start + rows]
+            pixels = self.read_many(self.paths[picks])
+            yield pixels if labels is None else (pixels, np.asarray(labels)[picks])
 
     def dataset(self, labels=None, seed=None):
         """A `tf.data.Dataset` of batches of 32 raw-pixel images (with labels if given), decoded on the fly.
@@ -786,25 +970,159 @@ class FolderImages:
             rows = rows.map(lambda path, label: (self.decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
         return rows.batch(32)
 
-    def mlflow_dataset(self, labels, source, name):
-        """MLflow's record of these images: the folder, the tensor schema, the count and a digest of the listing."""
-        from mlflow.types.schema import Schema, TensorSpec
+    def digest(self):
+        return streaming.listing_digest(self.paths)
 
-        schema = Schema([TensorSpec(np.dtype("float32"), (-1, *self.shape[1:]), "image")])
-        classes = np.bincount(np.asarray(labels)).tolist()
-        profile = {"num_rows": len(self), "images_per_class": classes}
-        return streaming.meta_dataset(source, name, streaming.listing_digest(self.paths), schema, profile)
+
+# tfds records are read in order: a pass shuffles this many encoded images (bytes, not pixels:
+# about 3 MB for MNIST) before decoding them, so its memory stays fixed whatever the split's size.
+TFDS_SHUFFLE_IMAGES = 8192
+
+
+class TfdsImages(StreamedImages):
+    """One split of a tensorflow-datasets dataset too large for memory, read from its records on every pass.
+
+    Records are read with their images still encoded (`tfds.decode.SkipDecoding`), filtered to
+    the rows of this split (`codes == wanted` per record, when the split is carved out of
+    `train`), shuffled as bytes within `TFDS_SHUFFLE_IMAGES`, then decoded and resized batch by
+    batch: never stacked. TensorFlow only (tfds is).
+    """
+
+    def __init__(self, name, split, data_dir, image_key, feature, size, rows, codes=None, wanted=splits.TRAIN):
+        super().__init__(rows, size, int(feature.shape[2] or 3))
+        self.name, self.split, self.data_dir, self.image_key = name, split, data_dir, image_key
+        self.feature, self.codes, self.wanted = feature, codes, wanted
+
+    def encoded(self):
+        """(encoded image, label) records of this split, in record order."""
+        tfds = _tfds()
+        records = _tfds_split(
+            self.name, self.split, self.data_dir, False, decoders={self.image_key: tfds.decode.SkipDecoding()}
+        )
+        if self.codes is None:
+            return records
+        import tensorflow as tf
+
+        codes, wanted = tf.constant(self.codes), np.int8(self.wanted)
+        chosen = records.enumerate().filter(lambda i, record: tf.equal(tf.gather(codes, i), wanted))
+        return chosen.map(lambda i, record: record)
+
+    def decode(self, encoded):
+        """One encoded image as raw pixels (0-255, float32), as `_tfds_arrays` prepares it."""
+        import tensorflow as tf
+
+        image = self.feature.decode_example(encoded)
+        image = tf.image.resize(image, self.size, method=RESIZE_METHOD)
+        return tf.clip_by_value(tf.cast(image, tf.float32), 0.0, PIXEL_MAX)
+
+    def pixels(self, positions):
+        # One pass, decoding only the wanted records: random access into records read in order.
+        wanted = {int(p): i for i, p in enumerate(positions)}
+        found = {}
+        for position, (encoded, _) in enumerate(self.encoded().take(max(wanted) + 1).as_numpy_iterator()):
+            if position in wanted:
+                found[position] = np.asarray(self.decode(encoded))
+        return np.stack([found[int(p)] for p in positions])
+
+    def dataset(self, labels=None, seed=None):
+        """A `tf.data.Dataset` of batches of 32 raw-pixel images (with labels unless `labels` is None).
+
+        The labels come from the records (the `labels` given are the same, read by `load_tfds`).
+        With a `seed`, each pass reshuffles the encoded records within `TFDS_SHUFFLE_IMAGES`.
+        """
+        import tensorflow as tf
+
+        rows = self.encoded()
+        if seed is not None:
+            rows = rows.shuffle(min(self.rows, TFDS_SHUFFLE_IMAGES), seed=seed, reshuffle_each_iteration=True)
+        if labels is None:
+            rows = rows.map(lambda encoded, label: self.decode(encoded), num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            rows = rows.map(lambda encoded, label: (self.decode(encoded), label), num_parallel_calls=tf.data.AUTOTUNE)
+        return rows.batch(32)
+
+    def digest(self):
+        # The dataset, the split, which records of it, and how many: no record read.
+        digest = hashlib.md5(usedforsecurity=False)
+        digest.update(f"{self.name}\0{self.split}\0{self.wanted}\0{self.rows}\0{self.size}".encode())
+        if self.codes is not None:
+            digest.update(self.codes.tobytes())
+        return digest.hexdigest()[:8]
+
+
+def _tensorflow_input():
+    from zoo.training import pipelines
+
+    return pipelines.tensorflow_input()
+
+
+def _changed_image(path, reason):
+    return ZooError(
+        f"Cannot read image {path}: {reason}. It changed after the folder was checked: "
+        "fix or delete it and train again (`skip_corrupt=True` leaves unreadable images out)."
+    )
+
+
+def _pil_errors():
+    from PIL import Image
+
+    # Pillow reports a broken file as OSError (UnidentifiedImageError is one), SyntaxError or ValueError.
+    return (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _pil_reason(error, path):
+    """Pillow's error as a short phrase, without the path it repeats ("cannot identify image file")."""
+    text = _first_line(error).replace(repr(path), "").replace(path, "").strip().rstrip(".")
+    return text or type(error).__name__
+
+
+def _open_image(path):
+    """A Pillow image with its pixels loaded (the first frame of a GIF, as TensorFlow decodes it)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return image.copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _area_weights(size_in, size_out):
+    """(size_out, size_in) weights of TensorFlow's area resize along one axis: each output pixel
+    averages the input pixels its span [y s, (y + 1) s) covers (s = size_in / size_out), by overlap."""
+    scale = float(np.float32(size_in) / np.float32(size_out))
+    weights = np.zeros((size_out, size_in))
+    for y in range(size_out):
+        start, end = y * scale, (y + 1) * scale
+        for i in range(int(np.floor(start)), int(np.ceil(end))):
+            weights[y, min(i, size_in - 1)] += min(i + 1.0, end) - max(float(i), start)
+    return weights / scale
+
+
+# tf.image.rgb_to_grayscale's weights (ITU-R BT.601 luma).
+GRAY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140])
+
+
+def area_resize(rgb, size, *, grayscale=False):
+    """Resize an (h, w, 3) image by area, as `tf.image.resize(method="area")`, in NumPy; then
+    optionally convert it to grayscale as `tf.image.rgb_to_grayscale`. float32, clipped to 0-255.
+    """
+    rows, columns = _area_weights(rgb.shape[0], size[0]), _area_weights(rgb.shape[1], size[1])
+    image = np.einsum("yi,ijc,xj->yxc", rows, rgb.astype("float64"), columns, optimize=True)
+    if grayscale:
+        image = image @ GRAY_WEIGHTS[:, None]
+    return np.clip(image, 0.0, PIXEL_MAX).astype("float32")
 
 
 def to_dataset(x, y=None, seed=None):
     """An unbatched `tf.data.Dataset` of raw pixels (0-255) from [0, 1] images, with labels if given.
 
-    `x` may be `FolderImages`: then the dataset decodes each image as it reads it, in batches (see
-    `FolderImages.dataset`), and `seed` reshuffles the listing every pass.
+    `x` may be `StreamedImages` (a folder or a tfds split too large for memory): then the dataset
+    decodes each image as it reads it, in batches (see `FolderImages.dataset`, `TfdsImages.dataset`),
+    and `seed` reshuffles every pass.
     """
     import tensorflow as tf
 
-    if isinstance(x, FolderImages):
+    if isinstance(x, StreamedImages):
         return x.dataset(None if y is None else np.asarray(y), seed=seed)
     pixels = np.asarray(x, dtype="float32") * PIXEL_MAX
     return tf.data.Dataset.from_tensor_slices(pixels if y is None else (pixels, np.asarray(y)))

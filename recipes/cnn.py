@@ -16,6 +16,7 @@ per-class precision and recall), and a logged model that predicts on raw pixels 
 """
 
 import dataclasses
+import functools
 import json
 import os
 import typing
@@ -108,11 +109,11 @@ class CNNRecipe(training.Recipe):
             skip_corrupt=config.skip_corrupt,
         )
         spec = {**data.spec(), "task": "multiclass", "pixel_range": f"0-{images.PIXEL_MAX:g} (raw)"}
-        # A folder above ZOO_STREAM_BYTES is listed, not read: its images are decoded batch by batch.
-        streamed = isinstance(data.x_train, images.FolderImages)
+        # A folder or tfds dataset above ZOO_STREAM_BYTES is not held: its images are decoded batch by batch.
+        streamed = isinstance(data.x_train, images.StreamedImages)
         mlflow_datasets = [
             (
-                x.mlflow_dataset(y, data.source, f"{data.name}-{split}")
+                x.mlflow_dataset(y, _dataset_source(data), f"{data.name}-{split}")
                 if streamed
                 else mlflow.data.from_numpy(
                     x, targets=y, source=tracking.dataset_source(_dataset_source(data)), name=f"{data.name}-{split}"
@@ -125,10 +126,11 @@ class CNNRecipe(training.Recipe):
                 ("test", "testing", data.x_test, data.y_test),
             )
         ]
-        # A streamed folder decodes through tf.data; raw pixels (0-255) in memory are tf.data on
-        # TensorFlow and NumPy batches on JAX and PyTorch, which then train without TensorFlow.
+        # Raw pixels (0-255) are tf.data on TensorFlow and NumPy batches on JAX and PyTorch, which
+        # then train without TensorFlow: streamed images decode batch by batch in either (a folder
+        # off TensorFlow through Pillow, in a `Stream`; tfds needs TensorFlow whatever the backend).
         splits = {
-            name: images.to_dataset(x, y, seed=seed)
+            name: _streamed_split(x, y, seed)
             if streamed
             else training.from_arrays((x * images.PIXEL_MAX).astype("float32"), y)
             for name, x, y, seed in (
@@ -149,6 +151,17 @@ class CNNRecipe(training.Recipe):
             loaded=data,
             streamed=streamed,
         )
+
+    def explain_input_error(self, data, error):
+        # A streamed folder's image that turned unreadable during the run fails inside tf.data with
+        # TensorFlow's error, which names no file (off TensorFlow, Pillow's reader names it itself).
+        if not data.streamed or not type(error).__module__.startswith("tensorflow"):
+            return None
+        for x in (data.loaded.x_train, data.loaded.x_val, data.loaded.x_test):
+            found = x.unreadable() if isinstance(x, images.FolderImages) else None
+            if found is not None:
+                return found
+        return None
 
     # === Model ===
     def model_name(self, config):
@@ -236,6 +249,14 @@ class CNNRecipe(training.Recipe):
             "pixel_max": images.PIXEL_MAX,
         }
         return tracking.log_model(model, data.example_inputs, metadata=metadata)
+
+
+def _streamed_split(x, y, seed):
+    """A streamed split: `tf.data` that decodes on the fly, or off TensorFlow a folder's `Stream`."""
+    if training.tensorflow_input() or not isinstance(x, images.FolderImages):
+        return images.to_dataset(x, y, seed=seed)
+    # Pass e is drawn from (seed, e) alone (the held-out splits keep the listing's order).
+    return training.Stream(functools.partial(x.batches, y, seed), len(x))
 
 
 def _dataset_source(data):

@@ -199,6 +199,61 @@ def test_tfds_variable_size_images_are_resized(tmp_path):
     assert len(flowers.x_test) >= 1
 
 
+def test_tfds_above_the_threshold_streams_records_never_a_whole_split(tmp_path, monkeypatch):
+    # 200 mock images resized to 64x64: a split of them as float32 is 2.6 MB, a batch of 32 0.5 MB.
+    import tracemalloc
+
+    import tensorflow_datasets as tfds
+
+    from zoo import training
+    from zoo.datasets import streaming
+
+    def load(threshold):
+        monkeypatch.setenv(streaming.THRESHOLD_ENV, threshold)
+        peaks = []
+        tracemalloc.start()
+        data = images.load("mnist", data_dir=str(tmp_path), seed=3, image_size=(64, 64))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        # Not measured: tracing the pipeline's functions (megabytes of short-lived Python objects).
+        epoch = images.to_dataset(data.x_train, data.y_train, seed=3).as_numpy_iterator()
+        tracemalloc.start()
+        seen = [ids(x) for x, _ in epoch]  # one epoch, keeping only a fingerprint of each image
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        return data, sorted(sum(seen, [])), max(peaks)
+
+    def ids(pixels):  # each random image is its own fingerprint
+        return sorted(hash(np.round(image).astype("uint8").tobytes()) for image in pixels)
+
+    with tfds.testing.mock_data(num_examples=200):
+        whole, _, whole_peak = load(str(10**12))
+        streamed, epoch, peak = load("0")
+        assert isinstance(streamed.x_train, images.TfdsImages) and streamed.details["streamed"]
+        # The in-memory path stacks the split (NumPy, which tracemalloc sees); the stream holds
+        # a batch or two.
+        split_bytes = whole.x_train.nbytes
+        assert whole_peak > split_bytes > 2 * peak, (whole_peak, peak, split_bytes)
+        assert streamed.spec()["rows"] == whole.spec()["rows"] and streamed.shape == (64, 64, 1)
+        assert sum(streamed.details["images_per_class"].values()) == 400
+        # The same rows in each split (validation carved out of train with the same seed).
+        assert epoch == ids(whole.x_train * 255)
+        assert ids(streamed.x_val[np.arange(len(streamed.y_val))] * 255) == ids(whole.x_val * 255)
+        assert sorted(streamed.y_train) == sorted(whole.y_train)
+        # Every example once per epoch, reshuffled each epoch; a resume reads epoch 1 as it was.
+        rows = len(streamed.y_train)
+        train = images.to_dataset(streamed.x_train, streamed.y_train, seed=3)
+        endless, steps = training.training_batches(train, rows, 50, 3, streamed=True)
+        seen = [x for x, _ in endless.take(2 * steps).as_numpy_iterator()]
+        assert ids(np.concatenate(seen[:steps])) == ids(np.concatenate(seen[steps:])) == ids(whole.x_train * 255)
+        assert not np.array_equal(seen[0], seen[steps])
+        # A resumed process builds its pipeline anew (a pipeline's shuffle carries on its seeds).
+        train = images.to_dataset(streamed.x_train, streamed.y_train, seed=3)
+        resumed, _ = training.training_batches(train, rows, 50, 3, initial_epoch=1, streamed=True)
+        for ours, theirs in zip((x for x, _ in resumed.take(steps).as_numpy_iterator()), seen[steps:], strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+
+
 def test_tfds_without_data_fails_fast_and_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     started = time.perf_counter()

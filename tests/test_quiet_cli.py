@@ -13,6 +13,8 @@ HEAVY = ("tensorflow", "keras", "mlflow")
 SMALLER = {
     "gan": ["--judge-epochs", "1", "--samples", "100"],
     "rbm": ["--gibbs-steps", "20", "--classifier-rows", "500"],
+    # A quarter of the default lines: the OCR epoch was the longest of the processes started together.
+    "ocr": ["--lines", "1000,100,250"],
 }
 HELPS = [["--help"], ["train", "--help"], ["train", "mlp", "--help"], ["train", "cnn", "--help"], ["ui", "--help"]]
 
@@ -73,8 +75,8 @@ def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_p
     # One `zoo train RECIPE --epochs 1` process per recipe, as a user runs it (a process that
     # trains several models in a row draws TensorFlow's retracing warnings, a user's does not),
     # all started at once; stderr is read whole, native TensorFlow lines included. Sizes that
-    # only lengthen the work around the epoch are cut: the GAN's judge and samples, the RBM's
-    # Gibbs chains and downstream classifier.
+    # only lengthen the work are cut: the GAN's judge and samples, the RBM's Gibbs chains and
+    # downstream classifier, the OCR's number of lines.
     processes = {}
     for name in _one_recipe_per_module():
         folder = tmp_path / name

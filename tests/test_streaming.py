@@ -5,6 +5,9 @@ Every test forces the streaming path on a small file: `ZOO_STREAM_BYTES=0` strea
 chunks (a bad row is found many chunks deep, statistics merge across chunks).
 """
 
+import functools
+
+import keras
 import mlflow
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ from test_splits import assert_partition
 
 from zoo import training
 from zoo.datasets import splits, streaming, tabular
+from zoo.errors import ZooError
 
 ROWS = 2400
 
@@ -211,6 +215,27 @@ def test_streamed_image_folder_lists_what_the_in_memory_path_reads(tmp_path, mon
     ids = np.round(np.stack(pixels)[:, 0, 0, 0]).astype(int)
     assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))
     np.testing.assert_array_equal(np.array(labels), ids % 3)
+    # Off TensorFlow the same listing is a `Stream`: Pillow and NumPy's area resize give
+    # TensorFlow's pixels (here resized 12x10 -> 7x9, colour and grey) within 0.001 of 255.
+    for mode in ("rgb", "grayscale"):
+        resized = images.FolderImages(listed.x_test.paths, (7, 9), mode)
+        for path in resized.paths[:6]:
+            difference = np.abs(resized.read(path) - np.asarray(resized.decode(path)))
+            assert difference.max() <= 1e-3, (mode, path, difference.max())
+    stream = training.Stream(functools.partial(listed.x_train.batches, listed.y_train, 3), len(listed.x_train))
+    batches, steps = training.training_batches(stream, len(stream), 10, seed=3)
+    epochs = []
+    for _ in range(3):
+        parts = [batches[i] for i in range(steps)]
+        ids = np.concatenate([np.round(x[:, 0, 0, 0]).astype(int) for x, _ in parts])
+        assert sorted(ids) == sorted(np.round(whole.x_train[:, 0, 0, 0] * 255).astype(int))  # each image once
+        np.testing.assert_array_equal(np.concatenate([y for _, y in parts]), ids % 3)
+        epochs.append(ids)
+        batches.on_epoch_end()
+    assert not np.array_equal(epochs[0], epochs[1])  # reshuffled every epoch, from (seed, epoch)
+    resumed, _ = training.training_batches(stream, len(stream), 10, seed=3, initial_epoch=2)
+    resumed_ids = np.concatenate([resumed[i][0][:, 0, 0, 0] for i in range(steps)])
+    np.testing.assert_array_equal(np.round(resumed_ids).astype(int), epochs[2])
 
 
 def test_streamed_image_folder_trains_and_an_unreadable_image_names_its_path(
@@ -233,3 +258,17 @@ def test_streamed_image_folder_trains_and_an_unreadable_image_names_its_path(
     assert f"Cannot read image {tmp_path / 'photos' / 'b' / '40.png'}" in err
     assert not running_runs(tracking_uri)
     assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == before
+
+    # An image that turns unreadable once the run has started fails inside tf.data, whose error names
+    # no file: the run still ends FAILED with the one line that names it.
+    _photos(tmp_path / "photos", count=90)
+
+    class Corrupt(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            (tmp_path / "photos" / "b" / "40.png").write_bytes(b"not an image")
+
+    options = {"data": str(tmp_path / "photos"), "epochs": 1, "experiment": "turned-unreadable"}
+    with pytest.raises(ZooError, match=f"^Cannot read image {tmp_path / 'photos' / 'b' / '40.png'}: "):
+        training.train("cnn", options, callbacks=[Corrupt()])
+    (failed,) = mlflow.search_runs(experiment_names=["turned-unreadable"], output_format="list")
+    assert failed.info.status == "FAILED" and "Cannot read image" in failed.data.tags["zoo.failure"]

@@ -6,7 +6,7 @@ in-memory split on the TensorFlow backend); `Arrays`, in-memory NumPy arrays tha
 returns on JAX and PyTorch; and `Stream`, rows read from disk on every pass (a CSV larger than
 memory) off TensorFlow. The last two are batched here by a `keras.utils.PyDataset`, so that those
 backends train without importing TensorFlow (a JAX-only or PyTorch-only machine runs the in-memory
-recipes and streams tables). All paths give the same guarantees: a training order that depends
+recipes and streams tables and image folders). All paths give the same guarantees: a training order that depends
 only on (seed, epoch), and a resume that sees the batches an uninterrupted run would.
 
 A new way of feeding data to every recipe (caching, sharding, prefetching) belongs here. The
@@ -86,6 +86,19 @@ class Stream:
 
     def __len__(self) -> int:
         return self.rows
+
+    def take(self, count: int) -> "Stream":
+        """The first `count` rows of each pass (what `tf.data.Dataset.take` gives)."""
+        return Stream(lambda epoch: _head(self.passes(epoch), count), min(count, self.rows))
+
+
+def _head(slices: typing.Iterable[typing.Any], count: int) -> typing.Iterator[typing.Any]:
+    for part in slices:
+        if count <= 0:
+            return
+        rows = len(_leaves(part)[0])
+        yield part if rows <= count else _select(part, slice(0, count))
+        count -= rows
 
 
 def rebatch(slices: typing.Iterable[typing.Any], batch_size: int) -> typing.Iterator[typing.Any]:
@@ -249,13 +262,18 @@ def batch(
     batch that splits unevenly (57 rows on 2 replicas).
 
     Args:
-        dataset: an unbatched `tf.data.Dataset`, or `Arrays`.
+        dataset: an unbatched `tf.data.Dataset`, `Arrays`, or a `Stream` (read in order).
         batch_size: the global batch size.
         replicas: the replica count of the model that reads the batches.
         shuffle_buffer: shuffle with a buffer this large (0: keep the order).
         seed: the shuffle's seed.
         streamed: the dataset is streamed from disk (see above).
     """
+    if isinstance(dataset, Stream):
+        # Held-out rows streamed off TensorFlow (an image folder's): read in order on every pass.
+        if replicas > 1 and 0 < len(dataset) < batch_size:
+            batch_size = max(replicas, len(dataset) - len(dataset) % replicas)
+        return _stream_class()(dataset, batch_size)
     if streamed and not isinstance(dataset, Arrays):
         import tensorflow as tf
 
