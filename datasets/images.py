@@ -921,11 +921,17 @@ class FolderImages(StreamedImages):
         try:
             rgb = np.asarray(_open_image(path).convert("RGB"), dtype="float32")
         except _pil_errors() as error:
-            raise ZooError(
-                f"Cannot read image {path}: {_pil_reason(error, path)}. It changed after the folder was checked: "
-                "fix or delete it and train again (`skip_corrupt=True` leaves unreadable images out)."
-            ) from None
+            raise _changed_image(path, _pil_reason(error, path)) from None
         return area_resize(rgb, self.size, grayscale=self.color_mode == "grayscale")
+
+    def unreadable(self):
+        """The error naming the first listed image that no longer decodes, or None if all do.
+
+        For the TensorFlow pipeline, whose decoding error names no file: a pass over the listing,
+        made only once a run has failed.
+        """
+        _, bad = _check_images_pil(self.paths)
+        return _changed_image(*bad[0]) if bad else None
 
     def read_many(self, paths):
         """`read` of several files, decoded in a few threads (Pillow releases the GIL), stacked in order."""
@@ -1048,6 +1054,13 @@ def _tensorflow_input():
     from zoo.training import pipelines
 
     return pipelines.tensorflow_input()
+
+
+def _changed_image(path, reason):
+    return ZooError(
+        f"Cannot read image {path}: {reason}. It changed after the folder was checked: "
+        "fix or delete it and train again (`skip_corrupt=True` leaves unreadable images out)."
+    )
 
 
 def _pil_errors():

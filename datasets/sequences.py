@@ -9,10 +9,10 @@ Offline, from data installed with scikit-learn and matplotlib:
   `horizon` days ahead at every step (many to many, regression).
 - `digit_captions`: a digit scan in, its English name out, character by character (one to many).
 
-With tensorflow-datasets data already on disk (never downloaded here): `imdb_reviews` (sentiment,
-vectorized by a `TextVectorization` layer) and `mnist` read row by row. Users' own data:
-`text_csv` (a text column and a label column) and `from_sequences` / `npz_sequences` (numeric
-sequences, padded and masked on request).
+With tensorflow-datasets data already on disk (never downloaded here): `imdb_reviews` (sentiment)
+and `mnist` read row by row. Users' own data: `text_csv` (a text column and a label column) and
+`from_sequences` / `npz_sequences` (numeric sequences, padded and masked on request). Texts become
+token ids with `TextVectorization`'s mapping, in NumPy on every backend (`zoo.datasets.text_ids`).
 """
 
 import dataclasses
@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from zoo.datasets import images, splits
+from zoo.datasets import images, splits, text_ids
 from zoo.errors import ZooError, closest
 
 # The three sequence configurations the recurrent models build and the recipes train.
@@ -503,37 +503,37 @@ def vectorize_texts(
     max_tokens=20000,
     sequence_length=200,
 ):
-    """Turn texts into padded token ids with a `TextVectorization` layer adapted on the training texts.
+    """Turn texts into padded token ids with the vocabulary of the training texts.
 
-    Id 0 is padding (masked by the model) and id 1 the out-of-vocabulary token.
+    The mapping is `TextVectorization`'s with its defaults (`zoo.datasets.text_ids`, NumPy on every
+    backend, so JAX and PyTorch need no TensorFlow): id 0 is padding (masked by the model) and id 1
+    the out-of-vocabulary token.
 
     Raises:
         ZooError: if the training texts hold no word at all (an empty vocabulary).
     """
-    import keras
-
     if max_tokens < 3 or sequence_length < 1:
         raise ZooError(
             f"`max_tokens` must be at least 3 and `sequence_length` at least 1. "
             f"Received: max_tokens={max_tokens}, sequence_length={sequence_length}"
         )
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=sequence_length)
-    vectorizer.adapt(np.array(train_texts, dtype=object))
-    vocabulary = vectorizer.get_vocabulary()
-    # The layer always holds '' (padding) and '[UNK]'; anything more is a word of the texts.
+    train_tokens = text_ids.tokenize(train_texts)
+    vocabulary = text_ids.adapt(train_tokens, max_tokens)
+    # The vocabulary always holds '' (padding) and '[UNK]'; anything more is a word of the texts.
     if len(vocabulary) <= 2:
         raise ZooError(
             f"The text dataset '{name}' has an empty vocabulary: its {len(train_texts)} training texts hold no "
             "word after lowercasing and stripping punctuation. Check the text column."
         )
 
-    def ids(texts):
-        return np.asarray(vectorizer(np.array(texts, dtype=object)), dtype="int32")
+    def ids(split_texts, tokenized=None):
+        tokenized = text_ids.tokenize(split_texts) if tokenized is None else tokenized
+        return text_ids.encode(tokenized, vocabulary, sequence_length)
 
     task = "binary" if len(class_names) == 2 else "multiclass"
     cast = (lambda y: np.asarray(y, dtype="float32")) if task == "binary" else (lambda y: np.asarray(y, dtype="int64"))
     return SequenceData(
-        ids(train_texts),
+        ids(train_texts, train_tokens),
         cast(y_train),
         ids(val_texts),
         cast(y_val),

@@ -2,8 +2,9 @@
 
 Every loader returns `LineData`: float32 line images in [0, 1] of one height and one maximum width
 (narrower lines padded on the right with their own background), the text of each line, and the
-alphabet read from the training texts. `to_dataset` turns them into `tf.data` pipelines of raw
-pixels (0-255) and CTC labels (character ids 1..n, padded with 0, the blank).
+alphabet read from the training texts; `encode` turns the texts into CTC labels (character ids
+1..n, padded with 0, the blank). Image files are read and resized with Pillow and NumPy
+(`zoo.datasets.pixels`, the pixels `tf.io` and `tf.image` give), so no backend needs TensorFlow here.
 
 Sources:
 - `digit_lines`: lines of 3 to 8 digits made by placing scikit-learn's 1,797 real 8x8 handwritten
@@ -20,7 +21,7 @@ import os
 
 import numpy as np
 
-from zoo.datasets import images
+from zoo.datasets import images, pixels
 from zoo.datasets.splits import split_rows
 from zoo.errors import ZooError
 
@@ -86,11 +87,6 @@ def encode(texts, alphabet, length):
     for row, text in enumerate(texts):
         labels[row, : len(text)] = [index[c] for c in text]
     return labels
-
-
-def to_dataset(x, texts, alphabet, length):
-    """An unbatched `tf.data.Dataset` of (raw pixels 0-255, CTC labels)."""
-    return images.to_dataset(x, encode(texts, alphabet, length))
 
 
 def needed_steps(text):
@@ -197,10 +193,10 @@ def digit_lines(
         ("validation", digits.x_val, digits.y_val, lines[1], lengths),
         ("test", digits.x_test, digits.y_test, lines[2], test_lengths),
     ):
-        pixels, texts, used = compose_lines(x[..., 0], y, count, span, rng, max_gap=max_gap, jitter=jitter, width=width)
-        if image_height and image_height != pixels.shape[1]:
-            pixels = _resize_batch(pixels, image_height)
-        splits.append((pixels, texts))
+        drawn, texts, used = compose_lines(x[..., 0], y, count, span, rng, max_gap=max_gap, jitter=jitter, width=width)
+        if image_height and image_height != drawn.shape[1]:
+            drawn = _resize_batch(drawn, image_height)
+        splits.append((drawn, texts))
         scans[split], scan_ids[split] = x, used
     details = {
         "line_lengths": list(lengths),
@@ -225,12 +221,10 @@ def digit_lines(
     )
 
 
-def _resize_batch(pixels, height):
-    import tensorflow as tf
-
-    width = int(round(pixels.shape[2] * height / pixels.shape[1]))
-    resized = tf.image.resize(pixels, (height, width), method="bilinear")
-    return np.clip(np.asarray(resized), 0.0, 1.0).astype("float32")
+def _resize_batch(lines, height):
+    width = int(round(lines.shape[2] * height / lines.shape[1]))
+    resized = np.stack([pixels.resize(line, (height, width), "bilinear") for line in lines])
+    return np.clip(resized, 0.0, 1.0).astype("float32")
 
 
 # === A folder of line images with labels.csv ===
@@ -350,20 +344,10 @@ def _resized_width(size, height):
     return max(1, int(round(size[1] * height / size[0])))
 
 
-def _decode(path):
-    import tensorflow as tf
-
-    try:
-        return tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False)
-    except (tf.errors.OpError, OSError) as error:
-        raise ZooError(
-            f"Cannot read image {path}: {images._reason(error)}. Use a PNG, JPEG, BMP or GIF file."
-        ) from None
-
-
 def _image_size(path):
-    shape = _decode(path).shape
-    return int(shape[0]), int(shape[1])
+    # Decoded whole, not read from the header: an unreadable file stops the load before the run.
+    height, width = pixels.read_gray(path).shape
+    return int(height), int(width)
 
 
 def read_lines(paths, height, max_width, *, invert=False):
@@ -374,7 +358,7 @@ def read_lines(paths, height, max_width, *, invert=False):
     its border pixels, its own background, whether that is dark or light paper.
 
     Args:
-        paths: image files (PNG, JPEG, BMP or GIF, any channels).
+        paths: image files (PNG, JPEG, BMP or GIF, any channels; colour is read as gray).
         height: the model's input height.
         max_width: the model's input width.
         invert: replace each pixel p by 255 - p (for a model trained on light ink on dark paper).
@@ -385,21 +369,18 @@ def read_lines(paths, height, max_width, *, invert=False):
     Raises:
         ZooError: for a missing or unreadable file.
     """
-    import tensorflow as tf
-
     batch = np.zeros((len(paths), height, max_width, 1), dtype="float32")
     for row, path in enumerate(paths):
         if not os.path.isfile(path):
             raise ZooError(f"Image file not found: {path}.")
-        image = tf.cast(_decode(path), tf.float32)
+        image = pixels.read_gray(path)
         if invert:
             image = images.PIXEL_MAX - image
-        pixels = np.asarray(image)
-        border = np.concatenate([pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(), pixels[:, -1].ravel()])
+        border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
         batch[row] = np.median(border)
-        h, w = pixels.shape[:2]
+        h, w = image.shape
         scale = min(height / h, max_width / w)
         size = (max(1, min(height, int(round(h * scale)))), max(1, min(max_width, int(round(w * scale)))))
-        resized = tf.image.resize(image, size, method="area" if scale < 1 else "bilinear")
-        batch[row, : size[0], : size[1]] = np.clip(np.asarray(resized), 0.0, images.PIXEL_MAX)
+        resized = pixels.resize(image, size, "area" if scale < 1 else "bilinear")
+        batch[row, : size[0], : size[1], 0] = np.clip(resized, 0.0, images.PIXEL_MAX)
     return batch

@@ -152,6 +152,17 @@ class CNNRecipe(training.Recipe):
             streamed=streamed,
         )
 
+    def explain_input_error(self, data, error):
+        # A streamed folder's image that turned unreadable during the run fails inside tf.data with
+        # TensorFlow's error, which names no file (off TensorFlow, Pillow's reader names it itself).
+        if not data.streamed or not type(error).__module__.startswith("tensorflow"):
+            return None
+        for x in (data.loaded.x_train, data.loaded.x_val, data.loaded.x_test):
+            found = x.unreadable() if isinstance(x, images.FolderImages) else None
+            if found is not None:
+                return found
+        return None
+
     # === Model ===
     def model_name(self, config):
         card = registry.info(config.model)

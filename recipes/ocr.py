@@ -129,8 +129,11 @@ class OCRRecipe(training.Recipe):
             if config.max_width is not None:
                 raise ZooError("`max_width` is for `data`; digit lines are as wide as `digits` and `max_gap` need.")
         length = lines.max_label_length
+        # Raw pixels (0-255) and CTC labels: tf.data on TensorFlow, NumPy batches on JAX and PyTorch.
         splits = {
-            name: text_lines.to_dataset(x, texts, lines.alphabet, length)
+            name: training.from_arrays(
+                (x * images.PIXEL_MAX).astype("float32"), text_lines.encode(texts, lines.alphabet, length)
+            )
             for name, x, texts in (
                 ("train", lines.x_train, lines.texts_train),
                 ("validation", lines.x_val, lines.texts_val),

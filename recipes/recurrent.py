@@ -5,7 +5,7 @@ Technique: recurrent networks trained by backpropagation through time; `zoo trai
 Datasets, offline by default:
 - `--mode many_to_one` (default): scikit-learn's 8x8 digit scans read row by row (8 steps of 8
   pixels); `--dataset mnist` (28 rows of 28) and `--dataset imdb_reviews` (sentiment, words
-  vectorized by a `TextVectorization` layer) when tensorflow-datasets has them on disk; a CSV of
+  vectorized as `TextVectorization` does, in NumPy) when tensorflow-datasets has them on disk; a CSV of
   texts (`--data reviews.csv --text-column text --target label`) or an `.npz` of numeric
   sequences (`--data series.npz`, `--pad` for sequences of different lengths).
 - `--mode many_to_many`: `digit_video`, videos of digit scans with one label per frame (accuracy
@@ -75,7 +75,7 @@ class RecurrentConfig(training.RecipeConfig):
         horizon: forecasts: how many steps ahead to forecast (sunspots and CSVs: every step up to it).
         frames: digit_video: frames per video.
         videos: digit_video: training videos (validation and test get a quarter of that each).
-        max_tokens: text: vocabulary size of the TextVectorization layer.
+        max_tokens: text: vocabulary size, padding and out-of-vocabulary ids included.
         sequence_length: text: tokens kept per text (shorter texts are padded and masked).
         data_dir: tensorflow-datasets data directory for mnist and imdb_reviews.
         download: download a tensorflow-datasets dataset that is not on disk when its servers answer

@@ -9,7 +9,8 @@
 3. `--precision` x `--jit`: one step of a functional model and of the RBM (and once of the GAN)
    built as a run builds them (`training.build_model`) for each combination the backend trains
    with; each one it refuses, through `zoo train` (exit status, the error line, no MLflow run).
-4. `zoo train --resume` on JAX and PyTorch: an `mlp` run interrupted after its second epoch and
+4. A loss that turns NaN mid-epoch: where `faults.StopOnNaN` stops `fit`, the checkpoint kept.
+5. `zoo train --resume` on JAX and PyTorch: an `mlp` run interrupted after its second epoch and
    resumed, and the same run uninterrupted; their final weights and test metrics.
 
 One process runs everything for its backend, so that each backend starts (and imports) once.
@@ -183,6 +184,48 @@ def compute_matrix(folder):
     return found
 
 
+def divergence_check(folder):
+    """Where `faults.StopOnNaN` stops a `fit` whose loss turns NaN at epoch 1, batch 2 (of 4), which
+    checkpoints survive, and on which thread the check ran (off TensorFlow: Keras' thread pool)."""
+    import threading
+
+    from zoo import faults
+
+    threads = set()
+
+    class Guard(faults.StopOnNaN):
+        def on_train_batch_end(self, batch, logs=None):
+            threads.add(threading.current_thread() is threading.main_thread())
+            super().on_train_batch_end(batch, logs)
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    logged = []
+    checkpoint = faults.EpochCheckpoint(str(folder / "diverged"), lambda epoch, _logs: logged.append(epoch))
+    callbacks = [Guard(), checkpoint]
+    clean, targets = np.ones((32, 2), "float32"), np.ones(32, "float32")
+    poisoned = clean.copy()
+    poisoned[19, 0] = np.nan  # batch 2 of 8 rows
+    model.fit(clean, targets, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=callbacks)
+    try:
+        model.fit(
+            poisoned, targets, batch_size=8, initial_epoch=1, epochs=3, shuffle=False, verbose=0, callbacks=callbacks
+        )
+        message = None
+    except faults.Diverged as error:
+        message = str(error)
+    checkpoint.wait()
+    restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    restored.compile("sgd", "mse")
+    return {
+        "message": message,
+        "logged": logged,
+        "restored_epoch": faults.restore(restored, str(folder / "diverged")),
+        "restored_finite": bool(all(np.isfinite(w).all() for w in restored.get_weights())),
+        "on_training_thread": sorted(threads),
+    }
+
+
 def resume_check(folder):
     """The final weights and test metrics of an `mlp` run interrupted after epoch 2 and resumed,
     and of the same run uninterrupted."""
@@ -253,6 +296,7 @@ def tasks(folder, inputs_path):
     found = [("step", step)]
     found += [(name, lambda name=name: model(name)) for name in registry.names()]
     found.append(("compute", lambda: check("compute", compute_matrix)))
+    found.append(("divergence", lambda: check("divergence", divergence_check)))
     if keras.backend.backend() != "tensorflow":
         # tests/test_faults.py resumes on TensorFlow, after a real signal.
         found.append(("resume", lambda: check("resume", resume_check)))

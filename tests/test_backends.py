@@ -10,6 +10,7 @@ the slowest by far, splits its work over two processes.
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -170,6 +171,21 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(matrix, backend)
     # Tolerances of the TensorFlow resume test (tests/test_faults.py).
     np.testing.assert_allclose(resume["test_loss"][0], resume["test_loss"][1], rtol=1e-4, atol=1e-5)
     assert resume["weight_difference"] <= 1e-4, resume
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_nan_loss_stops_the_fit_at_its_batch_and_keeps_the_last_good_checkpoint(matrix, backend):
+    found, _ = matrix[backend]
+    diverged = found["divergence"]
+    assert "error" not in diverged, diverged.get("error")
+    # Off TensorFlow the check runs on Keras' thread pool, so that reading the loss does not hold
+    # the training thread between two steps; a thread that finishes out of order could only name
+    # a later batch of the same epoch (every later running mean is NaN too).
+    assert diverged["on_training_thread"] == [backend == "tensorflow"], diverged
+    batches = "2" if backend == "tensorflow" else "[23]"
+    assert re.fullmatch(rf"loss became nan at epoch 1, batch {batches}; .*", diverged["message"] or ""), diverged
+    # Raised before the epoch's end: epoch 1 was neither checkpointed nor logged.
+    assert diverged["logged"] == [0] and diverged["restored_epoch"] == 1 and diverged["restored_finite"], diverged
 
 
 def test_every_card_lists_known_backends():

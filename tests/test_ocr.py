@@ -146,6 +146,47 @@ def test_read_lines_keeps_aspect_ratio_and_pads_with_the_background(tmp_path):
     assert np.allclose(pixels[1], 250)
 
 
+def _tensorflow_line(path, height, max_width):
+    """What `read_lines` gave when it decoded with `tf.io` and resized with `tf.image` (before it used NumPy)."""
+    import tensorflow as tf
+
+    image = tf.cast(tf.io.decode_image(tf.io.read_file(path), channels=1, expand_animations=False), tf.float32)
+    h, w = image.shape[:2]
+    scale = min(height / h, max_width / w)
+    size = (max(1, min(height, int(round(h * scale)))), max(1, min(max_width, int(round(w * scale)))))
+    resized = tf.image.resize(image, size, method="area" if scale < 1 else "bilinear")
+    return np.clip(np.asarray(resized), 0, 255)[..., 0]
+
+
+def test_lines_are_read_and_resized_as_tensorflow_did(tmp_path):
+    """Off TensorFlow, lines are read with Pillow and resized in NumPy: this is how far that is from tf.io/tf.image."""
+    import sklearn.datasets
+    import tensorflow as tf
+
+    # Real images: a line of real digit scans (gray), and a strip of scikit-learn's sample photo,
+    # saved as RGB PNG and as JPEG (colour to gray differs: libpng's and libjpeg's own conversions).
+    digits = text_lines.digit_lines(3, lines=(2, 1, 1), lengths=(6, 6))
+    Image.fromarray((digits.x_train[0, ..., 0] * 255).round().astype("uint8")).save(tmp_path / "digits.png")
+    photo = sklearn.datasets.load_sample_images().images[0][200:260, 100:420]
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=90)
+    # Up (bilinear) and down (area) at heights that do not divide the images' own.
+    worst = {}
+    for name, most in (("digits.png", 0.01), ("photo.png", 1.01), ("photo.jpg", 3.01)):
+        for height, max_width in ((32, 400), (7, 300), (23, 60)):
+            path = str(tmp_path / name)
+            ours = text_lines.read_lines([path], height, max_width)[0, ..., 0]
+            theirs = _tensorflow_line(path, height, max_width)
+            difference = float(np.abs(ours[: theirs.shape[0], : theirs.shape[1]] - theirs).max())
+            worst[name] = max(worst.get(name, 0.0), difference)
+            assert difference <= most, (name, height, max_width, difference)
+    print(f"max pixel difference (0-255) from tf.io + tf.image: {worst}")
+    # Digit lines resized to another height: tf.image.resize's bilinear, within float rounding.
+    tall = text_lines.digit_lines(3, lines=(2, 1, 1), lengths=(6, 6), image_height=23)
+    expected = np.clip(np.asarray(tf.image.resize(digits.x_train, (23, tall.shape[1]), method="bilinear")), 0, 1)
+    np.testing.assert_allclose(tall.x_train, expected, atol=1e-5)
+
+
 def test_metrics_and_baseline():
     assert ocr.edit_distance("kitten", "sitting") == 3
     assert ocr.char_error_rate(["123", "45"], ["123", "4"]) == pytest.approx(1 / 5)
@@ -189,6 +230,45 @@ def test_smoke_run_reads_better_than_the_most_frequent_character(trained):
     assert len(history) == 3
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(trained["run"].info.run_id)}
     assert {"worst_test_lines.png", "test_readings.csv", "alphabet.json", "learning_curve.png"} <= artifacts
+
+
+OCR_OFF_TENSORFLOW = """
+import contextlib, io, json, sys
+
+import mlflow
+
+from zoo import cli
+
+argv = json.loads(sys.argv[1])
+assert cli.main(["train", "ocr", *argv, "--tracking-uri", "sqlite:///mlflow.db"]) == 0
+mlflow.set_tracking_uri("sqlite:///mlflow.db")
+run = mlflow.search_runs(experiment_names=["zoo"], output_format="list")[0]
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    status = cli.main(["predict", run.info.run_id, "line.png", "--tracking-uri", "sqlite:///mlflow.db"])
+result = {"metrics": run.data.metrics, "predict": [status, printed.getvalue()]}
+print("RESULTS " + json.dumps({**result, "tensorflow_imported": "tensorflow" in sys.modules}))
+"""
+
+
+@pytest.mark.large
+def test_ocr_trains_and_reads_image_files_on_jax_without_tensorflow(tmp_path):
+    """The trained fixture's run on JAX where `import tensorflow` fails, lines resized to 12 high, and `zoo predict`."""
+    import json
+
+    from test_pipelines import run_without_tensorflow
+
+    lines = text_lines.digit_lines(42, lines=LINES, lengths=(1, 3))
+    Image.fromarray((lines.x_test[0, ..., 0] * 255).round().astype("uint8")).save(tmp_path / "line.png")
+    argv = ["--lines", ",".join(map(str, LINES)), "--digits", "1,3", "--epochs", "3", "--batch-size", "16"]
+    argv += ["--image-height", "12", "--worst-lines", "2", *SMALL, *FAST]
+    results = run_without_tensorflow(tmp_path, OCR_OFF_TENSORFLOW, json.dumps(argv))
+    metrics = results["metrics"]
+    # The floor of test_smoke_run_reads_better_than_the_most_frequent_character.
+    assert metrics["test_char_error_rate"] < min(0.5, metrics["test_baseline_char_error_rate"] - 0.4), metrics
+    status, printed = results["predict"]
+    text = printed.split(": ", 1)[1].rsplit(" (", 1)[0]
+    assert status == 0 and (text == "(nothing read)" or set(text) <= set("0123456789")), printed
 
 
 def test_logged_model_returns_text_through_pyfunc(trained):
@@ -274,10 +354,19 @@ def _bad_folder(case, tmp_path):
         return folder, "Character 'z' in the "
     if case == "wrong_column":
         return _write_folder(tmp_path / "d", count=5), "no column 'text'"
+    if case == "unreadable_image":
+        # Every text "ab", so that no split check stops the load before the images are read.
+        folder = _write_folder(tmp_path / "d", count=20)
+        rows = (tmp_path / "d" / "labels.csv").read_text().splitlines()
+        (tmp_path / "d" / "labels.csv").write_text("\n".join([rows[0]] + [f"{r.split(',')[0]},ab" for r in rows[1:]]))
+        (tmp_path / "d" / "line3.png").write_text("not an image")
+        return folder, "Cannot read image"
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", ["missing_labels", "missing_image", "empty_label", "unseen_character", "wrong_column"])
+@pytest.mark.parametrize(
+    "case", ["missing_labels", "missing_image", "empty_label", "unseen_character", "wrong_column", "unreadable_image"]
+)
 def test_bad_own_data_is_one_line_exit_2_and_leaves_no_run(run_cli, tracking_uri, tmp_path, case):
     folder, message = _bad_folder(case, tmp_path)
     extra = ["--text-column", "text"] if case == "wrong_column" else []

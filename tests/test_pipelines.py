@@ -14,7 +14,7 @@ from baselines import assert_beats, count, majority_count
 from test_streaming import _photos
 
 from zoo import training
-from zoo.datasets import streaming
+from zoo.datasets import sequences, streaming
 
 BLOCKER = """
 import sys
@@ -163,6 +163,27 @@ results["lstm"] = {
     "splits": [type(split).__name__ for split in (data.train, data.validation, data.test)],
     "batch": [list(first[0].shape), list(first[1].shape)],
 }
+
+# Texts (a CSV of reviews): token ids in NumPy, a tiny RNN, served on raw texts.
+tiny = ["--set", "units=4", "--set", "embedding_dim=4", "--set", "bidirectional=false", "--set", "learning_rate=0.05"]
+text = ["--data", "reviews.csv", "--sequence-length", "6", "--batch-size", "16", *tiny]
+status = cli.main(["train", "rnn", *text, "--epochs", "3", "--tracking-uri", uri, "--experiment", "text"])
+assert status == 0, status
+run = mlflow.search_runs(experiment_names=["text"], output_format="list")[0]
+asked = pd.DataFrame({"text": ["The film was a GREAT plot!", "The plot was a dull film."]})
+served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(asked)
+results["text"] = {"accuracy": run.data.metrics["test_accuracy"], "served": np.asarray(served).reshape(-1).tolist()}
+
+# OCR lines from image files: read with Pillow, resized in NumPy, NumPy batches (loaded only:
+# a CRNN's JAX compile costs more than the suite can spare; tests/test_ocr.py's large test trains one).
+ocr = training.get_recipe("ocr")
+data = ocr.load_data(training.make_config(ocr, {"data": "lines", "image_height": 12})[0])
+first = training.batch(data.train, 4)[0]
+results["ocr"] = {
+    "splits": [type(split).__name__ for split in (data.train, data.validation, data.test)],
+    "batch": [list(first[0].shape), list(first[1].shape)],
+    "max": float(first[0].max()),
+}
 results["tensorflow_imported"] = "tensorflow" in sys.modules
 print("RESULTS " + json.dumps(results))
 """
@@ -186,19 +207,21 @@ def _write_table(folder, rows=1200):
     return test["label"]
 
 
-def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
-    # mlp, cnn, rbm and gan in memory, the mlp on a CSV streamed from disk; the lstm's data.
-    test_labels = _write_table(tmp_path)
-    _photos(tmp_path / "photos", count=90)
-    (tmp_path / "blocker").mkdir()
-    (tmp_path / "blocker" / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path / "blocker")}
+def run_without_tensorflow(folder, script, *args):
+    """Run `script` on JAX in a child process where `import tensorflow` fails, as on a JAX-only machine.
+
+    The script runs in `folder` and prints `RESULTS ` and a JSON dict, whose `tensorflow_imported`
+    must be False; the dict is returned.
+    """
+    (folder / "blocker").mkdir()
+    (folder / "blocker" / "sitecustomize.py").write_text(BLOCKER)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(folder / "blocker")}
     probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and "No module named 'tensorflow'" in probe.stderr
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(RUNNER)],
+        [sys.executable, "-c", textwrap.dedent(script), *args],
         env=env,
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=900,
@@ -206,6 +229,46 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(done.stdout.split("RESULTS ", 1)[1])
     assert results["tensorflow_imported"] is False
+    return results
+
+
+def _write_reviews(path, rows=400):
+    """Short reviews whose label one word gives away (great/superb/moving or awful/dull/boring)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    good, bad, filler = ["great", "superb", "moving"], ["awful", "dull", "boring"], ["film", "plot", "the", "was", "a"]
+    texts = []
+    for row in range(rows):
+        words = [*rng.choice(filler, 4), rng.choice(good if row % 2 else bad)]
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + "!")
+    pd.DataFrame({"text": texts, "label": [["neg", "pos"][row % 2] for row in range(rows)]}).to_csv(path, index=False)
+
+
+def _write_lines(folder, count=20):
+    """A folder of OCR line images (digit scans, dark on light PNGs) with its labels.csv."""
+    from PIL import Image
+
+    from zoo.datasets import text_lines
+
+    folder.mkdir()
+    lines = text_lines.digit_lines(0, lines=(count, 1, 1), lengths=(3, 5))
+    for index, line in enumerate(lines.x_train):
+        Image.fromarray((255 - line[..., 0] * 255).round().astype("uint8")).save(folder / f"line{index}.png")
+    names = "\n".join(f"line{index}.png,{text}" for index, text in enumerate(lines.texts_train))
+    (folder / "labels.csv").write_text("filename,words\n" + names + "\n")
+
+
+def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_path):
+    # mlp, cnn, rbm, gan and an rnn on texts in memory, the mlp on a CSV and an image folder streamed
+    # from disk; the lstm's data and OCR lines read from files.
+    test_labels = _write_table(tmp_path)
+    _photos(tmp_path / "photos", count=90)
+    _write_reviews(tmp_path / "reviews.csv")
+    review_labels = sequences.text_csv(str(tmp_path / "reviews.csv")).y_test
+    _write_lines(tmp_path / "lines")
+    results = run_without_tensorflow(tmp_path, RUNNER)
     # One epoch beats the majority class: 0.63 of breast-cancer test rows, 0.11 of digits.
     assert results["mlp"]["accuracy"] >= 0.85, results
     assert results["cnn"]["accuracy"] >= 0.25, results
@@ -225,6 +288,15 @@ def test_jax_trains_in_memory_recipes_and_streams_a_csv_without_tensorflow(tmp_p
     shape, low, high = results["gan"]["images"]
     assert shape[0] == 2 and shape[1:3] == [8, 8] and 0 <= low <= high <= 255, results["gan"]
     assert results["lstm"] == {"splits": ["Arrays"] * 3, "batch": [[32, 8, 8], [32]]}, results["lstm"]
+    # Three epochs on 280 reviews (one word gives the label away) leave the majority class far behind.
+    rows = len(review_labels)
+    assert_beats(count(results["text"]["accuracy"], rows), majority_count(review_labels), 20, rows, "rnn on texts")
+    positive, negative = results["text"]["served"]
+    assert positive > 0.5 > negative, results["text"]
+    # Lines 10 pixels high resized to 12, padded to a width that is a multiple of 4; raw pixels 0-255.
+    ocr = results["ocr"]
+    assert ocr["splits"] == ["Arrays"] * 3 and ocr["batch"][0][:2] == [4, 12] and ocr["batch"][0][3] == 1, ocr
+    assert ocr["batch"][0][2] % 4 == 0 and 200 < ocr["max"] <= 255, ocr
     bad = results["bad"]
     assert bad["status"] == 2 and bad["stderr"].count("\n") == 1, bad
     assert "Column 'x' is numeric but row 1001 holds 'five'" in bad["stderr"], bad

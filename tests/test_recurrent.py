@@ -13,7 +13,7 @@ import zoo
 from tests import baselines
 from tests.conftest import running_runs
 from zoo import training
-from zoo.datasets import sequences
+from zoo.datasets import sequences, text_ids
 from zoo.models import recurrent
 
 CELLS = ("rnn", "lstm", "gru")
@@ -203,6 +203,42 @@ def test_padding_and_text_vectorization(tmp_path):
     )
     assert text.task == "binary" and text.x_train.shape == (2, 4) and text.x_train.dtype == np.int32
     assert "film" in text.vocabulary and text.x_test.tolist() == [[1, 0, 0, 0]]  # unknown word, then padding
+
+
+def test_numpy_text_ids_match_text_vectorization():
+    """The NumPy mapping JAX and PyTorch train with (and every served model applies) is Keras' layer's."""
+    import sklearn.datasets
+
+    # Real texts: scikit-learn's dataset descriptions, line by line (case, punctuation, numbers,
+    # lines longer and shorter than the sequence), and lines that test what ASCII-only lowercasing,
+    # ASCII-only whitespace and the tie order do to Unicode.
+    real = [
+        line
+        for load in (sklearn.datasets.load_iris, sklearn.datasets.load_wine, sklearn.datasets.load_diabetes)
+        for line in load().DESCR.splitlines()
+    ]
+    unicode = [
+        "École ÉCOLE école Straße STRASSE İstanbul ΣΊΣΥΦΟΣ ﬁne café—CAFÉ «quoted» naïve",
+        "no\xa0break em\u2003space file\x1cseparator next\x85line tab\tvertical\vform\ffeed\rreturn",
+        "emoji 🙂🙂 zz yy xx [UNK] unk UNK '' \"\" ... -- __ ~~",
+    ]
+    # Whole descriptions too: texts far longer than the sequence.
+    documents = [sklearn.datasets.load_linnerud().DESCR, sklearn.datasets.load_digits().DESCR]
+    train, held_out = real[::2] + unicode[:2] + documents[:1], real[1::2] + unicode + documents
+    for max_tokens, length in ((20000, 40), (60, 7), (3, 1)):
+        layer = keras.layers.TextVectorization(max_tokens=max_tokens, output_sequence_length=length)
+        layer.adapt(np.array(train, dtype=object))
+        vocabulary = text_ids.adapt(text_ids.tokenize(train), max_tokens)
+        assert vocabulary == [str(token) for token in layer.get_vocabulary()]
+        for texts in (train, held_out):
+            expected = np.asarray(layer(np.array(texts, dtype=object)))
+            np.testing.assert_array_equal(text_ids.encode(text_ids.tokenize(texts), vocabulary, length), expected)
+        # Each case happened: out-of-vocabulary ids, padding, truncation.
+        assert (expected == 1).any() and (expected == 0).any()
+        assert max(len(tokens) for tokens in text_ids.tokenize(held_out)) > length
+    # Unicode stays as written: only A-Z is lowercased, only ASCII whitespace splits.
+    vocabulary = text_ids.adapt(text_ids.tokenize(train), 20000)
+    assert {"École", "école", "straße", "no\xa0break", "file\x1cseparator"} <= set(vocabulary)
 
 
 # === Recipes: short runs on the real data ===

@@ -7,6 +7,7 @@ chunks (a bad row is found many chunks deep, statistics merge across chunks).
 
 import functools
 
+import keras
 import mlflow
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from test_splits import assert_partition
 
 from zoo import training
 from zoo.datasets import splits, streaming, tabular
+from zoo.errors import ZooError
 
 ROWS = 2400
 
@@ -256,3 +258,17 @@ def test_streamed_image_folder_trains_and_an_unreadable_image_names_its_path(
     assert f"Cannot read image {tmp_path / 'photos' / 'b' / '40.png'}" in err
     assert not running_runs(tracking_uri)
     assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == before
+
+    # An image that turns unreadable once the run has started fails inside tf.data, whose error names
+    # no file: the run still ends FAILED with the one line that names it.
+    _photos(tmp_path / "photos", count=90)
+
+    class Corrupt(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            (tmp_path / "photos" / "b" / "40.png").write_bytes(b"not an image")
+
+    options = {"data": str(tmp_path / "photos"), "epochs": 1, "experiment": "turned-unreadable"}
+    with pytest.raises(ZooError, match=f"^Cannot read image {tmp_path / 'photos' / 'b' / '40.png'}: "):
+        training.train("cnn", options, callbacks=[Corrupt()])
+    (failed,) = mlflow.search_runs(experiment_names=["turned-unreadable"], output_format="list")
+    assert failed.info.status == "FAILED" and "Cannot read image" in failed.data.tags["zoo.failure"]

@@ -313,16 +313,33 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Raise `Diverged` the first batch whose loss is NaN or infinite.
+    """Raise `Diverged` for the first batch whose loss is NaN or infinite.
 
     Keras' `TerminateOnNaN` only sets `stop_training`, which ends training normally; then
     `BackupAndRestore` deletes its backup (keras issue 21771). Raising keeps the checkpoint and
     fails the run with the place it happened.
+
+    Marked `async_safe`: on JAX and PyTorch Keras then runs the batch-end check on its thread pool,
+    as it does for its own logs when no callback watches batches, so that reading the loss (which
+    waits for the step to finish) no longer holds the training thread between two steps. The
+    synchronous check cost the CNN on JAX about 10% of its CPU time per epoch
+    (`benchmarks/overhead.py`'s `+guards`). The `Diverged` raised there reaches `fit` at a later
+    batch's end, at the latest when the epoch ends and before any epoch-end callback runs (Keras
+    waits for the batch checks first), so a diverged epoch is never checkpointed; it names the
+    earliest batch found diverged (threads may finish out of order). TensorFlow's trainer runs it
+    on the training thread, which raises at once.
     """
+
+    async_safe = True
 
     def __init__(self):
         super().__init__()
         self.epoch = 0
+        self._lock = threading.Lock()
+        self._first = None  # (epoch, batch, name, value) of the earliest diverged batch found
+
+    def on_train_begin(self, logs=None):
+        self._first = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -332,8 +349,12 @@ class StopOnNaN(keras.callbacks.Callback):
             if "loss" in name:
                 number = float(value)
                 if not math.isfinite(number):
+                    with self._lock:
+                        if self._first is None or (self.epoch, batch) < self._first[:2]:
+                            self._first = (self.epoch, batch, name, number)
+                        epoch, batch, name, number = self._first
                     raise Diverged(
-                        f"{name} became {number} at epoch {self.epoch}, batch {batch}; check the data for "
+                        f"{name} became {number} at epoch {epoch}, batch {batch}; check the data for "
                         "infinite or huge values, or lower the learning rate (`zoo info MODEL` names its keys)"
                     )
 

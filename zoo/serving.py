@@ -209,18 +209,15 @@ class Text(Adapter):
     column = "text"
 
     def inputs(self, model, data):
-        import keras
+        from zoo.datasets import text_ids
 
         frame = _frame(data, [self.column])
         if self.column not in frame.columns:
             raise _bad(f"Missing column '{self.column}'; the model takes raw texts in a '{self.column}' column.")
-        if not hasattr(self, "_vectorizer"):
-            # The training layer's vocabulary starts with '' (padding) and '[UNK]': the layer adds those.
-            self._vectorizer = keras.layers.TextVectorization(
-                vocabulary=self.settings["vocabulary"][2:], output_sequence_length=self.settings["sequence_length"]
-            )
-        texts = frame[self.column].fillna("").astype(str).to_numpy(dtype=object)
-        return np.asarray(self._vectorizer(texts), dtype="int32")
+        # The mapping training used (TextVectorization's, in NumPy on every backend), so a model
+        # trained on JAX or PyTorch serves without TensorFlow.
+        texts = frame[self.column].fillna("").astype(str).tolist()
+        return text_ids.encode(text_ids.tokenize(texts), self.settings["vocabulary"], self.settings["sequence_length"])
 
     def signature(self, model, example):
         from mlflow.models import ModelSignature

@@ -16,6 +16,7 @@ import dataclasses
 import typing
 
 from zoo import tracking
+from zoo.errors import ZooError
 from zoo.training import devices
 from zoo.training.config import RecipeConfig
 from zoo.training.pipelines import batch
@@ -156,6 +157,15 @@ class Recipe:
 
     def log_model(self, model: typing.Any, data: Data[typing.Any]) -> typing.Any:
         return tracking.log_model(model, data.example_inputs)
+
+    def explain_input_error(self, data: Data[typing.Any], error: BaseException) -> ZooError | None:
+        """The one-line error for a failure of `fit` or `evaluate` that bad data caused, or None.
+
+        Streamed data is read during training, so a file that turned unreadable after loading fails
+        inside the input pipeline, where TensorFlow's error names no file: a recipe that streams
+        files finds the culprit here (the run fails with this error instead of TensorFlow's).
+        """
+        return None
 
     def epoch_metrics(self, model: typing.Any, data: Data[typing.Any], config: typing.Any) -> list[str]:
         """Names of the values every epoch logs: what `zoo tune --metric` may optimize.

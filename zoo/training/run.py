@@ -287,25 +287,26 @@ def _run(
             validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
         try:
-            history = model.fit(
-                train_batches,
-                steps_per_epoch=steps,
-                initial_epoch=initial_epoch,
-                validation_data=validation,
-                epochs=config.epochs,
-                callbacks=callbacks,
-                verbose=verbose,
-                # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
-                # that it cannot shuffle a tf.data.Dataset itself.
-                shuffle=False,
-            )
+            with _explained_input_errors(recipe, data):
+                history = model.fit(
+                    train_batches,
+                    steps_per_epoch=steps,
+                    initial_epoch=initial_epoch,
+                    validation_data=validation,
+                    epochs=config.epochs,
+                    callbacks=callbacks,
+                    verbose=verbose,
+                    # Batches come shuffled by `training_batches` (seeded, resumable); Keras would only warn
+                    # that it cannot shuffle a tf.data.Dataset itself.
+                    shuffle=False,
+                )
         except BaseException:
             # A signal or a NaN: the last epoch's checkpoint and metrics land before the run ends.
             checkpoint.wait(raise_errors=False)
             raise
         train_seconds = time.perf_counter() - started
 
-        with devices.locally(model):
+        with devices.locally(model), _explained_input_errors(recipe, data):
             evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
         metrics = dict(evaluation.metrics) if evaluation is not None else {}
         metrics["train_seconds"] = train_seconds
@@ -327,3 +328,15 @@ def _run(
             outputs.save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
     faults.remove(folder)
     return RunResult(run_id, model, metrics, history.history, config)
+
+
+@contextlib.contextmanager
+def _explained_input_errors(recipe: Recipe, data: typing.Any) -> typing.Iterator[None]:
+    """Re-raise a failure that bad data caused as the recipe's one-line error (`Recipe.explain_input_error`)."""
+    try:
+        yield
+    except Exception as error:
+        explained = recipe.explain_input_error(data, error)
+        if explained is None:
+            raise
+        raise explained from None
