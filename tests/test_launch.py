@@ -286,7 +286,8 @@ EVERY_TECHNIQUE = {
 }
 
 
-# Three trainings per case (two processes, then one) on 2 busy cores: opt-in, `pytest -m large`.
+# Three trainings per case (two processes, then one): 55-80 s each on 2 cores under a load of 3,
+# 3-4 minutes under 9: opt-in, `pytest -m large`.
 @pytest.mark.large
 @pytest.mark.parametrize("case", sorted(EVERY_TECHNIQUE))
 def test_every_technique_over_two_processes_equals_one_process(case, tmp_path):
@@ -302,8 +303,8 @@ def test_every_technique_over_two_processes_equals_one_process(case, tmp_path):
     assert tested and {key: run.data.metrics[key] for key in tested} == pytest.approx(tested, rel=1e-3, abs=3e-3)
 
 
-# Two JAX processes that each compile the GAN's and the RBM's steps twice (150 s on 2 cores under
-# a load of 9): over the default suite's budget, so opt-in, `pytest -m large`.
+# Two JAX processes that each compile the GAN's and the RBM's steps twice (54 s on 2 cores under a
+# load of 3, 150 s under 9): over the default suite's budget, so opt-in, `pytest -m large`.
 @pytest.mark.large
 def test_one_gan_and_rbm_step_over_two_processes_matches_one_device(tmp_path):
     # tests/test_devices_jax.py's steps and tolerances, over one device in each of two processes.
