@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_devices import CASES
+from tests.test_devices import CASES, FAST
 
 JAX_ENV = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 
@@ -79,6 +79,9 @@ def _python(code, *args, env=None, folder):
 
 def test_one_step_over_two_jax_devices_matches_one_device(tmp_path):
     cases = {name: CASES[name][:2] for name in ("mlp", "cnn")}
+    # Per-step targets (a label per video frame, masked steps): the padding's sample weights must
+    # broadcast against Keras' per-step mask (they are shaped (rows, 1) for it).
+    cases["gru"] = ({**FAST, "mode": "many_to_many", "videos": 64}, {"dropout": "0", "units": "16"})
     found = _python(ONE_STEP, json.dumps(cases), env=JAX_ENV, folder=tmp_path)
     # The weights really lived on both devices.
     assert len(found.pop("devices")) == 2
@@ -192,17 +195,33 @@ def test_numpy_and_tf_data_batches_pad_to_the_jax_devices_and_resume_exactly(tmp
     assert found["tf_share"] == [part[len(part) // 2 :] for part in found["evaluation"]]
 
 
+# Also run as two processes of one device each (tests/test_launch.py), where `fed` gives each
+# process its share of every batch, as the zoo's pipelines do; the one-device step is then each
+# process' own, without a distribution.
 CUSTOM_STEPS = """
 import json
 import numpy as np
 import keras
 import zoo
 from zoo.datasets import images
+from zoo.training import processes
 
-two = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu"))
+processes.initialize_from_env()
+# Each process feeds its own share (`fed`): Keras shards only a tf.data.Dataset itself.
+two = keras.distribution.DataParallel(devices=keras.distribution.list_devices("cpu"), auto_shard_dataset=False)
 data = images.load("digits")
 x, y = data.x_train[:6], data.y_train[:6]
 binary = (np.random.default_rng(0).random((24, 12)) < 0.4).astype("float32")
+
+
+# (arrays, batch size) this process feeds `fit`: all of them, or its share of each batch.
+def fed(distribution, arrays, batch):
+    if distribution is None or processes.count() == 1:
+        return arrays, batch
+    share = batch // processes.count()
+    start = share * processes.index()
+    parts = [a.reshape(-1, batch, *a.shape[1:])[:, start : start + share] for a in arrays]
+    return [p.reshape(-1, *p.shape[2:]) for p in parts], share
 
 
 def gan(distribution, weights):
@@ -214,8 +233,9 @@ def gan(distribution, weights):
     if weights is not None:
         model.set_weights(weights)
     before = model.get_weights()
-    history = model.fit(x, y, batch_size=6, epochs=1, verbose=0, shuffle=False)
-    shards = {str(s.device) for w in model.trainable_weights for s in w.value.addressable_shards}
+    (xs, ys), batch = fed(distribution, (x, y), 6)
+    history = model.fit(xs, ys, batch_size=batch, epochs=1, verbose=0, shuffle=False)
+    shards = {device for w in model.trainable_weights for device in w.value.sharding.device_set}
     return before, [a - b for a, b in zip(model.get_weights(), before)], history.history, len(shards)
 
 
@@ -223,7 +243,8 @@ def rbm(distribution, persistent, updates):
     keras.distribution.set_distribution(distribution)
     model = zoo.get("rbm", input_shape=(12,), hidden_units=5, persistent=persistent, chains=3, k=2,
                     momentum=0.5, weight_decay=0.01, learning_rate=0.1, updates_per_batch=updates, seed=0)
-    history = model.fit(binary, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    (rows,), batch = fed(distribution, (binary,), 8)
+    history = model.fit(rows, batch_size=batch, epochs=1, shuffle=False, verbose=0)
     values = [np.asarray(v) for v in (model.W, model.visible_bias, model.hidden_bias, model.chain_hiddens)]
     return values, history.history["loss"]
 
@@ -248,7 +269,11 @@ print(json.dumps(found))
 
 
 def test_one_gan_and_rbm_step_over_two_jax_devices_matches_one_device(tmp_path):
-    found = _python(CUSTOM_STEPS, env=JAX_ENV, folder=tmp_path)
+    check_custom_steps(_python(CUSTOM_STEPS, env=JAX_ENV, folder=tmp_path))
+
+
+def check_custom_steps(found):
+    """Assert that CUSTOM_STEPS found the GAN's and the RBM's one-device steps over 2 devices."""
     gan = found.pop("gan")
     assert gan["devices"] == 2 and gan["moved"] > 0
     # Every weight (the networks', their averages', batch-norm statistics) within float rounding:

@@ -2,6 +2,7 @@
 model into one MLflow run, equal to one process over the same devices, and ends when a process dies.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from tests import test_devices_jax
 from zoo.commands import launch
 
 # Seconds from a process' SIGKILL to the launcher's exit: gloo sees the dead peer's socket close at
@@ -37,6 +39,24 @@ def _zoo(folder, *arguments, **env):
     )
 
 
+def _launch(folder, command, store, *extra):
+    """`zoo launch --processes 2 -- COMMAND` into `store` and `folder`/two, in `folder`; it must succeed."""
+    launched = _zoo(
+        folder,
+        "launch",
+        "--processes",
+        "2",
+        "--",
+        *command,
+        "--tracking-uri",
+        store,
+        "--output",
+        str(folder / "two"),
+        *extra,
+    )
+    assert launched.returncode == 0, launched.stderr[-4000:]
+
+
 def _runs(store):
     mlflow.set_tracking_uri(store)
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
@@ -44,21 +64,7 @@ def _runs(store):
 
 def test_two_processes_make_one_run_equal_to_one_process(tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    launched = _zoo(
-        tmp_path,
-        "launch",
-        "--processes",
-        "2",
-        "--",
-        *TRAIN,
-        "--tracking-uri",
-        store,
-        "--output",
-        str(tmp_path / "two"),
-        "--experiment",
-        "two",
-    )
-    assert launched.returncode == 0, launched.stderr[-4000:]
+    _launch(tmp_path, TRAIN, store, "--experiment", "two")
     # The same global batch over the same two devices, in one process.
     single = _zoo(
         tmp_path,
@@ -96,10 +102,7 @@ def test_two_processes_make_one_run_equal_to_one_process(tmp_path):
 @pytest.mark.large
 def test_a_two_process_run_killed_after_an_epoch_resumes_under_launch_to_the_uninterrupted_result(tmp_path):
     store = f"sqlite:///{tmp_path}/mlflow.db"
-    launched = _zoo(
-        tmp_path, "launch", "--processes", "2", "--", *TRAIN, "--tracking-uri", store, "--output", str(tmp_path / "two")
-    )
-    assert launched.returncode == 0, launched.stderr[-4000:]
+    _launch(tmp_path, TRAIN, store)
     distributed = keras.saving.load_model(tmp_path / "two" / "model.keras").get_weights()
 
     # The same training, process 1 killed at the end of the first epoch, then resumed under a launch.
@@ -162,18 +165,27 @@ GAN += ["--set", "generator_filters=8", "--set", "discriminator_filters=8", "--s
 def test_gan_over_two_processes_started_as_a_cluster_does_equals_one_process(tmp_path):
     # Two identical commands with Keras' variables, as Kubernetes or Slurm start them (no `zoo launch`).
     store = f"sqlite:///{tmp_path}/mlflow.db"
+    command = ["-m", "zoo", *GAN, "--tracking-uri", store, "--output", str(tmp_path / "two")]
+    outputs = ["".join(output) for output in _as_a_cluster(tmp_path, command)]
+    (run,) = _runs(store)
+    assert run.info.status == "FINISHED" and run.data.params["processes"] == "2"
+    # Every process knows the run: process 1 reports process 0's run, and opened none in the store.
+    for output in outputs:
+        assert f"run {run.info.run_id} finished" in output, output[-2000:]
+    _check_equals_one_process(tmp_path, GAN)
+
+
+def _as_a_cluster(folder, arguments):
+    """Run `python ARGUMENTS` as two processes with Keras' variables, in `folder`, until both end
+    (they must succeed); [(stdout, stderr)] of each."""
     address = f"127.0.0.1:{launch.free_port()}"
-    command = [sys.executable, "-m", "zoo", *GAN, "--tracking-uri", store, "--output", str(tmp_path / "two")]
-    logs = [open(tmp_path / f"process{i}.log", "w+") for i in range(2)]
+    # Files, not pipes: a process blocked on a full pipe would leave the other waiting in a collective.
+    files = [(open(folder / f"process{i}.out", "w+"), open(folder / f"process{i}.log", "w+")) for i in range(2)]
     started = [
         subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=tmp_path,
-            env=_env(**_variables(address, index)),
+            [sys.executable, *arguments], stdout=out, stderr=err, cwd=folder, env=_env(**_variables(address, index))
         )
-        for index, log in enumerate(logs)
+        for index, (out, err) in enumerate(files)
     ]
     try:
         codes = [process.wait(timeout=600) for process in started]
@@ -181,31 +193,34 @@ def test_gan_over_two_processes_started_as_a_cluster_does_equals_one_process(tmp
         for process in started:
             if process.poll() is None:
                 process.kill()
-        for log in logs:
-            log.close()
-    outputs = [(tmp_path / f"process{i}.log").read_text() for i in range(2)]
-    assert codes == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
-    (run,) = _runs(store)
-    assert run.info.status == "FINISHED" and run.data.params["processes"] == "2"
-    # Every process knows the run: process 1 reports process 0's run, and opened none in the store.
-    for output in outputs:
-        assert f"run {run.info.run_id} finished" in output, output[-2000:]
+        for pair in files:
+            for file in pair:
+                file.close()
+    outputs = [((folder / f"process{i}.out").read_text(), (folder / f"process{i}.log").read_text()) for i in range(2)]
+    assert codes == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    return outputs
+
+
+def _check_equals_one_process(folder, command):
+    """Train `command` in one process over two host devices, at the same global batch, into
+    `folder`/one and `folder`/one.db, and check its final weights against `folder`/two's."""
     single = _zoo(
-        tmp_path,
-        *GAN,
+        folder,
+        *command,
         "--devices",
         "all",
         "--output",
-        str(tmp_path / "one"),
+        str(folder / "one"),
         "--tracking-uri",
-        f"sqlite:///{tmp_path}/one.db",
+        f"sqlite:///{folder}/one.db",
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
     )
     assert single.returncode == 0, single.stderr[-4000:]
-    import zoo.models.gan  # noqa: F401  (registers the GAN class for loading)
+    import zoo.models.gan  # noqa: F401  (registers the subclassed models for loading)
+    import zoo.models.rbm  # noqa: F401
 
-    distributed = keras.saving.load_model(tmp_path / "two" / "model.keras").get_weights()
-    reference = keras.saving.load_model(tmp_path / "one" / "model.keras").get_weights()
+    distributed = keras.saving.load_model(folder / "two" / "model.keras").get_weights()
+    reference = keras.saving.load_model(folder / "one" / "model.keras").get_weights()
     for a, b in zip(distributed, reference, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
@@ -254,3 +269,46 @@ def test_a_killed_process_ends_the_launch_and_fails_the_run(tmp_path):
     (run,) = _runs(store)
     assert run.info.status in ("FAILED", "KILLED")
     assert run.data.tags["zoo.failure"], "the run must say why it ended"
+
+
+# One case of each recipe and of each configuration the recurrent recipes have (the cell varies
+# too), small enough to train two epochs in a minute: case -> `zoo train` arguments. Nothing random
+# differs between one process and two (dropout off, no augmentation); the RBM's Gibbs noise is a
+# hash of (seed, step, place in the global batch), the same on any devices (zoo/models/rbm.py).
+EVERY_TECHNIQUE = {
+    "cnn": ["cnn", "--set", "dropout=0", "--set", "translation=0", "--set", "filters=8,16", "--set", "dense_units=32"],
+    "lstm-many_to_one": ["lstm", "--set", "dropout=0", "--set", "units=16"],
+    "gru-many_to_many": ["gru", "--mode", "many_to_many", "--videos", "200", "--frames", "8", "--set", "dropout=0"]
+    + ["--set", "units=16"],
+    "rnn-one_to_many": ["rnn", "--mode", "one_to_many", "--set", "dropout=0", "--set", "units=16"],
+    "lstm-forecast": ["lstm", "--mode", "many_to_many", "--dataset", "sunspots", "--set", "units=16"],
+    "rbm": ["rbm", "--samples", "4", "--gibbs-steps", "5", "--set", "hidden_units=16"],
+}
+
+
+# Three trainings per case (two processes, then one): 55-80 s each on 2 cores under a load of 3,
+# 3-4 minutes under 9: opt-in, `pytest -m large`.
+@pytest.mark.large
+@pytest.mark.parametrize("case", sorted(EVERY_TECHNIQUE))
+def test_every_technique_over_two_processes_equals_one_process(case, tmp_path):
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    command = ["train", *EVERY_TECHNIQUE[case], "--epochs", "2", "--batch-size", "64"]
+    _launch(tmp_path, command, store)
+    (run,) = _runs(store)
+    assert run.info.status == "FINISHED" and run.data.params["processes"] == "2"
+    _check_equals_one_process(tmp_path, command)
+    # Process 0 computed the test metrics alone, over the whole split, as the one process did.
+    (single,) = _runs(f"sqlite:///{tmp_path}/one.db")
+    tested = {key: value for key, value in single.data.metrics.items() if key.startswith("test_")}
+    assert tested and {key: run.data.metrics[key] for key in tested} == pytest.approx(tested, rel=1e-3, abs=3e-3)
+
+
+# Two JAX processes that each compile the GAN's and the RBM's steps twice (54 s on 2 cores under a
+# load of 3, 150 s under 9): over the default suite's budget, so opt-in, `pytest -m large`.
+@pytest.mark.large
+def test_one_gan_and_rbm_step_over_two_processes_matches_one_device(tmp_path):
+    # tests/test_devices_jax.py's steps and tolerances, over one device in each of two processes.
+    outputs = _as_a_cluster(tmp_path, ["-c", test_devices_jax.CUSTOM_STEPS])
+    found = [json.loads(stdout.strip().splitlines()[-1]) for stdout, _ in outputs]
+    assert found[0] == found[1], "both processes must end with the same step"
+    test_devices_jax.check_custom_steps(found[0])

@@ -315,10 +315,28 @@ def even_batches(batches: typing.Any, rows: int, batch_size: int) -> typing.Any:
         if len(batch) == 2:
             real = tf.cast(padded, tf.float32) / tf.cast(size, tf.float32)
             weights = tf.where(positions < size, real, 0.0)[start:stop]
-            return (*part, weights)
+            return (*part, tf.reshape(weights, [-1] + [1] * (_rank(part[1]) - 1)))
         return part if len(batch) > 1 else part[0]
 
     return batches.map(share)
+
+
+def weighted(batch: typing.Any, weights: typing.Any) -> typing.Any:
+    """`batch` with the sample weights `even_rows` gave, where it is (inputs, targets) and has them.
+
+    The weights are shaped (rows, 1, ...) to the targets' rank: Keras merges a sample weight with
+    the mask of a model's per-step outputs (a recurrent sequence labeller's, a forecaster's) only
+    when their ranks agree or the weight ends in 1, and (rows,) against a (rows, steps) mask fails
+    to broadcast. Row-wise targets keep (rows,) weights; either shape weighs the same.
+    """
+    if weights is None or not (isinstance(batch, tuple) and len(batch) == 2):
+        return batch
+    return (*batch, weights.reshape((-1,) + (1,) * (_rank(batch[1]) - 1)))
+
+
+def _rank(targets: typing.Any) -> int:
+    """The targets' rank (a NumPy array's or a tensor's; 1 for a structure of several arrays)."""
+    return max(int(getattr(targets, "ndim", None) or 1), 1)
 
 
 def batch_split() -> tuple[int, int, int]:
@@ -355,7 +373,8 @@ def even_rows(size: int) -> tuple[typing.Any, typing.Any]:
 
 @contextlib.contextmanager
 def locally(*models: typing.Any) -> typing.Iterator[None]:
-    """Inside the block, under several processes on JAX, `models` compute on this process alone.
+    """Inside the block, under a `DataParallel` over several devices on JAX (of one process or of
+    several), `models` compute on this process alone, without the `DataParallel`.
 
     Keras' JAX trainer shards every batch over the devices of every process, so `predict` returns
     arrays that no process can read whole, and a direct call mixes this process' inputs with weights
@@ -364,7 +383,11 @@ def locally(*models: typing.Any) -> typing.Iterator[None]:
     without the `DataParallel` on this process' copy of the weights, which `DataParallel` keeps
     whole on every device. Nothing in the block is collective, so no process waits on another,
     and batches made inside it are not padded (`even_batches`): the test metrics are those of
-    the whole split, computed once per process. Nothing changes on one process or another backend.
+    the whole split, computed once per process. One process over several devices does the same,
+    for another reason: a model's own batching (`predict` on arrays, the RBM's
+    `pseudo_likelihood`, the greedy caption decoder) ends on a batch that the devices do not
+    divide, which JAX refuses under the `DataParallel` ("the dimension size is 103"). Nothing
+    changes on one device or another backend.
 
     Args:
         *models: the Keras models the block computes with (models made inside it need nothing).
@@ -374,15 +397,13 @@ def locally(*models: typing.Any) -> typing.Iterator[None]:
     """
     import keras
 
-    from zoo.training import processes
-
-    if keras.backend.backend() != "jax" or processes.count() == 1:
+    distribution = keras.distribution.distribution() if keras.backend.backend() == "jax" else None
+    if distribution is None or distribution.device_mesh.devices.size == 1:
         yield
         return
     import jax
     import numpy as np
 
-    distribution = keras.distribution.distribution()
     swapped, functions = [], []
     for model in models:
         functions.append((model, model.train_function, model.test_function, model.predict_function))

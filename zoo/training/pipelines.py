@@ -185,9 +185,8 @@ def _batch_class() -> type:
                 raise IndexError(index)
             rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
             picks, weights = devices.even_rows(len(rows))
-            part = self.arrays.select(rows[picks])
             # (inputs, targets) gain the padding's sample weights, as on tf.data.
-            return (*part, weights) if weights is not None and isinstance(part, tuple) and len(part) == 2 else part
+            return devices.weighted(self.arrays.select(rows[picks]), weights)
 
         def on_epoch_end(self) -> None:
             if self.seed is not None:
@@ -231,9 +230,8 @@ def _stream_class() -> type:
             rows = next(self.batches)
             self.next += 1
             picks, weights = devices.even_rows(len(_leaves(rows)[0]))
-            part = _select(rows, picks)
             # As `ArrayBatches`: (inputs, targets) gain the padding's sample weights on JAX's devices.
-            return (*part, weights) if weights is not None and isinstance(part, tuple) and len(part) == 2 else part
+            return devices.weighted(_select(rows, picks), weights)
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
