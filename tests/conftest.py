@@ -109,6 +109,17 @@ def running_runs(uri):
     return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")
 
 
+def one_recipe_per_module():
+    """One recipe name per recipe module, sorted: rnn, lstm and gru share their module's code (the
+    run loop, the data) and differ only in the cell, so a whole run of one of them stands for all."""
+    from zoo import training
+
+    chosen = {}
+    for name in training.recipe_names():
+        chosen.setdefault(type(training.get_recipe(name)).__module__, name)
+    return sorted(chosen.values())
+
+
 def sample_inputs(model, count=4, seed=0):
     """Random inputs matching `model.inputs` (floats, ints, or strings), for prediction checks."""
     import keras

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from tests.conftest import one_recipe_per_module
 from tests.logical_devices import run_with_logical_cpus
 from zoo import training
 from zoo.errors import ZooError
@@ -103,15 +104,6 @@ def _results(process):
 COMPARED = ("mlp", "rbm")
 
 
-def _one_recipe_per_module(cases):
-    """rnn, lstm and gru share their recipe's run loop and differ only in the cell: one whole run of
-    them is enough here (each one's step is compared exactly on two replicas below)."""
-    chosen = {}
-    for name in sorted(cases):
-        chosen.setdefault(type(training.get_recipe(name)).__module__, name)
-    return {name: cases[name] for name in chosen.values()}
-
-
 def _check_two_devices(found, cases):
     for name, (_, _, metric, _) in cases.items():
         assert found[name]["strategy"] == "MirroredStrategy" and found[name]["replicas"] == "2", name
@@ -137,7 +129,9 @@ def test_two_logical_devices_match_one_device(tmp_path):
 
 @pytest.mark.large
 def test_every_recipe_runs_whole_on_two_logical_devices(tmp_path):
-    every = {name: case for name, case in _one_recipe_per_module(device_cases()).items() if name not in COMPARED}
+    # One recipe per module (`one_recipe_per_module`): each one's step is compared exactly below.
+    known = device_cases()
+    every = {name: known[name] for name in one_recipe_per_module() if name not in COMPARED}
     cases = {name: case[:2] for name, case in every.items()}
     found = _results(_start(cases, "all", f"sqlite:///{tmp_path}/mlflow.db", 2, str(tmp_path / "cache"), tmp_path))
     _check_two_devices(found, every)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO
+from tests.conftest import REPO, one_recipe_per_module
 
 HEAVY = ("tensorflow", "keras", "mlflow")
 SMALLER = {
@@ -61,16 +61,6 @@ def test_help_imports_neither_tensorflow_keras_nor_mlflow(tmp_path):
     assert seconds < 20, f"{seconds:.1f} s"
 
 
-def _one_recipe_per_module():
-    """rnn, lstm and gru share their module's code and differ only in the cell: one of them is enough."""
-    from zoo import training
-
-    chosen = {}
-    for name in training.recipe_names():
-        chosen.setdefault(type(training.get_recipe(name)).__module__, name)
-    return sorted(chosen.values())
-
-
 def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_path):
     # One `zoo train RECIPE --epochs 1` process per recipe, as a user runs it (a process that
     # trains several models in a row draws TensorFlow's retracing warnings, a user's does not),
@@ -78,7 +68,7 @@ def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_p
     # only lengthen the work are cut: the GAN's judge and samples, the RBM's Gibbs chains and
     # downstream classifier, the OCR's number of lines.
     processes = {}
-    for name in _one_recipe_per_module():
+    for name in one_recipe_per_module():
         folder = tmp_path / name
         folder.mkdir()
         processes[name] = subprocess.Popen(
