@@ -156,6 +156,11 @@ def test_the_runner_exits_1_when_a_figure_misses_its_target():
             "sections": {
                 "recipes": {"recipes": {"cnn": recipe, "cnn --dataset mnist": {"metrics": {"test_accuracy": 0.1}}}},
                 "rbm": {"returncode": script_status, "figures": {}, "command": "python benchmarks/rbm_vs_sklearn.py"},
+                "others": {
+                    "scripts": {
+                        "backends.py": {"returncode": script_status, "figures": {}, "command": "python benchmarks/b.py"}
+                    }
+                },
             }
         }
 
@@ -164,6 +169,7 @@ def test_the_runner_exits_1_when_a_figure_misses_its_target():
     assert missed == [
         "zoo train cnn: test_accuracy 0.5 < 0.98",
         "python benchmarks/rbm_vs_sklearn.py exited 1 (a target missed)",
+        "python benchmarks/b.py exited 1 (a target missed)",
     ]
 
 
