@@ -26,6 +26,7 @@ SETTINGS = {
     "70 %": "the forecasting split: the first 70 % of the rows train",
     "20 %": "the forecasting split: the last 20 % test",
     "3 seeds": "what benchmarks/ocr.py runs",
+    "5 %": "benchmarks/tune.py's target: the share of epochs pruning must save",
     "30 s": "the bound `zoo launch` keeps to after a process dies (its --grace and the collectives' failure)",
 }
 # README sections whose figures a benchmark script measured that benchmarks/RESULTS.md predates:
