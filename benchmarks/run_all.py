@@ -29,6 +29,10 @@ still run, and the exit status is 1.
     python benchmarks/run_all.py --json figures.json             # also keep every figure
     python benchmarks/run_all.py --from-json figures.json        # the tables again, measuring nothing
     python benchmarks/run_all.py --only others --scripts backends.py --output /tmp/RESULTS.md
+    python benchmarks/run_all.py --only others --scripts backends.py --update figures.json
+                                 # measure one script again, keep every other figure of figures.json
+
+With `--update`, the tables say which figures a later run re-measured, with its command, date and commit.
 """
 
 import argparse
@@ -123,6 +127,12 @@ def main(argv=None):
         help="measure nothing: write the tables again from the figures a run saved with --json",
     )
     parser.add_argument(
+        "--update",
+        metavar="PATH",
+        help="measure only the chosen sections or scripts, put their figures in place of those in PATH "
+        "(saved by a full run with --json), write PATH back and the tables from the whole",
+    )
+    parser.add_argument(
         "--readme",
         metavar="PATH",
         help="Markdown file whose benchmark block gets the summary table (default: the "
@@ -131,9 +141,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if (
         args.readme is None
-        and not args.only
+        and (args.update or (not args.only and not args.scripts))
         and not args.quick
-        and not args.scripts
         and args.output == parser.get_default("output")
     ):
         args.readme = README
@@ -150,6 +159,9 @@ def main(argv=None):
         write_tables(results, args)
         return 0
 
+    if args.update:
+        with open(args.update) as handle:
+            earlier = json.load(handle)
     started = time.perf_counter()
     results = {"machine": machine(), "quick": args.quick, "sections": {}}
     work = tempfile.mkdtemp(prefix="zoo-benchmarks-")
@@ -177,6 +189,10 @@ def main(argv=None):
     results["command"] = "python benchmarks/run_all.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:])
     )
+    if args.update:
+        results = merge_update(earlier, results)
+        with open(args.update, "w") as handle:
+            json.dump(results, handle, indent=2, default=str)
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=2, default=str)
@@ -189,6 +205,48 @@ def main(argv=None):
         print("(--quick: smoke figures, targets reported but not enforced)")
     failed = any("error" in s for s in results["sections"].values())
     return 1 if failed or (missed and not args.quick) else 0
+
+
+def merge_update(earlier, update):
+    """The figures of `earlier` (a saved run), with those `update` measured in their place.
+
+    A script of the `others` section replaces that script only; any other section replaces the whole
+    section. `earlier["updates"]` lists each update: its command, date, commit, load and what it replaced.
+    """
+    merged = json.loads(json.dumps(earlier))
+    replaced = []
+    for name, figures in update["sections"].items():
+        if name == "others" and "others" in merged["sections"]:
+            scripts = figures.get("scripts", {})
+            merged["sections"]["others"].setdefault("scripts", {}).update(scripts)
+            replaced += sorted(scripts)
+        else:
+            merged["sections"][name] = figures
+            replaced.append(name)
+    m = update["machine"]
+    merged.setdefault("updates", []).append(
+        {
+            "command": update["command"],
+            "date": m["date"],
+            "commit": m["commit"],
+            "uncommitted": m["uncommitted"],
+            "load_average": [m["load_average_start"], m.get("load_average_end")],
+            "minutes": update["total_seconds"] / 60,
+            "replaced": replaced,
+        }
+    )
+    return merged
+
+
+def _updates(results):
+    """One sentence per later run that re-measured part of these figures (`--update`)."""
+    return [
+        f"Then `{u['command']}` measured {', '.join(u['replaced'])} again on {u['date']} (commit "
+        f"{u['commit'] or 'unknown'}{_uncommitted(u['uncommitted'])}, load average "
+        f"{_join((u['load_average'][0] or [])[:1])} at the start), in {u['minutes']:.1f} minutes: "
+        "those figures are from that run."
+        for u in results.get("updates", [])
+    ]
 
 
 def missed_targets(results):
@@ -645,6 +703,7 @@ def render(results):
         + ".",
         f"Every figure below was measured by that run (CPU time of all its processes: "
         f"{results.get('total_cpu_seconds', 0) / 60:.1f} minutes); rerun it to refresh this file.",
+        *_updates(results),
         "",
         "| Machine | |",
         "| --- | --- |",
@@ -1197,6 +1256,7 @@ def update_readme(path, results, output):
         f"load average {_join((m['load_average_start'] or [])[:1])} at the start; commit {m['commit'] or 'unknown'}"
         f"{_uncommitted(m['uncommitted'])}), in {results['total_seconds'] / 60:.1f} minutes. "
         f"Every table is in [{link}]({link}).",
+        *_updates(results),
         "",
         *render_summary(results),
         "",

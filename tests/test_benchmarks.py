@@ -94,6 +94,18 @@ def test_runner_writes_the_table_for_a_quick_subset(tmp_path):
     assert again.read_text() == table
     # Sections that were not asked for are not in the table.
     assert "## Each recipe in its default configuration" not in table
+    # `--update`: a later run's figures replace that section only, and the tables say where they come from.
+    earlier = json.loads(figures.read_text())
+    later = json.loads(figures.read_text())
+    later["sections"]["course_baseline"]["figures"]["zoo"]["test_accuracy"] = 0.123456
+    later["command"], later["machine"]["commit"] = "python benchmarks/run_all.py --update x.json", "abc1234"
+    merged = run_all.merge_update(earlier, later)
+    assert merged["sections"]["course_baseline"]["figures"]["zoo"]["test_accuracy"] == 0.123456
+    assert earlier["sections"]["course_baseline"]["figures"]["zoo"]["test_accuracy"] != 0.123456
+    remade = run_all.render(merged)
+    assert "**0.123**" in next(line for line in remade.splitlines() if line.startswith("| Zoo MLP"))
+    assert "Then `python benchmarks/run_all.py --update x.json` measured course_baseline again" in remade
+    assert "(commit abc1234" in remade
     assert {name for name in LEFTOVERS if (REPO / name).exists()} == before
 
 
