@@ -88,8 +88,8 @@ def main(argv=None):
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated (default: all installed)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per run, at most (default: 3)")
     parser.add_argument("--no-overhead", action="store_true", help="skip the zoo/keras+pipeline comparison")
-    # Rounds of several epochs: one round of 3 epochs put the zoo at 0.86-0.99 of the same script,
-    # where the round-to-round spread on a 2-core machine (3-5 %) is larger than what is measured.
+    # Several rounds of several epochs: one round of 3 epochs put the zoo at 0.86-0.99 of the same
+    # script, where rounds on a 2-core machine differ by several percent (TensorFlow's by far more).
     parser.add_argument("--overhead-epochs", type=int, default=8, help="epochs of each overhead run (default: 8)")
     parser.add_argument("--overhead-rounds", type=int, default=5, help="alternated overhead rounds (default: 5)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
