@@ -174,8 +174,11 @@ def test_forecast_run_beats_persistence_logs_baselines_and_predicts(run_cli, tra
         assert status == 0, err
         lines = out.strip().splitlines()
         assert [line.split(":")[0] for line in lines] == ["2000", "2001"]
-        np.testing.assert_allclose([float(line.split(": ")[1]) for line in lines], expected, rtol=1e-4)
+        np.testing.assert_allclose([float(line.split(": ")[1].split()[0]) for line in lines], expected, rtol=1e-4)
         assert 35 < expected.min() and expected.max() < 65  # raw scale, around the level of 50
+        # The conformal interval of each step is printed around the forecast.
+        bounds = [line.split("interval ")[1].rstrip(")").split(" to ") for line in lines]
+        assert all(float(low) < value < float(high) for (low, high), value in zip(bounds, expected))
 
 
 # === Bad input: one line, exit 2, no run left RUNNING ===

@@ -110,7 +110,7 @@ def forecast_csv(model, info, path):
     """Forecast the `horizon` values that follow the end of the series in the CSV at `path`.
 
     Returns:
-        (time labels of the forecast steps, forecast values).
+        (time labels of the forecast steps, forecast values, (lower, upper) bounds or None).
 
     Raises:
         ZooError: for a CSV that lacks the model's columns, has bad values, or is shorter than a window.
@@ -129,4 +129,54 @@ def forecast_csv(model, info, path):
         last = len(frame) - 1
     else:
         last = frame["_time"].iloc[-1]
-    return series.next_times(last, spec, len(values)), values
+    bounds = None
+    if info.get("interval"):
+        half = np.asarray(info["interval"]["half_width"], dtype="float64")
+        bounds = (values - half, values + half)
+    return series.next_times(last, spec, len(values)), values, bounds
+
+
+# === Prediction intervals and the verdict ===
+
+
+def conformal_half_width(forecasts, truth, level):
+    """Split-conformal half widths per horizon step from held-out forecasts (windows, horizon).
+
+    The ceil((n + 1) * level)-th smallest absolute residual of the n validation windows: the
+    interval forecast +- that covers a new value with probability at least `level` when the test
+    residuals are exchangeable with the validation ones (Vovk et al.; statsforecast's conformal
+    intervals do the same per step).
+    """
+    residuals = np.sort(np.abs(np.asarray(forecasts, dtype="float64") - truth), axis=0)
+    n = len(residuals)
+    rank = min(n, int(np.ceil((n + 1) * level)))
+    return residuals[max(rank, 1) - 1]
+
+
+def interval_metrics(lower, upper, truth):
+    """Share of the test values inside their interval and its mean width."""
+    inside = (truth >= lower) & (truth <= upper)
+    return {"test_interval_coverage": float(inside.mean()), "test_interval_width": float(np.mean(upper - lower))}
+
+
+PEER_LABELS = {
+    "network": "the network",
+    "persistence": "persistence",
+    "seasonal_naive": "seasonal naive",
+    "ridge_ar": "ridge AR",
+    "ets": "exponential smoothing (ETS)",
+    "arima": "ARIMA",
+}
+
+
+def winner_line(metrics):
+    """'Test span won by X (MAE m; the network m2)' from a forecast run's test_*_mae metrics, or ''."""
+    if "test_persistence_mae" not in metrics or "test_mae" not in metrics:
+        return ""
+    maes = {"network": metrics["test_mae"]}
+    maes |= {name: metrics[f"test_{name}_mae"] for name in PEER_LABELS if f"test_{name}_mae" in metrics}
+    best = min(maes, key=lambda name: maes[name])
+    line = f"test span won by {PEER_LABELS[best]} (MAE {maes[best]:.4g}"
+    if best != "network":
+        line += f"; the network {maes['network']:.4g}"
+    return line + ")"
