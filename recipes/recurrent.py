@@ -76,7 +76,11 @@ class RecurrentConfig(training.RecipeConfig):
             which a ridge autoregression forecasts the validation span best. The model inverts it:
             raw values in, raw forecasts out.
         interval: forecasts: coverage of the conformal prediction interval around each forecast,
-            from the validation residuals per horizon step (0: none).
+            per horizon step, from the validation residuals and the test residuals already observed
+            when the forecast is made (0: none).
+        backtest: forecasts: K rolling forecast origins over the test span (expanding history, no
+            refitting): the error of every model per origin and per step ahead, logged and drawn
+            (0: none).
         pad: pad --data sequences of different lengths at the end and mask the padded steps.
         pad_value: value of the padded steps; real steps must never hold it in every feature.
         window: forecasts: steps per input window (default 12; goog 32).
@@ -105,6 +109,7 @@ class RecurrentConfig(training.RecipeConfig):
     season: int = 0
     transform: typing.Literal["auto", "none", "diff", "seasonal"] = "auto"
     interval: float = 0.8
+    backtest: int = 0
     pad: bool = False
     pad_value: float = sequences.PAD_VALUE
     window: int | None = None
@@ -263,6 +268,8 @@ class RecurrentRecipe(training.Recipe):
             _log_captions(seq, outputs.decoded, count)
         elif outputs.judged is not None:
             _log_series_forecast(seq, outputs.predicted, outputs.judged, count, config.output)
+            if config.backtest:
+                _log_backtest(seq, outputs.judged, config.backtest)
         elif seq.task == "regression" and "test_last_days" in seq.extras:
             _log_forecast(seq, outputs.predicted, outputs.forecast, count)
         elif seq.mode == "many_to_many":
@@ -407,6 +414,10 @@ def _series_windows(config, frame, spec, name, source):
         name=name,
         source=source,
     )
+    if config.backtest:
+        from zoo import forecast_backtest
+
+        forecast_backtest.origins(config.backtest, len(seq.extras["last_rows"]["test"]))
     chosen, scores = forecast_transforms.choose(seq, config.transform)
     seq.extras["transform"] = {
         "name": chosen,
@@ -600,12 +611,14 @@ def _judge_forecasts(seq, predicted, validation=None, interval=0.0):
     metrics |= {f"{name}_fit_seconds": peer["seconds"] for name, peer in peers.items()}
     bounds = None
     if interval and validation is not None:
-        half_width = forecasting.conformal_half_width(
-            validation[:, -1, :], seq.y_val[:, -1, :].astype("float64"), interval
+        last_rows = seq.extras["last_rows"]
+        lower, upper, half_width = forecasting.online_conformal(
+            (validation[:, -1, :], seq.y_val[:, -1, :].astype("float64"), last_rows["validation"]),
+            (forecasts["network"], truth, last_rows["test"]),
+            interval,
         )
-        bounds = {"level": interval, "half_width": half_width.tolist()}
-        bounds |= {"lower": forecasts["network"] - half_width, "upper": forecasts["network"] + half_width}
-        metrics |= forecasting.interval_metrics(bounds["lower"], bounds["upper"], truth)
+        bounds = {"level": interval, "half_width": half_width.tolist(), "lower": lower, "upper": upper}
+        metrics |= forecasting.interval_metrics(lower, upper, truth)
     text = forecasting.summary(metrics["test_mae"], baseline_mae, seq.name, seq.extras["horizon"])
     transform = seq.extras.get("transform")
     if transform:
@@ -696,6 +709,17 @@ def _log_series_forecast(seq, predicted, judged, count, output):
                 json.dump(_forecast_info(seq), handle, indent=2)
         except OSError as error:
             raise ZooError(f"Cannot write forecast.json into the `output` folder {output}: {error.strerror}.") from None
+
+
+def _log_backtest(seq, judged, count):
+    """`--backtest K`: every model's errors at K origins spread over the test span."""
+    from zoo import forecast_backtest
+
+    last = seq.extras["last_rows"]["test"]
+    chosen = forecast_backtest.origins(count, len(last))
+    found = forecast_backtest.errors(judged["forecasts"], judged["truth"], chosen)
+    times = seq.extras["times"][last[chosen]]
+    forecast_backtest.log(found, times, seq.extras["horizon"], seq.name)
 
 
 def _log_captions(seq, decoded, count):

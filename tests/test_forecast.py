@@ -213,6 +213,9 @@ def bad_files(tmp_path):
         (["--data", "{f}/duplicate.csv"], "Time column 'year' of {f}/duplicate.csv repeats 1601"),
         (["--data", "{f}/gap.csv"], "is not evenly spaced: 1619 is followed by 1621"),
         (["--data", "{f}/ok.csv", "--set", "bidirectional=true"], "cannot forecast ok_forecast"),
+        (["--data", "{f}/ok.csv", "--backtest", "99"], "--backtest takes 1 to 12 origins"),
+        (["--data", "{f}/ok.csv", "--transform", "seasonal"], "--transform seasonal forecasts the residual"),
+        (["--data", "{f}/ok.csv", "--interval", "1.5"], "--interval is a coverage between 0 and 1"),
     ],
 )
 def test_bad_series_input_is_one_line_and_exit_2(run_cli, tracking_uri, bad_files, argv, pattern):

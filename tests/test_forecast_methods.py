@@ -112,6 +112,10 @@ def test_a_linear_trend_above_the_training_range_beats_persistence(run_cli, trac
         "t",
         "--epochs",
         "5",
+        "--horizon",
+        "2",
+        "--backtest",
+        "4",
         "--batch-size",
         "16",
         "--set",
@@ -132,6 +136,11 @@ def test_a_linear_trend_above_the_training_range_beats_persistence(run_cli, trac
     assert {"test_ets_mae", "test_arima_mae", "test_interval_coverage", "test_interval_width"} <= set(metrics)
     assert tags["zoo.forecast.beats_ets"] in ("true", "false") and "zoo.forecast.arima_model" in tags
     assert out.strip().splitlines()[-1].startswith("test span won by ")
+    # The backtest: every model's error at 4 origins over the test span and at each step ahead.
+    client = mlflow.MlflowClient(tracking_uri)
+    assert [m.step for m in client.get_metric_history(run_id, "backtest_mae")] == [1, 2, 3, 4]
+    assert [m.step for m in client.get_metric_history(run_id, "backtest_horizon_arima_mae")] == [1, 2]
+    assert {"backtest.png", "backtest.csv"} <= {a.path for a in client.list_artifacts(run_id)}
 
 
 # === Statistical peers: the same numbers as statsmodels called directly ===
@@ -196,3 +205,19 @@ def test_conformal_intervals_cover_the_asked_share_of_a_simulated_series():
         # Close to the Gaussian interval's width for one step: 2 * z * sigma.
         z = {0.8: 1.2816, 0.95: 1.96}[level]
         assert half[0] == pytest.approx(z, rel=0.12)
+
+
+def test_online_conformal_keeps_coverage_when_the_test_span_is_wilder_than_validation():
+    rng = np.random.default_rng(11)
+    # Residuals of spread 1 on validation, 2.5 on the test span: a calm validation, a wild test.
+    validation = (np.zeros((60, 1)), rng.normal(0, 1, (60, 1)), np.arange(60))
+    test_truth = rng.normal(0, 2.5, (600, 1))
+    static = forecasting.conformal_half_width(validation[0], validation[1], 0.8)
+    static_coverage = forecasting.interval_metrics(-static, static, test_truth)["test_interval_coverage"]
+    lower, upper, final = forecasting.online_conformal(
+        validation, (np.zeros((600, 1)), test_truth, 100 + np.arange(600)), 0.8
+    )
+    online_coverage = forecasting.interval_metrics(lower, upper, test_truth)["test_interval_coverage"]
+    assert static_coverage < 0.5 and online_coverage == pytest.approx(0.8, abs=0.05)
+    # The first test forecast knows only the validation residuals; the half width after the end, all of them.
+    assert upper[0, 0] == pytest.approx(static[0]) and final[0] > 2 * static[0]
