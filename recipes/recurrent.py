@@ -48,6 +48,9 @@ DATASET_MODES = {
 }
 # Steps a forecast window reads unless --window says otherwise: about one solar cycle of years.
 DEFAULT_WINDOW = 12
+# With a season, at least two seasons and 24 steps: on monthly CO2 a window of 12 left the GRU at MAE
+# 0.66 against ARIMA's 0.23, one of 24 at 0.246; on quarterly unemployment 0.203 -> 0.178 (ETS 0.178).
+SEASONAL_WINDOW = 24
 DEFAULT_DATASETS = {"many_to_one": "digits", "many_to_many": "digit_video", "one_to_many": "digit_captions"}
 
 
@@ -83,7 +86,8 @@ class RecurrentConfig(training.RecipeConfig):
             (0: none).
         pad: pad --data sequences of different lengths at the end and mask the padded steps.
         pad_value: value of the padded steps; real steps must never hold it in every feature.
-        window: forecasts: steps per input window (default 12; goog 32).
+        window: forecasts: steps per input window (default 12; with a season, two seasons and at
+            least 24; goog 32).
         horizon: forecasts: how many steps ahead to forecast (sunspots and CSVs: every step up to it).
         frames: digit_video: frames per video.
         videos: digit_video: training videos (validation and test get a quarter of that each).
@@ -408,7 +412,7 @@ def _series_windows(config, frame, spec, name, source):
     seq = series.forecast_windows(
         frame,
         spec,
-        window=config.window or DEFAULT_WINDOW,
+        window=config.window or _default_window(config.season, len(frame), config.horizon),
         horizon=config.horizon,
         season=config.season,
         name=name,
@@ -425,6 +429,15 @@ def _series_windows(config, frame, spec, name, source):
         "validation_mae": scores,
     }
     return seq
+
+
+def _default_window(season, rows, horizon):
+    """12 steps; with a season, two seasons and at least 24 where the training part holds them."""
+    if not season:
+        return DEFAULT_WINDOW
+    window = max(SEASONAL_WINDOW, 2 * season)
+    train_rows = series.split_bounds(rows, horizon)["train"][1]
+    return window if window + horizon <= train_rows - 1 else DEFAULT_WINDOW
 
 
 def _model_inputs(x):
