@@ -141,6 +141,11 @@ def test_a_linear_trend_above_the_training_range_beats_persistence(run_cli, trac
     assert [m.step for m in client.get_metric_history(run_id, "backtest_mae")] == [1, 2, 3, 4]
     assert [m.step for m in client.get_metric_history(run_id, "backtest_horizon_arima_mae")] == [1, 2]
     assert {"backtest.png", "backtest.csv"} <= {a.path for a in client.list_artifacts(run_id)}
+    # The served model answers a raw window with its forecasts and their interval bounds.
+    served = mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(value[-12:, None][None].astype("float32"))
+    assert list(served.columns) == ["forecast_1", "forecast_2", "lower_1", "lower_2", "upper_1", "upper_2"]
+    row = served.iloc[0]
+    assert row["lower_1"] < row["forecast_1"] < row["upper_1"] and row["forecast_1"] > value.max() - 5
 
 
 # === Statistical peers: the same numbers as statsmodels called directly ===
