@@ -418,6 +418,11 @@ def _series_windows(config, frame, spec, name, source):
         name=name,
         source=source,
     )
+    if config.transform == "seasonal" and seq.extras["window"] < config.season:
+        raise ZooError(
+            f"`transform=seasonal` reads last season's value inside the window: use `window` >= {config.season} "
+            f"(the season). Received: window={seq.extras['window']}"
+        )
     if config.backtest:
         from zoo import forecast_backtest
 

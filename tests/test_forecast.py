@@ -216,6 +216,7 @@ def bad_files(tmp_path):
         (["--data", "{f}/ok.csv", "--backtest", "99"], "--backtest takes 1 to 12 origins"),
         (["--data", "{f}/ok.csv", "--transform", "seasonal"], "--transform seasonal forecasts the residual"),
         (["--data", "{f}/ok.csv", "--interval", "1.5"], "--interval is a coverage between 0 and 1"),
+        (["--data", "{f}/ok.csv", "--transform", "seasonal", "--season", "6", "--window", "4"], "use --window >= 6"),
     ],
 )
 def test_bad_series_input_is_one_line_and_exit_2(run_cli, tracking_uri, bad_files, argv, pattern):
