@@ -640,6 +640,8 @@ def section_mlflow_overhead(args, work, done):
 OTHERS_ARGS = {
     "ocr.py": (["--seeds", "42", "--no-lengths"], ["--epochs", "2"]),
     "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--epochs", "5"]),
+    # Seven series, lstm and gru: about 15 minutes on 2 cores.
+    "forecast_series.py": ([], ["--series", "nile", "--cells", "gru", "--epochs", "3"]),
     "serving.py": (["--repeats", "30"], ["--quick"]),
     "tune.py": (
         # 30 trials: with 10 the median pruner had too few finished trials to prune any (0 % saved).

@@ -174,8 +174,11 @@ def test_forecast_run_beats_persistence_logs_baselines_and_predicts(run_cli, tra
         assert status == 0, err
         lines = out.strip().splitlines()
         assert [line.split(":")[0] for line in lines] == ["2000", "2001"]
-        np.testing.assert_allclose([float(line.split(": ")[1]) for line in lines], expected, rtol=1e-4)
+        np.testing.assert_allclose([float(line.split(": ")[1].split()[0]) for line in lines], expected, rtol=1e-4)
         assert 35 < expected.min() and expected.max() < 65  # raw scale, around the level of 50
+        # The conformal interval of each step is printed around the forecast.
+        bounds = [line.split("interval ")[1].rstrip(")").split(" to ") for line in lines]
+        assert all(float(low) < value < float(high) for (low, high), value in zip(bounds, expected))
 
 
 # === Bad input: one line, exit 2, no run left RUNNING ===
@@ -210,6 +213,10 @@ def bad_files(tmp_path):
         (["--data", "{f}/duplicate.csv"], "Time column 'year' of {f}/duplicate.csv repeats 1601"),
         (["--data", "{f}/gap.csv"], "is not evenly spaced: 1619 is followed by 1621"),
         (["--data", "{f}/ok.csv", "--set", "bidirectional=true"], "cannot forecast ok_forecast"),
+        (["--data", "{f}/ok.csv", "--backtest", "99"], "--backtest takes 1 to 12 origins"),
+        (["--data", "{f}/ok.csv", "--transform", "seasonal"], "--transform seasonal forecasts the residual"),
+        (["--data", "{f}/ok.csv", "--interval", "1.5"], "--interval is a coverage between 0 and 1"),
+        (["--data", "{f}/ok.csv", "--transform", "seasonal", "--season", "6", "--window", "4"], "use --window >= 6"),
     ],
 )
 def test_bad_series_input_is_one_line_and_exit_2(run_cli, tracking_uri, bad_files, argv, pattern):

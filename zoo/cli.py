@@ -162,6 +162,10 @@ def parse_settings(items):
 def _report(result):
     shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
     print(f"run {result.run_id} finished: {shown}")
+    from zoo import forecasting
+
+    if verdict := forecasting.winner_line(result.metrics):
+        print(verdict)
     return 0
 
 

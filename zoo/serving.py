@@ -344,7 +344,42 @@ class Generator(Adapter):
         return pd.DataFrame(rows)
 
 
-ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Lines, Generator)}
+class Forecast(Tensor):
+    """Raw windows (batch, steps, features) in; each window's forecasts and interval bounds out.
+
+    One row per window: `forecast_1` ... `forecast_H` (the last step's outputs), and with an
+    interval `lower_1` ... `upper_H` (forecast -+ the conformal half width of that step).
+    Settings: `interval`, None or {"level", "half_width": one per step}.
+    """
+
+    kind = "forecast"
+
+    def outputs(self, model, raw, data):
+        import pandas as pd
+
+        values = np.asarray(raw, dtype="float64")[:, -1, :]
+        steps = range(1, values.shape[1] + 1)
+        columns = {f"forecast_{h}": values[:, h - 1] for h in steps}
+        interval = self.settings.get("interval")
+        if interval:
+            half = np.asarray(interval["half_width"], dtype="float64")
+            columns |= {f"lower_{h}": values[:, h - 1] - half[h - 1] for h in steps}
+            columns |= {f"upper_{h}": values[:, h - 1] + half[h - 1] for h in steps}
+        return pd.DataFrame(columns)
+
+    def signature(self, model, example):
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+
+        example = np.asarray(example, dtype="float32")
+        outputs = self.predict(model, example)
+        return ModelSignature(
+            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
+            Schema([ColSpec(DataType.double, column) for column in outputs.columns]),
+        )
+
+
+ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Lines, Generator, Forecast)}
 
 # One request per kind, as `curl` sends it (README and `zoo serve` print these).
 REQUESTS = {
@@ -353,6 +388,7 @@ REQUESTS = {
     "text": '{"dataframe_records": [{"text": "a moving, beautifully acted film"}]}',
     "caption": '{"inputs": [[[[0], [0], [255], ...]]]}',
     "ocr": '{"inputs": [[[[0], [0], [255], ...]]]}',
+    "forecast": '{"inputs": [[[139.1], [103.2], [86.4], ...]]}',
     "generator": '{"dataframe_records": [{"label": 7, "seed": 0}, {"label": 7, "seed": 1}]}',
 }
 

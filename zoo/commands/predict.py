@@ -79,7 +79,7 @@ def _predict(args):
 
 def _forecast(model, args):
     """`zoo predict MODEL series.csv` with a forecast model: the next `--horizon` values after the
-    end of the file, one `time: value` line per step ahead."""
+    end of the file, one `time: value` line per step ahead, with its interval when the run made one."""
     from zoo import forecasting
 
     info = forecasting.forecast_info(args.model, args.tracking_uri)
@@ -88,9 +88,13 @@ def _forecast(model, args):
             f"{args.model} is not a forecast model; a CSV needs one from `zoo train lstm --mode many_to_many "
             "--data series.csv --target COLUMN` (or --dataset sunspots)."
         )
-    times, values = forecasting.forecast_csv(model, info, args.images[0])
-    for time, value in zip(times, values):
-        print(f"{time}: {value:.6g}")
+    times, values, bounds = forecasting.forecast_csv(model, info, args.images[0])
+    for step, (time, value) in enumerate(zip(times, values)):
+        line = f"{time}: {value:.6g}"
+        if bounds is not None:
+            level = info["interval"]["level"]
+            line += f"  ({level:.0%} interval {bounds[0][step]:.6g} to {bounds[1][step]:.6g})"
+        print(line)
     return 0
 
 

@@ -70,6 +70,12 @@ _DOC = """Build a {title} network in one of the three sequence configurations.
             returns raw-scale values; one value, or one per output; () for none.
         output_std: regression: standard deviation the outputs are multiplied by (with
             output_mean); the loss stays on the standardized scale.
+        target_transform: many_to_many forecasts (float sequences, regression): "none"; "diff":
+            the network reads the target (feature 0) as its step-to-step changes and returns the
+            residual over persistence, added back inside the model; "seasonal": the residual over
+            the seasonal-naive forecast (needs reference_season). input_*/output_* then hold the statistics
+            of the changes and residuals (`zoo.forecast_transforms`).
+        reference_season: season length in steps for target_transform="seasonal".
 
     Returns:
         A `keras.Model` named `{name}_<mode>`.
@@ -106,6 +112,8 @@ def _make_builder(cell, default_units):
         input_std: tuple[float, ...] = (),
         output_mean: tuple[float, ...] = (),
         output_std: tuple[float, ...] = (),
+        target_transform: typing.Literal["none", "diff", "seasonal"] = "none",
+        reference_season: int = 0,
     ):
         return build(
             cell,
@@ -123,6 +131,7 @@ def _make_builder(cell, default_units):
             encoder_units=encoder_units,
             output_steps=output_steps,
             scaling=(input_mean, input_std, output_mean, output_std),
+            transform=(target_transform, reference_season),
         )
 
     builder.__name__ = builder.__qualname__ = cell
@@ -221,6 +230,7 @@ def build(
     encoder_units,
     output_steps,
     scaling=((), (), (), ()),
+    transform=("none", 0),
 ):
     """Build the network of `cell` (rnn, lstm or gru); see the registered builders."""
     if mode not in MODES:
@@ -235,6 +245,7 @@ def build(
     if bidirectional is None:
         bidirectional = mode != "one_to_many"
     _check_scaling(mode, task, vocabulary_size, input_shape, num_outputs, *scaling)
+    _check_transform(mode, task, vocabulary_size, input_shape, *transform)
     if mode == "one_to_many":
         return _one_to_many(
             cell,
@@ -262,7 +273,23 @@ def build(
         vocabulary_size,
         embedding_dim,
         scaling,
+        transform,
     )
+
+
+def _check_transform(mode, task, vocabulary_size, input_shape, target_transform, reference_season):
+    """Refuse a target transform the model cannot invert: it needs raw float windows of a fixed length."""
+    check_range("reference_season", reference_season, low=0)
+    if target_transform not in ("none", "diff", "seasonal"):
+        raise ZooError(f"target_transform must be none, diff or seasonal. Received: {target_transform!r}")
+    if target_transform == "none":
+        return
+    if mode != "many_to_many" or task != "regression" or vocabulary_size > 0 or len(input_shape) != 2:
+        raise ZooError("target_transform applies to many_to_many regression on float sequences (forecasts).")
+    if not input_shape[0]:
+        raise ZooError("target_transform needs windows of a fixed length: give input_shape=(steps, features).")
+    if target_transform == "seasonal" and not reference_season:
+        raise ZooError("target_transform='seasonal' needs reference_season=M, the season length in steps.")
 
 
 def _check_scaling(
@@ -306,6 +333,7 @@ def _sequence_model(
     vocabulary_size,
     embedding_dim,
     scaling,
+    transform=("none", 0),
 ):
     tokens = vocabulary_size > 0
     expected = 1 if tokens else 2
@@ -334,6 +362,10 @@ def _sequence_model(
         x = inputs
         if mask_value is not None:
             x = keras.layers.Masking(mask_value=mask_value, name="masking")(x)
+        if transform[0] != "none":
+            from zoo.models import forecast_layers
+
+            x = forecast_layers.TargetChanges(name="target_changes")(x)
         input_mean, input_std = scaling[0], scaling[1]
         if input_mean:
             # Fixed statistics (not adapted): the model takes raw values and saves them with itself.
@@ -370,6 +402,14 @@ def _sequence_model(
             name="unscale_outputs",
             dtype="float32",
         )(outputs)
+    if transform[0] != "none":
+        from zoo.models import forecast_layers
+
+        season = transform[1] if transform[0] == "seasonal" else 0
+        # The residual goes back onto persistence or the seasonal naive of the raw window: raw out.
+        outputs = forecast_layers.AddReference(num_outputs, season, name="add_reference", dtype="float32")(
+            [outputs, inputs]
+        )
     return keras.Model(inputs, outputs, name=f"{cell}_{mode}")
 
 

@@ -1,0 +1,54 @@
+"""Layers that put a forecast's target transform inside the model (`zoo.forecast_transforms`).
+
+`TargetChanges` turns the raw window's target (feature 0) into its step-to-step changes before the
+network reads it; `AddReference` adds the network's residual to the reference read from the same
+raw window (persistence or seasonal naive), so the model takes raw values and returns raw forecasts.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from zoo import forecast_transforms
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class TargetChanges(keras.layers.Layer):
+    """The target channel (feature 0) of a raw window as its changes from step to step, 0 at the first."""
+
+    def call(self, x):
+        target = x[..., :1]
+        change = ops.concatenate([ops.zeros_like(target[:, :1]), target[:, 1:] - target[:, :-1]], axis=1)
+        return ops.concatenate([change, x[..., 1:]], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class AddReference(keras.layers.Layer):
+    """Residual (batch, steps, horizon) plus the reference read from the raw window (batch, steps, features).
+
+    Args:
+        horizon: steps ahead per window step.
+        season: 0: the reference is persistence (the step's own value); above 0: the seasonal-naive
+            value (persistence where it lies before the window).
+    """
+
+    def __init__(self, horizon, season=0, **kwargs):
+        super().__init__(**kwargs)
+        self.horizon = int(horizon)
+        self.season = int(season)
+
+    def call(self, inputs):
+        residual, raw = inputs
+        target = raw[..., 0]
+        steps = raw.shape[1]
+        if not self.season:
+            return residual + ops.expand_dims(target, -1)
+        index = forecast_transforms.reference_index(steps, self.horizon, self.season).reshape(-1)
+        picked = ops.take(target, np.asarray(index, dtype="int32"), axis=1)
+        return residual + ops.reshape(picked, (-1, steps, self.horizon))
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+    def get_config(self):
+        return super().get_config() | {"horizon": self.horizon, "season": self.season}
