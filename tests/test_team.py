@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO, running_runs
+from tests.postgres import PASSWORD as postgres_password
 from zoo.errors import ZooError
 from zoo.tracking import database
 
@@ -160,6 +161,33 @@ def test_advisory_lock_holds_other_connections_off(postgres):
         engine.dispose()
 
 
+def test_zoo_server_command_line_and_what_it_refuses(run_cli, tmp_path):
+    import mlflow
+
+    from zoo.cli import build_parser
+    from zoo.commands import server
+
+    store, artifacts, port = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", _free_port()
+    argv = ["server", "--backend-store-uri", store, "--artifacts-destination", str(artifacts), "--port", str(port)]
+    command = server.command_line(build_parser().parse_args([*argv, "--", "--allowed-hosts", "mlflow.example"]))
+    assert command[1:] == [
+        *("-m", "mlflow", "server", "--backend-store-uri", store),
+        *("--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1"),
+        *("--port", str(port), "--allowed-hosts", "mlflow.example"),
+    ]
+    assert artifacts.is_dir()
+    # The store exists (made under its lock) and its Default experiment opens in model-training mode.
+    assert mlflow.MlflowClient(store).get_experiment("0").tags["mlflow.experimentKind"] == "custom_model_development"
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        status, _, err = run_cli("server", "--backend-store-uri", store, "--port", busy.getsockname()[1])
+    assert status == 2 and "Cannot listen on 127.0.0.1" in err and err.count("\n") == 1
+    status, _, err = run_cli("server", "--backend-store-uri", "http://127.0.0.1:5000")
+    assert status == 2 and "is a tracking server, not a store" in err
+
+
 # === MLflow on PostgreSQL ===
 
 
@@ -259,6 +287,7 @@ def test_two_tune_workers_share_one_study_on_postgresql(postgres, team_server, t
     for status, out, err in results:
         assert status == 0, err[-3000:]
         assert re.search(r"study shared \(postgresql://zoo:\*\*\*@", out), out
+        assert postgres_password not in out + err
     client = mlflow.MlflowClient(team_server)
     experiment = client.get_experiment_by_name("team-tune").experiment_id
     parents = client.search_runs([experiment], "tags.`zoo.tune` = 'study'")

@@ -72,8 +72,12 @@ def command_line(args):
         tracking.prepare_sqlite(store)
     # The experiment the store made for itself opens in the UI's model-training mode, like the
     # experiments `zoo train` makes; MLflow would show it in its GenAI mode.
+    previous = tracking.mlflow.get_tracking_uri()
     tracking.mlflow.set_tracking_uri(store)
-    tracking.mark_training_experiment("0")
+    try:
+        tracking.mark_training_experiment("0")
+    finally:
+        tracking.mlflow.set_tracking_uri(previous)
     artifacts = args.artifacts_destination or DEFAULT_ARTIFACTS
     if not urllib.parse.urlparse(artifacts).scheme or artifacts.startswith("file:"):
         folder = artifacts[len("file:") :] if artifacts.startswith("file:") else artifacts
