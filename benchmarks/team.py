@@ -32,9 +32,14 @@ import tempfile
 import time
 import urllib.request
 
+# The logging's direct cost through a server on PostgreSQL over the same on SQLite, at most (points
+# of the fit's time): a team's database must not make logging a noticeable part of training.
+MAX_EXTRA_PERCENT = 2.0
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
+
+import gate  # noqa: E402
 
 from tests import postgres  # noqa: E402 - the throwaway cluster of the tests
 from zoo.tracking.database import safe_url  # noqa: E402
@@ -87,7 +92,20 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)
-    return 0
+    pg, lite = figures["overhead_postgresql"], figures["overhead_sqlite"]
+    two = figures["tune_2_workers"]
+    return gate.exit_status(
+        # The database behind the server adds at most 2 points of the fit to the logging's direct cost.
+        gate.check(
+            "direct logging cost, PostgreSQL minus SQLite behind the server (% of the fit)",
+            pg["direct_cost_percent"] - lite["direct_cost_percent"],
+            MAX_EXTRA_PERCENT,
+            above=False,
+        ),
+        gate.check(
+            "trials of the 2-worker study, each number once", two["trials"] * two["distinct_numbers"], args.trials
+        ),
+    )
 
 
 @contextlib.contextmanager
