@@ -161,13 +161,14 @@ def test_advisory_lock_holds_other_connections_off(postgres):
         engine.dispose()
 
 
-def test_zoo_server_command_line_and_what_it_refuses(run_cli, tmp_path):
+def test_zoo_server_command_line_and_what_it_refuses(run_cli, tracking_uri, tmp_path):
     import mlflow
 
     from zoo.cli import build_parser
     from zoo.commands import server
 
-    store, artifacts, port = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts", _free_port()
+    # The session's SQLite store: a new one would cost its schema's creation (seconds).
+    store, artifacts, port = tracking_uri, tmp_path / "artifacts", _free_port()
     argv = ["server", "--backend-store-uri", store, "--artifacts-destination", str(artifacts), "--port", str(port)]
     command = server.command_line(build_parser().parse_args([*argv, "--", "--allowed-hosts", "mlflow.example"]))
     assert command[1:] == [
@@ -176,7 +177,7 @@ def test_zoo_server_command_line_and_what_it_refuses(run_cli, tmp_path):
         *("--port", str(port), "--allowed-hosts", "mlflow.example"),
     ]
     assert artifacts.is_dir()
-    # The store exists (made under its lock) and its Default experiment opens in model-training mode.
+    # The store was prepared (under its lock) and its Default experiment opens in model-training mode.
     assert mlflow.MlflowClient(store).get_experiment("0").tags["mlflow.experimentKind"] == "custom_model_development"
 
     with socket.socket() as busy:
