@@ -38,6 +38,8 @@ os.environ["DO_NOT_TRACK"] = "true"
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from tests.postgres import postgres  # noqa: E402,F401 - the session's PostgreSQL server, as a fixture
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 

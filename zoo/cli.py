@@ -201,8 +201,13 @@ def _info(args):
 
 def _ui(args):
     from zoo import tracking
+    from zoo.tracking import database
 
     uri = tracking.configure(args.tracking_uri) if args.tracking_uri else _local_uri()
+    if uri.startswith(("http://", "https://")):
+        # A tracking server (`zoo server`, `mlflow server`) serves its own UI; configure checked it answers.
+        print(f"The MLflow UI of {uri} is served by that server: open {uri} in a browser.")
+        return 0
     command = [
         sys.executable,
         "-m",
@@ -215,7 +220,8 @@ def _ui(args):
         "--port",
         str(args.port),
     ]
-    print(f"MLflow UI for {uri} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    shown = database.safe_url(uri)
+    print(f"MLflow UI for {shown} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     os.execv(sys.executable, command)
 
 

@@ -469,7 +469,11 @@ def _open_storage(url):
     """
     import optuna
 
+    from zoo.tracking import database
+
     engine_kwargs = {}
+    if database.is_server_url(url):
+        database.check(url, "study storage")
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         folder = os.path.dirname(os.path.abspath(path))
@@ -480,7 +484,8 @@ def _open_storage(url):
     import warnings
 
     try:
-        with warnings.catch_warnings():
+        # Two workers first using a new database would create Optuna's tables together.
+        with warnings.catch_warnings(), database.advisory_lock(url, "zoo: Optuna schema"):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats, stable since 2.9
             return optuna.storages.RDBStorage(
                 url,
@@ -549,7 +554,14 @@ def _pruner(name):
 
 @contextlib.contextmanager
 def _lock(storage_url):
-    """Serialize the study's bookkeeping between processes sharing one SQLite storage."""
+    """Serialize the study's bookkeeping between processes sharing one storage: a lock file beside
+    a SQLite storage, an advisory lock in a PostgreSQL one (workers may be on other machines)."""
+    from zoo.tracking import database
+
+    if database.is_server_url(storage_url):
+        with database.advisory_lock(storage_url, "zoo: tune bookkeeping"):
+            yield
+        return
     if not storage_url.startswith("sqlite:///"):
         yield
         return

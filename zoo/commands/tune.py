@@ -112,11 +112,14 @@ def _tune(args):
 
 def format_result(result):
     """The summary `zoo tune` prints."""
+    from zoo.tracking import database
+
+    storage = database.safe_url(result.storage)  # a password in a URL stays off the terminal and logs
     params = ", ".join(f"{k}={_short(v)}" for k, v in result.best_params.items())
     tests = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.test_metrics.items()))
     states = ", ".join(f"{count} {state.lower()}" for state, count in sorted(result.states.items()) if count)
     lines = [
-        f"study {result.study} ({result.storage}): {result.new_trials} new trials; {states}; {result.epochs} epochs",
+        f"study {result.study} ({storage}): {result.new_trials} new trials; {states}; {result.epochs} epochs",
         f"best trial {result.best_trial}: {result.metric}={result.best_value:.4g} with {params}",
         f"  trial run {result.best_run_id}; study run {result.parent_run_id}",
     ]
@@ -124,7 +127,7 @@ def format_result(result):
         lines.append(f"best configuration trained again and tested: run {result.final_run_id}: {tests}")
     elif tests:
         lines.append(f"best configuration tested earlier: {tests}")
-    lines.append(f"continue: the same command with --study {result.study} --storage {result.storage}")
+    lines.append(f"continue: the same command with --study {result.study} --storage {storage}")
     return "\n".join(lines)
 
 

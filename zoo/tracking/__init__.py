@@ -2,6 +2,7 @@
 
 - `lazy`: the `mlflow` module, imported on first use (`from zoo.tracking import mlflow`).
 - `store`: the tracking URI, its checks, and a SQLite store safe for concurrent starts.
+- `database`: a database server (PostgreSQL) as the store: login checks, advisory locks.
 - `run`: the run's life (start, name, end FINISHED/KILLED/FAILED, never left RUNNING).
 - `git`: the commit a run comes from.
 - `artifacts`: params and figures of the active run.

@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 
 from zoo.errors import ZooError
+from zoo.tracking import database
 from zoo.tracking.lazy import mlflow
 
 # URI schemes MLflow's tracking stores accept (a plain path is a file store).
@@ -25,7 +26,8 @@ def configure(tracking_uri=None):
         The tracking URI in use.
 
     Raises:
-        ZooError: within seconds when an HTTP tracking server does not answer.
+        ZooError: within seconds when an HTTP tracking server does not answer, or a database
+            server refuses the login or lacks the database (`database.check`).
     """
     # MLflow's defaults retry an unreachable server for minutes; fail fast and say so instead.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -37,6 +39,8 @@ def configure(tracking_uri=None):
         check_server(uri)
     elif uri.startswith("sqlite:///"):
         prepare_sqlite(uri)
+    elif database.is_server_url(uri):
+        database.prepare_mlflow_store(uri)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     return uri
