@@ -675,11 +675,22 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
     """
     if not os.path.isfile(path):
         raise ZooError(f"File not found: {path}. Check the path given to `data`.")
+    import zipfile
+
+    save_hint = "save the arrays with np.savez(path, x=..., y=...)"
+    # np.load reads anything that is not a zip as a pickle, and its refusal then suggests
+    # `allow_pickle=`, an option the zoo does not have.
+    if not zipfile.is_zipfile(path):
+        raise ZooError(f"{path} is not a NumPy .npz file (an .npz is a zip archive of arrays): {save_hint}.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({error}).") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if "pickle" in str(error).lower():
+            reason = "it holds Python objects, which are never loaded: use numeric arrays"
+        else:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({reason}); {save_hint}.") from None
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise ZooError(

@@ -199,6 +199,10 @@ def _ui(args):
     from zoo import tracking
 
     uri = tracking.configure(args.tracking_uri) if args.tracking_uri else _local_uri()
+    if not args.tracking_uri:
+        from zoo.tracking import heartbeat
+
+        heartbeat.repair_in_passing(uri)
     command = [
         sys.executable,
         "-m",
@@ -306,9 +310,7 @@ def main(argv=None):
         from zoo import faults
 
         if isinstance(interruption, faults.Interrupted):
-            run_id = getattr(interruption, "run_id", None)
-            hint = f"; continue it with: zoo train --resume {run_id}" if run_id else ""
-            print(f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}", file=sys.stderr)
+            print(faults.interruption_message(interruption), file=sys.stderr)
             return interruption.exit_status
         print("zoo: interrupted", file=sys.stderr)
         return 130

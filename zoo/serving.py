@@ -86,6 +86,26 @@ def _frame(data, columns_hint):
     raise _bad(f"Expected table rows with columns {', '.join(columns_hint)}; received {type(data).__name__}.")
 
 
+def _refuse_nonfinite(values, what, empty_allowed=False):
+    """Refuse an infinite number, or one float32 cannot hold (and NaN in an array, where no cell may be
+    empty): every model was trained on finite numbers (the loaders refuse others), and would answer NaN.
+
+    A NaN in a table's number column is an empty cell, which stands for the training mean.
+    """
+    values = np.asarray(values, dtype="float64")
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = np.isinf(values) | (np.abs(values) > np.finfo("float32").max)
+        if not empty_allowed:
+            bad |= np.isnan(values)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        place = f" at index [{', '.join(map(str, where))}]" if values.ndim > 1 else f" in row {where[0]}"
+        raise _bad(
+            f"{what} holds {values[tuple(where)]:g}{place} ({int(bad.sum())} such value(s)): the model was trained "
+            "on finite numbers only; send finite values (an empty cell of a table stands for the training mean)."
+        )
+
+
 def input_shape(model):
     """Shape of one input of a single-input model: from its inputs, or its build config (RBM)."""
     inputs = getattr(model, "inputs", None)
@@ -108,6 +128,7 @@ class Tensor(Adapter):
             array = np.asarray(data, dtype="float32")
         except (TypeError, ValueError):
             raise _bad('Expected an array of numbers (JSON {"inputs": [...]}).') from None
+        _refuse_nonfinite(array, "The inputs")
         expected = input_shape(model)
         if array.ndim == len(expected):  # one example without its batch axis
             array = array[np.newaxis]
@@ -152,6 +173,7 @@ class Table(Adapter):
                 bad = values[numbers.isna() & values.notna()]
                 if len(bad):
                     raise _bad(f"Column '{column}' is numeric but holds {bad.iloc[0]!r}.")
+                _refuse_nonfinite(numbers.to_numpy(dtype="float64"), f"Column '{column}'", empty_allowed=True)
                 # A missing number stands for the training mean, as in training.
                 inputs[column] = numbers.fillna(spec["mean"]).to_numpy(dtype="float32").reshape(-1, 1)
                 continue
