@@ -163,17 +163,22 @@ def state(run, now=None, stale_after=None, host=None):
         return f"its process {pid} on {where} is gone (last beat {age})"
     limit = STALE_AFTER if stale_after is None else stale_after
     if now - beat > limit:
-        return f"no beat from its process {pid} on {where} for {age}, more than {ago(limit).removesuffix(' ago')}"
+        return f"no beat from its process {pid} on {where} for {duration(now - beat)}, more than {duration(limit)}"
     return None
 
 
-def ago(seconds):
+def duration(seconds):
+    """'42 s', '5 min' or '1.5 h'."""
     seconds = max(0.0, seconds)
     if seconds < 120:
-        return f"{seconds:.0f} s ago"
+        return f"{seconds:.0f} s"
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def ago(seconds):
+    return f"{duration(seconds)} ago"
 
 
 def running_runs(client):
