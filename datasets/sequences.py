@@ -697,11 +697,26 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
             f"{path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'}. "
             "Save it with np.savez(path, x=..., y=...[, lengths=...])."
         )
+    for key in ("x", "y", "lengths"):
+        array = arrays.get(key)
+        if array is None:
+            continue
+        if array.dtype.kind not in "biuf":
+            raise ZooError(
+                f"{path}: array '{key}' holds {array.dtype} values, not numbers; encode it as numbers "
+                "(class labels as integers 0, 1, ...)."
+            )
+        if array.ndim == 0 or (key == "x" and len(array) == 0):
+            raise ZooError(
+                f"{path}: array '{key}' is {'a single number' if array.ndim == 0 else 'empty'}; {save_hint}."
+            )
     x, y = arrays["x"], arrays["y"]
     for key in ("x", "y"):
         check_finite(arrays[key], f"{path}: array '{key}'")
     if "lengths" in arrays:
         lengths = arrays["lengths"].astype(int)
+        if lengths.ndim != 1 or (lengths < 1).any():
+            raise ZooError(f"{path}: array 'lengths' must list each sequence's steps (1 or more). {save_hint}.")
         if lengths.sum() != len(x) or (mode == "many_to_many" and lengths.sum() != len(y)):
             raise ZooError(f"The lengths in {path} add up to {lengths.sum()} steps but x has {len(x)} rows.")
         cuts = np.cumsum(lengths)[:-1]
