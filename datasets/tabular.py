@@ -573,12 +573,16 @@ def check_empty_targets(values, name, missing):
     """
     empty = np.flatnonzero(values.isna().to_numpy())
     if len(empty) and missing == "error":
-        raise ZooError(
-            f"Target column '{values.name}' of {name} is empty in {len(empty)} row(s), the first at row "
-            f"{values.index[empty[0]] + 2}, and `missing=error` refuses them: fill them, or use `missing=mean` "
-            "to leave those rows out (counted)."
-        )
+        raise empty_targets_error(values.name, name, len(empty), values.index[empty[0]])
     return len(empty)
+
+
+def empty_targets_error(column, name, count, row):
+    """The error of `missing=error` for `count` empty target cells, the first at 0-based data row `row`."""
+    return ZooError(
+        f"Target column '{column}' of {name} is empty in {count} row(s), the first at row {row + 2}, and "
+        "`missing=error` refuses them: fill them, or use `missing=mean` to leave those rows out (counted)."
+    )
 
 
 # float32 is what the model computes in: a larger number overflows to infinity there.

@@ -67,6 +67,12 @@ def test_empty_and_identifier_columns_are_left_out_and_empty_targets_counted(tmp
 
     with pytest.raises(ZooError, match=r"Target column 'y' of messy is empty in 18 row\(s\), the first at row 2"):
         tabular.prepare(table, missing="error")
+    # A file too large for memory is streamed: its empty targets are counted and refused alike.
+    from zoo.datasets import streaming
+
+    assert streaming.scan(str(tmp_path / "messy.csv"), "y", categorical=("name",)).empty_targets == 18
+    with pytest.raises(ZooError, match=r"is empty in 18 row\(s\), the first at row 2"):
+        streaming.scan(str(tmp_path / "messy.csv"), "y", missing="error")
     numbers = table.frame.dropna(subset=["y"]).drop(columns=["name"])
     with pytest.raises(ZooError, match=r"Column 'empty' of numbers has 102 empty cell\(s\)"):
         tabular.prepare(tabular.Table(numbers, "y", "numbers", "numbers"), missing="error")
