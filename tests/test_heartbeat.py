@@ -119,6 +119,9 @@ def test_every_command_that_opens_the_store_repairs_lost_runs_and_only_those(tra
     repaired = heartbeat.repair(store, stale_after=30, quiet=True)
     assert [run_id for run_id, _ in repaired] == [recent], "a shorter --stale-after finds it lost"
     assert client.get_run(recent).info.status == "KILLED"
+    # The session's store: other tests check that no run stays RUNNING there.
+    for run_id in (alive, unbeating):
+        client.set_terminated(run_id, "FINISHED")
 
 
 def test_beats_per_epoch_and_a_corrupt_checkpoint_is_skipped_for_the_one_before(tracking_uri):
