@@ -129,10 +129,16 @@ def test_beats_per_epoch_and_a_corrupt_checkpoint_is_skipped_for_the_one_before(
 
     class StopAtEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            # The beat each epoch's end asks for lands within MIN_GAP.
-            time.sleep(heartbeat.MIN_GAP + 0.3)
-            run = mlflow.MlflowClient().get_run(mlflow.active_run().info.run_id)
-            beats.append(float(run.data.tags[heartbeat.BEAT_TAG]))
+            # This callback runs before the beat of this epoch's end is asked for: it waits for the
+            # one the epoch before asked for (the first epoch reads the run's first beat).
+            client, run_id = mlflow.MlflowClient(), mlflow.active_run().info.run_id
+            deadline = time.time() + 60
+            while True:
+                beat = float(client.get_run(run_id).data.tags[heartbeat.BEAT_TAG])
+                if not beats or beat > beats[-1] or time.time() > deadline:
+                    break
+                time.sleep(0.1)
+            beats.append(beat)
             if epoch == 2:  # after two checkpoints (epochs 0 and 1), as a signal would
                 raise faults.Interrupted(signal.SIGTERM)
 
