@@ -12,7 +12,9 @@ import time
 
 def add_parser(commands):
     parser = commands.add_parser(
-        "runs", help="RUNNING runs and their heartbeat; --repair ends the lost ones KILLED", description=__doc__
+        "runs",
+        help="RUNNING runs and their heartbeat; --repair ends the lost ones KILLED",
+        description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--repair", action="store_true", help="end lost runs KILLED (zoo.failure=lost heartbeat)")
     parser.add_argument(
