@@ -675,22 +675,48 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
     """
     if not os.path.isfile(path):
         raise ZooError(f"File not found: {path}. Check the path given to `data`.")
+    import zipfile
+
+    save_hint = "save the arrays with np.savez(path, x=..., y=...)"
+    # np.load reads anything that is not a zip as a pickle, and its refusal then suggests
+    # `allow_pickle=`, an option the zoo does not have.
+    if not zipfile.is_zipfile(path):
+        raise ZooError(f"{path} is not a NumPy .npz file (an .npz is a zip archive of arrays): {save_hint}.")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as error:
-        raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({error}).") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if "pickle" in str(error).lower():
+            reason = "it holds Python objects, which are never loaded: use numeric arrays"
+        else:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ZooError(f"Cannot read {path} as a NumPy .npz of plain arrays ({reason}); {save_hint}.") from None
     missing = [key for key in ("x", "y") if key not in arrays]
     if missing:
         raise ZooError(
             f"{path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(arrays) or 'nothing'}. "
             "Save it with np.savez(path, x=..., y=...[, lengths=...])."
         )
+    for key in ("x", "y", "lengths"):
+        array = arrays.get(key)
+        if array is None:
+            continue
+        if array.dtype.kind not in "biuf":
+            raise ZooError(
+                f"{path}: array '{key}' holds {array.dtype} values, not numbers; encode it as numbers "
+                "(class labels as integers 0, 1, ...)."
+            )
+        if array.ndim == 0 or (key == "x" and len(array) == 0):
+            raise ZooError(
+                f"{path}: array '{key}' is {'a single number' if array.ndim == 0 else 'empty'}; {save_hint}."
+            )
     x, y = arrays["x"], arrays["y"]
     for key in ("x", "y"):
         check_finite(arrays[key], f"{path}: array '{key}'")
     if "lengths" in arrays:
         lengths = arrays["lengths"].astype(int)
+        if lengths.ndim != 1 or (lengths < 1).any():
+            raise ZooError(f"{path}: array 'lengths' must list each sequence's steps (1 or more). {save_hint}.")
         if lengths.sum() != len(x) or (mode == "many_to_many" and lengths.sum() != len(y)):
             raise ZooError(f"The lengths in {path} add up to {lengths.sum()} steps but x has {len(x)} rows.")
         cuts = np.cumsum(lengths)[:-1]

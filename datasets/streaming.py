@@ -172,6 +172,10 @@ class StreamedTable:
     column_types: dict
     num_rows: int
     converted: object  # a TabularSplits holding the spec, used for its arrays()
+    # As in `tabular.TabularSplits`: rows without a target, left out; columns left out (none here:
+    # a streamed empty column is a constant feature, and identifiers are not looked for).
+    empty_targets: int = 0
+    dropped: dict = dataclasses.field(default_factory=dict)
 
     @property
     def text_columns(self):
@@ -280,14 +284,20 @@ def scan(
 
     # === Pass 1: every row with a target, for what tabular.prepare learns from the whole frame ===
     columns = {c: _Column() for c in table.frame.columns}
-    target_values, rows = set(), 0
+    target_values, rows, empty_targets, first_empty_target = set(), 0, 0, None
     for chunk in read_chunks(path):
-        chunk = chunk[chunk[target].notna()]
+        empty = chunk[target].isna()
+        if empty.any() and first_empty_target is None:
+            first_empty_target = int(chunk.index[empty.to_numpy()][0])
+        empty_targets += int(empty.sum())
+        chunk = chunk[~empty]
         rows += len(chunk)
         if len(target_values) < _TARGET_LEVELS:
             target_values.update(chunk[target].unique().tolist())
         for column, seen in columns.items():
             seen.observe(chunk[column])
+    if empty_targets and missing == "error":
+        raise tabular.empty_targets_error(target, table.name, empty_targets, first_empty_target)
     target_seen = columns.pop(target)
     kinds = {column: seen.kind(column, categorical) for column, seen in columns.items()}
     if not kinds:
@@ -361,6 +371,7 @@ def scan(
         column_types=column_types,
         num_rows=rows,
         converted=converted,
+        empty_targets=empty_targets,
     )
 
 

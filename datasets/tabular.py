@@ -63,6 +63,10 @@ class TabularSplits:
     table: Table
     # Empty cells of each numeric column that were filled with the training mean.
     filled: dict = dataclasses.field(default_factory=dict)
+    # Columns left out of the features, with why: {column: reason} (`unusable_columns`).
+    dropped: dict = dataclasses.field(default_factory=dict)
+    # Rows left out because their target cell is empty.
+    empty_targets: int = 0
 
     @property
     def num_train(self):
@@ -110,6 +114,18 @@ def category_codes(values, vocabulary):
     cells = pd.Series(np.asarray(values, dtype=object).reshape(-1)).astype(str)
     # Categorical codes are -1 for a value outside the categories: + 1 makes that the 0 slot.
     return pd.Categorical(cells, categories=[str(v) for v in vocabulary]).codes.astype("int64") + 1
+
+
+def known_categories(cells, vocabulary):
+    """`cells` (an array) with every value outside `vocabulary` replaced by its first category."""
+    cells = np.asarray(cells)
+    known = np.isin(cells.astype(str), [str(v) for v in vocabulary])
+    if known.all() or not len(vocabulary):
+        return cells
+    # Object, not a fixed-width text dtype, which would cut a longer category short.
+    replaced = cells.astype(object) if cells.dtype.kind in "USO" else cells.copy()
+    replaced[~known] = vocabulary[0]
+    return replaced
 
 
 def load_embedded(name):
@@ -438,8 +454,11 @@ def prepare(
 
     frame = table.frame
     check_options(frame.columns, categorical, missing)
+    empty_targets = check_empty_targets(frame[table.target], table.name, missing)
     # The index keeps each row's place in the file, for messages that name a row.
     frame = frame[frame[table.target].notna()].copy()
+    dropped = unusable_columns(frame, table.target, categorical, keep_empty=missing == "error")
+    frame = frame.drop(columns=list(dropped))
     kinds = column_kinds(frame, table.target, categorical)
     checked = [c for c, kind in kinds.items() if kind == "numeric"]
     if pd.api.types.is_numeric_dtype(frame[table.target]) and not pd.api.types.is_bool_dtype(frame[table.target]):
@@ -466,7 +485,10 @@ def prepare(
         values = train[column]
         if kind == "numeric":
             mean = float(values.mean()) if values.notna().any() else 0.0
-            features[column] = {"kind": "numeric", "mean": mean, "variance": float(values.var(ddof=0) or 1.0)}
+            variance = float(values.var(ddof=0))
+            # NaN where the training rows hold no number: a NaN scale would make every output NaN.
+            variance = variance if np.isfinite(variance) and variance > 0 else 1.0
+            features[column] = {"kind": "numeric", "mean": mean, "variance": variance}
         else:
             is_int = pd.api.types.is_integer_dtype(values)
             vocabulary = sorted(values.dropna().unique().tolist(), key=str)
@@ -481,7 +503,86 @@ def prepare(
     numeric = [c for c, f in features.items() if f["kind"] == "numeric"]
     counts = {c: int(n) for c, n in frame[numeric].isna().sum().items() if n}
     filled = [split.fillna({c: features[c]["mean"] for c in numeric}) for split in (train, validation, test)]
-    return TabularSplits(*filled, table.target, task, class_names, features, table, filled=counts)
+    return TabularSplits(
+        *filled,
+        table.target,
+        task,
+        class_names,
+        features,
+        table,
+        filled=counts,
+        dropped=dropped,
+        empty_targets=empty_targets,
+    )
+
+
+# A text column with more distinct values than this, and more than half as many as rows, is an
+# identifier (a name, an id, a timestamp): each test row holds a category training never saw.
+ID_MIN_LEVELS = 20
+EMPTY_COLUMN = "empty in every row"
+
+
+def unusable_columns(frame, target, categorical=(), keep_empty=False):
+    """Feature columns a model cannot learn from, left out with the reason: {column: reason}.
+
+    An entirely empty column (its mean is NaN), and a text column that looks like an identifier
+    (`ID_MIN_LEVELS`). A column named in `categorical` is kept whatever it holds.
+
+    Args:
+        keep_empty: keep empty columns (`missing=error` refuses them next).
+    """
+    import pandas as pd
+
+    dropped = {}
+    for column in frame.columns:
+        if column == target or column in categorical:
+            continue
+        values = frame[column]
+        present = values.dropna()
+        if present.empty:
+            if not keep_empty:
+                dropped[column] = EMPTY_COLUMN
+            continue
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        if pd.to_numeric(present.astype(str), errors="coerce").notna().mean() >= 0.5:
+            continue  # a numeric column, with or without typos: `column_kinds` judges it
+        levels = present.astype(str).nunique()
+        if levels > ID_MIN_LEVELS and levels * 2 > len(present):
+            dropped[column] = f"an identifier: {levels} distinct texts in {len(present)} rows"
+    return dropped
+
+
+def dropped_message(name, dropped):
+    """The line that says which columns of table `name` were left out and why."""
+    shown = "; ".join(f"'{column}' ({reason})" for column, reason in dropped.items())
+    hints = []
+    identifier = next((column for column, reason in dropped.items() if reason != EMPTY_COLUMN), None)
+    if identifier is not None:
+        hints.append(f"--categorical {identifier} keeps it as a category")
+    if EMPTY_COLUMN in dropped.values():
+        hints.append("--missing error refuses an empty column instead")
+    return f"zoo: left out column(s) of {name} a model cannot learn from: {shown}; {', '.join(hints)}."
+
+
+def check_empty_targets(values, name, missing):
+    """Count the rows whose target cell is empty (they are left out); refuse them with `missing=error`.
+
+    Raises:
+        ZooError: with `missing="error"`, naming the count and the first such row.
+    """
+    empty = np.flatnonzero(values.isna().to_numpy())
+    if len(empty) and missing == "error":
+        raise empty_targets_error(values.name, name, len(empty), values.index[empty[0]])
+    return len(empty)
+
+
+def empty_targets_error(column, name, count, row):
+    """The error of `missing=error` for `count` empty target cells, the first at 0-based data row `row`."""
+    return ZooError(
+        f"Target column '{column}' of {name} is empty in {count} row(s), the first at row {row + 2}, and "
+        "`missing=error` refuses them: fill them, or use `missing=mean` to leave those rows out (counted)."
+    )
 
 
 # float32 is what the model computes in: a larger number overflows to infinity there.

@@ -88,6 +88,14 @@ class MLPRecipe(training.Recipe):
             table = tabular.load_embedded(config.dataset)
         if not streamed:
             splits = tabular.prepare(table, **options)
+        if splits.dropped:
+            print(tabular.dropped_message(table.name, splits.dropped), file=sys.stderr)
+        if splits.empty_targets:
+            print(
+                f"zoo: left out {splits.empty_targets} row(s) of {table.name} whose target '{table.target}' is "
+                "empty; --missing error refuses them instead.",
+                file=sys.stderr,
+            )
         if splits.filled:
             counts = ", ".join(f"{column} {count}" for column, count in splits.filled.items())
             print(
@@ -118,6 +126,10 @@ class MLPRecipe(training.Recipe):
         for column, feature in splits.features.items():
             if feature.get("codes"):
                 example_inputs[column] = splits.test[column].astype(str).to_numpy()[:5].reshape(-1, 1)
+            if feature["kind"] == "categorical":
+                # The logged model's example is a request it answers: a category only the test rows
+                # hold would be refused by the served model, after the whole training.
+                example_inputs[column] = tabular.known_categories(example_inputs[column], feature["vocabulary"])
         spec = {
             "source": table.source,
             "name": table.name,
@@ -130,6 +142,10 @@ class MLPRecipe(training.Recipe):
         }
         if splits.filled:
             spec["missing_filled"] = splits.filled
+        if splits.dropped:
+            spec["dropped_columns"] = splits.dropped
+        if splits.empty_targets:
+            spec["empty_target_rows"] = splits.empty_targets
         mlflow_datasets = [
             (
                 streaming.mlflow_dataset(splits, f"{table.name}-{name}")

@@ -180,8 +180,16 @@ def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, mod
         ([{"score": 0.3, "city": "Rome", "rank": 1}], "Unknown category 'Rome' in column 'city'"),
         ([{"score": 0.3, "city": "Oslo", "rank": 9}], "Unknown category 9 in column 'rank'"),
         ([{"score": "high", "city": "Oslo", "rank": 1}], "score"),
+        # json.dumps writes Infinity, which the server parses: training refuses it, serving too.
+        ([{"score": float("inf"), "city": "Oslo", "rank": 1}], "Column 'score' holds inf in row 0"),
     ],
-    ids=["missing-column", "unknown-text-category", "unknown-integer-category", "text-in-numeric-column"],
+    ids=[
+        "missing-column",
+        "unknown-text-category",
+        "unknown-integer-category",
+        "text-in-numeric-column",
+        "infinite-number",
+    ],
 )
 def test_bad_table_rows_get_400_naming_the_problem(servers, rows, message):
     status, answer = invoke(servers["mlp"], {"dataframe_records": rows})
@@ -221,6 +229,20 @@ def test_the_gan_answers_labels_and_seeds_with_images(servers, models):
     status, answer = invoke(servers["gan"], {"dataframe_records": [{"seed": 0}]})
     assert status == 400, answer
     assert "label" in answer["message"]
+
+
+def test_serve_refuses_a_port_in_use_naming_its_process(run_cli):
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        # Checked before the model: the port is the first thing the server would fail on.
+        status, out, err = run_cli("serve", "0123456789abcdef0123456789abcdef", "--port", port)
+    assert status == 2 and not out, (out, err)
+    assert err.startswith(f"zoo: error: Port {port} on 127.0.0.1 is not free") and err.count("\n") == 1, err
+    assert f"held by process {os.getpid()} (" in err, err
 
 
 def test_serve_refuses_an_unknown_model_in_one_line(run_cli):

@@ -208,6 +208,10 @@ def _ui(args):
         # A tracking server (`zoo server`, `mlflow server`) serves its own UI; configure checked it answers.
         print(f"The MLflow UI of {uri} is served by that server: open {uri} in a browser.")
         return 0
+    if not args.tracking_uri:
+        from zoo.tracking import heartbeat
+
+        heartbeat.repair_in_passing(uri)
     command = [
         sys.executable,
         "-m",
@@ -316,9 +320,7 @@ def main(argv=None):
         from zoo import faults
 
         if isinstance(interruption, faults.Interrupted):
-            run_id = getattr(interruption, "run_id", None)
-            hint = f"; continue it with: zoo train --resume {run_id}" if run_id else ""
-            print(f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}", file=sys.stderr)
+            print(faults.interruption_message(interruption), file=sys.stderr)
             return interruption.exit_status
         print("zoo: interrupted", file=sys.stderr)
         return 130

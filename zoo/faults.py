@@ -19,10 +19,16 @@ import keras
 import numpy as np
 
 CHECKPOINT = "checkpoint.npz"
+# The epoch before: what a run resumes from when the newest checkpoint is corrupt.
+PREVIOUS = "previous.checkpoint.npz"
 
 
 class Interrupted(KeyboardInterrupt):
     """Training stopped by SIGINT or SIGTERM."""
+
+    # Set by `zoo.tracking.active_run`: the run the signal ended, and the status it ended with.
+    run_id: str | None = None
+    run_status: str | None = None
 
     def __init__(self, signum):
         super().__init__(signal.Signals(signum).name)
@@ -31,6 +37,24 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_status(self):
         return 128 + self.signum
+
+
+def interruption_message(interruption):
+    """The line `zoo` prints for an `Interrupted`: how its run ended, as the store records it.
+
+    `zoo.tracking.active_run` sets `run_id` and `run_status` on it: KILLED for a signal during
+    training; FAILED for a signal that arrived while a failing run ended (under `zoo launch` the
+    others are stopped when one process fails); neither when no run was open.
+    """
+    run_id, status = interruption.run_id, interruption.run_status
+    if status is None or run_id is None:
+        return f"zoo: interrupted by {interruption}, outside its MLflow run"
+    hint = f"; continue it with: zoo train --resume {run_id}"
+    if status == "KILLED":
+        return f"zoo: interrupted by {interruption}; the run is KILLED, its checkpoint kept{hint}"
+    return (
+        f"zoo: interrupted by {interruption} while the run was ending {status} (its `zoo.failure` tag says why){hint}"
+    )
 
 
 class Diverged(RuntimeError):
@@ -151,8 +175,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
             with open(partial, "wb") as handle:
                 np.savez(handle, state=np.array(json.dumps(state)), **arrays)
             # One rename commits weights, optimizer state and counters together: a crash while
-            # writing leaves the previous checkpoint whole.
-            os.replace(partial, os.path.join(self.folder, CHECKPOINT))
+            # writing leaves the previous checkpoint whole. The one before is kept too, for a newest
+            # file that a full disk or a failing device left corrupt all the same.
+            newest = os.path.join(self.folder, CHECKPOINT)
+            if os.path.exists(newest):
+                os.replace(newest, os.path.join(self.folder, PREVIOUS))
+            os.replace(partial, newest)
             self.log_epoch(epoch, logs)
         except Exception as error:  # noqa: BLE001 - raised on the training thread by wait()
             self._error = error
@@ -176,24 +204,59 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def has_checkpoint(folder):
-    """Whether `folder` holds a checkpoint that `restore` can load."""
-    return bool(folder) and os.path.exists(os.path.join(folder, CHECKPOINT))
+    """Whether `folder` holds a checkpoint (the newest or the one before; `good_checkpoint` reads them)."""
+    return bool(folder) and any(os.path.exists(os.path.join(folder, name)) for name in (CHECKPOINT, PREVIOUS))
+
+
+def good_checkpoint(folder):
+    """The newest checkpoint in `folder` that reads whole, and what was wrong with newer ones.
+
+    Every array is read, so that a truncated or corrupted file (a zip whose CRC fails) is found
+    here, before a resumed run reopens its MLflow run, and not halfway through restoring it.
+
+    Returns:
+        (path, problems): `problems` lists the newer files skipped, as 'file: error'.
+
+    Raises:
+        ZooError: when no checkpoint in `folder` reads whole.
+    """
+    import zipfile
+
+    from zoo.errors import ZooError
+
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = os.path.join(folder, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                state = json.loads(str(arrays["state"]))
+                int(state["epoch"]), list(state["variables"])
+                for key in arrays.files:
+                    arrays[key]
+            return path, problems
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            problems.append(f"{name}: {type(error).__name__}: {first}")
+    raise ZooError(f"No checkpoint in {folder} reads whole ({'; '.join(problems) or 'none is there'}).")
 
 
 def restore(model, folder, early_stopping=None):
-    """Load the checkpoint in `folder` into `model`; return the epoch to continue from.
+    """Load the newest checkpoint in `folder` that reads whole into `model`; return the epoch to continue from.
 
     Call it inside the distribution strategy's scope that built the model: the optimizer's
     variables are created here when it has not run yet.
 
     Raises:
-        FileNotFoundError: when the folder holds no checkpoint.
+        ZooError: when the folder holds no checkpoint that reads whole.
         ValueError: when the checkpoint's variables do not match the model's.
     """
+    path, _ = good_checkpoint(folder)
     for optimizer in _optimizers(model):
         if not optimizer.built:
             optimizer.build(model.trainable_variables)
-    with np.load(os.path.join(folder, CHECKPOINT)) as arrays:
+    with np.load(path) as arrays:
         state = json.loads(str(arrays["state"]))
         variables = _checkpoint_variables(model)
         # Shapes, not paths: a layer's automatic name depends on the models built before it.
@@ -244,7 +307,7 @@ def resume_random_state(folder):
     Returns:
         `[RestoreRandomState]` where the checkpoint holds such a state (PyTorch), else `[]`.
     """
-    with np.load(os.path.join(folder, CHECKPOINT)) as arrays:
+    with np.load(good_checkpoint(folder)[0]) as arrays:
         state = {key: arrays[key] for key in ("torch_rng", "torch_cuda_rng") if key in arrays.files}
     if "torch_rng" not in state or keras.backend.backend() != "torch":
         return []

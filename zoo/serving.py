@@ -60,6 +60,10 @@ class Adapter:
         import keras
 
         inputs = self.inputs(model, data)
+        first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
+        if not len(first):
+            # Keras' layers fail on a batch of none (an LSTM's "Biases must be 1D").
+            raise _bad("The request holds no rows: send at least one.")
         raw = keras.ops.convert_to_numpy(model(inputs, training=False))
         return self.outputs(model, raw, data)
 
@@ -86,6 +90,26 @@ def _frame(data, columns_hint):
     raise _bad(f"Expected table rows with columns {', '.join(columns_hint)}; received {type(data).__name__}.")
 
 
+def _refuse_nonfinite(values, what, empty_allowed=False):
+    """Refuse an infinite number, or one float32 cannot hold (and NaN in an array, where no cell may be
+    empty): every model was trained on finite numbers (the loaders refuse others), and would answer NaN.
+
+    A NaN in a table's number column is an empty cell, which stands for the training mean.
+    """
+    values = np.asarray(values, dtype="float64")
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = np.isinf(values) | (np.abs(values) > np.finfo("float32").max)
+        if not empty_allowed:
+            bad |= np.isnan(values)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        place = f" at index [{', '.join(map(str, where))}]" if values.ndim > 1 else f" in row {where[0]}"
+        raise _bad(
+            f"{what} holds {values[tuple(where)]:g}{place} ({int(bad.sum())} such value(s)): the model was trained "
+            "on finite numbers only; send finite values (an empty cell of a table stands for the training mean)."
+        )
+
+
 def input_shape(model):
     """Shape of one input of a single-input model: from its inputs, or its build config (RBM)."""
     inputs = getattr(model, "inputs", None)
@@ -105,7 +129,9 @@ class Tensor(Adapter):
         if isinstance(data, pd.DataFrame):
             data = data.to_numpy()
         try:
-            array = np.asarray(data, dtype="float32")
+            # A number float32 cannot hold becomes inf, which `_refuse_nonfinite` names.
+            with np.errstate(over="ignore"):
+                array = np.asarray(data, dtype="float32")
         except (TypeError, ValueError):
             raise _bad('Expected an array of numbers (JSON {"inputs": [...]}).') from None
         expected = input_shape(model)
@@ -114,6 +140,7 @@ class Tensor(Adapter):
         if array.ndim != len(expected) + 1 or any(e is not None and e != a for e, a in zip(expected, array.shape[1:])):
             shown = "(batch, " + ", ".join("any" if d is None else str(d) for d in expected) + ")"
             raise _bad(f"Expected inputs of shape {shown}; received shape {array.shape}.")
+        _refuse_nonfinite(array, "The inputs")
         return array
 
     def signature(self, model, example):
@@ -152,6 +179,7 @@ class Table(Adapter):
                 bad = values[numbers.isna() & values.notna()]
                 if len(bad):
                     raise _bad(f"Column '{column}' is numeric but holds {bad.iloc[0]!r}.")
+                _refuse_nonfinite(numbers.to_numpy(dtype="float64"), f"Column '{column}'", empty_allowed=True)
                 # A missing number stands for the training mean, as in training.
                 inputs[column] = numbers.fillna(spec["mean"]).to_numpy(dtype="float32").reshape(-1, 1)
                 continue
@@ -305,19 +333,22 @@ class Generator(Adapter):
         if not classes and "label" in frame.columns and frame["label"].notna().any():
             raise _bad("This generator is unconditional (trained without labels): drop the 'label' column.")
         seeds = frame["seed"] if "seed" in frame.columns else pd.Series(np.arange(len(frame)))
+        seeds = _whole_numbers(seeds, "seed", "seeds 0 or more (or none: the row's position)", 0, 2**63 - 1)
         seeds = seeds.fillna(pd.Series(np.arange(len(frame)), index=seeds.index))
+        if not len(seeds):
+            raise _bad("The request holds no rows: send at least one.")
         latent = np.stack(
             [np.random.default_rng(int(seed)).standard_normal(self.settings["latent_dim"]) for seed in seeds]
         ).astype("float32")
         if not classes:
             return latent
-        try:
-            labels = frame["label"].astype("int64").to_numpy()
-        except (TypeError, ValueError):
-            raise _bad(f"Column 'label' takes class numbers 0 to {classes - 1}.") from None
+        labels = _whole_numbers(frame["label"], "label", f"class numbers 0 to {classes - 1}", None, None)
+        if labels.isna().any():
+            raise _bad(f"Column 'label' takes class numbers 0 to {classes - 1}; a row has none.")
+        labels = labels.to_numpy(dtype="float64")
         bad = labels[(labels < 0) | (labels >= classes)]
         if len(bad):
-            raise _bad(f"Label {int(bad[0])} is out of range: this generator knows labels 0 to {classes - 1}.")
+            raise _bad(f"Label {bad[0]:g} is out of range: this generator knows labels 0 to {classes - 1}.")
         return {"latent": latent, "label": labels.astype("int32").reshape(-1, 1)}
 
     def outputs(self, model, raw, data):
@@ -377,6 +408,32 @@ class Forecast(Tensor):
             Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
             Schema([ColSpec(DataType.double, column) for column in outputs.columns]),
         )
+
+
+def _whole_numbers(values, column, takes, low, high):
+    """`values` (a Series) as float64 whole numbers in [low, high] (None: unbounded), NaN where empty.
+
+    Raises:
+        MlflowException: naming `column` and what it `takes`, for text, fractions, infinities or
+            numbers out of range.
+    """
+    import pandas as pd
+
+    cells = values.astype(object).where(values.notna(), None)
+    try:
+        numbers = pd.to_numeric(cells, errors="raise").astype("float64")
+    except (TypeError, ValueError, OverflowError):
+        raise _bad(f"Column '{column}' takes {takes}; received {values.dropna().iloc[0]!r}.") from None
+    present = numbers.dropna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(present) | (present != np.round(present))
+        if low is not None:
+            bad |= present < low
+        if high is not None:
+            bad |= present > high
+    if bad.any():
+        raise _bad(f"Column '{column}' takes {takes}; received {present[bad][0]:g}.")
+    return numbers
 
 
 ADAPTERS = {cls.kind: cls for cls in (Tensor, Table, Text, Caption, Lines, Generator, Forecast)}

@@ -66,6 +66,45 @@ def check_model(uri, tracking_uri=None):
         ) from None
 
 
+def check_port(port, host="127.0.0.1"):
+    """Refuse a port another process listens on, naming that process: the server would fail to
+    bind it after printing its address, and `mlflow models serve` then neither served nor exited.
+
+    Raises:
+        ZooError: naming the process that holds the port, where the system says.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port that a closed connection still waits on (TIME_WAIT) is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+            return
+        except OSError as error:
+            reason = error.strerror or str(error)
+    raise ZooError(
+        f"Port {port} on {host} is not free ({reason}{port_holder(port)}): stop that, or choose another --port."
+    )
+
+
+def port_holder(port):
+    """', held by process PID (name: command line)' for the process that listens on `port`, or ''."""
+    import psutil
+
+    try:
+        for connection in psutil.net_connections(kind="tcp"):
+            if connection.laddr and connection.laddr.port == port and connection.status == psutil.CONN_LISTEN:
+                if connection.pid is None:
+                    return ", held by a process this user cannot see"
+                process = psutil.Process(connection.pid)
+                command = " ".join(process.cmdline())[:200] or process.name()
+                return f", held by process {connection.pid} ({command})"
+    except (psutil.Error, OSError):
+        pass  # Listing sockets needs privileges on some systems: the port's state still says enough.
+    return ""
+
+
 def server_command(uri, port, workers=1):
     """The `mlflow models serve` command line and its environment (scripts folder first on PATH)."""
     import mlflow
@@ -86,6 +125,7 @@ def _serve(args):
         raise ZooError(f"--port must be between 1 and 65535. Received: {args.port}")
     if args.workers < 1:
         raise ZooError(f"--workers must be at least 1. Received: {args.workers}")
+    check_port(args.port)
     uri = model_uri(args.model)
     info = check_model(uri, args.tracking_uri)
     kind = (info.metadata or {}).get("zoo_serving")

@@ -8,6 +8,7 @@ import contextlib
 import os
 
 from zoo.errors import ZooError
+from zoo.tracking import heartbeat
 from zoo.tracking.lazy import mlflow
 
 FAILURE_TAG = "zoo.failure"
@@ -35,24 +36,28 @@ def active_run(experiment, run_name, tags, system_metrics=False, resume=None, na
         mlflow.set_tag(FAILURE_TAG, "")
     else:
         run = start_run(experiment, run_name, tags, system_metrics=system_metrics, name_prefix=name_prefix)
+    # A process killed without a word leaves its beats behind: `zoo.tracking.heartbeat.repair` ends the run.
+    beating = heartbeat.Heartbeat(run.info.run_id, mlflow.get_tracking_uri()).start()
     try:
         yield run
     except faults.Interrupted as signal_error:
-        signal_error.run_id = run.info.run_id
-        _end(f"interrupted by {signal_error}; the last epoch's checkpoint is kept", "KILLED", metrics)
+        signal_error.run_id, signal_error.run_status = run.info.run_id, "KILLED"
+        _end(f"interrupted by {signal_error}; the last epoch's checkpoint is kept", "KILLED", metrics, run.info.run_id)
         raise
     except KeyboardInterrupt:
-        _end("interrupted (KeyboardInterrupt)", "KILLED", metrics)
+        _end("interrupted (KeyboardInterrupt)", "KILLED", metrics, run.info.run_id)
         raise
     except BaseException as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        _end(f"{type(error).__name__}: {message}"[:5000], "FAILED", metrics)
+        _end(f"{type(error).__name__}: {message}"[:5000], "FAILED", metrics, run.info.run_id)
         raise
     else:
         mlflow.end_run("FINISHED")
+    finally:
+        beating.stop()
 
 
-def _end(reason, status, metrics):
+def _end(reason, status, metrics, run_id=None):
     try:
         if metrics is not None:
             metrics.flush(raise_errors=False)
@@ -63,11 +68,16 @@ def _end(reason, status, metrics):
 
         # A SIGTERM while a failed run ends (`zoo launch` stops the other processes when one
         # fails) must not cost the run its reason: it waits until the run has ended.
-        with faults.critical_section():
-            try:
-                mlflow.set_tag(FAILURE_TAG, reason)
-            finally:
-                mlflow.end_run(status)
+        try:
+            with faults.critical_section():
+                try:
+                    mlflow.set_tag(FAILURE_TAG, reason)
+                finally:
+                    mlflow.end_run(status)
+        except faults.Interrupted as late:
+            # The signal raised here replaces the error that ended the run: say how it really ended.
+            late.run_id, late.run_status = run_id, status
+            raise
 
 
 def check_run_options(register=None, system_metrics=False):

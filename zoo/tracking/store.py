@@ -19,8 +19,11 @@ from zoo.tracking.lazy import mlflow
 TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
 
 
-def configure(tracking_uri=None):
+def configure(tracking_uri=None, repair=True):
     """Point MLflow at `tracking_uri` (default: MLflow's own resolution) and check a server answers.
+
+    With `repair`, runs whose process died without ending them are ended KILLED on the way
+    (`zoo.tracking.heartbeat`).
 
     Returns:
         The tracking URI in use.
@@ -43,6 +46,10 @@ def configure(tracking_uri=None):
         database.prepare_mlflow_store(uri)
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
+    if repair:
+        from zoo.tracking import heartbeat
+
+        heartbeat.repair_in_passing(uri)
     return uri
 
 
@@ -81,6 +88,12 @@ def prepare_sqlite(uri):
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ZooError(f"The folder of the MLflow store {uri} does not exist. Create it or fix `tracking_uri`.")
+    if not _writable(folder):
+        # SQLite writes its journal beside the file even to read it; MLflow would fail deep inside.
+        raise ZooError(
+            f"The folder {folder} of the MLflow store {uri} is not writable (SQLite writes its lock and journal "
+            "files there): make it writable, or choose another `tracking_uri`."
+        )
     with open(os.path.abspath(path) + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -89,6 +102,17 @@ def prepare_sqlite(uri):
                 connection.execute("PRAGMA journal_mode=WAL")
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _writable(folder):
+    """Whether a file can be created in `folder`, tried for real (`os.access` says yes to root)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def check_server(uri, timeout=3.0):

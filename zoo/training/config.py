@@ -14,6 +14,8 @@ from zoo.errors import ZooError, closest
 if typing.TYPE_CHECKING:
     from zoo.training.recipe import Recipe
 
+# The largest seed NumPy's and Keras' generators take.
+SEED_MAX = 2**32 - 1
 # Options that say where a run goes, not how it trains: not logged as params.
 RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics", "checkpoint_dir")
 
@@ -121,3 +123,6 @@ def _check_common(config: typing.Any) -> None:
             raise ZooError(f"`{name}` must be at least 1. Received: {getattr(config, name)}")
     if config.patience < 0:
         raise ZooError(f"`patience` must be 0 or more. Received: {config.patience}")
+    if not 0 <= config.seed <= SEED_MAX:
+        # NumPy and Keras seed their generators with 32 bits: a larger seed fails deep inside them.
+        raise ZooError(f"`seed` must be between 0 and {SEED_MAX} (2**32 - 1). Received: {config.seed}")

@@ -17,6 +17,7 @@ import warnings
 import zoo
 from zoo import backends, registry, tracking
 from zoo.errors import ZooError
+from zoo.tracking import heartbeat
 from zoo.training import devices, outputs, processes
 from zoo.training.catalog import get_recipe
 from zoo.training.config import config_fields, make_config
@@ -115,6 +116,22 @@ def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> Ru
             f"Run {run_id} has no checkpoint (looked in {folder}); it stopped before its first epoch "
             f"ended. Start it again with `zoo train {run.data.tags.get('zoo.recipe', 'RECIPE')}`."
         )
+    try:
+        _, problems = faults.good_checkpoint(folder)
+    except ZooError as error:
+        # Refused before the run is reopened: it stays KILLED (or FAILED), as it was.
+        raise ZooError(
+            f"Run {run_id} cannot be resumed: {error} Start it again with "
+            f"`zoo train {run.data.tags.get('zoo.recipe', 'RECIPE')}`."
+        ) from None
+    if problems:
+        import sys
+
+        print(
+            f"zoo: warning: skipped a corrupt checkpoint of run {run_id} ({'; '.join(problems)}); "
+            "resuming from the epoch before it.",
+            file=sys.stderr,
+        )
     import yaml
 
     saved = yaml.safe_load(mlflow.artifacts.load_text(f"{run.info.artifact_uri}/{CONFIG_FILE}"))
@@ -190,6 +207,7 @@ def _run(
     tracking.configure(config.tracking_uri)
     tracking.check_run_options(config.register, config.system_metrics)
     outputs.check_writable(outputs.checkpoint_root(config), "`checkpoint_dir`")
+    outputs.check_output(config.output)
     keras.utils.set_random_seed(config.seed)
 
     # Before the data: a model the recipe cannot train is refused without loading anything.
@@ -267,6 +285,7 @@ def _run(
         with devices.locally(model):
             prepared = recipe.prepare(model, data, config)
         callbacks = list(recipe.callbacks(model, data, config, prepared)) + list(extra_callbacks) + [faults.StopOnNaN()]
+        callbacks.append(heartbeat.epoch_callback())
         if resume_from:
             callbacks = faults.resume_random_state(resume_from[1]) + callbacks
         if early_stopping is not None:
