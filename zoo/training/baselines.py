@@ -156,7 +156,7 @@ def default(
     """
     from zoo import tracking
 
-    metric = tracking.main_metric(metrics, main_metric)
+    metric = tracking.main_metric([name for name in metrics if not name.startswith("test_baseline_")], main_metric)
     if metric == "test_loss" and "test_mae" in metrics:
         # A regression ranked by its loss: the MAE says the same in the target's units.
         metric = "test_mae"

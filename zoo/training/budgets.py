@@ -33,7 +33,11 @@ class Budget:
         """(epochs, patience) for `rows` training rows: never fewer than the config's defaults."""
         per_epoch = max(1, math.ceil(rows / batch_size))
         chosen = min(self.max_epochs, max(epochs, math.ceil(self.steps / per_epoch)))
-        return chosen, (max(patience, round(chosen * self.patience_share)) if patience else 0)
+        return chosen, self.patience_for(chosen, patience)
+
+    def patience_for(self, epochs: int, patience: int) -> int:
+        """A share of `epochs`, at least the config's default `patience` (0 stays 0: never stop)."""
+        return max(patience, round(epochs * self.patience_share)) if patience else 0
 
 
 def apply(
@@ -56,6 +60,7 @@ def apply(
     epochs, patience = budget.choose(rows, config.batch_size, config.epochs, config.patience)
     if "epochs" in explicit:
         epochs = config.epochs
+        patience = budget.patience_for(epochs, config.patience)
     if "patience" in explicit:
         patience = config.patience
     if (epochs, patience) == (config.epochs, config.patience):

@@ -13,7 +13,8 @@ Two more rules, both stateless per epoch so that a resumed run behaves as an uni
 - a warm-up guard: an epoch whose `Recipe.warm_up` log value is 0 (OCR: no validation line read as
   anything) neither counts toward the patience nor becomes the best epoch;
 - ties: an epoch that equals the best value of a coarse metric (accuracy on a small validation
-  split) is better when its validation loss is lower.
+  split) is better when its validation loss is lower (the loss nudges the value compared by 1e-7
+  of itself, so one number holds both and a checkpoint's saved best restores the tie-break).
 """
 
 import math
@@ -47,8 +48,6 @@ class MetricEarlyStopping(faults.ResumableEarlyStopping):
             mode="max" if greater_is_better(first) else "min",
         )
         self.warm_up = warm_up
-        self._tie: float | None = None
-        self._best_tie: float | None = None
 
     def _choose(self, logs: dict[str, typing.Any]) -> None:
         from zoo.tracking.models import greater_is_better
@@ -67,23 +66,24 @@ class MetricEarlyStopping(faults.ResumableEarlyStopping):
         self._choose(logs)
         if self.warm_up and self.warm_up in logs and not float(logs[self.warm_up]) > 0:
             return
-        self._tie = _number(logs.get("val_loss")) if self.monitor != "val_loss" else None
-        best_before = self.best_epoch
+        value, loss = _number(logs.get(self.monitor)), _number(logs.get("val_loss"))
+        if value is not None and loss is not None and self.monitor != "val_loss":
+            # Ties on a coarse metric go to the lower loss: a nudge far below one validation row's
+            # share of an accuracy. One number, so the checkpoint's saved best holds the tie-break too.
+            sign = 1.0 if self.mode == "min" else -1.0
+            logs = {**logs, self.monitor: value + sign * TIE_BREAK * min(loss, 1e3)}
         super().on_epoch_end(epoch, logs)
-        if self.best_epoch != best_before or self._best_tie is None:
-            self._best_tie = self._tie
 
     def _is_improvement(self, monitor_value: typing.Any, reference_value: typing.Any) -> bool:
-        if bool(super()._is_improvement(monitor_value, reference_value)):
+        # In Python floats: Keras compares in float32, which would lose the tie-break's nudge.
+        if reference_value is None:
             return True
-        # Equal on the monitor: the lower validation loss wins (resumed runs forget the best loss,
-        # so the first tie after a resume wins).
-        return (
-            reference_value is not None
-            and self._tie is not None
-            and float(monitor_value) == float(reference_value)
-            and (self._best_tie is None or self._tie < self._best_tie)
-        )
+        value, reference = float(monitor_value), float(reference_value)
+        return value < reference if self.mode == "min" else value > reference
+
+
+# How much of the validation loss decides between epochs equal on the monitor.
+TIE_BREAK = 1e-7
 
 
 def _number(value: typing.Any) -> float | None:
