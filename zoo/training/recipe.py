@@ -128,8 +128,9 @@ class Recipe:
             return []
         if self.monitor != "val_loss":
             return [self.monitor]
-        metric = self.ranking_metric(data)
-        if not metric or not metric.startswith("test_") or metric == "test_loss":
+        # No ranking metric: runs rank by test_accuracy where there is one (`tracking.main_metric`).
+        metric = self.ranking_metric(data) or "test_accuracy"
+        if not metric.startswith("test_") or metric == "test_loss":
             return ["val_loss"]
         return ["val_" + metric.removeprefix("test_"), "val_loss"]
 
