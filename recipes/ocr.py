@@ -228,12 +228,16 @@ class OCRRecipe(training.Recipe):
         return training.Evaluation(metrics, Readings(texts, confidences))
 
     def baseline(self, model, data, config, evaluation, prepared=None):
-        metrics = evaluation.metrics
+        # The better of two trivial readers: the most frequent character (logged by `evaluate`; on
+        # lines of varied length it can miss more than every character) and reading nothing (1.0),
+        # so a reader stuck in CTC's all-blank start never counts as learned.
+        frequent = evaluation.metrics["test_baseline_char_error_rate"]
         return training.Baseline(
             "test_char_error_rate",
-            metrics["test_baseline_char_error_rate"],
-            "most frequent character",
+            min(frequent, 1.0),
+            "most frequent character" if frequent < 1.0 else "reading nothing",
             self.baseline_hint,
+            logged_as="test_trivial_char_error_rate",
         )
 
     # === Log ===

@@ -39,17 +39,20 @@ class Baseline:
         value: the baseline's value of it on the same test rows.
         name: what the baseline is, for people ("majority class", "persistence", ...).
         hint: what to try when the network does not beat it ("more --epochs, a larger --patience").
+        logged_as: the metric the value is logged as (default `test_baseline_<metric>`), for a
+            recipe that logs another figure under that name itself.
     """
 
     metric: str
     value: float
     name: str
     hint: str = DEFAULT_HINT
+    logged_as: str | None = None
 
     @property
     def logged_name(self) -> str:
         """`test_baseline_accuracy` for `test_accuracy`: the metric the baseline is logged as."""
-        return "test_baseline_" + self.metric.removeprefix("test_")
+        return self.logged_as or "test_baseline_" + self.metric.removeprefix("test_")
 
     def greater_is_better(self) -> bool:
         from zoo.tracking.models import greater_is_better
