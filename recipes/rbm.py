@@ -218,7 +218,8 @@ class RBMRecipe(training.Recipe):
         # An untrained RBM of the same size (its initial weights), scored as the trained one.
         x_test = data.loaded.splits["test"][0]
         untrained = type(model).from_config(model.get_config())
-        untrained.build((None, *x_test.shape[1:]))
+        if not untrained.built:
+            untrained.build((None, *x_test.shape[1:]))
         value = float(
             np.mean([untrained.pseudo_likelihood(x_test, seed=config.seed + draw).mean() for draw in range(10)])
         )
