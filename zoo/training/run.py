@@ -40,6 +40,7 @@ class RunResult:
         config: the resolved recipe config (a `RecipeConfig` subclass).
         learned: whether the network beat its task's trivial baseline on the test split
             (`zoo.training.baselines`); None when the run has no baseline or no test metrics.
+        monitor: the validation metric early stopping watched (`zoo.training.stopping`), or None.
     """
 
     run_id: str
@@ -48,6 +49,7 @@ class RunResult:
     history: dict[str, list[float]]
     config: typing.Any
     learned: bool | None = None
+    monitor: str | None = None
 
 
 def train(
@@ -354,7 +356,8 @@ def _run(
                 model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics, "learned": learned}
             )
     faults.remove(folder)
-    return RunResult(run_id, model, metrics, history.history, config, learned)
+    monitor = early_stopping.monitor if early_stopping is not None else None
+    return RunResult(run_id, model, metrics, history.history, config, learned, monitor)
 
 
 @contextlib.contextmanager
