@@ -50,6 +50,22 @@ def test_budget_follows_the_training_rows():
     assert budget.choose(10, 32, 20, 0) == (200, 0)
 
 
+def test_budget_is_printed_once_and_explicit_epochs_and_patience_win(capsys):
+    from zoo.recipes.ocr import OCRConfig, OCRRecipe
+
+    budget = OCRRecipe.budget
+    config, text = budgets.apply(budget, OCRConfig(data="lines"), 1050, set(), "ocr")
+    assert (config.epochs, config.patience) == (76, 19) and "2500 optimizer steps" in text
+    assert capsys.readouterr().err.count("\n") == 1
+    config, text = budgets.apply(budget, OCRConfig(data="lines", epochs=20), 1050, {"epochs"}, "ocr")
+    assert (config.epochs, config.patience, text) == (20, 5, None)
+    config, _ = budgets.apply(budget, OCRConfig(data="lines", patience=3), 1050, {"patience"}, "ocr")
+    assert (config.epochs, config.patience) == (76, 3)
+    capsys.readouterr()
+    # The digit default keeps its epochs: nothing printed, nothing changed.
+    assert budgets.apply(budget, OCRConfig(), 4000, set(), "ocr")[1] is None and not capsys.readouterr().err
+
+
 # === Early stopping on the recipe's metric, with a warm-up guard ===
 
 
