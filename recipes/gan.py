@@ -118,6 +118,12 @@ class GANRecipe(training.Recipe):
     main_metric = "test_frechet_distance"
 
     # === Data ===
+    def check_data(self, config):
+        if config.data:
+            from zoo.datasets import images
+
+            images.check_folder(config.data)
+
     def load_data(self, config):
         from zoo.datasets import images
 

@@ -192,6 +192,7 @@ def _ocr_folder(folder, rows):
         ("ocr_missing", "names image 'ghost.png', which is not in"),
         ("ocr_empty", "an empty file (0 bytes)"),
         ("mlp_target", "Target column 'label' is not in"),
+        ("cnn_one_class", "has a single class folder ('cats')"),
     ],
 )
 def test_bad_data_fails_before_tensorflow_keras_and_mlflow_load(tmp_path, case, message):
@@ -201,9 +202,14 @@ def test_bad_data_fails_before_tensorflow_keras_and_mlflow_load(tmp_path, case, 
         argv = ["ocr", "--data", _ocr_folder(tmp_path / "d", ["filename,words", "l0.png,ab", "ghost.png,cd"])]
     elif case == "ocr_empty":
         argv = ["ocr", "--data", _ocr_folder(tmp_path / "d", ["filename,words", "l0.png,ab", "empty.png,cd"])]
-    else:
+    elif case == "mlp_target":
         table = _noise_table(tmp_path / "t.csv", rows=20)
         argv = ["mlp", "--data", table, "--target", "label"]
+    else:
+        _ocr_folder(tmp_path / "photos", ["filename,words"])
+        (tmp_path / "photos" / "cats").mkdir()
+        os.rename(tmp_path / "photos" / "l0.png", tmp_path / "photos" / "cats" / "l0.png")
+        argv = ["cnn", "--data", str(tmp_path / "photos")]
     result = _without_heavy_imports("train", *argv, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("zoo: error: ") and result.stderr.count("\n") == 1, result.stderr
