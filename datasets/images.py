@@ -516,6 +516,33 @@ def _streamed_tfds_splits(
 # === Image folders ===
 
 
+def check_folder(folder):
+    """Check a folder's layout and class folders without reading an image (os calls only).
+
+    `zoo train cnn|gan --data` runs it before TensorFlow is imported; `load_folder` does the same
+    checks again and reads the images.
+
+    Raises:
+        ZooError: for a missing folder, a file, mixed split and class folders, a single class, a
+            class without images, or splits whose class folders differ.
+    """
+    root = os.path.abspath(os.path.expanduser(str(folder)))
+    if not os.path.exists(root):
+        raise ZooError(f"Image folder not found: {folder}. Check the path given to `data`.")
+    if not os.path.isdir(root):
+        raise ZooError(f"{folder} is a file; `data` takes a folder with one subfolder of images per class.")
+    layout = _split_layout(root)
+    # Quiet: `load_folder` says what it ignores, once.
+    indexed = {split: _index_classes(path, folder, quiet=True) for split, path in layout.items()}
+    class_names = list(indexed["train"])
+    for split, classes in indexed.items():
+        if split != "train" and list(classes) != class_names:
+            raise ZooError(
+                f"The class folders of {layout[split]} ({', '.join(classes)}) differ from those of "
+                f"{layout['train']} ({', '.join(class_names)}); use the same class folders in each split."
+            )
+
+
 def load_folder(
     folder,
     *,
@@ -701,7 +728,7 @@ def _image_files(folder):
     return found, unsupported
 
 
-def _index_classes(folder, shown):
+def _index_classes(folder, shown, quiet=False):
     classes = _subfolders(folder)
     if not classes:
         loose, _ = _image_files(folder)
@@ -731,7 +758,7 @@ def _index_classes(folder, shown):
                 "add images or remove the folder."
             )
         indexed[name] = files
-    if ignored:
+    if ignored and not quiet:
         warn(
             f"ignored {len(ignored)} image(s) in formats TensorFlow cannot read (e.g. {ignored[0]}); "
             "convert them to PNG or JPEG to use them."

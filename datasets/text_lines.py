@@ -230,35 +230,22 @@ def _resize_batch(lines, height):
 # === A folder of line images with labels.csv ===
 
 
-def load_folder(
-    folder,
-    *,
-    image_column="filename",
-    text_column="words",
-    image_height=None,
-    max_width=None,
-    seed=42,
-    validation_fraction=0.1,
-    test_fraction=0.2,
-):
-    """Load line images listed in `folder/labels.csv` with their texts, split by a seeded permutation.
+def check_folder(folder, *, image_column="filename", text_column="words", decode=False):
+    """Read `folder/labels.csv` and check every row: the file exists (and is not empty) and has a text.
+
+    NumPy, pandas and Pillow only: `zoo train ocr --data` runs it before TensorFlow is imported.
 
     Args:
-        folder: holds `labels.csv` and the images it names (paths relative to the folder).
-        image_column: column of `labels.csv` with the image file names.
-        text_column: column with the text of each image.
-        image_height: height every image is resized to, keeping its aspect ratio (default 32).
-        max_width: width every image is padded to (default: the widest training image, at most 1024).
-        seed: seeds the split.
-        validation_fraction, test_fraction: shares of the rows held out.
+        folder: holds `labels.csv` and the images it names.
+        image_column, text_column: the columns of `labels.csv`.
+        decode: also decode every image (a damaged file fails here rather than in `load_folder`).
 
     Returns:
-        `LineData` with the alphabet of the training texts; `extras["files"]` maps each split to its files.
+        (absolute image paths, texts), in the order of `labels.csv`.
 
     Raises:
-        ZooError: for a missing folder or labels.csv, a missing column, a row naming a missing or
-            unreadable image, an empty text, too few rows, or a character in a validation or test
-            text that no training text has (naming it and the file).
+        ZooError: for a missing folder or labels.csv, a missing column, no rows, a row naming a
+            missing, empty or (with `decode`) unreadable image, or an empty text.
     """
     import pandas as pd
 
@@ -291,9 +278,49 @@ def load_folder(
             raise ZooError(f"{LABELS_FILE} line {row} names image '{name}', which is not in {folder}.")
         if not text:
             raise ZooError(f"{LABELS_FILE} line {row} ({name}) has an empty {text_column}; give every image its text.")
+        if os.path.getsize(path) == 0:
+            raise ZooError(f"{LABELS_FILE} line {row} names image '{name}', an empty file (0 bytes); replace it.")
+        if decode:
+            _image_size(path)
         files.append(path)
         texts.append(text)
 
+    return files, texts
+
+
+def load_folder(
+    folder,
+    *,
+    image_column="filename",
+    text_column="words",
+    image_height=None,
+    max_width=None,
+    seed=42,
+    validation_fraction=0.1,
+    test_fraction=0.2,
+):
+    """Load line images listed in `folder/labels.csv` with their texts, split by a seeded permutation.
+
+    Args:
+        folder: holds `labels.csv` and the images it names (paths relative to the folder).
+        image_column: column of `labels.csv` with the image file names.
+        text_column: column with the text of each image.
+        image_height: height every image is resized to, keeping its aspect ratio (default 32).
+        max_width: width every image is padded to (default: the widest training image, at most 1024).
+        seed: seeds the split.
+        validation_fraction, test_fraction: shares of the rows held out.
+
+    Returns:
+        `LineData` with the alphabet of the training texts; `extras["files"]` maps each split to its files.
+
+    Raises:
+        ZooError: for a missing folder or labels.csv, a missing column, a row naming a missing or
+            unreadable image, an empty text, too few rows, or a character in a validation or test
+            text that no training text has (naming it and the file).
+    """
+    root = os.path.abspath(os.path.expanduser(str(folder)))
+    files, texts = check_folder(folder, image_column=image_column, text_column=text_column)
+    labels_path = os.path.join(root, LABELS_FILE)
     train, val, test = split_rows(len(files), seed, validation_fraction, test_fraction, what=labels_path)
     alphabet = "".join(sorted(set("".join(texts[i] for i in train))))
     for split, indices in (("validation", val), ("test", test)):

@@ -91,6 +91,12 @@ class CNNRecipe(training.Recipe):
     Config = CNNConfig
 
     # === Data ===
+    def check_data(self, config):
+        if config.data:
+            from zoo.datasets import images
+
+            images.check_folder(config.data)
+
     def load_data(self, config):
         import mlflow
 

@@ -118,6 +118,12 @@ class GANRecipe(training.Recipe):
     main_metric = "test_frechet_distance"
 
     # === Data ===
+    def check_data(self, config):
+        if config.data:
+            from zoo.datasets import images
+
+            images.check_folder(config.data)
+
     def load_data(self, config):
         from zoo.datasets import images
 
@@ -204,6 +210,19 @@ class GANRecipe(training.Recipe):
         metrics["judge_test_accuracy"] = judge.accuracy
         # The generated images are what the artifacts show.
         return training.Evaluation(metrics, generated)
+
+    def baseline(self, model, data, config, evaluation, prepared=None):
+        # An untrained GAN of the same size, scored as the trained one: what training added.
+        untrained = type(model).from_config(model.get_config())
+        if not untrained.built:
+            untrained.build(None)
+        labels = _balanced_labels(config.samples, model.num_classes) if model.conditional else None
+        generated = untrained.generate(config.samples, labels=labels, seed=config.seed + 2)
+        judge = prepared.judge
+        scores = judge.score(generated, judge.reference(data.loaded.images.x_test), labels)
+        return training.Baseline(
+            self.main_metric, scores["frechet_distance"], "untrained network of the same size", "more --epochs"
+        )
 
     # === Log ===
     def log_artifacts(self, model, data, config, evaluation, prepared=None):

@@ -59,6 +59,24 @@ class MLPRecipe(training.Recipe):
     Config = MLPConfig
 
     # === Data ===
+    def check_data(self, config):
+        # The table and its target, read with pandas before TensorFlow loads; a CSV too large to
+        # read whole is checked by its streamed scan in `load_data`.
+        if config.data and not streaming.should_stream(config.data):
+            table = tabular.read_csv(config.data, config.target)
+            tabular.prepare(
+                table,
+                task=config.task,
+                categorical=config.categorical,
+                seed=config.seed,
+                validation_fraction=config.validation_fraction,
+                test_fraction=config.test_fraction,
+                missing=config.missing,
+            )
+
+    def unused_options(self, config):
+        return ("dataset",) if config.data else ()
+
     def load_data(self, config):
         from zoo.errors import ZooError
 

@@ -110,6 +110,13 @@ class RBMRecipe(training.Recipe):
     main_metric = "test_pseudo_likelihood"
 
     # === Data ===
+    def check_data(self, config):
+        if config.data:
+            from zoo.datasets import tabular
+
+            _check_options(config)
+            tabular.read_binary_csv(config.data, target=config.target, drop=config.drop)
+
     def load_data(self, config):
         _check_options(config)
         if config.data:
@@ -206,6 +213,17 @@ class RBMRecipe(training.Recipe):
             metrics["test_raw_accuracy"] = scores["raw_pixels"]["test_accuracy"]
         # The downstream classifiers' scores, when trained, are logged as an artifact.
         return training.Evaluation(metrics, scores)
+
+    def baseline(self, model, data, config, evaluation, prepared=None):
+        # An untrained RBM of the same size (its initial weights), scored as the trained one.
+        x_test = data.loaded.splits["test"][0]
+        untrained = type(model).from_config(model.get_config())
+        if not untrained.built:
+            untrained.build((None, *x_test.shape[1:]))
+        value = float(
+            np.mean([untrained.pseudo_likelihood(x_test, seed=config.seed + draw).mean() for draw in range(10)])
+        )
+        return training.Baseline(self.main_metric, value, "untrained network of the same size", "more --epochs")
 
     # === Log ===
     def log_artifacts(self, model, data, config, evaluation, prepared=None):

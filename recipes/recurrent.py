@@ -151,6 +151,11 @@ class RecurrentRecipe(training.Recipe):
     Config = RecurrentConfig
 
     # === Data ===
+    def check_data(self, config):
+        if config.data:
+            # Reading a user's CSV or .npz needs NumPy and pandas only: a bad file fails before TensorFlow loads.
+            load_sequences(config)
+
     def load_data(self, config):
         import mlflow
 
@@ -197,6 +202,14 @@ class RecurrentRecipe(training.Recipe):
         if seq.mode == "one_to_many":
             return "test_exact_match"
         return "test_mae" if seq.task == "regression" else "test_accuracy"
+
+    def baseline(self, model, data, config, evaluation, prepared=None):
+        from zoo.training import baselines
+
+        hint = self.baseline_hint
+        if "scaling" in data.loaded.extras:
+            hint = "another --window (a season or two), more --epochs or a larger --patience"
+        return baselines.default(data, evaluation.metrics, self.ranking_metric(data), hint)
 
     # === Model ===
     def check_overrides(self, config, data, overrides):

@@ -268,6 +268,11 @@ def test_recipe_logs_losses_quality_and_a_sample_grid_per_epoch(run_cli, trackin
     assert 0.0 <= run.data.metrics["test_confident_share"] <= 1.0
     assert run.data.metrics["test_frechet_distance"] >= 0.0
     assert run.data.metrics["epochs_trained"] == 3
+    # Compared with an untrained GAN of the same size (zoo.training.baselines).
+    assert run.data.metrics["test_baseline_frechet_distance"] > 0.0 and run.data.tags["zoo.learned"] in (
+        "true",
+        "false",
+    )
 
     params = run.data.params
     assert params["model.num_classes"] == "10" and params["model.image_shape"] == "8,8,1"

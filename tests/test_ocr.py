@@ -330,6 +330,9 @@ def test_own_folder_trains_with_its_alphabet(run_cli, tmp_path):
         *SMALL,
     )
     assert status == 0, err
+    # The digit-line generator's options mean nothing for a folder: not logged as params.
+    params = mlflow.search_runs(output_format="list", order_by=["attributes.start_time DESC"])[0].data.params
+    assert not {"lines", "digits", "test_digits", "max_gap", "jitter"} & set(params) and params["data"] == folder
     status, out, err = run_cli("predict", str(tmp_path / "o"), os.path.join(folder, "line0.png"))
     assert status == 0, err
     text = out.split(": ", 1)[1].rsplit(" (", 1)[0]

@@ -88,7 +88,9 @@ def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_p
         noisy += [
             f"{name}: {line}"
             for line in err.splitlines()
-            if "warning" in line.lower() or "error" in line.lower() or re.match(r"[EWF]\d{4} ", line)
+            # One epoch may not beat the trivial baseline: saying so is the run's job (`zoo.learned`).
+            if ("warning" in line.lower() or "error" in line.lower() or re.match(r"[EWF]\d{4} ", line))
+            and "did not beat the trivial baseline" not in line
         ]
     assert noisy == [], "\n".join(noisy)
 

@@ -270,6 +270,9 @@ def test_recipe_logs_per_epoch_metrics_figures_and_the_downstream_accuracies(run
     baseline = recipe.evaluate(untrained, data, config).metrics["test_pseudo_likelihood"]
     print(f"rbm test pseudo-likelihood {metrics['test_pseudo_likelihood']:.2f}, untrained {baseline:.2f}")
     assert metrics["test_pseudo_likelihood"] >= baseline + 10, (metrics["test_pseudo_likelihood"], baseline)
+    # The run scored the same untrained twin itself (`zoo.learned`, zoo.training.baselines).
+    assert abs(metrics["test_baseline_pseudo_likelihood"] - baseline) < 1.0, metrics["test_baseline_pseudo_likelihood"]
+    assert run.data.tags["zoo.learned"] == "true"
     assert metrics["test_pseudo_likelihood"] < 0
     assert 0.5 < metrics["test_accuracy"] <= 1 and 0.5 < metrics["test_raw_accuracy"] <= 1
     assert run.data.params["model.updates_per_batch"] == "100"

@@ -30,6 +30,7 @@ SETTINGS = {
     "5 %": "benchmarks/tune.py's target: the share of epochs pruning must save",
     "30 s": "the bound `zoo launch` keeps to after a process dies (its --grace and the collectives' failure)",
     "10 minutes": "how long a run on another host may go without a heartbeat (zoo.tracking.heartbeat.STALE_AFTER)",
+    "76 epochs": "the OCR budget for 1,050 training lines: 2,500 optimizer steps at 33 per epoch (a setting)",
 }
 # README sections whose figures a benchmark script measured that benchmarks/RESULTS.md predates:
 # run_all.py runs these scripts (its `others` section), so its next run puts their figures in

@@ -141,11 +141,15 @@ def _train(args):
         return _report(result)
     if not args.recipe:
         raise ZooError(f"Name a recipe: zoo train {{{','.join(training.recipe_names())}}} (or --resume RUN_ID).")
+    settings = _train_settings(args)
+    return _report(zoo.train(args.recipe, verbose=2, backend=getattr(args, "backend", None), **settings))
+
+
+def _train_settings(args):
     skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri", "backend"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     # The same call as `zoo.train(recipe, epochs=3, ...)` from Python; --set wins over an option.
-    settings = {**options, **parse_settings(args.settings)}
-    return _report(zoo.train(args.recipe, verbose=2, backend=getattr(args, "backend", None), **settings))
+    return {**options, **parse_settings(args.settings)}
 
 
 def parse_settings(items):
@@ -166,6 +170,9 @@ def _report(result):
 
     if verdict := forecasting.winner_line(result.metrics):
         print(verdict)
+    if result.learned is False and getattr(result.config, "require_learned", False):
+        print("zoo: error: --require-learned: the network did not beat its trivial baseline.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -304,6 +311,11 @@ def main(argv=None):
         # TensorFlow, Keras or MLflow (seconds and hundreds of MB).
         parser = build_parser()
         args = parser.parse_args(argv)
+        if args.handler is _train and getattr(args, "recipe", None) and not args.resume:
+            from zoo.training import prechecks
+
+            # Before TensorFlow, Keras and MLflow load: a bad data file fails in seconds.
+            prechecks.check_data(args.recipe, _train_settings(args))
         if getattr(args, "loads_tensorflow", True):
             from zoo import backends
             from zoo.quiet import load_tensorflow

@@ -703,7 +703,8 @@ class _Objective:
             )
             client.set_terminated(result.run_id, "KILLED")
             raise optuna.TrialPruned(f"after epoch {pruning.pruned_at}")
-        value = objective_value(result.history, self.metric, self.monitor, self.early_stopping)
+        # The metric early stopping watched (the recipe's, else the loss): its best epoch's weights are kept.
+        value = objective_value(result.history, self.metric, result.monitor or self.monitor, self.early_stopping)
         client.log_metric(result.run_id, f"objective_{self.metric}", value)
         client.set_tag(result.run_id, STATE_TAG, "COMPLETE")
         return value

@@ -5,7 +5,8 @@
     zoo compare --recipe mlp --tracking-uri http://127.0.0.1:5000
 
 One row per run: its rank, name and id, recipe, model, the ranking metric and the other test
-metrics, how long it ran, and the parameters whose values differ between the runs shown (so two
+metrics, how long it ran, whether it beat its trivial baseline (`learned`: yes, NO, or - for a run
+without a verdict; see `zoo.training.baselines`), and the parameters whose values differ between the runs shown (so two
 runs of the same recipe show what was changed, not the 40 params they share).
 """
 
@@ -19,6 +20,8 @@ _NOT_KEY = ("recipe", "model", "strategy", "replicas")
 _MAX_METRICS = 5
 _MAX_PARAMS = 8
 _MAX_VALUE = 24
+# The `zoo.learned` tag (did the run beat its trivial baseline?) as the `learned` column shows it.
+_LEARNED = {"true": "yes", "false": "NO"}
 
 
 def add_parser(commands):
@@ -138,7 +141,7 @@ def format_table(runs, metric=None):
     tests = sorted({name for run in runs for name in run.data.metrics if name.startswith("test_")} - {metric})
     metrics = ([metric] if metric else []) + tests[:_MAX_METRICS]
     params = key_params(runs)
-    header = ["#", "run", "id", "recipe", "model", *metrics, "duration", "params"]
+    header = ["#", "run", "id", "recipe", "model", *metrics, "duration", "learned", "params"]
     rows = []
     for number, run in enumerate(runs, 1):
         tags, values = run.data.tags, run.data.metrics
@@ -154,6 +157,7 @@ def format_table(runs, metric=None):
                 tags.get("zoo.model") or run.data.params.get("model", "-"),
                 *(f"{values[name]:.4g}" if name in values else "-" for name in metrics),
                 _duration(run.info.start_time, run.info.end_time),
+                _LEARNED.get(tags.get("zoo.learned", ""), "-"),
                 " ".join(shown),
             ]
         )

@@ -14,6 +14,7 @@ A model from `zoo train ocr` reads each image as a line of text and prints it wi
 import json
 import os
 import re
+import sys
 
 from zoo.errors import ZooError
 
@@ -55,6 +56,7 @@ def _predict(args):
     if args.top < 1:
         raise ZooError(f"--top must be at least 1. Received: {args.top}")
     model, class_names = load_model(args.model, args.tracking_uri)
+    _warn_if_not_learned(args.model)
     if len(args.images) == 1 and args.images[0].lower().endswith(".csv"):
         return _forecast(model, args)
     if hasattr(model, "read_files"):
@@ -75,6 +77,36 @@ def _predict(args):
         shown = ", ".join(f"{_label(class_names, i)} ({row[i]:.3f})" for i in best)
         print(f"{path}: {shown}")
     return 0
+
+
+def _warn_if_not_learned(reference):
+    """One line on stderr when the model's run did not beat its trivial baseline (`zoo.learned=false`)."""
+    from zoo.training import baselines
+
+    warning = None
+    run_json = os.path.join(reference if os.path.isdir(reference) else os.path.dirname(reference) or ".", "run.json")
+    if os.path.exists(reference) and os.path.isfile(run_json):
+        try:
+            with open(run_json) as handle:
+                saved = json.load(handle)
+        except (OSError, ValueError):
+            saved = {}
+        if isinstance(saved, dict) and saved.get("learned") is False:
+            warning = baselines.not_learned_warning(
+                {baselines.LEARNED_TAG: "false"}, str(saved.get("run_id", reference))
+            )
+    elif re.fullmatch(r"[0-9a-f]{32}", reference):
+        warning = baselines.loaded_model_warning(reference)
+    elif reference.startswith(("runs:/", "models:/")):
+        import mlflow
+
+        try:
+            run_id = mlflow.models.get_model_info(reference).run_id
+        except Exception:  # noqa: BLE001 - only a warning: `load_model` has reported a bad reference already
+            run_id = None
+        warning = baselines.loaded_model_warning(run_id)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def _forecast(model, args):

@@ -128,6 +128,12 @@ def _serve(args):
     check_port(args.port)
     uri = model_uri(args.model)
     info = check_model(uri, args.tracking_uri)
+    from zoo.training import baselines
+
+    # A model whose run did not beat its trivial baseline is served all the same, with a warning.
+    warning = baselines.loaded_model_warning(getattr(info, "run_id", None))
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     kind = (info.metadata or {}).get("zoo_serving")
     command, env = server_command(uri, args.port, args.workers)
     url = f"http://127.0.0.1:{args.port}/invocations"

@@ -9,12 +9,18 @@
 - `run`: `train` and `resume`, the run loop, `RunResult`.
 - `description`: what a run logs about itself once (params, config file, datasets, its description).
 - `outputs`: the checkpoint folder and the `--output` folder on disk.
+- `baselines`: the trivial baseline of a run's task, and whether the network beat it (`zoo.learned`).
+- `stopping`: early stopping on the recipe's metric, best weights restored, a warm-up guard.
+- `budgets`: default epochs and patience that follow the training rows (`Recipe.budget`).
+- `prechecks`: the user's data checked before TensorFlow, Keras and MLflow are imported.
 
 Checkpoints, signals and the NaN guard are in `zoo.faults`; MLflow in `zoo.tracking`; figures in
 `zoo.plots`. The names recipes and the CLI use are re-exported here: `training.Recipe`,
 `training.train`, ...
 """
 
+from zoo.training.baselines import Baseline
+from zoo.training.budgets import Budget
 from zoo.training.catalog import get_recipe, recipe_names, register_recipe, unregister_recipe
 from zoo.training.config import RUN_OPTIONS, RecipeConfig, config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary
@@ -24,6 +30,8 @@ from zoo.training.recipe import Data, Evaluation, Recipe
 from zoo.training.run import CHECKPOINT_TAG, RESUME_TAG, RunResult, build_model, resume, train
 
 __all__ = [
+    "Baseline",
+    "Budget",
     "CHECKPOINT_TAG",
     "CONFIG_FILE",
     "RESUME_TAG",

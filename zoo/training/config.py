@@ -17,7 +17,17 @@ if typing.TYPE_CHECKING:
 # The largest seed NumPy's and Keras' generators take.
 SEED_MAX = 2**32 - 1
 # Options that say where a run goes, not how it trains: not logged as params.
-RUN_OPTIONS = ("experiment", "run_name", "tracking_uri", "output", "register", "system_metrics", "checkpoint_dir")
+# `require_learned` says what a finished run means to its caller (the exit status): not logged either.
+RUN_OPTIONS: tuple[str, ...] = (
+    "experiment",
+    "run_name",
+    "tracking_uri",
+    "output",
+    "register",
+    "system_metrics",
+    "checkpoint_dir",
+    "require_learned",
+)
 
 
 @dataclasses.dataclass
@@ -25,10 +35,12 @@ class RecipeConfig:
     """Options every recipe has. A recipe subclasses this to add its own and change defaults.
 
     Args:
-        epochs: maximum number of passes over the training split.
+        epochs: maximum number of passes over the training split (a recipe with a budget in
+            optimizer steps raises its default for small data; an explicit value wins).
         batch_size: global batch size (split across replicas when there are several devices).
         seed: seed for the split, the initial weights and the shuffling.
-        patience: epochs without a better validation loss before early stopping (0: never stop).
+        patience: epochs without a better validation score (the recipe's metric, else the loss)
+            before early stopping; the best epoch's weights are restored (0: never stop).
         devices: auto, cpu, gpu, gpu:0,1, cpu:0,1 or all.
         experiment: MLflow experiment name.
         run_name: MLflow run name.
@@ -41,6 +53,8 @@ class RecipeConfig:
         precision: float32, or mixed_float16 / mixed_bfloat16 (for GPUs; outputs stay float32).
         jit: compile the training step with XLA on TensorFlow (JAX always compiles it; refused on
             PyTorch, where a recipe whose default is on trains without it).
+        require_learned: `zoo train` exits 1 when the network does not beat its task's trivial
+            baseline (for scripts and CI); the run is logged either way.
     """
 
     epochs: int = 20
@@ -57,6 +71,7 @@ class RecipeConfig:
     checkpoint_dir: str | None = None
     precision: typing.Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit: bool = False
+    require_learned: bool = False
 
 
 def config_fields(config_class: type) -> dict[str, typing.Any]:

@@ -58,7 +58,9 @@ def log_run_description(
     # Structured hyperparameters (a feature spec) would flood the params table: files instead.
     structured = {k: v for k, v in resolved.items() if isinstance(v, dict)}
     resolved = {k: v for k, v in resolved.items() if k not in structured}
-    params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS}
+    # Options that do not apply to this data (`Recipe.unused_options`) would read as if they had shaped it.
+    unused = set(recipe.unused_options(config))
+    params = {k: v for k, v in dataclasses.asdict(config).items() if k not in RUN_OPTIONS and k not in unused}
     params.update({"recipe": recipe.name, "model": model_name, "strategy": strategy_name, "replicas": replicas})
     params["backend"] = backends.current()
     tracking.log_params(

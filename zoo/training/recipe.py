@@ -17,7 +17,8 @@ import typing
 
 from zoo import tracking
 from zoo.errors import ZooError
-from zoo.training import devices
+from zoo.training import baselines, devices
+from zoo.training.budgets import Budget
 from zoo.training.config import RecipeConfig
 from zoo.training.pipelines import batch
 
@@ -78,8 +79,17 @@ class Recipe:
     summary = ""
     model = ""
     Config: type[RecipeConfig] = RecipeConfig
-    # Early stopping watches this validation metric; None trains for all epochs.
+    # Early stopping watches this validation metric; None trains for all epochs. "val_loss" (the
+    # default) means: the validation twin of the ranking metric when the epochs log it (`monitors`).
     monitor: str | None = "val_loss"
+    # A value of each epoch's logs that is 0 while the technique passes through a phase training must
+    # not stop in (CTC's all-blank start): such epochs neither count toward patience nor become the best.
+    warm_up: str | None = None
+    # Default epochs and patience in optimizer steps, scaled to the training rows (`zoo.training.budgets`);
+    # None: the config's epochs and patience, whatever the data.
+    budget: Budget | None = None
+    # What to try when a run does not beat its trivial baseline (the terminal line says it).
+    baseline_hint: str = baselines.DEFAULT_HINT
     # The test metric that ranks runs (`--register`, `zoo compare`); None: test_accuracy, else test_loss.
     # A recipe whose metric depends on its data overrides `ranking_metric` instead; never assign it.
     main_metric: str | None = None
@@ -90,6 +100,63 @@ class Recipe:
     def load_data(self, config: typing.Any) -> Data[typing.Any]:
         """Return a `Data`. Raise `ZooError` for bad input, before any MLflow run exists."""
         raise NotImplementedError
+
+    def check_data(self, config: typing.Any) -> None:
+        """Read and check the user's files (a CSV, a labels file, a folder) without TensorFlow, Keras or MLflow.
+
+        `zoo train` calls it before those imports (seconds on a busy machine), so that a bad file fails
+        at once with the `ZooError` `load_data` would raise later. Import only NumPy, pandas and Pillow
+        here. Nothing by default (embedded data needs no check).
+
+        Raises:
+            ZooError: for bad input.
+        """
+
+    def unused_options(self, config: typing.Any) -> tuple[str, ...]:
+        """Options that do not apply to the data `config` names (not logged as params); none by default."""
+        return ()
+
+    def monitors(self, data: Data[typing.Any]) -> list[str]:
+        """Validation metrics early stopping watches, in order of preference (`zoo.training.stopping`).
+
+        Returns:
+            [] when the recipe has no `monitor`; its `monitor` when it names another than val_loss;
+            else the validation twin of the ranking metric (`val_mae` for `test_mae`; for
+            `test_accuracy`, `val_auc` where the model logs it, else `val_accuracy`), then val_loss
+            for epochs that log none of them.
+        """
+        if self.monitor is None:
+            return []
+        if self.monitor != "val_loss":
+            return [self.monitor]
+        # No ranking metric: runs rank by test_accuracy where there is one (`tracking.main_metric`).
+        metric = self.ranking_metric(data) or "test_accuracy"
+        if not metric.startswith("test_") or metric == "test_loss":
+            return ["val_loss"]
+        if metric == "test_accuracy":
+            # A binary classifier's AUC first: on a small validation split accuracy moves in steps of
+            # one row (admissions, 40 rows: stopping on it cost one test row of 40; on AUC, none).
+            return ["val_auc", "val_accuracy", "val_loss"]
+        return ["val_" + metric.removeprefix("test_"), "val_loss"]
+
+    def baseline(
+        self,
+        model: typing.Any,
+        data: Data[typing.Any],
+        config: typing.Any,
+        evaluation: "Evaluation[typing.Any]",
+        prepared: typing.Any = None,
+    ) -> baselines.Baseline | None:
+        """The trivial baseline of the run's main test metric (`zoo.training.baselines`).
+
+        The default finds it from the metrics and the in-memory targets (majority class, training
+        mean, most frequent target, persistence, a `test_baseline_*` twin the recipe logs); a recipe
+        whose baseline needs more (an untrained network of the same size) overrides this.
+
+        Returns:
+            A `Baseline`, or None when the recipe has none.
+        """
+        return baselines.default(data, evaluation.metrics, self.ranking_metric(data), self.baseline_hint)
 
     def model_name(self, config: typing.Any) -> str:
         """The registered model `config` trains; raise `ZooError` for one this recipe cannot train."""

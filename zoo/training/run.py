@@ -18,7 +18,7 @@ import zoo
 from zoo import backends, registry, tracking
 from zoo.errors import ZooError
 from zoo.tracking import heartbeat
-from zoo.training import devices, outputs, processes
+from zoo.training import baselines, budgets, devices, outputs, processes
 from zoo.training.catalog import get_recipe
 from zoo.training.config import config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary, log_run_description
@@ -39,6 +39,9 @@ class RunResult:
         metrics: the final `test_*` metrics, `train_seconds` and `epochs_trained`.
         history: Keras' per-epoch history (`loss`, `val_*`, ...).
         config: the resolved recipe config (a `RecipeConfig` subclass).
+        learned: whether the network beat its task's trivial baseline on the test split
+            (`zoo.training.baselines`); None when the run has no baseline or no test metrics.
+        monitor: the validation metric early stopping watched (`zoo.training.stopping`), or None.
     """
 
     run_id: str
@@ -46,6 +49,8 @@ class RunResult:
     metrics: dict[str, float]
     history: dict[str, list[float]]
     config: typing.Any
+    learned: bool | None = None
+    monitor: str | None = None
 
 
 def train(
@@ -87,7 +92,18 @@ def train(
     config, overrides = make_config(recipe, options, settings)
     if config.register and not evaluate:
         raise ZooError("`register` needs the test metrics that a run without evaluation does not compute.")
-    return _run(recipe, config, overrides, verbose, extra_tags=tags, extra_callbacks=callbacks, evaluate=evaluate)
+    # What the caller set wins over a budget that follows the data (`zoo.training.budgets`).
+    explicit = set(options or {}) | set(settings or {})
+    return _run(
+        recipe,
+        config,
+        overrides,
+        verbose,
+        extra_tags=tags,
+        extra_callbacks=callbacks,
+        evaluate=evaluate,
+        explicit=explicit,
+    )
 
 
 def resume(run_id: str, tracking_uri: str | None = None, verbose: int = 0) -> RunResult:
@@ -197,11 +213,13 @@ def _run(
     extra_tags: dict[str, str] | None = None,
     extra_callbacks: typing.Sequence[typing.Any] = (),
     evaluate: bool = True,
+    explicit: typing.Collection[str] | None = None,
 ) -> RunResult:
     import keras
 
     from zoo import faults, plots
     from zoo.tracking import mlflow
+    from zoo.training import stopping
 
     config = processes.private_outputs(config)
     tracking.configure(config.tracking_uri)
@@ -214,6 +232,9 @@ def _run(
     model_name = recipe.model_name(config)
     data = recipe.load_data(config)
     main_metric = recipe.ranking_metric(data)
+    # A resumed run (explicit None) keeps the epochs and patience it started with.
+    given = config_fields(recipe.Config) if explicit is None else explicit
+    config, budget = budgets.apply(recipe.budget, config, data.num_train, given, recipe.name)
     strategy = devices.select_strategy(config.devices)
     strategy_name, replicas = devices.describe(strategy)
     if config.batch_size % replicas:
@@ -266,6 +287,8 @@ def _run(
             log_run_description(recipe, config, model_name, hyperparameters, overrides, data, strategy_name, replicas)
             if processes.count() > 1:
                 mlflow.log_param("processes", processes.count())
+            if budget:
+                mlflow.log_param("budget", budget)
             mlflow.set_tag(CHECKPOINT_TAG, folder)
             mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe())
         if evaluate:
@@ -273,10 +296,9 @@ def _run(
             mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
 
         early_stopping = None
-        if recipe.monitor and data.validation is not None and config.patience:
-            early_stopping = faults.ResumableEarlyStopping(
-                monitor=recipe.monitor, patience=config.patience, restore_best_weights=True
-            )
+        monitors = recipe.monitors(data)
+        if monitors and data.validation is not None and config.patience:
+            early_stopping = stopping.MetricEarlyStopping(monitors, config.patience, recipe.warm_up)
         initial_epoch = 0
         if resume_from:
             with devices.scope(strategy):
@@ -325,8 +347,11 @@ def _run(
             raise
         train_seconds = time.perf_counter() - started
 
+        baseline = None
         with devices.locally(model), _explained_input_errors(recipe, data):
             evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
+            if evaluation is not None:
+                baseline = recipe.baseline(model, data, config, evaluation, prepared)
         metrics = dict(evaluation.metrics) if evaluation is not None else {}
         metrics["train_seconds"] = train_seconds
         # history.epoch, not the length of a "loss" series: a GAN reports two losses and no "loss".
@@ -341,12 +366,17 @@ def _run(
             if evaluation is not None:
                 recipe.log_artifacts(model, data, config, evaluation, prepared)
             model_info = recipe.log_model(model, data)
+        # After the artifacts: a recipe's own description (a forecast's verdict) gets the sentence appended.
+        learned = baselines.report(baseline, metrics, run.info.run_id) if processes.is_chief() else None
         if config.register:
             tracking.register_model(model_info, config.register, metrics, main_metric)
         if config.output:
-            outputs.save(model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics})
+            outputs.save(
+                model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics, "learned": learned}
+            )
     faults.remove(folder)
-    return RunResult(run_id, model, metrics, history.history, config)
+    monitor = early_stopping.monitor if early_stopping is not None else None
+    return RunResult(run_id, model, metrics, history.history, config, learned, monitor)
 
 
 @contextlib.contextmanager
