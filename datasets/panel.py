@@ -37,6 +37,14 @@ def read_panel_csv(path, target, series_column, time_column=None, features=()):
         raise ZooError(
             f"Column '{series_column}' names the series; it cannot also be `target`, `time_column` or `features`."
         )
+    for column, flag in [(target, "`target`"), *((f, "`features`") for f in features)] + (
+        [(time_column, "`time_column`")] if time_column else []
+    ):
+        if column not in frame.columns:
+            raise ZooError(
+                f"Column '{column}' ({flag}) is not in {path}.{closest(column, frame.columns)} "
+                f"Columns: {', '.join(map(str, frame.columns))}."
+            )
     ids = frame[series_column]
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
@@ -68,12 +76,15 @@ def panel_windows(groups, spec, *, window, horizon, season=0, name="series", sou
     """
     from zoo.datasets import sequences
 
-    members = {
-        key: series.forecast_windows(
-            frame, spec, window=window, horizon=horizon, season=season, name=f"series '{key}' of {name}", source=source
-        )
-        for key, frame in groups.items()
-    }
+    members = {}
+    for key, frame in groups.items():
+        try:
+            members[key] = series.forecast_windows(
+                frame, spec, window=window, horizon=horizon, season=season, name=f"'{key}' of {name}", source=source
+            )
+        except ZooError as error:
+            # Every series needs a window in each split: the other fix is to leave that one out.
+            raise ZooError(f"{str(error).rstrip('.')}; or drop series '{key}' from the file.") from None
     parts = list(members.values())
 
     def stack(attribute):

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import running_runs
+from zoo import forecasting
 from zoo.datasets import panel, series
+from zoo.errors import ZooError
 
 # (id, level, slope per step, rows): levels far apart, so a window's values show which series it read.
 SHOPS = (("a", 10, 0.5, 120), ("b", 100, 1.0, 100), ("c", 500, -0.8, 140))
@@ -119,8 +121,10 @@ def test_one_global_network_beats_persistence_summed_over_series(run_cli, tracki
     assert "per series: the network beats persistence on" in tags["mlflow.note.content"]
 
     # `zoo predict` forecasts one series at a time: a CSV of several is refused with the fix.
-    status, _, err = run_cli("predict", tmp_path / "out", shops_csv)
-    assert status == 2 and "keep the rows of one series" in err and err.count("\n") == 1
+    info = forecasting.forecast_info(str(tmp_path / "out"))
+    assert info["series_column"] == "shop" and info["window"] == 12
+    with pytest.raises(ZooError, match=r"several series \(`series_column=shop`\).*keep the rows of one series"):
+        forecasting.forecast_csv(None, info, str(shops_csv))
     one = tmp_path / "b.csv"
     _shops().query("shop == 'b'").to_csv(one, index=False)
     status, out, err = run_cli("predict", tmp_path / "out", one)
@@ -134,8 +138,9 @@ def test_one_global_network_beats_persistence_summed_over_series(run_cli, tracki
     "argv, pattern",
     [
         (["--series-column", "store"], "Column 'store' (--series-column) is not in"),
-        (["--series-column", "shop", "--window", "70"], "does not fit in the training part of series 'b' of shops"),
+        (["--series-column", "shop", "--window", "70"], "does not fit in the training part of 'b' of shops"),
         (["--series-column", "shop", "--backtest", "3"], "--backtest is not built for several series"),
+        (["--series-column", "shop", "--features", "rain"], "Column 'rain' (--features) is not in"),
     ],
 )
 def test_bad_panel_input_is_one_line_and_exit_2(run_cli, tracking_uri, shops_csv, argv, pattern):
@@ -162,5 +167,7 @@ def test_a_series_too_short_for_every_split_is_named(tmp_path):
     frame = frame[(frame["shop"] != "b") | (frame["week"] < 2012)]
     frame.to_csv(tmp_path / "short.csv", index=False)
     groups, spec = panel.read_panel_csv(str(tmp_path / "short.csv"), "sales", "shop", "week")
-    with pytest.raises(Exception, match="series 'b' of short has 12 rows: too few to split by time"):
+    with pytest.raises(
+        Exception, match="The series 'b' of short has 12 rows: too few to split by time.*drop series 'b'"
+    ):
         panel.panel_windows(groups, spec, window=4, horizon=1, name="short")
