@@ -98,6 +98,7 @@ def test_one_global_network_beats_persistence_summed_over_series(run_cli, tracki
     run = client.get_run(run_id)
     metrics, tags = run.data.metrics, run.data.tags
     assert metrics["series_count"] == 3
+    assert metrics["ets_fit_seconds"] > 0 and metrics["arima_fit_seconds"] > 0
     # Persistence lags each trend by its slope per step (plus the wave); 2 epochs on the changes
     # (seed 42) reached about half its error.
     assert metrics["test_mae_sum"] < 0.8 * metrics["test_persistence_mae_sum"], metrics

@@ -48,6 +48,10 @@ def combine(judged, members):
         metrics |= {f"{prefix}{kind}": float(np.mean(v)) for kind, v in error.items()}
         metrics[f"{prefix}mae_sum"] = float(sum(judged[k]["metrics"][f"{prefix}mae"] for k in keys))
     metrics["test_naive_mae"] = metrics["test_persistence_mae"]
+    # What fitting the statistical peers on every series cost, all series together.
+    for key in judged[keys[0]]["metrics"]:
+        if key.endswith("_fit_seconds") and all(key in judged[k]["metrics"] for k in keys):
+            metrics[key] = float(sum(judged[k]["metrics"][key] for k in keys))
     metrics["series_count"] = float(len(keys))
     interval = None
     if all(judged[k]["interval"] for k in keys):
