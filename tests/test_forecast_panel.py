@@ -100,7 +100,7 @@ def test_one_global_network_beats_persistence_summed_over_series(run_cli, tracki
     assert metrics["series_count"] == 3
     assert metrics["ets_fit_seconds"] > 0 and metrics["arima_fit_seconds"] > 0
     # Persistence lags each trend by its slope per step (plus the wave); 2 epochs on the changes
-    # (seed 42) reached about half its error.
+    # reached 0.33-0.49 of its pooled MAE over seeds 42, 1, 2 and 7.
     assert metrics["test_mae_sum"] < 0.8 * metrics["test_persistence_mae_sum"], metrics
     assert metrics["test_mae"] < 0.8 * metrics["test_persistence_mae"], metrics
     assert tags["zoo.forecast.transform"] != "none" and tags["zoo.forecast.beats_persistence"] == "true"
