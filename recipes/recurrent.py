@@ -74,7 +74,7 @@ class RecurrentConfig(training.RecipeConfig):
         features: forecast CSV: comma-separated numeric columns read beside the target (covariates).
         series_column: forecast CSV of several series in long format: the column naming each row's
             series. One global network trains on the windows of every series, each series split by
-            time on its own (70/10/20 %); baselines and peers are fitted per series, and the test
+            time on its own, as one series is; baselines and peers are fitted per series, and the test
             errors are logged per series and pooled over every test window.
         season: forecasts: season length in steps for the seasonal-naive baseline, the seasonal
             transform and the statistical peers' season (0: none).
