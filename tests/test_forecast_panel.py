@@ -172,3 +172,12 @@ def test_a_series_too_short_for_every_split_is_named(tmp_path):
         Exception, match="The series 'b' of short has 12 rows: too few to split by time.*drop series 'b'"
     ):
         panel.panel_windows(groups, spec, window=4, horizon=1, name="short")
+
+
+def test_help_names_the_option(capsys):
+    from zoo.cli import main
+
+    # argparse %-formats help strings: a bare "%" in the Config docstring once crashed this.
+    with pytest.raises(SystemExit) as done:
+        main(["train", "gru", "--help"])
+    assert done.value.code == 0 and "--series-column" in capsys.readouterr().out
