@@ -81,7 +81,11 @@ def read_series_csv(path, target, time_column=None, features=()):
     """
     from zoo.datasets import tabular
 
-    frame = tabular.read_frame(path)
+    return read_series_frame(tabular.read_frame(path), target, time_column, features, path)
+
+
+def read_series_frame(frame, target, time_column, features, path):
+    """`read_series_csv` on a frame already read; `path` names it in the messages."""
     spec = SeriesSpec(target, list(features), time_column)
     for column, flag in [(target, "`target`"), *((f, "`features`") for f in features)] + (
         [(time_column, "`time_column`")] if time_column else []

@@ -23,6 +23,7 @@ against greedy decoding, and examples of predicted sequences logged next to the 
     zoo train gru --mode many_to_many
     zoo train lstm --mode many_to_many --dataset sunspots --window 12 --horizon 3
     zoo train gru --mode many_to_many --data series.csv --target sales --time-column month --season 12
+    zoo train gru --mode many_to_many --data shops.csv --series-column shop --target sales --time-column week
     zoo train rnn --mode one_to_many
 """
 
@@ -71,6 +72,10 @@ class RecurrentConfig(training.RecipeConfig):
         time_column: forecast CSV: the column that orders the rows (numbers or dates, evenly
             spaced, no duplicates); none: the rows in file order.
         features: forecast CSV: comma-separated numeric columns read beside the target (covariates).
+        series_column: forecast CSV of several series in long format: the column naming each row's
+            series. One global network trains on the windows of every series, each series split by
+            time on its own, as one series is; baselines and peers are fitted per series, and the test
+            errors are logged per series and pooled over every test window.
         season: forecasts: season length in steps for the seasonal-naive baseline, the seasonal
             transform and the statistical peers' season (0: none).
         transform: forecasts: what the network learns on. none: the raw levels (standardized by the
@@ -110,6 +115,7 @@ class RecurrentConfig(training.RecipeConfig):
     target: str = "label"
     time_column: str | None = None
     features: str | None = None
+    series_column: str | None = None
     season: int = 0
     transform: typing.Literal["auto", "none", "diff", "seasonal"] = "auto"
     interval: float = 0.8
@@ -264,7 +270,10 @@ class RecurrentRecipe(training.Recipe):
         elif "scaling" in seq.extras:
             predicted = outputs.predicted = np.asarray(model.predict(seq.x_test, batch_size=256, verbose=0))
             validation = np.asarray(model.predict(seq.x_val, batch_size=256, verbose=0))
-            judged = outputs.judged = _judge_forecasts(seq, predicted, validation, config.interval)
+            if "members" in seq.extras:
+                judged = outputs.judged = _judge_panel(seq, predicted, validation, config.interval)
+            else:
+                judged = outputs.judged = _judge_forecasts(seq, predicted, validation, config.interval)
             metrics |= judged["metrics"]
             # log_model reads the interval's half widths from the data (it is not handed the evaluation).
             seq.extras["interval"] = judged["interval"]
@@ -283,6 +292,8 @@ class RecurrentRecipe(training.Recipe):
         count = max(0, config.examples)
         if seq.mode == "one_to_many":
             _log_captions(seq, outputs.decoded, count)
+        elif outputs.judged is not None and "members" in seq.extras:
+            _log_panel_forecast(seq, outputs.judged, config.output)
         elif outputs.judged is not None:
             _log_series_forecast(seq, outputs.predicted, outputs.judged, count, config.output)
             if config.backtest:
@@ -406,12 +417,20 @@ def load_sequences(config):
 def _series_csv(config):
     """A CSV series to forecast, checked and cut into windows by time."""
     features = [f.strip() for f in (config.features or "").split(",") if f.strip()]
-    frame, spec = series.read_series_csv(config.data, config.target, config.time_column, features)
     name = os.path.splitext(os.path.basename(config.data))[0]
+    if config.series_column:
+        from zoo.datasets import panel
+
+        groups, spec = panel.read_panel_csv(
+            config.data, config.target, config.series_column, config.time_column, features
+        )
+        return _series_windows(config, groups, spec, name, os.path.abspath(config.data))
+    frame, spec = series.read_series_csv(config.data, config.target, config.time_column, features)
     return _series_windows(config, frame, spec, name, os.path.abspath(config.data))
 
 
 def _series_windows(config, frame, spec, name, source):
+    """Windows of one series (a frame) or of several (a dict of frames: one global model)."""
     from zoo import forecast_transforms
 
     if not 0 <= config.interval < 1:
@@ -422,15 +441,27 @@ def _series_windows(config, frame, spec, name, source):
         )
     if config.transform == "seasonal" and not config.season:
         raise ZooError("`transform=seasonal` forecasts the residual over the seasonal naive: give `season=M` too.")
-    seq = series.forecast_windows(
-        frame,
-        spec,
-        window=config.window or _default_window(config.season, len(frame), config.horizon),
-        horizon=config.horizon,
-        season=config.season,
-        name=name,
-        source=source,
-    )
+    if isinstance(frame, dict):
+        from zoo.datasets import panel
+
+        if config.backtest:
+            raise ZooError("`backtest` is not built for several series (`series_column`); drop one of them.")
+        shortest = min(len(f) for f in frame.values())
+        window = config.window or _default_window(config.season, shortest, config.horizon)
+        seq = panel.panel_windows(
+            frame, spec, window=window, horizon=config.horizon, season=config.season, name=name, source=source
+        )
+        seq.extras["series_column"] = config.series_column
+    else:
+        seq = series.forecast_windows(
+            frame,
+            spec,
+            window=config.window or _default_window(config.season, len(frame), config.horizon),
+            horizon=config.horizon,
+            season=config.season,
+            name=name,
+            source=source,
+        )
     if config.transform == "seasonal" and seq.extras["window"] < config.season:
         raise ZooError(
             f"`transform=seasonal` reads last season's value inside the window: use `window` >= {config.season} "
@@ -446,6 +477,8 @@ def _series_windows(config, frame, spec, name, source):
         "statistics": forecast_transforms.statistics(seq, chosen),
         "validation_mae": scores,
     }
+    for member in seq.extras.get("members", {}).values():
+        member.extras["transform"] = seq.extras["transform"]
     return seq
 
 
@@ -674,6 +707,8 @@ def _forecast_info(seq, interval=None):
     """What `zoo predict` needs to window a CSV the way training did, with the interval's half widths."""
     extras = seq.extras
     info = extras["spec"].to_dict() | {"window": extras["window"], "horizon": extras["horizon"]}
+    if "members" in extras:
+        info["series_column"] = extras["series_column"]
     interval = interval or extras.get("interval")
     if interval:
         info["interval"] = {"level": interval["level"], "half_width": list(interval["half_width"])}
@@ -734,6 +769,53 @@ def _log_series_forecast(seq, predicted, judged, count, output):
     _log_labelled_steps(seq, predicted, 0)
     if output:
         # `zoo predict FOLDER series.csv` reads it beside model.keras.
+        try:
+            os.makedirs(output, exist_ok=True)
+            with open(os.path.join(output, "forecast.json"), "w") as handle:
+                json.dump(_forecast_info(seq), handle, indent=2)
+        except OSError as error:
+            raise ZooError(f"Cannot write forecast.json into the `output` folder {output}: {error.strerror}.") from None
+
+
+def _judge_panel(seq, predicted, validation, interval):
+    """Each series judged on its own windows (its baselines and peers), then pooled (`forecast_panel`)."""
+    from zoo import forecast_panel
+
+    members, judged = seq.extras["members"], {}
+    test_at = val_at = 0
+    for key, member in members.items():
+        tests, vals = len(member.y_test), len(member.y_val)
+        judged[key] = _judge_forecasts(
+            member, predicted[test_at : test_at + tests], validation[val_at : val_at + vals], interval
+        )
+        test_at, val_at = test_at + tests, val_at + vals
+    return forecast_panel.combine(judged, members)
+
+
+def _log_panel_forecast(seq, judged, output):
+    """Several series: pooled per-step errors, beats_* tags, the verdict and the per-series table."""
+    import json
+
+    import mlflow
+
+    from zoo import forecast_panel
+
+    for h in range(seq.extras["horizon"]):
+        values = {}
+        for name, error in judged["errors"].items():
+            infix = "" if name == "network" else f"{name}_"
+            values |= {f"test_horizon_{infix}{kind}": float(v[h]) for kind, v in error.items()}
+        mlflow.log_metrics(values, step=h + 1)
+    for name in judged["forecasts"]:
+        if name != "network":
+            beaten = judged["metrics"]["test_mae"] < judged["metrics"][f"test_{name}_mae"]
+            mlflow.set_tag(f"zoo.forecast.beats_{name}", str(beaten).lower())
+    mlflow.set_tag("mlflow.note.content", judged["summary"])
+    mlflow.set_tag("zoo.forecast.transform", seq.extras["transform"]["name"])
+    mlflow.set_tag("zoo.forecast.series_column", seq.extras["series_column"])
+    mlflow.log_text(judged["summary"] + "\n", "forecast_summary.txt")
+    forecast_panel.log(judged)
+    if output:
         try:
             os.makedirs(output, exist_ok=True)
             with open(os.path.join(output, "forecast.json"), "w") as handle:

@@ -119,6 +119,9 @@ def ridge_forecasts(seq, transform, x_fit, y_fit, x_new, alpha=1.0):
 def leaves_training_range(seq):
     """True when a validation value lies outside the training rows' range (widened by a tenth of it)."""
     extras = seq.extras
+    if "members" in extras:
+        # Several series (one global model): levels are no candidate if any series leaves its range.
+        return any(leaves_training_range(member) for member in extras["members"].values())
     train = extras["series"][: extras["bounds"]["train"][1]]
     start, end = extras["bounds"]["validation"]
     validation = extras["series"][start:end]

@@ -118,7 +118,7 @@ def forecast_csv(model, info, path):
     from zoo.datasets import series
     from zoo.errors import ZooError
 
-    frame, spec = series.read_series_csv(path, info["target"], info.get("time_column"), info.get("features", []))
+    frame, spec = _one_series(path, info)
     window = int(info["window"])
     if len(frame) < window:
         raise ZooError(f"{path} has {len(frame)} rows; the model reads the last {window}: give it at least that many.")
@@ -134,6 +134,23 @@ def forecast_csv(model, info, path):
         half = np.asarray(info["interval"]["half_width"], dtype="float64")
         bounds = (values - half, values + half)
     return series.next_times(last, spec, len(values)), values, bounds
+
+
+def _one_series(path, info):
+    """Read the series of a CSV; a model trained on several series (`series_column`) forecasts one at a time."""
+    from zoo.datasets import series, tabular
+    from zoo.errors import ZooError
+
+    column = info.get("series_column")
+    frame = tabular.read_frame(path)
+    if column and column in frame.columns:
+        ids = frame[column].astype(str).unique()
+        if len(ids) > 1:
+            raise ZooError(
+                f"This model was trained on several series (`series_column={column}`) and forecasts one at a time: "
+                f"{path} holds {len(ids)} ('{ids[0]}', '{ids[1]}', ...); keep the rows of one series in the CSV."
+            )
+    return series.read_series_frame(frame, info["target"], info.get("time_column"), info.get("features", []), path)
 
 
 # === Prediction intervals and the verdict ===
