@@ -425,7 +425,7 @@ def tune(
     description["pruner"] = pruner
 
     # === The study, its parent run and the trials ===
-    experiment = config.experiment or "zoo"
+    experiment = config.experiment
     with _lock(storage_url):
         optuna_study = _create_or_load(rdb, study_name, description, pruner, sampler_seed)
         _retry_interrupted(optuna_study)
@@ -596,10 +596,16 @@ def _parent_run(study, experiment, run_name, description, storage_url):
     from zoo import tracking
 
     client = mlflow.MlflowClient()
-    mlflow_experiment = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        mlflow_experiment.experiment_id if mlflow_experiment else mlflow.set_experiment(experiment).experiment_id
-    )
+    user_run = tracking.user_run()
+    if user_run is not None:
+        # Inside the caller's own run: the study is its child, in its experiment (`tracking.nesting`).
+        experiment_id = tracking.experiment_of(user_run, experiment)
+    else:
+        experiment = experiment or tracking.DEFAULT_EXPERIMENT
+        mlflow_experiment = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            mlflow_experiment.experiment_id if mlflow_experiment else mlflow.set_experiment(experiment).experiment_id
+        )
     tracking.mark_training_experiment(experiment_id)
     name = study.study_name
     found = client.search_runs(
@@ -627,6 +633,11 @@ def _parent_run(study, experiment, run_name, description, storage_url):
     commit = tracking.git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    if user_run is not None:
+        tags[PARENT_TAG] = user_run.info.run_id
+        tags[tracking.DESCRIPTION_TAG] = (
+            f"`zoo tune {description['recipe']}` study {name}. Nested under {tracking.describe_parent(user_run)}."
+        )
     run = client.create_run(experiment_id, tags=tags, run_name=run_name or f"tune-{name}")
     parent_id = run.info.run_id
     params = {"recipe": description["recipe"], "model": description["model"], "metric": description["metric"]}

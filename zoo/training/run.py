@@ -220,11 +220,15 @@ def _run(
     commit = tracking.git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    experiment = config.experiment or "zoo"
+    experiment = config.experiment
+    parent = tracking.user_run()
+    if parent is not None:
+        summary.parent = tracking.describe_parent(parent)
     # Process 0 continues the run itself; the others, which never write to it, open a private one
     # and restore from process 0's checkpoint all the same.
     resumed_run = resume_from[0] if resume_from and processes.is_chief() else None
     with (
+        tracking.autolog_paused(),
         devices.run_scope(strategy),
         devices.without_graph_passes(*recipe.graph_passes_off),
         faults.signals_as_exceptions(),
