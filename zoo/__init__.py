@@ -34,12 +34,24 @@ _quiet.quiet_tensorflow_import()
 
 
 def train(
-    recipe: str, *, verbose: int | str = "auto", backend: str | None = None, **options: typing.Any
+    recipe: str | None = None,
+    *,
+    config: str | None = None,
+    like: str | None = None,
+    verbose: int | str = "auto",
+    backend: str | None = None,
+    **options: typing.Any,
 ) -> "RunResult":
     """Train a recipe and log the run to MLflow: `zoo train RECIPE` from Python, on the same code path.
 
     Args:
-        recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...
+        recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...;
+            may be left out with `config` or `like`, which name it.
+        config: a run configuration YAML to run again: a run's logged `config.yaml` as it is, or the
+            best trial's that `zoo tune` writes; `options` win over its values.
+        like: a logged run to run again (`RUN_ID` or `runs:/RUN_ID`): its recipe, options and data
+            source, in its experiment; `options` win (`like=RUN_ID, seed=3`). The new run is tagged
+            `zoo.like` with that run's id.
         verbose: Keras `fit` verbosity: "auto" (a progress bar per epoch in Jupyter or a terminal,
             else one line per epoch, as `zoo train` prints), 0 silent, 1 bar, 2 line per epoch.
         backend: Keras backend, "tensorflow", "jax" or "torch" (default: `KERAS_BACKEND`, else
@@ -69,7 +81,21 @@ def train(
     if verbose == "auto":
         verbose = _quiet.progress_verbosity()
     with _quiet.mlflow_info_hidden():
-        return training.train(recipe, settings=options, verbose=int(verbose))
+        tags = {}
+        if config is not None or like is not None:
+            from zoo.training import reproduce
+
+            if config is not None and like is not None:
+                raise ZooError("Give `config` or `like`, not both.")
+            source = (
+                reproduce.from_file(config)
+                if config is not None
+                else reproduce.from_run(like or "", options.get("tracking_uri"))
+            )
+            options, recipe, tags = reproduce.merge(source, options, recipe), source.recipe, source.tags
+        if recipe is None:
+            raise ZooError("Name a recipe (zoo.train('mlp', ...)), or give `config` or `like`.")
+        return training.train(recipe, settings=options, verbose=int(verbose), tags=tags)
 
 
 @functools.wraps(_tuning.tune)

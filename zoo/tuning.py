@@ -318,6 +318,7 @@ class TuneResult:
     states: dict
     epochs: int
     new_trials: int
+    best_config: str | None = None
 
 
 def tune(
@@ -815,6 +816,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
         {"trial": best.number, "run_id": best.user_attrs.get("zoo.run_id"), metric: best.value, "params": best.params},
         "best_params.json",
     )
+    best_config = _write_best_config(study.study_name, parent_id, recipe, options, settings, best.params)
     client.log_metric(parent_id, "trials_complete", states.get("COMPLETE", 0))
     client.log_metric(parent_id, "trials_pruned", states.get("PRUNED", 0))
     client.log_metric(parent_id, "epochs_trained", epochs)
@@ -871,7 +873,35 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
         states=states,
         epochs=epochs,
         new_trials=0,
+        best_config=best_config,
     )
+
+
+def _write_best_config(study_name, parent_id, recipe, options, settings, params):
+    """The best trial's configuration as a YAML file that `zoo train --config` takes: written to
+    `<study>-best.yaml` in the working directory and logged on the study's run as `best_config.yaml`."""
+    import mlflow
+    import yaml
+
+    from zoo import training
+    from zoo.training.description import plain
+
+    fields = set(training.config_fields(training.get_recipe(recipe).Config))
+    chosen = {key: value for key, value in options.items() if key not in _PLACEMENT or key == "experiment"}
+    overrides = dict(settings)
+    for key, value in {**settings, **params}.items():
+        (chosen if key in fields else overrides)[key] = value
+    overrides = {key: value for key, value in overrides.items() if key not in fields}
+    text = f"# The best trial of zoo tune study {study_name}: zoo train --config THIS_FILE\n"
+    text += yaml.safe_dump(plain({"recipe": recipe, "config": chosen, "overrides": overrides}), sort_keys=False)
+    path = os.path.abspath(f"{re.sub(r'[^A-Za-z0-9_.-]', '_', study_name)}-best.yaml")
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        path = None  # a read-only working directory: the copy on the study's run remains
+    mlflow.MlflowClient().log_text(parent_id, text, "best_config.yaml")
+    return path
 
 
 def _register_tested(run_id, name, recipe):
