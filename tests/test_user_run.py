@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 NOTEBOOK = textwrap.dedent(
     """
     import json, sys
@@ -66,6 +68,7 @@ def test_a_notebook_run_gets_one_quiet_nested_child_in_its_own_experiment(tmp_pa
     assert [m.source_run_id for m in models if m.source_run_id in (facts["parent"], facts["child"])] == [facts["child"]]
 
 
+@pytest.mark.large  # 41 s on the loaded 2-core machine (a trial and the final run)
 def test_a_search_inside_the_users_run_is_its_child_with_trials_under_it(tracking_uri):
     import mlflow
 
