@@ -39,6 +39,11 @@ class RecipeConfig:
         precision: float32, or mixed_float16 / mixed_bfloat16 (for GPUs; outputs stay float32).
         jit: compile the training step with XLA on TensorFlow (JAX always compiles it; refused on
             PyTorch, where a recipe whose default is on trains without it).
+        init_from: start from a trained model's weights wherever layers match by name and shape: a
+            run id, runs:/RUN_ID/model, models:/NAME@ALIAS or a .keras file (`zoo.training.finetune`).
+        freeze: with init_from, keep the first N layers with weights (or all-but-head) frozen for
+            freeze_epochs, then train every layer at a tenth of the learning rate.
+        freeze_epochs: epochs the frozen layers stay frozen.
     """
 
     epochs: int = 20
@@ -55,6 +60,9 @@ class RecipeConfig:
     checkpoint_dir: str | None = None
     precision: typing.Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit: bool = False
+    init_from: str | None = None
+    freeze: str | int | None = None
+    freeze_epochs: int = 0
 
 
 def config_fields(config_class: type) -> dict[str, typing.Any]:
@@ -121,3 +129,6 @@ def _check_common(config: typing.Any) -> None:
             raise ZooError(f"`{name}` must be at least 1. Received: {getattr(config, name)}")
     if config.patience < 0:
         raise ZooError(f"`patience` must be 0 or more. Received: {config.patience}")
+    from zoo.training import finetune
+
+    finetune.check(config)
