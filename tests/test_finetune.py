@@ -60,6 +60,7 @@ def test_init_from_takes_matching_layers_builds_a_new_head_and_keeps_frozen_laye
     assert any(not np.array_equal(a, b) for name in taken for a, b in zip(at_epoch[1][name], before[name]))
 
 
+@pytest.mark.large  # 170 s on the loaded 2-core machine: two OCR runs
 def test_an_ocr_model_takes_a_new_alphabet_with_a_new_output_layer(tracking_uri, tmp_path):
     from PIL import Image
 
