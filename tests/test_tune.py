@@ -129,9 +129,12 @@ def test_tune_nests_one_run_per_trial_and_continues_the_study(run_cli, tracking_
     from zoo.training import reproduce
 
     assert f"zoo train --config {tmp_path / 's-best.yaml'}" in out
+    from zoo import training
+
     best_config = reproduce.from_file(str(tmp_path / "s-best.yaml"))
-    assert best_config.recipe == "mlp" and best_config.values["epochs"] == 2
-    assert ",".join(map(str, best_config.values["hidden_units"])) == best.data.params["model.hidden_units"]
+    config, overrides = training.make_config(training.get_recipe("mlp"), settings=best_config.values)
+    assert best_config.recipe == "mlp" and config.epochs == 2
+    assert ",".join(map(str, overrides["hidden_units"])) == best.data.params["model.hidden_units"]
 
     # The same command continues the study: new trials under the same parent, numbers go on;
     # --register registers the tested best configuration (as zoo train --register does).
