@@ -649,6 +649,7 @@ OTHERS_ARGS = {
         ["--recipes", "mlp", "--trials", "3", "--epochs", "2", "--no-unpruned"],
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
+    "finetune.py": ([], ["--quick"]),
     # CPU figures only where JAX sees no GPU (the script says so and checks no target).
     "gpu.py": (["--epochs", "3"], ["--recipes", "cnn", "--epochs", "2"]),
     # One recipe per technique on each backend (every recipe on three backends takes about an hour).

@@ -38,6 +38,7 @@ SETTINGS = {
 AWAITING_RUN_ALL: dict[str, str] = {
     "**Forecasts against the statistical models.**": "benchmarks/forecast_series.py",
     "**Measured on a team set-up.**": "benchmarks/team.py",
+    "**Fine-tuning benchmark.**": "benchmarks/finetune.py",
 }
 # Figures a test measures and compares with the README itself.
 CHECKED_BY_TESTS = {

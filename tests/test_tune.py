@@ -124,7 +124,17 @@ def test_tune_nests_one_run_per_trial_and_continues_the_study(run_cli, tracking_
     import mlflow
 
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
-    assert {"optimization_history.png", "param_importances.png", "best_params.json"} <= artifacts
+    assert {"optimization_history.png", "param_importances.png", "best_params.json", "best_config.yaml"} <= artifacts
+    # The best trial's configuration, as a file `zoo train --config` takes.
+    from zoo.training import reproduce
+
+    assert f"zoo train --config {tmp_path / 's-best.yaml'}" in out
+    from zoo import training
+
+    best_config = reproduce.from_file(str(tmp_path / "s-best.yaml"))
+    config, overrides = training.make_config(training.get_recipe("mlp"), settings=best_config.values)
+    assert best_config.recipe == "mlp" and config.epochs == 2
+    assert ",".join(map(str, overrides["hidden_units"])) == best.data.params["model.hidden_units"]
 
     # The same command continues the study: new trials under the same parent, numbers go on;
     # --register registers the tested best configuration (as zoo train --register does).

@@ -6,6 +6,7 @@ Example:
     >>> [card.name for card in zoo.list(technique="mlp")]
 """
 
+import functools
 import os
 import typing
 
@@ -18,22 +19,41 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # waiting threads sleep. OpenMP reads it once, when torch loads it: `import zoo` before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from zoo import quiet as _quiet  # noqa: E402
+from zoo import tuning as _tuning  # noqa: E402
 from zoo.errors import ZooError  # noqa: E402
 from zoo.registry import get, info, list_models, register  # noqa: E402
-from zoo.tuning import tune  # noqa: E402
 
 if typing.TYPE_CHECKING:
     from zoo.training import RunResult
 
 __version__ = "0.1.0"
 
+# TensorFlow's native start-up lines (cudart_stub.cc, cuInit) stay off a notebook's output too.
+_quiet.quiet_tensorflow_import()
 
-def train(recipe: str, *, verbose: int = 0, backend: str | None = None, **options: typing.Any) -> "RunResult":
+
+def train(
+    recipe: str | None = None,
+    *,
+    config: str | None = None,
+    like: str | None = None,
+    verbose: int | str = "auto",
+    backend: str | None = None,
+    **options: typing.Any,
+) -> "RunResult":
     """Train a recipe and log the run to MLflow: `zoo train RECIPE` from Python, on the same code path.
 
     Args:
-        recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...
-        verbose: Keras `fit` verbosity (0 silent, 2 one line per epoch, as `zoo train` prints).
+        recipe: a recipe name (`zoo train --help` lists them): mlp, cnn, rnn, lstm, gru, gan, rbm, ...;
+            may be left out with `config` or `like`, which name it.
+        config: a run configuration YAML to run again: a run's logged `config.yaml` as it is, or the
+            best trial's that `zoo tune` writes; `options` win over its values.
+        like: a logged run to run again (`RUN_ID` or `runs:/RUN_ID`): its recipe, options and data
+            source, in its experiment; `options` win (`like=RUN_ID, seed=3`). The new run is tagged
+            `zoo.like` with that run's id.
+        verbose: Keras `fit` verbosity: "auto" (a progress bar per epoch in Jupyter or a terminal,
+            else one line per epoch, as `zoo train` prints), 0 silent, 1 bar, 2 line per epoch.
         backend: Keras backend, "tensorflow", "jax" or "torch" (default: `KERAS_BACKEND`, else
             tensorflow); only before this process imports Keras, which reads it once.
         **options: recipe options (`zoo train RECIPE --help`) and model hyperparameters
@@ -53,9 +73,36 @@ def train(recipe: str, *, verbose: int = 0, backend: str | None = None, **option
     from zoo import backends
 
     backends.choose(backend)
+    # Before Keras, as the `zoo` command does: TensorFlow loads quietly, and fully before Keras
+    # imports it (MLflow's autolog hook for TensorFlow fails on a half-imported Keras otherwise).
+    _quiet.load_tensorflow()
     from zoo import training
 
-    return training.train(recipe, settings=options, verbose=verbose)
+    if verbose == "auto":
+        verbose = _quiet.progress_verbosity()
+    with _quiet.mlflow_info_hidden():
+        tags = {}
+        if config is not None or like is not None:
+            from zoo.training import reproduce
+
+            if config is not None and like is not None:
+                raise ZooError("Give `config` or `like`, not both.")
+            source = (
+                reproduce.from_file(config)
+                if config is not None
+                else reproduce.from_run(like or "", options.get("tracking_uri"))
+            )
+            options, recipe, tags = reproduce.merge(source, options, recipe), source.recipe, source.tags
+        if recipe is None:
+            raise ZooError("Name a recipe (zoo.train('mlp', ...)), or give `config` or `like`.")
+        return training.train(recipe, settings=options, verbose=int(verbose), tags=tags)
+
+
+@functools.wraps(_tuning.tune)
+def tune(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
+    _quiet.load_tensorflow()
+    with _quiet.mlflow_info_hidden():
+        return _tuning.tune(*args, **kwargs)
 
 
 # `zoo.list` mirrors timm.list_models; the builtin stays reachable as builtins.list.

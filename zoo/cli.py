@@ -42,6 +42,19 @@ def build_parser():
     train.add_argument(
         "--tracking-uri", dest="resume_tracking_uri", metavar="URI", help="with --resume: the store that holds the run"
     )
+    train.add_argument(
+        "--config",
+        dest="config_file",
+        metavar="FILE",
+        help="run the recipe and options of a YAML file (a run's logged config.yaml, or zoo tune's best); "
+        "options given beside it win",
+    )
+    train.add_argument(
+        "--like",
+        metavar="RUN_ID",
+        help="run a logged run's configuration again on the same data (RUN_ID or runs:/RUN_ID); options given "
+        "beside it win (--like RUN_ID --seed 3)",
+    )
     train.set_defaults(handler=_train)
     recipes = train.add_subparsers(dest="recipe", metavar="RECIPE", parser_class=_Parser)
     for name in training.recipe_names():
@@ -135,18 +148,25 @@ def _train(args):
     from zoo import training
 
     if args.resume:
+        if args.config_file or args.like:
+            raise ZooError("--resume continues a run as it was: drop --config and --like.")
         if args.recipe:
             raise ZooError("--resume takes the recipe and options from the run: use `zoo train --resume RUN_ID`.")
         result = training.resume(args.resume, tracking_uri=args.resume_tracking_uri, verbose=2)
         return _report(result)
-    if not args.recipe:
-        raise ZooError(f"Name a recipe: zoo train {{{','.join(training.recipe_names())}}} (or --resume RUN_ID).")
+    reproducing = {"config": args.config_file, "like": args.like}
+    if not args.recipe and not any(reproducing.values()):
+        raise ZooError(
+            f"Name a recipe: zoo train {{{','.join(training.recipe_names())}}} (or --config FILE, --like RUN_ID, "
+            "--resume RUN_ID)."
+        )
     settings = _train_settings(args)
-    return _report(zoo.train(args.recipe, verbose=2, backend=getattr(args, "backend", None), **settings))
+    return _report(zoo.train(args.recipe, verbose=2, backend=getattr(args, "backend", None), **reproducing, **settings))
 
 
 def _train_settings(args):
     skip = {"command", "recipe", "settings", "handler", "resume", "resume_tracking_uri", "backend"}
+    skip |= {"config_file", "like"}
     options = {k: v for k, v in vars(args).items() if k not in skip}
     # The same call as `zoo.train(recipe, epochs=3, ...)` from Python; --set wins over an option.
     return {**options, **parse_settings(args.settings)}
@@ -310,12 +330,15 @@ def main(argv=None):
         # The parser is built from the recipes' config dataclasses alone: `--help` never imports
         # TensorFlow, Keras or MLflow (seconds and hundreds of MB).
         parser = build_parser()
-        args = parser.parse_args(argv)
-        if args.handler is _train and getattr(args, "recipe", None) and not args.resume:
-            from zoo.training import prechecks
+        from zoo.training import reproduce_cli
 
-            # Before TensorFlow, Keras and MLflow load: a bad data file fails in seconds.
-            prechecks.check_data(args.recipe, _train_settings(args))
+        args = parser.parse_args(reproduce_cli.with_recipe(sys.argv[1:] if argv is None else list(argv)))
+        if args.handler is _train and getattr(args, "recipe", None) and not args.resume:
+            if not (args.config_file or args.like):
+                from zoo.training import prechecks
+
+                # Before TensorFlow, Keras and MLflow load: a bad data file fails in seconds.
+                prechecks.check_data(args.recipe, _train_settings(args))
         if getattr(args, "loads_tensorflow", True):
             from zoo import backends
             from zoo.quiet import load_tensorflow

@@ -42,9 +42,7 @@ def load_tensorflow():
     TensorFlow); there, if something imports TensorFlow later, it loads quietly all the same.
     """
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        if not os.environ.get("ZOO_DEBUG") and "tensorflow" not in sys.modules:
-            if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
-                sys.meta_path.insert(0, _QuietTensorFlow())
+        quiet_tensorflow_import()
         return None
     if os.environ.get("ZOO_DEBUG"):
         import tensorflow as tf
@@ -57,30 +55,88 @@ def load_tensorflow():
     return tf
 
 
+def quiet_tensorflow_import() -> None:
+    """Whenever TensorFlow is first imported (by Keras, tfds, the caller), load it quietly.
+
+    `import zoo` calls this, so that Python and Jupyter sessions see no native start-up lines
+    either (`cudart_stub.cc`, `cuInit`), as the `zoo` command does; ZOO_DEBUG keeps them.
+    """
+    if not os.environ.get("ZOO_DEBUG") and "tensorflow" not in sys.modules:
+        if not any(isinstance(finder, _QuietTensorFlow) for finder in sys.meta_path):
+            sys.meta_path.insert(0, _QuietTensorFlow())
+
+
+@contextlib.contextmanager
+def mlflow_info_hidden() -> typing.Iterator[None]:
+    """MLflow's INFO lines ("Creating initial MLflow database tables...") off while the zoo logs.
+
+    Only where the caller chose no level (MLFLOW_LOGGING_LEVEL); their level is restored after.
+    """
+    import logging
+
+    if os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        yield
+        return
+    logger = logging.getLogger("mlflow")
+    saved = logger.level
+    logger.setLevel(max(saved, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
+def progress_verbosity() -> int:
+    """Keras `fit` verbosity for a Python caller: a progress bar per epoch where one redraws in place
+    (Jupyter, a terminal), else one line per epoch (a script writing to a log or a pipe)."""
+    if "ipykernel" in sys.modules:
+        return 1
+    isatty = getattr(sys.stdout, "isatty", None)
+    return 1 if isatty is not None and isatty() else 2
+
+
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` the usual way, once, and loads it with descriptor 2 silenced."""
+    """Finds `tensorflow` the usual way and loads it, once, with descriptor 2 silenced."""
 
     def find_spec(
         self, name: str, path: typing.Any = None, target: typing.Any = None
     ) -> importlib.machinery.ModuleSpec | None:
         if name != "tensorflow":
             return None
+        # Asked without importing too (`importlib.util.find_spec` checks what is installed): the
+        # finder stays armed until TensorFlow is actually loaded.
+        index = sys.meta_path.index(self)
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(index, self)
         if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
+            spec.loader = _QuietLoader(spec.loader, self)
         return spec
 
 
 class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: typing.Any) -> None:
+    def __init__(self, loader: typing.Any, finder: _QuietTensorFlow) -> None:
         self.loader = loader
+        self.finder = finder
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         return typing.cast(types.ModuleType | None, self.loader.create_module(spec))
 
     def exec_module(self, module: types.ModuleType) -> None:
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
         with native_stderr_silenced():
             self.loader.exec_module(module)
             # The device probe logs too ("failed call to cuInit"): run it here, as on TensorFlow runs.
             module.config.list_physical_devices()
+
+    def load_module(self, fullname: str) -> types.ModuleType:
+        # The legacy protocol, which MLflow's autolog import hooks call on the loader they wrap.
+        if self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
+        with native_stderr_silenced():
+            module = typing.cast(types.ModuleType, self.loader.load_module(fullname))
+            module.config.list_physical_devices()
+        return module

@@ -318,6 +318,7 @@ class TuneResult:
     states: dict
     epochs: int
     new_trials: int
+    best_config: str | None = None
 
 
 def tune(
@@ -425,7 +426,7 @@ def tune(
     description["pruner"] = pruner
 
     # === The study, its parent run and the trials ===
-    experiment = config.experiment or "zoo"
+    experiment = config.experiment
     with _lock(storage_url):
         optuna_study = _create_or_load(rdb, study_name, description, pruner, sampler_seed)
         _retry_interrupted(optuna_study)
@@ -608,10 +609,16 @@ def _parent_run(study, experiment, run_name, description, storage_url):
     from zoo import tracking
 
     client = mlflow.MlflowClient()
-    mlflow_experiment = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        mlflow_experiment.experiment_id if mlflow_experiment else mlflow.set_experiment(experiment).experiment_id
-    )
+    user_run = tracking.user_run()
+    if user_run is not None:
+        # Inside the caller's own run: the study is its child, in its experiment (`tracking.nesting`).
+        experiment_id = tracking.experiment_of(user_run, experiment)
+    else:
+        experiment = experiment or tracking.DEFAULT_EXPERIMENT
+        mlflow_experiment = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            mlflow_experiment.experiment_id if mlflow_experiment else mlflow.set_experiment(experiment).experiment_id
+        )
     tracking.mark_training_experiment(experiment_id)
     name = study.study_name
     found = client.search_runs(
@@ -639,6 +646,11 @@ def _parent_run(study, experiment, run_name, description, storage_url):
     commit = tracking.git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    if user_run is not None:
+        tags[PARENT_TAG] = user_run.info.run_id
+        tags[tracking.DESCRIPTION_TAG] = (
+            f"`zoo tune {description['recipe']}` study {name}. Nested under {tracking.describe_parent(user_run)}."
+        )
     run = client.create_run(experiment_id, tags=tags, run_name=run_name or f"tune-{name}")
     parent_id = run.info.run_id
     params = {"recipe": description["recipe"], "model": description["model"], "metric": description["metric"]}
@@ -817,6 +829,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
         {"trial": best.number, "run_id": best.user_attrs.get("zoo.run_id"), metric: best.value, "params": best.params},
         "best_params.json",
     )
+    best_config = _write_best_config(study.study_name, parent_id, recipe, options, settings, best.params)
     client.log_metric(parent_id, "trials_complete", states.get("COMPLETE", 0))
     client.log_metric(parent_id, "trials_pruned", states.get("PRUNED", 0))
     client.log_metric(parent_id, "epochs_trained", epochs)
@@ -873,7 +886,35 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
         states=states,
         epochs=epochs,
         new_trials=0,
+        best_config=best_config,
     )
+
+
+def _write_best_config(study_name, parent_id, recipe, options, settings, params):
+    """The best trial's configuration as a YAML file that `zoo train --config` takes: written to
+    `<study>-best.yaml` in the working directory and logged on the study's run as `best_config.yaml`."""
+    import mlflow
+    import yaml
+
+    from zoo import training
+    from zoo.training.description import plain
+
+    fields = set(training.config_fields(training.get_recipe(recipe).Config))
+    chosen = {key: value for key, value in options.items() if key not in _PLACEMENT or key == "experiment"}
+    overrides = dict(settings)
+    for key, value in {**settings, **params}.items():
+        (chosen if key in fields else overrides)[key] = value
+    overrides = {key: value for key, value in overrides.items() if key not in fields}
+    text = f"# The best trial of zoo tune study {study_name}: zoo train --config THIS_FILE\n"
+    text += yaml.safe_dump(plain({"recipe": recipe, "config": chosen, "overrides": overrides}), sort_keys=False)
+    path = os.path.abspath(f"{re.sub(r'[^A-Za-z0-9_.-]', '_', study_name)}-best.yaml")
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        path = None  # a read-only working directory: the copy on the study's run remains
+    mlflow.MlflowClient().log_text(parent_id, text, "best_config.yaml")
+    return path
 
 
 def _register_tested(run_id, name, recipe):

@@ -127,6 +127,8 @@ def format_result(result):
         lines.append(f"best configuration trained again and tested: run {result.final_run_id}: {tests}")
     elif tests:
         lines.append(f"best configuration tested earlier: {tests}")
+    if result.best_config:
+        lines.append(f"best configuration: {result.best_config} (zoo train --config {result.best_config})")
     lines.append(f"continue: the same command with --study {result.study} --storage {storage}")
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@
 - `artifacts`: params and figures of the active run.
 - `data`: the datasets a run logs as inputs.
 - `metrics`: per-epoch metrics, written off the training thread by a writer each run owns.
+- `nesting`: a run inside the caller's own active run (nested, in its experiment, autolog paused).
 - `models`: logging the model, registering it, champion/challenger, which metric ranks runs.
 
 The names the rest of the package uses are re-exported here, so call sites read `tracking.configure(...)`.
@@ -27,7 +28,10 @@ from zoo.tracking.models import (
     main_metric,
     register_model,
 )
+from zoo.tracking.nesting import autolog_paused, experiment_of, user_run
+from zoo.tracking.nesting import describe as describe_parent
 from zoo.tracking.run import (
+    DEFAULT_EXPERIMENT,
     DESCRIPTION_TAG,
     EXPERIMENT_KIND_TAG,
     FAILURE_TAG,
@@ -43,6 +47,7 @@ from zoo.tracking.store import TRACKING_SCHEMES, check_scheme, check_server, con
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "DEFAULT_EXPERIMENT",
     "DESCRIPTION_TAG",
     "EXPERIMENT_KIND_TAG",
     "FAILURE_TAG",
@@ -51,11 +56,15 @@ __all__ = [
     "TRAINING_EXPERIMENT",
     "EpochMetrics",
     "active_run",
+    "autolog_paused",
+    "describe_parent",
+    "user_run",
     "check_run_options",
     "check_scheme",
     "check_server",
     "configure",
     "dataset_source",
+    "experiment_of",
     "flatten",
     "git_commit",
     "greater_is_better",

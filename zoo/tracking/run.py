@@ -8,7 +8,7 @@ import contextlib
 import os
 
 from zoo.errors import ZooError
-from zoo.tracking import heartbeat
+from zoo.tracking import heartbeat, nesting
 from zoo.tracking.lazy import mlflow
 
 FAILURE_TAG = "zoo.failure"
@@ -18,6 +18,8 @@ DESCRIPTION_TAG = "mlflow.note.content"
 # holds model-training runs; with this tag it opens on the runs table.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
+# Where a run goes when no `experiment` is given and no run of the caller is active.
+DEFAULT_EXPERIMENT = "zoo"
 
 
 @contextlib.contextmanager
@@ -101,7 +103,8 @@ def start_run(experiment, run_name, tags, system_metrics=False, name_prefix="run
     """Start a training's MLflow run, or continue the run that `mlflow run` created for it.
 
     Args:
-        experiment: experiment name (ignored under `mlflow run`, which has chosen one already).
+        experiment: experiment name, None for `zoo` (ignored under `mlflow run`, which has chosen one
+            already). Inside the caller's active run, the run is its nested child, in its experiment.
         run_name: run name, or None for `unique_run_name(name_prefix)`.
         name_prefix: what ran, e.g. `cnn-digits`, for the default run name.
         tags: tags of the run.
@@ -116,14 +119,39 @@ def start_run(experiment, run_name, tags, system_metrics=False, name_prefix="run
         # nothing. MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL still wins when set.
         os.environ.setdefault("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "2")
         _warn_without_gpu_metrics()
+    parent = nesting.user_run()
+    if parent is not None:
+        return _start_child(parent, experiment, run_name, tags, system_metrics, name_prefix)
     if not os.environ.get("MLFLOW_RUN_ID"):
         # Under `mlflow run` (which sets MLFLOW_RUN_ID), choosing an experiment makes MLflow
         # refuse to continue the run: `mlflow run --experiment-name` chooses it there.
-        chosen = mlflow.set_experiment(experiment)
+        chosen = mlflow.set_experiment(experiment or DEFAULT_EXPERIMENT)
         run_name = run_name or unique_run_name(chosen.experiment_id, name_prefix)
     run = mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=True if system_metrics else None)
     try:
         mark_training_experiment(run.info.experiment_id)
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    return run
+
+
+def _start_child(parent, experiment, run_name, tags, system_metrics, name_prefix):
+    """A nested run of the caller's active run, in its experiment (`zoo.tracking.nesting`)."""
+    experiment_id = nesting.experiment_of(parent, experiment)
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name or unique_run_name(experiment_id, name_prefix),
+        tags=tags,
+        nested=True,
+        log_system_metrics=True if system_metrics else None,
+    )
+    try:
+        own_parent = (tags or {}).get(nesting.PARENT_TAG)
+        if own_parent:
+            # A `zoo tune` trial belongs under its study's run, which itself is the caller's child.
+            mlflow.set_tag(nesting.PARENT_TAG, own_parent)
+        mark_training_experiment(experiment_id)
     except BaseException:
         mlflow.end_run("FAILED")
         raise

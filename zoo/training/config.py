@@ -55,6 +55,11 @@ class RecipeConfig:
             PyTorch, where a recipe whose default is on trains without it).
         require_learned: `zoo train` exits 1 when the network does not beat its task's trivial
             baseline (for scripts and CI); the run is logged either way.
+        init_from: start from a trained model's weights wherever layers match by name and shape: a
+            run id, runs:/RUN_ID/model, models:/NAME@ALIAS or a .keras file (`zoo.training.finetune`).
+        freeze: with init_from, keep the first N layers with weights (or all-but-head) frozen for
+            freeze_epochs, then train every layer at a tenth of the learning rate.
+        freeze_epochs: epochs the frozen layers stay frozen.
     """
 
     epochs: int = 20
@@ -72,6 +77,9 @@ class RecipeConfig:
     precision: typing.Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit: bool = False
     require_learned: bool = False
+    init_from: str | None = None
+    freeze: str | int | None = None
+    freeze_epochs: int = 0
 
 
 def config_fields(config_class: type) -> dict[str, typing.Any]:
@@ -141,3 +149,6 @@ def _check_common(config: typing.Any) -> None:
     if not 0 <= config.seed <= SEED_MAX:
         # NumPy and Keras seed their generators with 32 bits: a larger seed fails deep inside them.
         raise ZooError(f"`seed` must be between 0 and {SEED_MAX} (2**32 - 1). Received: {config.seed}")
+    from zoo.training import finetune
+
+    finetune.check(config)

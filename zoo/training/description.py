@@ -25,6 +25,8 @@ class RunSummary:
     model: str
     dataset: str
     device: str
+    # The caller's MLflow run this run is nested under (`zoo.tracking.nesting.describe`), if any.
+    parent: str = ""
 
     def name_prefix(self) -> str:
         """`cnn-digits`, or `cnn-mlp_image-digits` when the recipe trains another model than its own."""
@@ -38,6 +40,8 @@ class RunSummary:
         metric = tracking.main_metric(metrics, preferred)
         if metric:
             text += f" {metric} = {metrics[metric]:.4g}."
+        if self.parent:
+            text += f" Nested under {self.parent}."
         return text
 
 

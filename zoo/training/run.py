@@ -18,7 +18,7 @@ import zoo
 from zoo import backends, registry, tracking
 from zoo.errors import ZooError
 from zoo.tracking import heartbeat
-from zoo.training import baselines, budgets, devices, outputs, processes
+from zoo.training import baselines, budgets, devices, finetune, outputs, processes
 from zoo.training.catalog import get_recipe
 from zoo.training.config import config_fields, make_config
 from zoo.training.description import CONFIG_FILE, RunSummary, log_run_description
@@ -246,6 +246,9 @@ def _run(
     recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
     model = build_model(model_name, hyperparameters, config.precision, config.jit, strategy)
+    transferred = None
+    if config.init_from and not resume_from:
+        transferred = finetune.start_from(model, config.init_from, config.tracking_uri, finetune.labels_of(data.spec))
     summary = RunSummary(recipe.name, model_name, data.spec.get("name") or "", devices.device_label(strategy))
 
     tags = {
@@ -259,11 +262,15 @@ def _run(
     commit = tracking.git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    experiment = config.experiment or "zoo"
+    experiment = config.experiment
+    parent = tracking.user_run()
+    if parent is not None:
+        summary.parent = tracking.describe_parent(parent)
     # Process 0 continues the run itself; the others, which never write to it, open a private one
     # and restore from process 0's checkpoint all the same.
     resumed_run = resume_from[0] if resume_from and processes.is_chief() else None
     with (
+        tracking.autolog_paused(),
         devices.run_scope(strategy),
         devices.without_graph_passes(*recipe.graph_passes_off),
         faults.signals_as_exceptions(),
@@ -291,6 +298,12 @@ def _run(
                 mlflow.log_param("budget", budget)
             mlflow.set_tag(CHECKPOINT_TAG, folder)
             mlflow.set_tag(tracking.DESCRIPTION_TAG, summary.describe())
+        frozen: list[str] = []
+        if transferred is not None:
+            if config.freeze:
+                with devices.scope(strategy):
+                    frozen = finetune.freeze(model, str(config.freeze))
+            finetune.log(transferred, frozen)
         if evaluate:
             # A search trial is re-run by `zoo tune` itself; resumed by `zoo train` it would touch the test split.
             mlflow.set_tag(RESUME_TAG, f"zoo train --resume {run_id}")
@@ -310,6 +323,8 @@ def _run(
         callbacks.append(heartbeat.epoch_callback())
         if resume_from:
             callbacks = faults.resume_random_state(resume_from[1]) + callbacks
+        if frozen:
+            callbacks.insert(0, finetune.unfreeze_callback(model, frozen, config.freeze_epochs))
         if early_stopping is not None:
             callbacks.append(early_stopping)
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs. It logs
