@@ -84,3 +84,21 @@ class _QuietLoader(importlib.abc.Loader):
             self.loader.exec_module(module)
             # The device probe logs too ("failed call to cuInit"): run it here, as on TensorFlow runs.
             module.config.list_physical_devices()
+
+
+def quiet_third_party():
+    """Silence what libraries print that a user of the command line cannot act on.
+
+    NumPy's and other libraries' `FutureWarning`/`DeprecationWarning` (e.g. from TensorFlow's
+    export path) and absl's Python log lines; Optuna's INFO lines are silenced by `zoo tune`
+    itself, where it imports Optuna. ZOO_DEBUG keeps everything.
+    """
+    import logging
+    import warnings
+
+    if os.environ.get("ZOO_DEBUG"):
+        return
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
