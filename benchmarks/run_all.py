@@ -641,6 +641,7 @@ OTHERS_ARGS = {
     "ocr.py": (["--seeds", "42", "--no-lengths"], ["--epochs", "2"]),
     "forecast.py": (["--seeds", "42"], ["--cells", "gru", "--horizons", "1", "--epochs", "5"]),
     "serving.py": (["--repeats", "30"], ["--quick"]),
+    "first_line.py": ([], ["--quick"]),
     "tune.py": (
         # 30 trials: with 10 the median pruner had too few finished trials to prune any (0 % saved).
         ["--recipes", "mlp", "--trials", "30", "--epochs", "40"],

@@ -182,9 +182,9 @@ def _list(args):
 def _info(args):
     import json
 
-    import zoo
+    from zoo import registry
 
-    card = zoo.info(args.name)
+    card = registry.info(args.name, indexed=True)
     if args.format == "json":
         print(json.dumps(card.to_dict(), indent=2, default=repr))
     elif args.format == "markdown":

@@ -100,5 +100,14 @@ def quiet_third_party():
         return
     for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
+    keras_dict_keys()
     logging.getLogger("absl").setLevel(logging.ERROR)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def keras_dict_keys():
+    """Keras warns, once per column and call site, that a table column ('mean radius') is not the
+    name of its input tensor ('mean_radius', names cannot hold spaces); it matches them all the same."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)

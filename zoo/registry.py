@@ -320,12 +320,20 @@ def _cards(indexed: bool = True) -> dict[str, ModelCard]:
     return {name: entry.card for name, entry in _REGISTRY.items()}
 
 
-def info(name: str) -> ModelCard:
+def info(name: str, indexed: bool = False) -> ModelCard:
     """Return the `ModelCard` of a registered model.
+
+    Args:
+        name: a registered name.
+        indexed: read `zoo/cards.json` when it matches the code (no Keras import; `zoo info`
+            does). Its hyperparameters name their types as text (`annotation` is the type's name),
+            so code that parses values with `coerce` asks for the registry's card (the default).
 
     Raises:
         ZooError: if `name` is not registered; the message lists the registered names.
     """
+    if not indexed:
+        return _entry(name).card
     cards = _cards()
     if name not in cards:
         return _entry(name).card  # raises the error that lists the registered names
@@ -338,7 +346,8 @@ def list_models(technique: str | None = None, task: str | None = None, indexed: 
     Args:
         technique: only cards of this technique.
         task: only cards that list this task.
-        indexed: read `zoo/cards.json` when it matches the code (no Keras import); False: the registry.
+        indexed: read `zoo/cards.json` when it matches the code (no Keras import; the
+            hyperparameters' `annotation` is then the type's name); False: the registry.
 
     Returns:
         A `CardList` (a list; its repr is one line per model).

@@ -388,8 +388,10 @@ def _load_pyfunc(data_path):
     """MLflow's loader hook: `data_path` is the model's `data` folder."""
     from zoo import quiet
 
-    # In `mlflow models serve`: TensorFlow's native start-up lines (CUDA, oneDNN) off the log.
+    # In `mlflow models serve`: TensorFlow's native start-up lines (CUDA, oneDNN) off the log, and
+    # not one Keras warning per column and request.
     quiet.load_tensorflow()
+    quiet.keras_dict_keys()
     import keras
 
     from zoo import registry

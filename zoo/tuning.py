@@ -411,7 +411,8 @@ def tune(
     direction = direction or ("max" if tracking.greater_is_better(metric) else "min")
     del probe, data
 
-    study_name = study or f"{recipe_obj.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    # Short: trial runs are named `STUDY-tN`, and the MLflow UI shows about 25 characters of a name.
+    study_name = study or f"{recipe_obj.name}-{datetime.datetime.now():%m%d-%H%M%S}"
     fixed_options = {k: v for k, v in options.items() if k not in _PLACEMENT}
     description = {
         "recipe": recipe_obj.name,

@@ -177,8 +177,10 @@ def rows(runs, metric=None):
     tests = sorted({name for run in runs for name in run.data.metrics if name.startswith("test_")} - {metric})
     metrics = ([metric] if metric else []) + tests
     params = key_params(runs)
-    has_trials = any(_validation(run)[0] for run in runs)
-    header = ["#", "run", "id", "recipe", "model", *metrics, *(["validation"] if has_trials else []), "duration"]
+    validations = {_validation(run)[0] for run in runs} - {None}
+    # One validation metric (the usual case) names its column; several are named in each cell.
+    val_header = next(iter(validations)) if len(validations) == 1 else "validation"
+    header = ["#", "run", "id", "recipe", "model", *metrics, *([val_header] if validations else []), "duration"]
     header += [_short_param(n) for n in params]
     table, best = [], set()
     for number, run in enumerate(runs, 1):
@@ -191,7 +193,7 @@ def rows(runs, metric=None):
             tags.get("zoo.recipe") or run.data.params.get("recipe", "-"),
             tags.get("zoo.model") or run.data.params.get("model", "-"),
             *(f"{values[m]:.4g}" if m in values else "-" for m in metrics),
-            *([f"{name}={value:.4g}" if name else "-"] if has_trials else []),
+            *([_validation_cell(name, value, len(validations) > 1)] if validations else []),
             _duration(run.info.start_time, run.info.end_time),
             *(run.data.params.get(n, "") for n in params),
         ]
@@ -206,6 +208,12 @@ def rows(runs, metric=None):
     return header, table, best
 
 
+def _validation_cell(name, value, named):
+    if name is None:
+        return "-"
+    return f"{name}={value:.4g}" if named else f"{value:.4g}"
+
+
 def format_table(runs, metric=None, width=WIDTH):
     """Return the comparison table of `runs` (already ranked) as text, at most `width` columns wide
     (None: as wide as it needs). Less important columns go first: metrics beyond the ranking one,
@@ -215,19 +223,23 @@ def format_table(runs, metric=None, width=WIDTH):
     params_at = header.index("duration") + 1
     named = header[params_at:]
     cells = [
-        [*row[:params_at], " ".join(f"{n}={_clip(v)}" for n, v in zip(named, row[params_at:]) if v != "")]
+        [*row[:params_at], " ".join(f"{n}={_clip(_number(v))}" for n, v in zip(named, row[params_at:]) if v != "")]
         for row in marked
     ]
     cols = [*header[:params_at], "params"]
+    if all(row[3] == row[4] for row in cells):  # every model is its recipe's own: one column says it
+        cols = cols[:4] + cols[5:]
+        cells = [row[:4] + row[5:] for row in cells]
     for row in cells:
         row[1] = _clip(row[1], keep_end=True)
         row[2] = row[2][:8]
-    numeric = {0} | {i for i, name in enumerate(cols) if name.startswith("test_") or name in ("duration",)}
+    numeric = {0} | {i for i, name in enumerate(cols) if i >= 4 and name not in ("model", "params")}
     if width is not None:
         # Drop the extra test metrics, then the id, until the fixed columns leave room for params.
         droppable = [i for i, name in enumerate(cols) if name.startswith("test_") and name != metric][::-1]
         droppable += [cols.index("id")]
-        while _width(cols, cells, exclude_last=True) + 12 > width and droppable:
+        room = min(max(len(row[-1]) for row in cells), 40)  # what the params column asks for
+        while _width(cols, cells, exclude_last=True) + room > width and droppable:
             index = droppable.pop(0)
             cols = cols[:index] + cols[index + 1 :]
             cells = [row[:index] + row[index + 1 :] for row in cells]
@@ -279,6 +291,14 @@ def export(runs, metric, fmt):
         cells = [str(record[h]).replace("|", "\\|") for h in header] + ["yes" if record["best"] else ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _number(value):
+    """A param that is a long float (a tuned learning rate) shown with 4 significant digits."""
+    try:
+        return f"{float(value):.4g}" if "." in value and len(value) > 6 else value
+    except ValueError:
+        return value
 
 
 def _short_param(name):

@@ -22,7 +22,7 @@ PRIMARY_GREATER_TAG = "mlflow.experiment.primaryMetric.greaterIsBetter"
 SHARE_KEY = "zoo"
 SHARED_VIEW_TAG = "mlflow.sharedViewState." + SHARE_KEY
 # The columns the view shows besides the metrics (MLflow's canonical keys, as its UI writes them).
-_VIEW_COLUMNS = ("attributes.`Models`", "attributes.`Dataset`", "tags.`zoo.recipe`", "params.`epochs`")
+_VIEW_COLUMNS = ("tags.`zoo.recipe`",)
 
 
 def column(kind, name):
@@ -42,7 +42,12 @@ def shared_view(metrics):
 
 def view_url(base_url, experiment_id):
     """The link that opens the experiment's runs table on the zoo's view."""
-    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={SHARE_KEY}"
+    # workflowType: MLflow 3.18 keeps its GenAI / Model training switch in the browser (GenAI by
+    # default) unless the link names it.
+    return (
+        f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+        f"?viewStateShareKey={SHARE_KEY}&workflowType=machine_learning"
+    )
 
 
 def show_metric(experiment_id, metric, client=None):
