@@ -80,7 +80,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="zoo-first-line-") as folder:
-        env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/mlflow.db", PYTHONPATH=REPO)
+        # ZOO_STATUS=1: the status lines a terminal gets (the output is a pipe here).
+        env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{folder}/mlflow.db", PYTHONPATH=REPO, ZOO_STATUS="1")
         for name in ("TF_CPP_MIN_LOG_LEVEL", "MLFLOW_LOGGING_LEVEL"):
             env.pop(name, None)
         _, _, out = run(["train", "mlp", "--epochs", "1"], folder, env)

@@ -35,6 +35,8 @@ def _user_env(tmp_path):
         ZOO_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         ZOO_CACHE_DIR=str(tmp_path / "cache"),
         PYTHONPATH=str(REPO),
+        # The status lines a terminal gets (the output here is a pipe).
+        ZOO_STATUS="1",
     )
     return env
 

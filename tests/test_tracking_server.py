@@ -639,7 +639,9 @@ def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs
         if browser.evaluate(f"Boolean({panel})"):
             browser.click(panel)
             browser.wait_for(f"!{panel}")
-        browser.send("Page.reload")
+        # Opened again from the link (the view replaces its key in the address once applied).
+        browser.send("Page.navigate", url=view.view_url(url, experiment.experiment_id))
+        time.sleep(1)
         browser.wait_for(f"document.querySelectorAll('.ag-cell[col-id=\"{column}\"]').length >= {len(expected)}")
         time.sleep(1)
         assert not browser.evaluate(f"Boolean({panel})"), "the assistant panel opened again"

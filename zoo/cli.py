@@ -7,6 +7,7 @@ Library errors name Python parameters in backticks (`image_size`, `image_size=32
 """
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -326,6 +327,11 @@ def main(argv=None):
             return _internal_error(error)
         print(f"zoo: training diverged: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `zoo compare | head`: the reader has what it wanted; nothing to report.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - interpreter shutdown flushes it
+        return 0
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         return _internal_error(error)
 

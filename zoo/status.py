@@ -2,14 +2,16 @@
 
 `zoo train` prints, on stdout beside Keras' epoch lines, `zoo: loading data`, `zoo: building the
 model`, `zoo: evaluating on the test split`, `zoo: logging the model`, ...; stderr stays for
-warnings and the one-line error. The lines are printed by the CLI only: `zoo.train(...)` from
-Python stays as quiet as before unless a program calls `enable()` (or sets ZOO_STATUS=1).
+warnings and the one-line error. The lines are printed by the CLI in a terminal (or anywhere with
+ZOO_STATUS=1): a program that reads the output (`zoo export ... | ...`) gets what it got before,
+and `zoo.train(...)` from Python stays as quiet as before.
 
 This module imports nothing heavy: the first line of a command is printed before TensorFlow,
 Keras or MLflow load.
 """
 
 import os
+import sys
 import time
 
 _enabled = False
@@ -23,7 +25,15 @@ def enable(on: bool = True) -> None:
 
 
 def enabled() -> bool:
-    return _enabled or os.environ.get("ZOO_STATUS", "") not in ("", "0")
+    """On for the CLI in a terminal; ZOO_STATUS=1 turns the lines on anywhere (a pipe, a log file,
+    `zoo.train` from Python), ZOO_STATUS=0 off. Output read by a program stays as it was."""
+    setting = os.environ.get("ZOO_STATUS", "")
+    if setting:
+        return setting != "0"
+    try:
+        return _enabled and sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stdout
+        return False
 
 
 def step(message: str) -> None:
