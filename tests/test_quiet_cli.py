@@ -148,7 +148,6 @@ def test_tune_compare_export_serve_and_list_print_only_their_own_lines(tmp_path)
     out, err, _ = _zoo(tmp_path, "tune", "mlp", "--trials", "2", "--epochs", "1")
     assert foreign(out + err) == [], out + err
     assert "zoo: retraining the best trial's configuration (trial " in out
-    assert not any("optuna" in line.lower() for line in (out + err).splitlines())
     final = re.search(r"trained again and tested: run ([0-9a-f]{32})", out).group(1)
 
     out, err, _ = _zoo(tmp_path, "compare")
