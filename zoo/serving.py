@@ -403,7 +403,9 @@ def _load_pyfunc(data_path):
     return ServedModel(model, ADAPTERS[config["kind"]](**config.get("settings", {})))
 
 
-def save_model(path, mlflow_model, keras_model, adapter, signature=None, pip_requirements=None, request=None):
+def save_model(
+    path, mlflow_model, keras_model, adapter, signature=None, pip_requirements=None, request=None, **_options
+):
     """Write an MLflow model folder with the `keras` and the zoo `python_function` flavors.
 
     Called by `mlflow.models.Model.log(..., flavor=zoo.serving)`. `request` (a raw request of a
@@ -491,6 +493,9 @@ def log_model(model, adapter, example, metadata=None):
         adapter=adapter,
         signature=adapter.signature(model, example),
         request=first_rows(example),
+        # MLflow would load the model back and predict on the example (seconds per run): the
+        # signature was computed on the same rows through the same adapter a moment ago.
+        validate_serving_input=False,
         metadata=metadata,
         # The loader is this package: it must be installed where the model is served (--env-manager local).
         pip_requirements=[*_backend_requirements(), f"keras=={keras.__version__}"],
