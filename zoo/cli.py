@@ -295,12 +295,14 @@ def main(argv=None):
         # TensorFlow, Keras or MLflow (seconds and hundreds of MB).
         parser = build_parser()
         args = parser.parse_args(argv)
+        from zoo import status
+
+        status.enable()
         if getattr(args, "loads_tensorflow", True):
-            from zoo import backends, status
+            from zoo import backends
             from zoo.quiet import load_tensorflow, quiet_third_party
 
             # Within a second of the command, before the seconds of TensorFlow's import.
-            status.enable()
             # Before Keras is imported (by anything below): Keras reads its backend once.
             status.step(f"{_doing(args)}: loading Keras ({backends.choose(getattr(args, 'backend', None))} backend)")
             load_tensorflow()

@@ -55,6 +55,10 @@ def add_parser(commands):
 
 def run(args):
     """Print the comparison table for parsed `zoo compare` arguments; return the exit status."""
+    from zoo import status
+
+    # MLflow's client and its SQLite store take seconds to import: say so first (in a terminal).
+    status.step(f"compare: reading the runs of experiment '{args.experiment}' with MLflow's client")
     import mlflow
 
     from zoo import tracking

@@ -88,6 +88,9 @@ def _serve(args):
     if args.workers < 1:
         raise ZooError(f"--workers must be at least 1. Received: {args.workers}")
     uri = model_uri(args.model)
+    from zoo import status
+
+    status.step(f"serve {uri}: reading the model from the store")
     info = check_model(uri, args.tracking_uri)
     kind = (info.metadata or {}).get("zoo_serving")
     command, env = server_command(uri, args.port, args.workers)
