@@ -73,7 +73,13 @@ def server_command(uri, port, workers=1):
 
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    scripts = os.path.dirname(sys.executable)
+    import sysconfig
+
+    # The virtual environment's scripts, and the base interpreter's where the environment reuses
+    # its packages (--system-site-packages: uvicorn's script is there, not in the venv).
+    folders = [os.path.dirname(sys.executable), sysconfig.get_path("scripts")]
+    folders.append(os.path.dirname(os.path.realpath(sys.executable)))
+    scripts = os.pathsep.join(dict.fromkeys(folder for folder in folders if folder))
     env = dict(os.environ)
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
     env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
@@ -91,6 +97,8 @@ def _serve(args):
     from zoo import status
 
     status.step(f"serve {uri}: reading the model from the store")
+    # Reading the model's input example would draw MLflow's download progress bars.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     info = check_model(uri, args.tracking_uri)
     kind = (info.metadata or {}).get("zoo_serving")
     command, env = server_command(uri, args.port, args.workers)
