@@ -516,15 +516,22 @@ def example_request(model_uri):
     import tempfile
 
     import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
     info = mlflow.models.get_model_info(model_uri).saved_input_example_info or {}
     path = info.get("serving_input_path")
     if not path:
         return None
-    with tempfile.TemporaryDirectory() as folder:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{model_uri.rstrip('/')}/{path}", dst_path=folder)
-        with open(local) as handle:
-            return json.dumps(json.load(handle), separators=(",", ":"))
+    try:
+        # The model's own repository: `models:/m-ID` (a logged model) is no `models:/NAME/VERSION`
+        # that a path could be appended to.
+        repository = get_artifact_repository(model_uri)
+        with tempfile.TemporaryDirectory() as folder:
+            with open(repository.download_artifacts(path, dst_path=folder)) as handle:
+                return json.dumps(json.load(handle), separators=(",", ":"))
+    except (MlflowException, OSError, ValueError):
+        return None
 
 
 def _backend_requirements():
