@@ -25,14 +25,21 @@ INDEX = PACKAGE / "cards.json"
 
 
 def sources() -> list[pathlib.Path]:
-    """The files whose content the cards come from."""
-    return sorted([*(PACKAGE / "models").rglob("*.py"), PACKAGE / "compiling.py", PACKAGE / "registry.py"])
+    """The files whose content the cards come from: every folder of `zoo.models.__path__` (a
+    program may add its own, as `tests/test_new_technique.py` does), the training defaults and the
+    registry."""
+    import zoo.models
+
+    folders = [pathlib.Path(folder).resolve() for folder in zoo.models.__path__]
+    files = [path for folder in folders for path in folder.rglob("*.py")]
+    return sorted([*files, PACKAGE / "compiling.py", PACKAGE / "registry.py"])
 
 
 def fingerprint() -> str:
     digest = hashlib.sha256()
     for path in sources():
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+        name = path.relative_to(PACKAGE).as_posix() if path.is_relative_to(PACKAGE) else str(path)
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
