@@ -139,7 +139,7 @@ def _zoo(folder, *argv, timeout=600):
     return result.stdout, result.stderr, time.perf_counter() - started
 
 
-@pytest.mark.large  # 343 s on 2 cores under a load average of 14; about a minute on a quiet machine
+@pytest.mark.large  # 140-343 s on 2 cores shared with other jobs (load average 10-14)
 def test_tune_compare_export_serve_and_list_print_only_their_own_lines(tmp_path):
     # The commands around a training, as a user runs them one after the other in one folder:
     # each one's output is recorded whole and every line must be the zoo's (or Keras' epochs).
