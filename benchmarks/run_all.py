@@ -643,6 +643,7 @@ OTHERS_ARGS = {
     # Seven series, lstm and gru: about 15 minutes on 2 cores.
     "forecast_series.py": ([], ["--series", "nile", "--cells", "gru", "--epochs", "3"]),
     "serving.py": (["--repeats", "30"], ["--quick"]),
+    "first_line.py": ([], ["--quick"]),
     "tune.py": (
         # 30 trials: with 10 the median pruner had too few finished trials to prune any (0 % saved).
         ["--recipes", "mlp", "--trials", "30", "--epochs", "40"],

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import REPO, one_recipe_per_module
 
 HEAVY = ("tensorflow", "keras", "mlflow")
@@ -16,6 +18,12 @@ SMALLER = {
     # A quarter of the default lines: the OCR epoch was the longest of the processes started together.
     "ocr": ["--lines", "1000,100,250"],
 }
+# What a command may print: the zoo's own lines and Keras' epoch progress (verbose=2), nothing else.
+OWN = re.compile(
+    r"^(zoo( tune)?: |Epoch \d+/\d+$|\d+/\d+ - \d+m?s - |run [0-9a-f]{32} finished: |wrote |"
+    r"study |best trial |  trial run |best configuration |continue: |"
+    r"a request built from|an example request of|  curl -s http://127\.0\.0\.1:\d+/invocations )"
+)
 HELPS = [["--help"], ["train", "--help"], ["train", "mlp", "--help"], ["train", "cnn", "--help"], ["ui", "--help"]]
 
 
@@ -27,6 +35,8 @@ def _user_env(tmp_path):
         ZOO_CHECKPOINT_DIR=str(tmp_path / "checkpoints"),
         ZOO_CACHE_DIR=str(tmp_path / "cache"),
         PYTHONPATH=str(REPO),
+        # The status lines a terminal gets (the output here is a pipe).
+        ZOO_STATUS="1",
     )
     return env
 
@@ -45,7 +55,7 @@ def test_help_imports_neither_tensorflow_keras_nor_mlflow(tmp_path):
         f"    loaded[' '.join(argv)] = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "main(['list'])\n"
         "main(['info', 'cnn'])\n"
-        "loaded['list, info'] = sorted(m for m in sys.modules if m.split('.')[0] == 'mlflow')\n"
+        f"loaded['list, info'] = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
         "print(json.dumps(loaded), file=sys.stderr)\n"
     )
     started = time.perf_counter()
@@ -92,7 +102,112 @@ def test_a_default_run_of_every_recipe_prints_no_warning_and_no_error_line(tmp_p
             if ("warning" in line.lower() or "error" in line.lower() or re.match(r"[EWF]\d{4} ", line))
             and "did not beat the trivial baseline" not in line
         ]
+        noisy += [f"{name}: not the zoo's: {line}" for line in foreign(out + err)]
+        # One status line per step, the first before TensorFlow loads, and nothing left behind.
+        steps = [line for line in out.splitlines() if line.startswith("zoo: ")]
+        assert steps[0].startswith(f"zoo: train {name}: loading Keras"), (name, steps)
+        assert {"zoo: loading data", "zoo: evaluating on the test split"} <= set(steps), (name, steps)
+        assert leftovers(tmp_path / name) == [], name
     assert noisy == [], "\n".join(noisy)
+
+
+def foreign(text):
+    """The lines of `text` that are neither the zoo's own nor Keras' epoch progress."""
+    return [line for line in text.splitlines() if line.strip() and not OWN.match(line)]
+
+
+def leftovers(folder):
+    """What a command left in its working directory besides the stores it writes to."""
+    kept = {"mlflow.db", "mlflow.db-wal", "mlflow.db-shm", "mlruns", "optuna.db", "checkpoints", "cache"}
+    return sorted(name for name in os.listdir(folder) if name not in kept)
+
+
+def _own_env(folder):
+    # No ZOO_CHECKPOINT_DIR: checkpoints go to ./zoo-checkpoints as a user's do, and must not stay.
+    return {k: v for k, v in _user_env(folder).items() if k != "ZOO_CHECKPOINT_DIR"}
+
+
+def _zoo(folder, *argv, timeout=600):
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "zoo", *argv],
+        cwd=folder,
+        env=_own_env(folder),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, (argv, result.stdout[-2000:], result.stderr[-3000:])
+    return result.stdout, result.stderr, time.perf_counter() - started
+
+
+@pytest.mark.large  # 140-343 s on 2 cores shared with other jobs (load average 10-14)
+def test_tune_compare_export_serve_and_list_print_only_their_own_lines(tmp_path):
+    # The commands around a training, as a user runs them one after the other in one folder:
+    # each one's output is recorded whole and every line must be the zoo's (or Keras' epochs).
+    from zoo.commands import serve
+
+    out, err, _ = _zoo(tmp_path, "tune", "mlp", "--trials", "2", "--epochs", "1")
+    assert foreign(out + err) == [], out + err
+    assert "zoo: retraining the best trial's configuration (trial " in out
+    final = re.search(r"trained again and tested: run ([0-9a-f]{32})", out).group(1)
+
+    out, err, _ = _zoo(tmp_path, "compare")
+    lines = out.splitlines()
+    assert err == "" and max(map(len, lines)) <= 100, out
+    assert lines[-1] == "* best on test_accuracy; best search trial on its validation metric", out
+    trials = [line for line in lines if "-t0 " in line or "-t1 " in line]
+    assert len(trials) == 2 and sum(line.startswith("*") for line in trials) == 1, out
+
+    out, err, _ = _zoo(tmp_path, "export", final, "--format", "tf_saved_model", "--out", "exported")
+    assert foreign(out + err) == [], out + err
+    assert "checked: tensorflow reloads it and predicts as Keras does" in out.splitlines()[-1]
+
+    for argv in (["list"], ["info", "mlp"]):
+        out, err, _ = _zoo(tmp_path, *argv)
+        assert err == "" and max(map(len, out.splitlines())) <= 100, out
+
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo", "serve", final, "--port", str(port)],
+        cwd=tmp_path,
+        env=_own_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        printed = []
+        while not printed or not printed[-1].startswith("zoo: ready: "):
+            line = process.stdout.readline()
+            assert line, "zoo serve ended before it was ready:\n" + "".join(printed)
+            printed.append(line)
+        # The request it printed, sent as printed: the model's own input example.
+        body = re.search(r"-d '(.*)'$", next(line for line in printed if "curl -s" in line).rstrip()).group(1)
+        answer = _post(f"http://127.0.0.1:{port}/invocations", body)
+        assert len(answer["predictions"]) == 1
+    finally:
+        serve.stop(process)
+    rest = process.stdout.read()
+    assert foreign("".join(printed) + rest) == [], "".join(printed) + rest
+    assert leftovers(tmp_path) == ["exported"]
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _post(url, body):
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
 
 
 def test_tensorflow_imported_during_a_jax_run_loads_quietly(tmp_path):

@@ -184,3 +184,29 @@ def test_coerce_handles_optional_literal_and_bool():
     assert registry.coerce("k", "8", tuple[int, ...]) == (8,)
     with pytest.raises(zoo.ZooError, match="Received: k='maybe'"):
         registry.coerce("k", "maybe", bool)
+
+
+def test_the_card_index_holds_the_cards_of_the_code():
+    # `zoo list` and `zoo info` read zoo/cards.json instead of importing Keras: it must match.
+    from zoo import cards, registry
+
+    index = cards.load()
+    assert index is not None, "zoo/cards.json is older than zoo/models/: run `python -m zoo.cards`"
+    live = {card.name: card for card in registry.list_models(indexed=False)}
+    ours = {name for name, entry in registry._REGISTRY.items() if entry.builder.__module__.startswith("zoo.models.")}
+    assert set(index) == ours
+    for name in ours:
+        assert index[name].to_dict() == live[name].to_dict() and index[name].format() == live[name].format(), name
+
+
+def test_list_and_info_read_as_one_line_per_model_and_a_card_within_100_columns():
+    import zoo
+
+    cards = zoo.list()
+    lines = repr(cards).splitlines()
+    assert isinstance(cards, list) and len(lines) == len(cards)
+    assert all(line.split()[0] == card.name and len(line) <= 100 for line, card in zip(lines, cards))
+    text = repr(zoo.info("cnn"))
+    assert text.startswith("cnn  (cnn; tasks: image_classification)") and max(map(len, text.splitlines())) <= 100
+    # The architecture defaults are MNIST's, and the card says what the recipe's data gives instead.
+    assert "8, 8, 1 for its default digits" in text

@@ -216,6 +216,18 @@ def runs(server, tmp_path_factory):
             mlflow.set_tracking_uri(previous_uri)
 
 
+@contextlib.contextmanager
+def _tracking_uri(uri):
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def _get(url, path, **query):
     with urllib.request.urlopen(f"{url}{path}?{urllib.parse.urlencode(query)}", timeout=30) as response:
         body = response.read()
@@ -228,7 +240,12 @@ def _get(url, path, **query):
 def test_unreachable_server_fails_within_seconds_with_one_line(capsys):
     from zoo.cli import build_parser, main
 
-    build_parser()  # imports (TensorFlow, recipes) outside the timing
+    build_parser()  # imports (recipes, TensorFlow, MLflow) outside the timing
+    import mlflow  # noqa: F401
+
+    from zoo.quiet import load_tensorflow
+
+    load_tensorflow()
     url = f"http://127.0.0.1:{_free_port()}"
     for argv in (["train", "mlp", "--epochs", "1", "--tracking-uri", url], ["compare", "--tracking-uri", url]):
         started = time.monotonic()
@@ -307,6 +324,16 @@ def test_run_reads_back_through_the_rest_api(server, runs):
 
     experiment = _get(url, "/api/2.0/mlflow/experiments/get-by-name", experiment_name=EXPERIMENT)["experiment"]
     assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+    # The zoo's shared view of the experiment shows the recipes' main metric, and it is the primary one.
+    tags = {tag["key"]: tag["value"] for tag in experiment["tags"]}
+    assert "metrics.`test_accuracy`" in json.loads(tags["mlflow.sharedViewState.zoo"])["selectedColumns"]
+    assert tags["mlflow.experiment.primaryMetric.name"] == "test_accuracy"
+    # The model carries its input example (the MLflow UI shows it, `zoo serve` prints it).
+    from zoo import serving
+
+    with _tracking_uri(url):
+        request = json.loads(serving.example_request(f"runs:/{runs['mlp']}/model"))
+    assert set(request) == {"dataframe_split"} and "mean radius" in request["dataframe_split"]["columns"]
 
 
 def test_registered_model_predicts_on_raw_rows_like_the_logged_metric(server, runs):
@@ -430,16 +457,29 @@ def test_compare_prints_runs_side_by_side_best_first(server, runs, capsys):
     assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url]) == 0
     lines = capsys.readouterr().out.splitlines()
     header = lines[0].split()
-    assert header[:6] == ["#", "run", "id", "recipe", "model", "test_accuracy"] and "duration" in header
-    order = [next(k for k in accuracy if runs[k].startswith(line.split()[2])) for line in lines[1:]]
-    assert order == sorted(accuracy, key=accuracy.get, reverse=True)
-    recipes = {line.split()[3] for line in lines[1:]}
-    assert recipes == {"mlp", runs["second_recipe"]}
-    assert any(f"{accuracy['mlp']:.4g}" in line for line in lines[1:])
+    assert header[:2] == ["#", "run"] and "test_accuracy" in header and "duration" in header
+    assert max(map(len, lines)) <= 100, "\n".join(lines)  # fits a 100-column terminal by default
+    assert lines[1].startswith("*1 ") and lines[-1].startswith("* best on test_accuracy")
 
-    assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--metric", "test_loss"]) == 0
-    rows = capsys.readouterr().out.splitlines()[1:]
-    losses = [float(row.split()[5]) for row in rows]
+    assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--format", "csv"]) == 0
+    import csv
+
+    records = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    order = [next(k for k in accuracy if runs[k] == record["id"]) for record in records]
+    assert order == sorted(accuracy, key=accuracy.get, reverse=True)
+    assert {record["recipe"] for record in records} == {"mlp", runs["second_recipe"]}
+    assert records[0]["best"] == "True" and records[0]["test_accuracy"] == f"{max(accuracy.values()):.4g}"
+    # Only params whose values differ: every run here has the default seed, and 1 or 2 epochs.
+    assert "seed" not in records[0] and "epochs" in records[0]
+
+    assert (
+        main(
+            ["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--metric", "test_loss", "--format", "json"]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)["runs"]
+    losses = [float(row["test_loss"]) for row in rows]
     assert losses == sorted(losses)  # a loss ranks lowest first
 
     assert main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", url, "--metric", "test_acuracy"]) == 2
@@ -569,6 +609,8 @@ _TABLE_JS = """(() => {
 def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs, tmp_path):
     import mlflow
 
+    from zoo.tracking import view
+
     url, _ = server
     client = mlflow.MlflowClient(url)
     experiment = client.get_experiment_by_name(EXPERIMENT)
@@ -576,28 +618,41 @@ def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs
     for key in ("mlp", "second", "project"):
         run = client.get_run(runs[key])
         expected[run.info.run_name] = (run.data.tags["zoo.recipe"], run.data.metrics["test_accuracy"])
+    assert all(len(name) <= 25 for name in expected), expected  # the UI's name column shows about 25
 
     browser = Chromium(tmp_path / "chromium-profile")
     try:
-        browser.send("Page.navigate", url=f"{url}/#/experiments/{experiment.experiment_id}/runs")
+        # The link `zoo ui` prints: the zoo's shared view of the experiment, in model-training mode.
+        browser.send("Page.navigate", url=view.view_url(url, experiment.experiment_id))
         names = json.dumps(sorted(expected))
         browser.wait_for(f"{names}.every(name => document.body && document.body.innerText.includes(name))")
-        # Metric columns are hidden until chosen: sorting by a metric shows its column, as a user would.
-        browser.click("[...document.querySelectorAll('button')].find(b => b.innerText.trim().startsWith('Sort'))")
-        browser.click("document.querySelector('[data-testid=\"sort-select-test_accuracy\"]')")
+        # The main metric is a visible column without a click: the zoo's view chose it, sorted by it.
         column = "metrics.`test_accuracy`"
         browser.wait_for(f"document.querySelectorAll('.ag-cell[col-id=\"{column}\"]').length >= {len(expected)}")
-        with contextlib.suppress(AssertionError):  # the assistant panel only narrows the screenshot
-            browser.click("document.querySelector('button[aria-label=\"Close\"]')")
-            time.sleep(0.5)
+        # Model-training mode: the sidebar offers Runs and Models, none of GenAI's pages.
+        sidebar = browser.text()
+        assert "Model training" in sidebar and "Judges" not in sidebar and "Prompts" not in sidebar, sidebar[:1500]
+        # MLflow 3.18 opens its assistant once per browser on a local server, whatever the
+        # experiment's kind (local storage `mlflow.assistant.fab.autoOpenedOnFirstLoad`): closed
+        # once, it stays closed, and the runs table takes the page.
+        panel = "document.querySelector('[data-component-id=\"mlflow.assistant.chat_panel.close\"]')"
+        if browser.evaluate(f"Boolean({panel})"):
+            browser.click(panel)
+            browser.wait_for(f"!{panel}")
+        # Opened again from the link (the view replaces its key in the address once applied).
+        browser.send("Page.navigate", url=view.view_url(url, experiment.experiment_id))
+        time.sleep(1)
+        browser.wait_for(f"document.querySelectorAll('.ag-cell[col-id=\"{column}\"]').length >= {len(expected)}")
+        time.sleep(1)
+        assert not browser.evaluate(f"Boolean({panel})"), "the assistant panel opened again"
         table = browser.evaluate(_TABLE_JS)
         shown = {}
         for cells in table.values():
             name = next((n for n in expected if n in cells.get("attributes.`Run Name`", "")), None)
             if name:
                 shown[name] = float(cells[column])
-        browser.evaluate("document.querySelector('.ag-body-horizontal-scroll-viewport')?.scrollTo(10000, 0)")
-        time.sleep(0.5)
+        # The run names are shown whole.
+        assert all(name in sidebar for name in expected)
         browser.screenshot(tmp_path / "mlflow_ui_runs.png")
     finally:
         browser.close()
@@ -609,7 +664,7 @@ def test_mlflow_ui_lists_runs_of_two_recipes_with_their_test_metric(server, runs
     assert len({recipe for recipe, _ in expected.values()}) == (2 if runs["second_recipe"] != "mlp" else 1)
     for name, (_, accuracy) in expected.items():
         assert shown[name] == pytest.approx(accuracy, abs=1e-3)
-    # Sorted by test_accuracy, best first, as the sort menu says.
+    # Sorted by test_accuracy, best first, as the zoo's view says.
     order = [
         n
         for _, n in sorted(

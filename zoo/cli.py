@@ -7,6 +7,7 @@ Library errors name Python parameters in backticks (`image_size`, `image_size=32
 """
 
 import argparse
+import contextlib
 import dataclasses
 import importlib
 import logging
@@ -64,7 +65,8 @@ def build_parser():
     listing = commands.add_parser("list", help="list the registered models")
     listing.add_argument("--technique", help="only this technique (mlp, cnn, rnn, gan, rbm, ...)")
     listing.add_argument("--task", help="only models for this task")
-    listing.set_defaults(handler=_list)
+    # The cards come from zoo/cards.json (zoo.cards) while it matches the code: no TensorFlow, no Keras.
+    listing.set_defaults(handler=_list, loads_tensorflow=False)
 
     info = commands.add_parser("info", help="print a model's card")
     info.add_argument("name")
@@ -74,7 +76,7 @@ def build_parser():
         default="text",
         help="text (default), json (card.to_dict()) or markdown (card.to_markdown())",
     )
-    info.set_defaults(handler=_info)
+    info.set_defaults(handler=_info, loads_tensorflow=False)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on the store that `zoo train` writes to")
     ui.add_argument("--tracking-uri", help="store to show (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
@@ -205,18 +207,16 @@ def _list(args):
             f"No model matches technique={args.technique!r} task={args.task!r}. "
             f"Techniques: {', '.join(sorted({c.technique for c in zoo.list()}))}."
         )
-    width = max(len(card.name) for card in cards)
-    for card in cards:
-        print(f"{card.name:<{width}}  {card.technique:<5}  {','.join(card.tasks):<28}  {card.summary}")
+    print(repr(cards))
     return 0
 
 
 def _info(args):
     import json
 
-    import zoo
+    from zoo import registry
 
-    card = zoo.info(args.name)
+    card = registry.info(args.name, indexed=True)
     if args.format == "json":
         print(json.dumps(card.to_dict(), indent=2, default=repr))
     elif args.format == "markdown":
@@ -253,6 +253,11 @@ def _ui(args):
     ]
     shown = database.safe_url(uri)
     print(f"MLflow UI for {shown} on http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    from zoo.tracking import mlflow, view
+
+    # Stores written before the zoo tagged its experiments open in GenAI mode: tag them now.
+    for experiment_id, name in view.mark_training_experiments(mlflow.MlflowClient(uri)):
+        print(f"  {name}: {view.view_url(f'http://{args.host}:{args.port}', experiment_id)}", flush=True)
     os.execv(sys.executable, command)
 
 
@@ -339,13 +344,18 @@ def main(argv=None):
 
                 # Before TensorFlow, Keras and MLflow load: a bad data file fails in seconds.
                 prechecks.check_data(args.recipe, _train_settings(args))
+        from zoo import status
+
+        status.enable()
         if getattr(args, "loads_tensorflow", True):
             from zoo import backends
-            from zoo.quiet import load_tensorflow
+            from zoo.quiet import load_tensorflow, quiet_third_party
 
+            # Within a second of the command, before the seconds of TensorFlow's import.
             # Before Keras is imported (by anything below): Keras reads its backend once.
-            backends.choose(getattr(args, "backend", None))
+            status.step(f"{_doing(args)}: loading Keras ({backends.choose(getattr(args, 'backend', None))} backend)")
             load_tensorflow()
+            quiet_third_party()
         return args.handler(args) or 0
     except ZooError as error:
         message = as_flags(str(error), option_flags(parser)) if parser is not None else str(error)
@@ -366,8 +376,19 @@ def main(argv=None):
             return _internal_error(error)
         print(f"zoo: training diverged: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `zoo compare | head`: the reader has what it wanted; nothing to report.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - interpreter shutdown flushes it
+        return 0
     except Exception as error:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         return _internal_error(error)
+
+
+def _doing(args):
+    """What the command is about to do, for its first status line: `train mlp`, `export RUN_ID`."""
+    target = getattr(args, "recipe", None) or getattr(args, "model", None) or ""
+    return f"{args.command} {target}".strip()
 
 
 def _internal_error(error):

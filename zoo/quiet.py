@@ -140,3 +140,30 @@ class _QuietLoader(importlib.abc.Loader):
             module = typing.cast(types.ModuleType, self.loader.load_module(fullname))
             module.config.list_physical_devices()
         return module
+
+
+def quiet_third_party():
+    """Silence what libraries print that a user of the command line cannot act on.
+
+    NumPy's and other libraries' `FutureWarning`/`DeprecationWarning` (e.g. from TensorFlow's
+    export path) and absl's Python log lines; Optuna's INFO lines are silenced by `zoo tune`
+    itself, where it imports Optuna. ZOO_DEBUG keeps everything.
+    """
+    import logging
+    import warnings
+
+    if os.environ.get("ZOO_DEBUG"):
+        return
+    for category in (FutureWarning, DeprecationWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    keras_dict_keys()
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def keras_dict_keys():
+    """Keras warns, once per column and call site, that a table column ('mean radius') is not the
+    name of its input tensor ('mean_radius', names cannot hold spaces); it matches them all the same."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)

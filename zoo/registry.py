@@ -24,6 +24,8 @@ if typing.TYPE_CHECKING:
 _Builder = typing.TypeVar("_Builder", bound=typing.Callable[..., typing.Any])
 
 _REGISTRY: dict[str, "_Entry"] = {}
+# Cards and listings fit a 100-column terminal.
+WIDTH = 100
 _DISCOVERED = False
 
 
@@ -41,7 +43,7 @@ class Hyperparameter:
         return _type_name(self.annotation)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class ModelCard:
     """What a registered model is for, how to call it, and which recipe trains it.
 
@@ -124,7 +126,22 @@ class ModelCard:
             )
         return f"zoo train {self.recipe}"
 
-    def format(self) -> str:
+    def __repr__(self) -> str:
+        # What a notebook shows for `zoo.info("cnn")`: the card itself, wrapped at 100 columns.
+        return self.format()
+
+    def line(self, width: int = WIDTH) -> str:
+        """One line: name, technique, tasks and summary (what `zoo list` and `zoo.list()` show)."""
+        tasks = ",".join(self.tasks)
+        tasks = tasks if len(tasks) <= 28 else tasks[:25] + "..."
+        text = f"{self.name:<14} {self.technique:<5} {tasks:<28} {self.summary}"
+        return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+    def format(self, width: int = WIDTH) -> str:
+        """The card as text, every line wrapped at `width` columns (`zoo info`)."""
+        return "\n".join(_wrap(line, width) for line in self._lines())
+
+    def _lines(self) -> list[str]:
         lines = [
             f"{self.name}  ({self.technique}; tasks: {', '.join(self.tasks)})",
             f"  {self.summary}",
@@ -146,7 +163,26 @@ class ModelCard:
         if self.exports:
             lines.append(f"  Export (zoo export --format ...): {self.exports}")
         lines.append(f"  Keras backends (--backend, checked by tests/test_backends.py): {', '.join(self.backends)}")
-        return "\n".join(lines)
+        return lines
+
+
+def _wrap(line: str, width: int) -> str:
+    """`line` wrapped at `width`, continuation lines indented two spaces past the line's own indent."""
+    import textwrap
+
+    if len(line) <= width:
+        return line
+    indent = " " * (len(line) - len(line.lstrip()))
+    return textwrap.fill(
+        line.strip(), width, initial_indent=indent, subsequent_indent=indent + "    ", break_on_hyphens=False
+    )
+
+
+class CardList(list):
+    """The list `zoo.list()` returns: a plain list of `ModelCard`s whose repr is one line per model."""
+
+    def __repr__(self) -> str:
+        return "\n".join(card.line() for card in self) if self else "[]"
 
 
 def _format_section(section: dict[str, Hyperparameter]) -> list[str]:
@@ -271,28 +307,61 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def info(name: str) -> ModelCard:
+def _cards(indexed: bool = True) -> dict[str, ModelCard]:
+    """{name: card}: from `zoo/cards.json` while it matches the code (no Keras import), else the registry."""
+    if indexed and not _DISCOVERED:
+        from zoo import cards
+
+        index = cards.load()
+        if index is not None:
+            # Models registered from outside zoo.models (a user's own) are in the registry only.
+            return {**index, **{name: entry.card for name, entry in _REGISTRY.items()}}
+    _discover()
+    return {name: entry.card for name, entry in _REGISTRY.items()}
+
+
+def info(name: str, indexed: bool = False) -> ModelCard:
     """Return the `ModelCard` of a registered model.
+
+    Args:
+        name: a registered name.
+        indexed: read `zoo/cards.json` when it matches the code (no Keras import; `zoo info`
+            does). Its hyperparameters name their types as text (`annotation` is the type's name),
+            so code that parses values with `coerce` asks for the registry's card (the default).
 
     Raises:
         ZooError: if `name` is not registered; the message lists the registered names.
     """
-    return _entry(name).card
+    if not indexed:
+        return _entry(name).card
+    cards = _cards()
+    if name not in cards:
+        return _entry(name).card  # raises the error that lists the registered names
+    return cards[name]
 
 
-def list_models(technique: str | None = None, task: str | None = None) -> list[ModelCard]:
+def list_models(technique: str | None = None, task: str | None = None, indexed: bool = True) -> list[ModelCard]:
     """Return the cards of the registered models, optionally filtered by technique and task.
+
+    Args:
+        technique: only cards of this technique.
+        task: only cards that list this task.
+        indexed: read `zoo/cards.json` when it matches the code (no Keras import; the
+            hyperparameters' `annotation` is then the type's name); False: the registry.
+
+    Returns:
+        A `CardList` (a list; its repr is one line per model).
 
     Example:
         >>> [card.name for card in zoo.list(technique="mlp")]
         ['mlp']
     """
-    _discover()
-    cards = [_REGISTRY[name].card for name in sorted(_REGISTRY)]
+    by_name = _cards(indexed)
+    cards = CardList(by_name[name] for name in sorted(by_name))
     if technique is not None:
-        cards = [card for card in cards if card.technique == technique]
+        cards = CardList(card for card in cards if card.technique == technique)
     if task is not None:
-        cards = [card for card in cards if task in card.tasks]
+        cards = CardList(card for card in cards if task in card.tasks)
     return cards
 
 

@@ -205,6 +205,15 @@ class Table(Adapter):
             inputs[column] = cells.to_numpy(dtype=dtype).reshape(-1, 1)
         return inputs
 
+    def predict(self, model, data):
+        import warnings
+
+        with warnings.catch_warnings():
+            # Keras warns on every call that a column name ('mean radius') is not its input's
+            # name ('mean_radius'); the inputs are matched all the same.
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
+            return super().predict(model, data)
+
     def signature(self, model, example):
         from mlflow.models import ModelSignature
         from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
@@ -470,6 +479,12 @@ class ServedModel:
 
 def _load_pyfunc(data_path):
     """MLflow's loader hook: `data_path` is the model's `data` folder."""
+    from zoo import quiet
+
+    # In `mlflow models serve`: TensorFlow's native start-up lines (CUDA, oneDNN) off the log, and
+    # not one Keras warning per column and request.
+    quiet.load_tensorflow()
+    quiet.keras_dict_keys()
     import keras
 
     from zoo import registry
@@ -481,10 +496,16 @@ def _load_pyfunc(data_path):
     return ServedModel(model, ADAPTERS[config["kind"]](**config.get("settings", {})))
 
 
-def save_model(path, mlflow_model, keras_model, adapter, signature=None, pip_requirements=None):
+def save_model(
+    path, mlflow_model, keras_model, adapter, signature=None, pip_requirements=None, request=None, **_options
+):
     """Write an MLflow model folder with the `keras` and the zoo `python_function` flavors.
 
-    Called by `mlflow.models.Model.log(..., flavor=zoo.serving)`.
+    Called by `mlflow.models.Model.log(..., flavor=zoo.serving)`. `request` (a raw request of a
+    row or two) is saved as the model's input example (`input_example.json` and
+    `serving_input_example.json`, which the MLflow UI and `zoo serve` show). It is saved here, not
+    passed to `log_model` as `input_example`: MLflow then reloads the model to check the example,
+    which failed for Keras models (FileNotFoundError on input_example.json).
     """
     import keras
     import yaml
@@ -508,6 +529,10 @@ def save_model(path, mlflow_model, keras_model, adapter, signature=None, pip_req
         json.dump({"kind": adapter.kind, "settings": adapter.settings}, handle, indent=1)
     if signature is not None:
         mlflow_model.signature = signature
+    if request is not None:
+        from mlflow.models.utils import _save_example
+
+        _save_example(mlflow_model, request, path)
     # The same layout and options as mlflow.keras.save_model: `mlflow.keras.load_model` works.
     mlflow_model.add_flavor(
         "keras",
@@ -560,10 +585,46 @@ def log_model(model, adapter, example, metadata=None):
         keras_model=model,
         adapter=adapter,
         signature=adapter.signature(model, example),
+        request=first_rows(example),
+        # MLflow would load the model back and predict on the example (seconds per run): the
+        # signature was computed on the same rows through the same adapter a moment ago.
+        validate_serving_input=False,
         metadata=metadata,
         # The loader is this package: it must be installed where the model is served (--env-manager local).
         pip_requirements=[*_backend_requirements(), f"keras=={keras.__version__}"],
     )
+
+
+def first_rows(example, count=1):
+    """The first `count` rows of a raw request (an array, a DataFrame or a dict of arrays)."""
+    if isinstance(example, dict):
+        return {key: np.asarray(value)[:count] for key, value in example.items()}
+    if hasattr(example, "iloc"):
+        return example.iloc[:count].reset_index(drop=True)
+    return np.asarray(example)[:count]
+
+
+def example_request(model_uri):
+    """The JSON body of a request built from the model's own input example, or None without one."""
+    import tempfile
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    info = mlflow.models.get_model_info(model_uri).saved_input_example_info or {}
+    path = info.get("serving_input_path")
+    if not path:
+        return None
+    try:
+        # The model's own repository: `models:/m-ID` (a logged model) is no `models:/NAME/VERSION`
+        # that a path could be appended to.
+        repository = get_artifact_repository(model_uri)
+        with tempfile.TemporaryDirectory() as folder:
+            with open(repository.download_artifacts(path, dst_path=folder)) as handle:
+                return json.dumps(json.load(handle), separators=(",", ":"))
+    except (MlflowException, OSError, ValueError):
+        return None
 
 
 def _backend_requirements():

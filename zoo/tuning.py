@@ -35,6 +35,7 @@ import re
 import sys
 
 from zoo.errors import ZooError, closest
+from zoo.status import step as status_step
 
 KINDS = ("float", "log", "int", "intlog", "choice")
 PRUNERS = ("median", "halving", "none")
@@ -411,7 +412,8 @@ def tune(
     direction = direction or ("max" if tracking.greater_is_better(metric) else "min")
     del probe, data
 
-    study_name = study or f"{recipe_obj.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    # Short: trial runs are named `STUDY-tN`, and the MLflow UI shows about 25 characters of a name.
+    study_name = study or f"{recipe_obj.name}-{datetime.datetime.now():%m%d-%H%M%S}"
     fixed_options = {k: v for k, v in options.items() if k not in _PLACEMENT}
     description = {
         "recipe": recipe_obj.name,
@@ -427,6 +429,13 @@ def tune(
 
     # === The study, its parent run and the trials ===
     experiment = config.experiment
+    import optuna
+
+    # Our own line per trial replaces Optuna's: its coloured INFO lines ("A new study created in
+    # RDB ...", one per trial, a traceback for an interrupted one) start as the study is created.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    status_step(f"study {study_name}: tuning {recipe_obj.name} on {metric} ({direction})")
     with _lock(storage_url):
         optuna_study = _create_or_load(rdb, study_name, description, pruner, sampler_seed)
         _retry_interrupted(optuna_study)
@@ -435,11 +444,6 @@ def tune(
     objective = _Objective(recipe_obj, options, settings, dimensions, metric, study_name, parent_id, verbose)
     objective.early_stopping = bool(recipe_obj.monitor and config.patience)
     before = len(optuna_study.trials)
-    import optuna
-
-    # Our own line per trial replaces Optuna's (which adds a traceback to an interrupted trial).
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     from zoo import faults
 
     try:
@@ -566,14 +570,11 @@ def _lock(storage_url):
     if not storage_url.startswith("sqlite:///"):
         yield
         return
-    import fcntl
+    from zoo import leftovers
 
-    with open(os.path.abspath(storage_url[len("sqlite:///") :]) + ".zoo-lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # On the storage file itself: an `optuna.db.zoo-lock` beside it would stay in the user's folder.
+    with leftovers.file_lock(storage_url[len("sqlite:///") :]):
+        yield
 
 
 def _retry_interrupted(study):
@@ -682,7 +683,8 @@ class _Objective:
         from zoo import faults, training
 
         values = {key: dimension.suggest(trial) for key, dimension in self.dimensions.items()}
-        options = {**self.options, "run_name": f"{self.study}-trial-{trial.number}"}
+        # Short enough for the MLflow UI's name column and `zoo compare`; the parent names the study.
+        options = {**self.options, "run_name": f"{self.study}-t{trial.number}"}
         settings = dict(self.settings)
         for key, value in values.items():
             (options if key in self.fields else settings)[key] = value
@@ -854,6 +856,7 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
             ROLE_TAG: "final",
             TRIAL_TAG: str(best.number),
         }
+        status_step(f"retraining the best trial's configuration (trial {best.number}) and testing it")
         try:
             result = training.train(recipe, final_options, final_settings, tags=tags)
         except BaseException:

@@ -51,11 +51,21 @@ def _export(args):
     from zoo.commands.predict import load_model
 
     out = args.out or ("model_saved_model" if args.format == "tf_saved_model" else "model" + FORMATS[args.format])
+    from zoo import status
+
     check_out(out, args.format)
+    status.step("loading the model")
     model, _ = load_model(args.model, args.tracking_uri)
-    export(model, out, args.format)
+    status.step(f"exporting to {args.format}")
+    difference = export(model, out, args.format)
     size = folder_size(out)
-    print(f"wrote {args.format} to {out} ({size / 1e6:.2f} MB)")
+    runtime = RUNTIMES[args.format]
+    checked = (
+        f"; checked: {runtime} reloads it and predicts as Keras does (largest difference {difference:.2g})"
+        if difference is not None
+        else f"; not checked ({runtime} is not installed)"
+    )
+    print(f"wrote {args.format} to {out} ({size / 1e6:.2f} MB){checked}")
     return 0
 
 
@@ -145,6 +155,10 @@ def input_signature(model):
 def export(model, out, format):
     """Export the inference part of `model` to `out` in `format`.
 
+    Returns:
+        The largest difference between the file's predictions (through its own runtime) and
+        Keras', or None when that runtime is not installed.
+
     Raises:
         ZooError: when a package the format needs is missing or the model has an operation the
             format cannot express.
@@ -175,12 +189,17 @@ def export(model, out, format):
         raise ZooError(
             f"Cannot export '{model.name}' to {format} ({_first_line(error)}); try --format tf_saved_model."
         ) from None
-    check_exported(model, target, out, format, inputs, expected)
-    return out
+    from zoo import status
+
+    status.step(f"checking the file with {RUNTIMES[format]} against Keras")
+    return check_exported(model, target, out, format, inputs, expected)
 
 
 def check_exported(model, target, out, format, inputs, expected, tolerance=1e-4):
     """Reload `out` with its own runtime and compare with the Keras model; remove it when they differ.
+
+    Returns:
+        The largest absolute difference from Keras, or None when the runtime is not installed.
 
     Raises:
         ZooError: when the runtime cannot load or run the file, or predicts other values.
@@ -190,7 +209,7 @@ def check_exported(model, target, out, format, inputs, expected, tolerance=1e-4)
     runtime = RUNTIMES[format]
     if importlib.util.find_spec(runtime) is None:
         print(f"zoo: warning: {runtime} is not installed; the {format} export was not checked.", file=sys.stderr)
-        return
+        return None
     try:
         names = [t.name for t in getattr(target, "inputs", None) or []]
         got = run_exported(out, format, inputs, names)
@@ -205,6 +224,7 @@ def check_exported(model, target, out, format, inputs, expected, tolerance=1e-4)
         _remove(out)
         shown = "a different shape" if difference is None else f"values up to {difference:.3g} apart"
         raise ZooError(f"The {format} export of '{model.name}' predicts {shown} from Keras; use tf_saved_model.")
+    return difference
 
 
 def _remove(out):

@@ -37,7 +37,8 @@ def add_parser(commands):
     parser.add_argument(
         "--tracking-uri", help="MLflow store of the model (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)"
     )
-    parser.set_defaults(handler=_serve)
+    # The parent only reads the store and relays the server's lines: no TensorFlow in it.
+    parser.set_defaults(handler=_serve, loads_tensorflow=False)
 
 
 def model_uri(reference):
@@ -111,7 +112,13 @@ def server_command(uri, port, workers=1):
 
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    scripts = os.path.dirname(sys.executable)
+    import sysconfig
+
+    # The virtual environment's scripts, and the base interpreter's where the environment reuses
+    # its packages (--system-site-packages: uvicorn's script is there, not in the venv).
+    folders = [os.path.dirname(sys.executable), sysconfig.get_path("scripts")]
+    folders.append(os.path.dirname(os.path.realpath(sys.executable)))
+    scripts = os.pathsep.join(dict.fromkeys(folder for folder in folders if folder))
     env = dict(os.environ)
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
     env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
@@ -127,6 +134,11 @@ def _serve(args):
         raise ZooError(f"--workers must be at least 1. Received: {args.workers}")
     check_port(args.port)
     uri = model_uri(args.model)
+    from zoo import status
+
+    status.step(f"serve {uri}: reading the model from the store")
+    # Reading the model's input example would draw MLflow's download progress bars.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     info = check_model(uri, args.tracking_uri)
     from zoo.training import baselines
 
@@ -137,10 +149,17 @@ def _serve(args):
     kind = (info.metadata or {}).get("zoo_serving")
     command, env = server_command(uri, args.port, args.workers)
     url = f"http://127.0.0.1:{args.port}/invocations"
-    print(f"serving {uri} on {url} (Ctrl-C stops it); a request:", flush=True)
-    body = serving.REQUESTS.get(kind, '{"inputs": [...]}')
-    print(f"  curl -s {url} -H 'Content-Type: application/json' -d '{body}'", flush=True)
-    os.execve(sys.executable, command, env)
+    print(f"zoo: serving {uri} on {url}: starting the server (Ctrl-C stops it)", flush=True)
+    # The model's own input example (logged with it), sent as printed; an older model without
+    # one gets the example of its kind.
+    body = serving.example_request(uri)
+    note = "a request built from the model's input example" if body else "an example request of its kind"
+    body = body or serving.REQUESTS.get(kind, '{"inputs": [...]}')
+    print(f"{note}:\n  curl -s {url} -H 'Content-Type: application/json' -d '{body}'", flush=True)
+    from zoo import server_log
+
+    ready = f"zoo: ready: {url} answers (GET /health, POST /invocations)"
+    return server_log.run(command, env, f"http://127.0.0.1:{args.port}/health", ready)
 
 
 # === For programs that run a server and talk to it (tests, benchmarks) ===

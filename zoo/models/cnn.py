@@ -130,7 +130,8 @@ def cnn(
     """Build a convolutional image classifier (`zoo.get` compiles it with `ImageTraining`).
 
     Args:
-        input_shape: (height, width, channels) of one image, taken from the data by the recipe.
+        input_shape: (height, width, channels) of one image; the default is MNIST's, while `zoo train
+            cnn` takes it from the data (8, 8, 1 for its default digits).
         num_classes: number of classes, taken from the data by the recipe.
         filters: number of filters of each convolutional block, in order; one block per entry.
         convs_per_block: convolutions per block before its pooling.
@@ -216,7 +217,8 @@ def mlp_image(
     """Build the quickstart MLP for images (`zoo.get` compiles it with `ImageTraining`).
 
     Args:
-        input_shape: (height, width, channels) of one image, taken from the data by the recipe.
+        input_shape: (height, width, channels) of one image; the default is MNIST's, while `zoo train
+            cnn` takes it from the data (8, 8, 1 for its default digits).
         num_classes: number of classes, taken from the data by the recipe.
         hidden_units: width of the hidden Dense layer.
         dropout: dropout rate after the hidden layer.

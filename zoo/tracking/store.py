@@ -79,8 +79,9 @@ def prepare_sqlite(uri):
     MLflow's own tests needed). The lock serializes creation; WAL lets readers and a writer
     proceed together; MLflow already sets a busy timeout on every session.
     """
-    import fcntl
     import sqlite3
+
+    from zoo import leftovers
 
     path = uri[len("sqlite:///") :]
     if not path or path == ":memory:":
@@ -94,14 +95,11 @@ def prepare_sqlite(uri):
             f"The folder {folder} of the MLflow store {uri} is not writable (SQLite writes its lock and journal "
             "files there): make it writable, or choose another `tracking_uri`."
         )
-    with open(os.path.abspath(path) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            mlflow.MlflowClient(uri).search_experiments(max_results=1)
-            with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    # Locked on the database file itself: a `mlflow.db.lock` beside it would stay in the user's folder.
+    with leftovers.file_lock(path):
+        mlflow.MlflowClient(uri).search_experiments(max_results=1)
+        with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _writable(folder):

@@ -31,7 +31,8 @@ class RunSummary:
     def name_prefix(self) -> str:
         """`cnn-digits`, or `cnn-mlp_image-digits` when the recipe trains another model than its own."""
         parts = [self.recipe] + ([self.model] if self.model != self.recipe else []) + [self.dataset]
-        return "-".join(part.replace(" ", "_") for part in parts if part)[:200]
+        # Short enough for the MLflow UI's name column (about 25 characters) with the `-3f2a` suffix.
+        return "-".join(part.replace(" ", "_") for part in parts if part)[:20].rstrip("-_")
 
     def describe(self, metrics: dict[str, float] | None = None, preferred: str | None = None) -> str:
         """The run's description (`mlflow.note.content`): recipe, dataset, model, device, headline metric."""

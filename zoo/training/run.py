@@ -15,9 +15,10 @@ import typing
 import warnings
 
 import zoo
-from zoo import backends, registry, tracking
+from zoo import backends, leftovers, registry, status, tracking
 from zoo.errors import ZooError
 from zoo.tracking import heartbeat
+from zoo.tracking import view as tracking_view
 from zoo.training import baselines, budgets, devices, finetune, outputs, processes
 from zoo.training.catalog import get_recipe
 from zoo.training.config import config_fields, make_config
@@ -230,6 +231,7 @@ def _run(
 
     # Before the data: a model the recipe cannot train is refused without loading anything.
     model_name = recipe.model_name(config)
+    status.step("loading data")
     data = recipe.load_data(config)
     main_metric = recipe.ranking_metric(data)
     # A resumed run (explicit None) keeps the epochs and patience it started with.
@@ -245,6 +247,7 @@ def _run(
         )
     recipe.check_overrides(config, data, overrides)
     hyperparameters = {**recipe.model_overrides(config, data), **overrides}
+    status.step(f"building the model ({model_name})")
     model = build_model(model_name, hyperparameters, config.precision, config.jit, strategy)
     transferred = None
     if config.init_from and not resume_from:
@@ -342,6 +345,7 @@ def _run(
         if data.validation is not None:
             validation = batch(data.validation, config.batch_size, replicas, streamed=data.streamed)
         started = time.perf_counter()
+        status.step(f"training for up to {config.epochs} epochs")
         try:
             with _explained_input_errors(recipe, data):
                 history = model.fit(
@@ -363,6 +367,8 @@ def _run(
         train_seconds = time.perf_counter() - started
 
         baseline = None
+        if evaluate:
+            status.step("evaluating on the test split")
         with devices.locally(model), _explained_input_errors(recipe, data):
             evaluation = recipe.evaluate(model, data, config, prepared) if evaluate else None
             if evaluation is not None:
@@ -377,12 +383,15 @@ def _run(
         curves = tracking.metric_histories(run_id, history.history) if resumed_run else history.history
         if curves:
             tracking.log_figure(plots.learning_curve(curves), "learning_curve.png")
+        status.step("logging the model and its figures to MLflow")
         with devices.locally(model):
             if evaluation is not None:
                 recipe.log_artifacts(model, data, config, evaluation, prepared)
             model_info = recipe.log_model(model, data)
         # After the artifacts: a recipe's own description (a forecast's verdict) gets the sentence appended.
         learned = baselines.report(baseline, metrics, run.info.run_id) if processes.is_chief() else None
+        if evaluation is not None:
+            tracking_view.show_metric(run.info.experiment_id, tracking.main_metric(metrics, main_metric))
         if config.register:
             tracking.register_model(model_info, config.register, metrics, main_metric)
         if config.output:
@@ -390,6 +399,7 @@ def _run(
                 model, config.output, {"recipe": recipe.name, "run_id": run_id, "metrics": metrics, "learned": learned}
             )
     faults.remove(folder)
+    leftovers.tidy_finished_run(run_id, folder, outputs.checkpoint_root(config))
     monitor = early_stopping.monitor if early_stopping is not None else None
     return RunResult(run_id, model, metrics, history.history, config, learned, monitor)
 
