@@ -182,6 +182,11 @@ class OCRRecipe(training.Recipe):
         if "alphabet" in overrides:
             raise ZooError("The alphabet comes from the training labels; `alphabet=...` is not an option here.")
         resolved = registry.resolve("crnn", {**self.model_overrides(config, data), **overrides})
+        if resolved["time_downsample"] == 4 and "time_downsample" not in overrides and len(resolved["filters"]) < 2:
+            raise ZooError(
+                "A --data folder trains with time_downsample=4, which needs 2 convolutional blocks; "
+                "give `filters` two entries (filters=32,64) or pass `time_downsample=2`."
+            )
         steps = crnn.output_steps(resolved["input_shape"], resolved["time_downsample"])
         lines = data.loaded
         longest = max(lines.texts_train + lines.texts_val + lines.texts_test, key=text_lines.needed_steps)

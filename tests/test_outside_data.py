@@ -45,6 +45,15 @@ def test_a_folder_gets_batch_norm_and_a_step_every_4_columns_where_its_lines_fit
     assert ocr.folder_model(_lines(["abcabcabcabc"], 64)) == {"batch_norm": True}
 
 
+def test_one_block_on_a_folder_says_which_default_needs_two(run_cli, tmp_path):
+    # The folder default time_downsample=4 needs two pooling blocks: a user's one-block `filters`
+    # gets a one-line error that names both fixes, not the builder's complaint about a value never set.
+    outside_lines.write("captcha", tmp_path / "captcha", 60, seed=2)
+    status, out, err = run_cli("train", "ocr", "--data", tmp_path / "captcha", "--set", "filters=8", "--epochs", "1")
+    assert status == 2, err
+    assert "time_downsample=4" in err and "time_downsample=2" in err and err.count("\n") == 1, err
+
+
 def test_the_benchmark_tables_every_dataset_with_its_baseline_and_peer(tmp_path):
     figures = tmp_path / "figures.json"
     finished = subprocess.run(
