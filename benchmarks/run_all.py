@@ -80,6 +80,8 @@ COVERED = {
     "gan_digits.py",
     # Not a benchmark: the pass/fail helper the scripts import.
     "gate.py",
+    # Not a benchmark: the line-image generator outside_data.py imports.
+    "outside_lines.py",
 }
 # Sections that only read what another section measured.
 NEEDS = {"first_result": "recipes", "gan_quality": "recipes"}
@@ -99,7 +101,7 @@ RECIPE_TARGETS = {
 TIMEOUT = 1200  # seconds, per subprocess: a hung benchmark must not hang the runner
 # Scripts whose full run lasts longer than TIMEOUT on 2 cores (15 runs of backends.py, 10 million rows
 # of streaming.py), with room for a machine that other jobs share.
-LONG_SCRIPTS = {"backends.py": 3600, "streaming.py": 3600, "tune.py": 2400}
+LONG_SCRIPTS = {"backends.py": 3600, "streaming.py": 3600, "tune.py": 2400, "outside_data.py": 7200}
 TAIL = 15  # lines of a script's output kept in the table when its figures cannot be parsed
 README = os.path.join(REPO, "README.md")
 # README.md holds the summary table between these two lines; the runner rewrites what is between.
@@ -651,6 +653,8 @@ OTHERS_ARGS = {
     ),
     "devices_and_resume.py": ([], ["--epochs", "5"]),
     "finetune.py": ([], ["--quick"]),
+    # 16 datasets, each trained with its recipe's full default budget (about two hours on 2 cores).
+    "outside_data.py": ([], ["--quick"]),
     # CPU figures only where JAX sees no GPU (the script says so and checks no target).
     "gpu.py": (["--epochs", "3"], ["--recipes", "cnn", "--epochs", "2"]),
     # One recipe per technique on each backend (every recipe on three backends takes about an hour).

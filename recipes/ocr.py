@@ -190,7 +190,10 @@ class OCRRecipe(training.Recipe):
 
     # === Model ===
     def model_overrides(self, config, data):
-        return {"input_shape": tuple(data.spec["shape"]), "alphabet": data.spec["alphabet"]}
+        overrides = {"input_shape": tuple(data.spec["shape"]), "alphabet": data.spec["alphabet"]}
+        if config.data:
+            overrides.update(folder_model(data.loaded))
+        return overrides
 
     def check_overrides(self, config, data, overrides):
         from zoo import registry
@@ -199,6 +202,11 @@ class OCRRecipe(training.Recipe):
         if "alphabet" in overrides:
             raise ZooError("The alphabet comes from the training labels; `alphabet=...` is not an option here.")
         resolved = registry.resolve("crnn", {**self.model_overrides(config, data), **overrides})
+        if resolved["time_downsample"] == 4 and "time_downsample" not in overrides and len(resolved["filters"]) < 2:
+            raise ZooError(
+                "A --data folder trains with time_downsample=4, which needs 2 convolutional blocks; "
+                "give `filters` two entries (filters=32,64) or pass `time_downsample=2`."
+            )
         steps = crnn.output_steps(resolved["input_shape"], resolved["time_downsample"])
         lines = data.loaded
         longest = max(lines.texts_train + lines.texts_val + lines.texts_test, key=text_lines.needed_steps)
@@ -267,6 +275,35 @@ class OCRRecipe(training.Recipe):
 
     def log_model(self, model, data):
         return log_reader(model, data.loaded, data.example_inputs)
+
+
+# === The model for a user's folder ===
+
+# A user's lines are taller, noisier and fewer than the digit default's 4,000 lines of 10 pixels, and
+# the `crnn` defaults (no batch normalization, a step every 2 columns) left such a folder in CTC's
+# all-blank phase for the whole budget: 1,500 captcha lines read nothing after 20 epochs.
+# Batch normalization after each convolution and a step every 4 columns (half the LSTM steps)
+# end that phase within a few hundred steps; see `folder_model`.
+FOLDER_MODEL = {"batch_norm": True}
+
+
+def folder_model(lines):
+    """The `crnn` hyperparameters a `--data` folder trains with (a `--set` value still wins).
+
+    Args:
+        lines: the folder's `LineData`.
+
+    Returns:
+        dict of hyperparameters: `FOLDER_MODEL`, and `time_downsample=4` where every line has
+        enough output steps for it (else the builder's 2).
+    """
+    overrides = dict(FOLDER_MODEL)
+    width = lines.shape[1]
+    longest = max(text_lines.needed_steps(t) for t in lines.texts_train + lines.texts_val + lines.texts_test)
+    # Twice the steps the longest line needs: CTC needs room between characters to align them.
+    if width // 4 >= 2 * longest:
+        overrides["time_downsample"] = 4
+    return overrides
 
 
 # === Reading and scoring ===

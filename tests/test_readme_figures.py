@@ -39,6 +39,7 @@ AWAITING_RUN_ALL: dict[str, str] = {
     "**Forecasts against the statistical models.**": "benchmarks/forecast_series.py",
     "**Measured on a team set-up.**": "benchmarks/team.py",
     "**Fine-tuning benchmark.**": "benchmarks/finetune.py",
+    "### On data we did not make": "benchmarks/outside_data.py",
 }
 # Figures a test measures and compares with the README itself.
 CHECKED_BY_TESTS = {
