@@ -97,9 +97,10 @@ class OCRRecipe(training.Recipe):
     graph_passes_off = ("arithmetic_optimization",)
     main_metric = "test_char_error_rate"
     # Stop on what the reader reads, not on the CTC loss, which can rise while the network still
-    # emits only blanks; epochs in which no validation line is read as anything never stop a run.
+    # emits only blanks; epochs in which the reader reads nothing, or one text for every line (the
+    # phase that follows the blanks on small folders), never stop a run.
     monitor = "val_char_error_rate"
-    warm_up = "val_read_share"
+    warm_up = "val_reading_variety"
     # The digit default's own budget (4,000 lines, 20 epochs of 125 steps): a folder of 1,050
     # training lines gets 76 epochs, patience 19 (keras.io's captcha reader: 100 epochs, patience 10).
     budget = training.Budget(steps=2500)
@@ -348,9 +349,18 @@ def most_frequent_character_baseline(train_texts, count):
     return [character * length] * count
 
 
+def reading_variety(readings):
+    """How varied the non-empty readings are: (distinct texts - 1) / (lines - 1), 0 when the reader
+    reads nothing or one text for every line."""
+    distinct = len({text for text in readings if text})
+    return max(0, distinct - 1) / max(1, len(readings) - 1)
+
+
 def reading_metrics(lines, batch_size):
     """A Keras callback that adds the validation character error rate, exact match and read share
-    (the share of lines read as anything: 0 during CTC's all-blank start) to each epoch's logs."""
+    (the share of lines read as anything: 0 during CTC's all-blank start) and reading variety (0 while
+    at most one distinct text is read for all lines: the blanks, then one guess for every line) to
+    each epoch's logs."""
     import keras
 
     class ReadingMetrics(keras.callbacks.Callback):
@@ -361,6 +371,7 @@ def reading_metrics(lines, batch_size):
             logs["val_char_error_rate"] = char_error_rate(lines.texts_val, texts)
             logs["val_exact_match"] = exact_match(lines.texts_val, texts)
             logs["val_read_share"] = float(np.mean([bool(text) for text in texts])) if texts else 0.0
+            logs["val_reading_variety"] = reading_variety(texts)
 
     return ReadingMetrics()
 

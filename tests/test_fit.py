@@ -215,3 +215,12 @@ def test_bad_data_fails_before_tensorflow_keras_and_mlflow_load(tmp_path, case, 
     assert result.stderr.startswith("zoo: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert message in result.stderr and "blocked" not in result.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_ocr_reading_variety_is_zero_for_blanks_and_one_guess_for_every_line():
+    from zoo.recipes.ocr import reading_variety
+
+    assert reading_variety(["", "", ""]) == 0
+    assert reading_variety(["28cy", "28cy", "", "28cy"]) == 0
+    assert reading_variety(["28cy", "b3x", "28cy"]) == 0.5
+    assert reading_variety(["a", "b", "c"]) == 1.0
