@@ -13,14 +13,21 @@ RESUME_TAGS = ("zoo.resume", "zoo.checkpoint")
 
 @contextlib.contextmanager
 def file_lock(path: str) -> typing.Iterator[None]:
-    """Hold an exclusive `flock` on the file `path` itself (created empty if missing) while inside.
+    """Hold an exclusive `flock` for the file `path` while inside, taken on a lock file of its own
+    in the temporary folder (named from the absolute path), so nothing is left beside `path`.
 
-    A `path.lock` file beside it would stay in the user's folder; a lock on the database file
-    itself leaves nothing. SQLite locks its files with POSIX record locks (`fcntl`), which on
-    Linux are independent of `flock`, so this lock does not block SQLite's own; an empty file is
-    a valid new SQLite database.
+    Not on the database file itself: SQLite holds POSIX record locks on it, and closing any other
+    descriptor of that file in the same process drops them all (POSIX lock semantics), which
+    SQLite then reports as "disk I/O error". Nor on its folder: two stores in one folder (MLflow's
+    and Optuna's) are locked one inside the other.
     """
-    descriptor = os.open(os.path.abspath(path), os.O_RDWR | os.O_CREAT, 0o644)
+    import hashlib
+    import tempfile
+
+    folder = os.path.join(tempfile.gettempdir(), "zoo-locks")
+    os.makedirs(folder, exist_ok=True)
+    name = hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:32]
+    descriptor = os.open(os.path.join(folder, name), os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:

@@ -95,7 +95,7 @@ def prepare_sqlite(uri):
             f"The folder {folder} of the MLflow store {uri} is not writable (SQLite writes its lock and journal "
             "files there): make it writable, or choose another `tracking_uri`."
         )
-    # Locked on the database file itself: a `mlflow.db.lock` beside it would stay in the user's folder.
+    # Locked through the temporary folder: a `mlflow.db.lock` beside it would stay in the user's folder.
     with leftovers.file_lock(path):
         mlflow.MlflowClient(uri).search_experiments(max_results=1)
         with contextlib.closing(sqlite3.connect(path, timeout=30)) as connection:
