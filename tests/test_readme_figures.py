@@ -30,6 +30,7 @@ SETTINGS = {
     "5 %": "benchmarks/tune.py's target: the share of epochs pruning must save",
     "30 s": "the bound `zoo launch` keeps to after a process dies (its --grace and the collectives' failure)",
     "10 minutes": "how long a run on another host may go without a heartbeat (zoo.tracking.heartbeat.STALE_AFTER)",
+    "3.18": "the MLflow release whose UI the view tags were checked against",
     "76 epochs": "the OCR budget for 1,050 training lines: 2,500 optimizer steps at 33 per epoch (a setting)",
 }
 # README sections whose figures a benchmark script measured that benchmarks/RESULTS.md predates:
@@ -40,6 +41,7 @@ AWAITING_RUN_ALL: dict[str, str] = {
     "**Measured on a team set-up.**": "benchmarks/team.py",
     "**Fine-tuning benchmark.**": "benchmarks/finetune.py",
     "### On data we did not make": "benchmarks/outside_data.py",
+    "**Time to the first line.**": "benchmarks/first_line.py",
 }
 # Figures a test measures and compares with the README itself.
 CHECKED_BY_TESTS = {
