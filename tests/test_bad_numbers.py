@@ -51,7 +51,9 @@ def test_empty_cells_are_filled_said_and_counted_or_refused(run_cli, tracking_ur
     argv = ["train", "mlp", "--data", path, "--target", "admit", "--epochs", "1", "--experiment", "holes"]
     status, out, err = run_cli(*argv)
     assert status == 0, err
-    assert err.strip().splitlines() == [
+    # One epoch need not beat the majority class: that warning may follow (zoo.training.baselines).
+    lines = [line for line in err.strip().splitlines() if "did not beat the trivial baseline" not in line]
+    assert lines == [
         "zoo: 4 empty cell(s) of holes filled with the training mean (gre 1, gpa 3); "
         "--missing error refuses them instead."
     ]

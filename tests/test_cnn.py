@@ -267,6 +267,7 @@ def _bad_input(case, tmp_path):
         return ["--model", "mlp"], "not an image classifier"
     if case == "bad_image_size":
         write_image(str(tmp_path / "x" / "a" / "1.png"), 0)
+        write_image(str(tmp_path / "x" / "b" / "1.png"), 255)
         return ["--data", str(tmp_path / "x"), "--image-size", "0,8"], "image-size"
     raise AssertionError(case)
 

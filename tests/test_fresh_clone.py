@@ -46,4 +46,5 @@ def test_the_readme_test_command_and_ci_install_chromium_with_the_same_script():
     command = next(line for line in readme.splitlines() if "python -m pytest" in line and "pip install" in line)
     assert command.startswith(".ci/system-packages.sh && "), command
     assert ".ci/system-packages.sh" in (REPO / ".ci" / "run").read_text()
-    assert "apt-get install -y -q chromium" in script.read_text()
+    text = script.read_text()
+    assert "packages+=(chromium)" in text and 'apt-get install -y -q "${packages[@]}"' in text

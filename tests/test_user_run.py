@@ -64,6 +64,8 @@ def test_a_notebook_run_gets_one_quiet_nested_child_in_its_own_experiment(tmp_pa
     # The user's run was left to the user: still running inside the `with`, ended by it, its metric there.
     assert parent.info.status == "FINISHED" and parent.data.metrics["after_zoo"] == 1.0
     assert "test_accuracy" not in parent.data.metrics
+    # The fluent search reads the process's tracking URI, which an earlier test may have set elsewhere.
+    mlflow.set_tracking_uri(uri)
     models = mlflow.search_logged_models(experiment_ids=[mine], output_format="list")
     assert [m.source_run_id for m in models if m.source_run_id in (facts["parent"], facts["child"])] == [facts["child"]]
 
