@@ -54,6 +54,7 @@ def test_one_block_on_a_folder_says_which_default_needs_two(run_cli, tmp_path):
     assert "time_downsample=4" in err and "time_downsample=2" in err and err.count("\n") == 1, err
 
 
+@pytest.mark.large
 def test_the_benchmark_tables_every_dataset_with_its_baseline_and_peer(tmp_path):
     figures = tmp_path / "figures.json"
     finished = subprocess.run(
