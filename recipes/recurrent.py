@@ -715,13 +715,10 @@ def _forecast_info(seq, interval=None):
     return info
 
 
-def _log_series_forecast(seq, predicted, judged, count, output):
-    """Per horizon-step errors (step = steps ahead), the verdict, examples, and the forecast plot."""
-    import json
-
+def _log_errors_and_verdicts(seq, judged):
+    """Log the test errors per horizon step (the step as MLflow step), a `zoo.forecast.beats_*` tag
+    per baseline and the verdict as the run's description: one series or several alike."""
     import mlflow
-
-    from zoo import plots
 
     for h in range(seq.extras["horizon"]):
         values = {}
@@ -734,6 +731,17 @@ def _log_series_forecast(seq, predicted, judged, count, output):
             beaten = judged["metrics"]["test_mae"] < judged["metrics"][f"test_{name}_mae"]
             mlflow.set_tag(f"zoo.forecast.beats_{name}", str(beaten).lower())
     mlflow.set_tag("mlflow.note.content", judged["summary"])
+
+
+def _log_series_forecast(seq, predicted, judged, count, output):
+    """Per horizon-step errors (step = steps ahead), the verdict, examples, and the forecast plot."""
+    import json
+
+    import mlflow
+
+    from zoo import plots
+
+    _log_errors_and_verdicts(seq, judged)
     transform = seq.extras.get("transform")
     if transform:
         mlflow.set_tag("zoo.forecast.transform", transform["name"])
@@ -800,17 +808,7 @@ def _log_panel_forecast(seq, judged, output):
 
     from zoo import forecast_panel
 
-    for h in range(seq.extras["horizon"]):
-        values = {}
-        for name, error in judged["errors"].items():
-            infix = "" if name == "network" else f"{name}_"
-            values |= {f"test_horizon_{infix}{kind}": float(v[h]) for kind, v in error.items()}
-        mlflow.log_metrics(values, step=h + 1)
-    for name in judged["forecasts"]:
-        if name != "network":
-            beaten = judged["metrics"]["test_mae"] < judged["metrics"][f"test_{name}_mae"]
-            mlflow.set_tag(f"zoo.forecast.beats_{name}", str(beaten).lower())
-    mlflow.set_tag("mlflow.note.content", judged["summary"])
+    _log_errors_and_verdicts(seq, judged)
     mlflow.set_tag("zoo.forecast.transform", seq.extras["transform"]["name"])
     mlflow.set_tag("zoo.forecast.series_column", seq.extras["series_column"])
     mlflow.log_text(judged["summary"] + "\n", "forecast_summary.txt")
