@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from zoo.datasets import images, splits, text_ids
+from zoo.datasets import images, splits, tabular, text_ids
 from zoo.errors import ZooError, closest
 
 # The three sequence configurations the recurrent models build and the recipes train.
@@ -453,6 +453,7 @@ def text_csv(
 
     if not os.path.isfile(path):
         raise ZooError(f"CSV file not found: {path}. Check the path given to `data`.")
+    tabular.check_header(path)
     try:
         frame = pd.read_csv(path, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -595,7 +596,7 @@ def from_sequences(
         raise ZooError(f"{name} holds an empty sequence (0 steps); drop it.")
     if mode == "many_to_many":
         targets = [np.asarray(t) for t in targets]
-        if len(targets) != len(sequences) or any(len(t) != n for t, n in zip(targets, lengths)):
+        if len(targets) != len(sequences) or any(t.ndim == 0 or len(t) != n for t, n in zip(targets, lengths)):
             raise ZooError(f"many_to_many needs one target per step of each sequence of {name}.")
     else:
         targets = np.asarray(targets)
@@ -714,9 +715,15 @@ def npz_sequences(path, *, mode="many_to_one", pad=False, pad_value=PAD_VALUE, s
     for key in ("x", "y"):
         check_finite(arrays[key], f"{path}: array '{key}'")
     if "lengths" in arrays:
-        lengths = arrays["lengths"].astype(int)
-        if lengths.ndim != 1 or (lengths < 1).any():
+        lengths = arrays["lengths"]
+        if (
+            lengths.ndim != 1
+            or not np.isfinite(lengths).all()
+            or (lengths != np.round(lengths)).any()
+            or (lengths < 1).any()
+        ):
             raise ZooError(f"{path}: array 'lengths' must list each sequence's steps (1 or more). {save_hint}.")
+        lengths = lengths.astype(int)
         if lengths.sum() != len(x) or (mode == "many_to_many" and lengths.sum() != len(y)):
             raise ZooError(f"The lengths in {path} add up to {lengths.sum()} steps but x has {len(x)} rows.")
         cuts = np.cumsum(lengths)[:-1]

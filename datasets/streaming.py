@@ -84,6 +84,7 @@ def read_chunks(path, text=()):
     """
     import pandas as pd
 
+    tabular.check_header(path)
     dtype = dict.fromkeys(text, "str") or None
     reader = pd.read_csv(path, skipinitialspace=True, chunksize=CHUNK_ROWS, dtype=dtype)
     try:

@@ -203,7 +203,7 @@ def read_frame(path, nrows=None):
         raise ZooError(f"CSV file not found: {path}. Check the path given to `data`.")
     if os.path.isdir(path):
         raise ZooError(f"{path} is a folder, not a CSV file. Pass the path of a .csv file to `data`.")
-    _check_header(path)
+    check_header(path)
     try:
         frame = pd.read_csv(path, skipinitialspace=True, nrows=nrows)
     except pd.errors.EmptyDataError:
@@ -286,13 +286,20 @@ def read_binary_csv(path, target=None, drop=()):
     }
 
 
-def _check_header(path):
-    """Refuse a header that names a column twice: pandas would silently call the second `gpa.1`."""
+def check_header(path):
+    """Refuse a header that names a column twice, or a first data row wider than the header.
+
+    pandas would silently call the second name `gpa.1`, and would take the leading cells of every row
+    for its index when the first data row has more cells than the header: each column would then hold
+    its neighbour's values.
+    """
     import csv
 
     try:
         with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
-            header = next(csv.reader(handle, skipinitialspace=True), [])
+            rows = csv.reader(handle, skipinitialspace=True)
+            header = next(rows, [])
+            first, line = next(((row, rows.line_num) for row in rows if row), ([], 0))
     except (OSError, csv.Error):
         return  # pandas reads the file next and reports what is wrong with it
     seen = set()
@@ -300,6 +307,11 @@ def _check_header(path):
         if name and name in seen:
             raise ZooError(f"The header of {path} names the column '{name}' twice. Rename or drop one of them.")
         seen.add(name)
+    if header and len(first) > len(header):
+        raise ZooError(
+            f"Line {line} of {path} has {len(first)} cells but the header names {len(header)} column(s). "
+            "Name every column in the header, or remove the extra cells."
+        )
 
 
 def infer_task(series):

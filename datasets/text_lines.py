@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from zoo.datasets import images, pixels
+from zoo.datasets import images, pixels, tabular
 from zoo.datasets.splits import split_rows
 from zoo.errors import ZooError
 
@@ -258,6 +258,7 @@ def check_folder(folder, *, image_column="filename", text_column="words", decode
             f"No {LABELS_FILE} in {folder}: add one with a row per image ({image_column},{text_column}: "
             f"line1.png,hello) or rename the columns with `image_column` and `text_column`."
         )
+    tabular.check_header(labels_path)
     try:
         # dtype=str and no NA parsing: "007" and "NA" are texts, not numbers or missing values.
         table = pd.read_csv(labels_path, dtype=str, keep_default_na=False, skipinitialspace=True)

@@ -11,6 +11,14 @@ from collections.abc import Iterable
 class ZooError(ValueError):
     """Bad input: the message says what is wrong and how to fix it."""
 
+    def __init__(self, message: object = "", *args: object) -> None:
+        # A line break that comes from the user's data (a column name, a cell, a parser's message) is
+        # shown escaped, so that the message stays the one line a failed command prints.
+        text = str(message).strip()
+        for breaking in ("\r\n", "\n", "\r"):
+            text = text.replace(breaking, "\\n")
+        super().__init__(text, *args)
+
 
 def closest(word: object, candidates: Iterable[object]) -> str:
     """Return a ' Did you mean ...?' suffix for the candidate closest to `word`, or ''."""

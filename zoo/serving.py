@@ -253,7 +253,7 @@ class Text(Adapter):
             raise _bad(f"Missing column '{self.column}'; the model takes raw texts in a '{self.column}' column.")
         # The mapping training used (TextVectorization's, in NumPy on every backend), so a model
         # trained on JAX or PyTorch serves without TensorFlow.
-        texts = frame[self.column].fillna("").astype(str).tolist()
+        texts = ["" if isinstance(text, float) and text != text else str(text) for text in frame[self.column]]
         return text_ids.encode(text_ids.tokenize(texts), self.settings["vocabulary"], self.settings["sequence_length"])
 
     def signature(self, model, example):
