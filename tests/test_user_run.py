@@ -110,6 +110,27 @@ def test_a_notebook_run_gets_one_quiet_nested_child_and_a_bar_per_epoch(tmp_path
     assert [m.source_run_id for m in models if m.source_run_id in (facts["parent"], facts["child"])] == [facts["child"]]
 
 
+def test_progress_is_a_bar_in_a_kernel_or_a_terminal_and_a_line_per_epoch_into_a_pipe(monkeypatch):
+    import io
+    import types
+
+    from zoo import quiet
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert quiet.progress_verbosity() == 2
+    monkeypatch.setattr(sys, "stdout", Terminal())
+    assert quiet.progress_verbosity() == 1
+    # A kernel's stdout is no terminal, yet Keras' bar redraws in place there (the notebook test).
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert quiet.progress_verbosity() == 1
+
+
 @pytest.mark.large  # 41 s on the loaded 2-core machine (a trial and the final run)
 def test_a_search_inside_the_users_run_is_its_child_with_trials_under_it(tracking_uri):
     import mlflow
