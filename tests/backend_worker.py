@@ -12,6 +12,8 @@
 4. A loss that turns NaN mid-epoch: where `faults.StopOnNaN` stops `fit`, the checkpoint kept.
 5. `zoo train --resume` on JAX and PyTorch: an `mlp` run interrupted after its second epoch and
    resumed, and the same run uninterrupted; their final weights and test metrics.
+6. `--init-from` with `--freeze all-but-head --freeze-epochs 1` on JAX and PyTorch: which layers'
+   weights each epoch changed (TensorFlow's case is tests/test_finetune.py).
 
 One process runs everything for its backend, so that each backend starts (and imports) once.
 """
@@ -227,9 +229,9 @@ def divergence_check(folder):
     }
 
 
-def resume_check(folder):
+def resume_check(folder, references):
     """The final weights and test metrics of an `mlp` run interrupted after epoch 2 and resumed,
-    and of the same run uninterrupted."""
+    and of the same run uninterrupted (appended to `references`)."""
     import signal
 
     import mlflow
@@ -256,6 +258,7 @@ def resume_check(folder):
     resumed = training.resume(killed.info.run_id, tracking_uri=uri)
     reference = training.train("mlp", {**options, "experiment": "reference"})
     steps = [m.step for m in client.get_metric_history(killed.info.run_id, "loss")]
+    references.append(reference)
     return {
         "killed_status": killed.info.status,
         "resumed_status": client.get_run(killed.info.run_id).info.status,
@@ -265,6 +268,41 @@ def resume_check(folder):
         "weight_difference": max(
             float(np.abs(a - b).max()) for a, b in zip(resumed.model.get_weights(), reference.model.get_weights())
         ),
+    }
+
+
+def finetune_check(folder, source):
+    """An `mlp` run started from `source`'s logged model (the resume check's reference run, in its
+    store) with all but its head frozen for one of two epochs: whether each layer's weights moved
+    in each epoch."""
+    import mlflow
+
+    from zoo import training
+    from zoo.training import finetune
+
+    uri = f"sqlite:///{folder}/resume.db"
+    options = {"dataset": "iris", "patience": 0, "seed": 3, "tracking_uri": uri}
+    options["checkpoint_dir"] = str(folder / "checkpoints")
+    names = [layer.name for layer in finetune.weighted_layers(source.model)]
+    seen = [{name: source.model.get_layer(name).get_weights() for name in names}]
+
+    class Watch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append({name: self.model.get_layer(name).get_weights() for name in names})
+
+    tuned = {"epochs": 2, "init_from": source.run_id, "freeze": "all-but-head", "freeze_epochs": 1}
+    result = training.train("mlp", {**options, **tuned, "experiment": "tuned"}, callbacks=[Watch()])
+    moved = [
+        {name: any(not np.array_equal(a, b) for a, b in zip(now[name], before[name])) for name in names}
+        for before, now in zip(seen, seen[1:])
+    ]
+    return {
+        "layers": names,
+        "frozen": mlflow.MlflowClient(uri).get_run(result.run_id).data.tags.get("zoo.frozen", ""),
+        "moved": moved,
+        "learning_rate": float(keras.ops.convert_to_numpy(result.model.optimizer.learning_rate)),
+        "compiled_learning_rate": float(keras.ops.convert_to_numpy(source.model.optimizer.learning_rate)),
+        "loss": result.history["loss"],
     }
 
 
@@ -300,7 +338,17 @@ def tasks(folder, inputs_path):
     found.append(("divergence", lambda: check("divergence", divergence_check)))
     if keras.backend.backend() != "tensorflow":
         # tests/test_faults.py resumes on TensorFlow, after a real signal.
-        found.append(("resume", lambda: check("resume", resume_check)))
+        # One task: the fine-tuning starts from the resume check's reference run (one run fewer).
+        references: list = []
+        found.append(
+            (
+                "resume",
+                lambda: {
+                    **check("resume", lambda folder: resume_check(folder, references)),
+                    **check("finetune", lambda folder: finetune_check(folder, references[-1])),
+                },
+            )
+        )
     return found
 
 

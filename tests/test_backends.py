@@ -173,6 +173,20 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_result(matrix, backend)
     assert resume["weight_difference"] <= 1e-4, resume
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_frozen_layers_stay_fixed_for_the_freeze_epochs_then_train(matrix, backend):
+    tuned = matrix[backend][0]["finetune"]
+    assert "error" not in tuned, tuned.get("error")
+    *body, head = tuned["layers"]
+    assert body and tuned["frozen"].split(",") == body
+    frozen_epoch, unfrozen_epoch = tuned["moved"]
+    # Epoch 1: only the new head trains; epoch 2: every layer, at a tenth of the learning rate.
+    assert frozen_epoch == {**dict.fromkeys(body, False), head: True}, frozen_epoch
+    assert all(unfrozen_epoch.values()), unfrozen_epoch
+    assert tuned["learning_rate"] == pytest.approx(tuned["compiled_learning_rate"] * 0.1)
+    assert all(np.isfinite(tuned["loss"])), tuned["loss"]
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_nan_loss_stops_the_fit_at_its_batch_and_keeps_the_last_good_checkpoint(matrix, backend):
     found, _ = matrix[backend]

@@ -73,14 +73,17 @@ def train(
     from zoo import backends
 
     backends.choose(backend)
-    # Before Keras, as the `zoo` command does: TensorFlow loads quietly, and fully before Keras
-    # imports it (MLflow's autolog hook for TensorFlow fails on a half-imported Keras otherwise).
-    _quiet.load_tensorflow()
-    from zoo import training
-
     if verbose == "auto":
         verbose = _quiet.progress_verbosity()
+    # MLflow's INFO lines stay off from here on, the loading included: a caller's `mlflow.autolog()`
+    # announces each library it hooks ("Autologging successfully enabled for keras") as the zoo
+    # imports it, on a notebook's stderr (in a script, the silenced descriptor 2 swallowed them).
     with _quiet.mlflow_info_hidden():
+        # Before Keras, as the `zoo` command does: TensorFlow loads quietly, and fully before Keras
+        # imports it (MLflow's autolog hook for TensorFlow fails on a half-imported Keras otherwise).
+        _quiet.load_tensorflow()
+        from zoo import training
+
         tags = {}
         if config is not None or like is not None:
             from zoo.training import reproduce
@@ -100,8 +103,8 @@ def train(
 
 @functools.wraps(_tuning.tune)
 def tune(*args: typing.Any, **kwargs: typing.Any) -> typing.Any:
-    _quiet.load_tensorflow()
     with _quiet.mlflow_info_hidden():
+        _quiet.load_tensorflow()
         return _tuning.tune(*args, **kwargs)
 
 

@@ -11,7 +11,11 @@ statistics of the data (`Normalization`) keep the new data's.
 `freeze` (`N`: the first N layers with weights; `all-but-head`: all but the last one) keeps
 those layers fixed for `freeze_epochs` epochs; then every layer trains, at the learning rate times
 `UNFROZEN_LEARNING_RATE`, so the new head's first large gradients do not wreck the taken
-features (timm's and keras.io's transfer-learning recipe).
+features (timm's and keras.io's transfer-learning recipe). One `fit` does both phases on every
+backend: at the unfreezing epoch a callback sets the layers trainable and traces the training
+step again (Keras 3 reads `trainable` when it traces the step); on JAX, whose stateless optimizer
+update takes exactly the variables it was built on, the optimizer is rebuilt on every layer with
+its step count, learning rate and the head's moments carried over.
 
 The run records where it started: tags `zoo.init_from` (as given), `zoo.init_from.run_id`,
 `zoo.init_from.model_id`, `zoo.init_from.took`, `zoo.init_from.new`, and, where the store supports
@@ -67,12 +71,6 @@ def check(config: typing.Any) -> None:
         raise ZooError(
             f"`freeze_epochs` must be at least 1 and below `epochs` ({config.epochs}), so that every layer "
             f"trains afterwards. Received: freeze_epochs={config.freeze_epochs}"
-        )
-    from zoo import backends
-
-    if backends.named() != "tensorflow":
-        raise ZooError(
-            "`freeze` unfreezes layers during `fit`, which this zoo does on TensorFlow only: `backend=tensorflow`."
         )
 
 
@@ -191,8 +189,10 @@ def transfer(
 def freeze(model: typing.Any, spec: str) -> list[str]:
     """Freeze the layers `spec` names (N, or all-but-head); return their names.
 
-    The optimizer is built on every trainable variable first, so that it can update those that
-    unfreeze later (a Keras optimizer keeps slots only for the variables it was built on).
+    On TensorFlow and PyTorch the optimizer is built on every trainable variable first, so that it
+    can update those that unfreeze later (a Keras optimizer keeps slots only for the variables it
+    was built on). Not on JAX: there its stateless update takes exactly the variables it was built
+    on, so it is built on those that train now, and rebuilt when the layers unfreeze.
 
     Raises:
         ZooError: for more layers than the model has with weights.
@@ -204,7 +204,9 @@ def freeze(model: typing.Any, spec: str) -> list[str]:
             f"`freeze={spec}` leaves nothing to train: model '{model.name}' has {len(layers)} layers with weights; "
             f"freeze at most {len(layers) - 1} (or {HEAD})."
         )
-    if not model.optimizer.built:
+    import keras
+
+    if not model.optimizer.built and keras.backend.backend() != "jax":
         model.optimizer.build(model.trainable_variables)
     for layer in layers[:count]:
         layer.trainable = False
@@ -223,10 +225,13 @@ def unfreeze_callback(model: typing.Any, frozen: list[str], epochs: int) -> typi
             for layer in _flat_layers(self.model):
                 if layer.name in frozen:
                     layer.trainable = True
+            if keras.backend.backend() == "jax":
+                self.model.optimizer = _rebuilt(self.model.optimizer, self.model.trainable_variables)
             rate = self.model.optimizer.learning_rate
             if isinstance(rate, keras.Variable):
                 rate.assign(float(rate.numpy()) * UNFROZEN_LEARNING_RATE)
-            # `fit` calls `model.train_function` each step: traced again, it updates every layer.
+            # `fit` calls `model.train_function` each step: traced again, it updates every layer (on
+            # JAX, `fit` reads the model's and the new optimizer's state after this callback).
             self.model.make_train_function(force=True)
             print(
                 f"zoo: epoch {epoch + 1}: the {len(frozen)} frozen layers train again, "
@@ -236,6 +241,19 @@ def unfreeze_callback(model: typing.Any, frozen: list[str], epochs: int) -> typi
             )
 
     return Unfreeze()
+
+
+def _rebuilt(optimizer: typing.Any, variables: list[typing.Any]) -> typing.Any:
+    """The same optimizer, built on `variables`: its step count, learning rate and the moments of
+    the variables it already trained carried over, fresh slots for the unfrozen ones."""
+    fresh = optimizer.__class__.from_config(optimizer.get_config())
+    fresh.build(variables)
+    # Optimizer variables are named for the model variable they follow ("adam/dense_kernel_momentum").
+    old = {variable.path: variable for variable in optimizer.variables}
+    for variable in fresh.variables:
+        if variable.path in old and tuple(old[variable.path].shape) == tuple(variable.shape):
+            variable.assign(old[variable.path])
+    return fresh
 
 
 def start_from(
