@@ -323,6 +323,10 @@ def test_the_rbm_is_served_on_binary_rows_and_answers_hidden_features(tracking_u
     assert list(features.columns) == [f"hidden_{i}" for i in range(1, 7)]
     np.testing.assert_allclose(features.to_numpy(), model.transform(rows), atol=1e-6)
     np.testing.assert_allclose(served.predict(rows, params={"output": "array"}), model.transform(rows), atol=1e-6)
+    # A model logged before answers were named (no `answer` in its serving.json) keeps its array.
+    from zoo import serving
+
+    np.testing.assert_allclose(serving.Tensor().predict(model, rows), model.transform(rows), atol=1e-6)
     # The Keras flavor is still there: zoo predict, zoo generate and zoo export load it.
     assert type(mlflow.keras.load_model(uri)).__name__ == "RBM"
 

@@ -50,6 +50,9 @@ class Adapter:
     """Turns a request into the Keras model's inputs and its outputs into the response."""
 
     kind = ""
+    # What a model logged before answers were named gives without the param (its serving.json has
+    # no `answer`): its array, which its signature promises; captions, OCR and forecasts were named.
+    former_answer = "array"
 
     def __init__(self, **settings):
         self.settings = settings
@@ -91,7 +94,7 @@ class Adapter:
     def predict(self, model, data, params=None):
         import keras
 
-        wanted = (params or {}).get(OUTPUT_PARAM, COLUMNS)
+        wanted = (params or {}).get(OUTPUT_PARAM, self.settings.get("answer", self.former_answer))
         if wanted not in (COLUMNS, ARRAY):
             raise _bad(f"The param {OUTPUT_PARAM!r} takes {COLUMNS!r} or {ARRAY!r}. Received: {wanted!r}")
         inputs = self.inputs(model, data)
@@ -338,6 +341,7 @@ class Caption(Tensor):
     """
 
     kind = "caption"
+    former_answer = "columns"
 
     def columns(self, array, data):
         import pandas as pd
@@ -356,6 +360,7 @@ class Lines(Tensor):
     """
 
     kind = "ocr"
+    former_answer = "columns"
 
     def columns(self, array, data):
         import pandas as pd
@@ -454,6 +459,7 @@ class Forecast(Tensor):
     """
 
     kind = "forecast"
+    former_answer = "columns"
 
     def columns(self, array, data):
         import pandas as pd
@@ -628,6 +634,7 @@ def log_model(model, adapter, example, metadata=None):
 
     metadata = {**(metadata or {}), "zoo_serving": adapter.kind, "zoo_version": zoo.__version__}
     name_classes(adapter, model, example, metadata.get("class_names"))
+    adapter.settings["answer"] = COLUMNS
     return mlflow.models.Model.log(
         artifact_path=None,
         name="model",

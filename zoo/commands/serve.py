@@ -7,6 +7,10 @@ and `GET /health`; what a request holds depends on the technique (`zoo serve` pr
     zoo serve models:/zoo-mlp@champion --port 5001
     curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
         -d '{"dataframe_records": [{"gre": 380, "gpa": 3.61, "rank": 3}]}'
+    {"predictions": [{"0": 0.71, "1": 0.29, "label": "0"}]}
+
+The answer names its columns (a classifier: one probability per class and `label`; `zoo serve`
+prints them); `"params": {"output": "array"}` in the body gives the model's array instead.
 
 It runs `mlflow models serve --env-manager local` with this interpreter's scripts folder first on
 PATH: MLflow starts `uvicorn` from PATH, which fails (exit 127) when the virtual environment is not
