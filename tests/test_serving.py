@@ -152,8 +152,12 @@ ROWS = [
 ]
 
 
-def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, models):
+def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, models, store):
     model, _ = models["mlp"]
+    # What `zoo serve` printed: the request, and the answer's columns.
+    printed = (store[1] / "mlp.log").read_text()
+    assert 'the answer: {"predictions": [{"0": ..., "1": ..., "label": ...}]}, one object per row' in printed
+    assert '"params": {"output": "array"}' in printed
     status, answer = invoke(servers["mlp"], {"dataframe_records": ROWS})
     assert status == 200, answer
     frame = pd.DataFrame(ROWS)
