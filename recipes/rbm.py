@@ -260,7 +260,11 @@ class RBMRecipe(training.Recipe):
             mlflow.log_dict(evaluation.outputs, "downstream_classifier.json")
 
     def log_model(self, model, data):
-        return tracking.log_model(model, np.asarray(data.example_inputs, dtype="float32"))
+        from zoo import serving
+
+        # Served as a feature extractor: the answer's columns are hidden_1 ... P(h=1 given v).
+        adapter = serving.Tensor(columns="hidden")
+        return tracking.log_model(model, np.asarray(data.example_inputs, dtype="float32"), adapter=adapter)
 
 
 # === Data helpers ===

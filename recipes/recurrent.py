@@ -345,7 +345,9 @@ class RecurrentRecipe(training.Recipe):
             info = _forecast_info(seq)
             adapter = serving.Forecast(interval=info.get("interval"))
             return tracking.log_model(model, data.example_inputs, metadata={"forecast": info}, adapter=adapter)
-        return super().log_model(model, data)
+        # The served answer names the classes (none for a regression: `value` columns).
+        metadata = {"class_names": [str(c) for c in seq.class_names]} if seq.class_names else None
+        return tracking.log_model(model, data.example_inputs, metadata=metadata)
 
 
 def load_sequences(config):

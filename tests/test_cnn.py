@@ -167,8 +167,12 @@ def test_training_logs_run_metrics_and_artifacts(trained):
 def test_logged_model_predicts_on_raw_images_through_pyfunc(trained):
     pyfunc = mlflow.pyfunc.load_model(f"runs:/{trained['run'].info.run_id}/model")
     raw = (trained["data"].x_test[:5] * 255).astype("float32")
-    probabilities = np.asarray(pyfunc.predict(raw))
+    probabilities = np.asarray(pyfunc.predict(raw, params={"output": "array"}))
     assert probabilities.shape == (5, 10)
+    # By default the answer names the classes: one column per digit and the likeliest as `label`.
+    named = pyfunc.predict(raw)
+    assert list(named.columns) == [*(str(d) for d in range(10)), "label"]
+    assert named["label"].tolist() == [str(d) for d in probabilities.argmax(axis=1)]
     np.testing.assert_allclose(probabilities, trained["model"].predict(raw, verbose=0), rtol=1e-4, atol=1e-6)
     assert pyfunc.metadata.metadata["class_names"] == [str(d) for d in range(10)]
 

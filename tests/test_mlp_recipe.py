@@ -43,7 +43,7 @@ def test_default_run_logs_everything_and_predicts_on_raw_rows(tracking_uri):
 
     raw = sklearn.datasets.load_breast_cancer(as_frame=True).frame.drop(columns="target").head(6)
     model = mlflow.pyfunc.load_model(f"runs:/{result.run_id}/model")
-    from_mlflow = np.asarray(model.predict(raw)).reshape(-1)
+    from_mlflow = np.asarray(model.predict(raw, params={"output": "array"})).reshape(-1)
     direct = np.asarray(result.model({c: raw[[c]].to_numpy("float32") for c in raw})).reshape(-1)
     np.testing.assert_allclose(from_mlflow, direct, rtol=1e-5)
 

@@ -66,7 +66,8 @@ for run in mlflow.search_runs(experiment_names=["zoo"], output_format="list"):
 # The cnn's logged model predicts on raw pixels without TensorFlow.
 pixels = np.full((2, 8, 8, 1), 255.0, "float32")
 runs = mlflow.search_runs(experiment_names=["zoo"], filter_string="tags.`zoo.recipe` = 'cnn'", output_format="list")
-predicted = np.asarray(mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model").predict(pixels))
+cnn_model = mlflow.pyfunc.load_model(f"runs:/{runs[0].info.run_id}/model")
+predicted = np.asarray(cnn_model.predict(pixels, params={"output": "array"}))
 results["cnn_prediction_shape"] = list(predicted.shape)
 
 # A CSV streamed from disk (ZOO_STREAM_BYTES=0 streams any file; chunks of 64 rows span many).
@@ -84,7 +85,7 @@ assert status == 0, status
 run = mlflow.search_runs(experiment_names=["streamed"], output_format="list")[0]
 # Text categories reach the model as codes; the logged model still takes raw rows, text included.
 rows = pd.DataFrame({"row_id": [0, 1], "x": [9.0, 1.0], "level": [2, 1], "colour": ["red", "blue"]})
-served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows)
+served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(rows, params={"output": "array"})
 results["streamed"] = {
     "accuracy": run.data.metrics["test_accuracy"],
     "chunk_rows": run.data.params["data.streamed.chunk_rows"],
@@ -147,7 +148,7 @@ for recipe, cheap in (("rbm", [*cheap_rbm, "--no-classifier"]), ("gan", cheap_ga
     served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
     if recipe == "gan":
         # The logged sampler: rows of seeds in, images (0-255) out.
-        images = np.asarray(served.predict(pd.DataFrame({"seed": [0, 1]})))
+        images = np.asarray(served.predict(pd.DataFrame({"seed": [0, 1]}), params={"output": "array"}))
         results["gan"]["images"] = [list(images.shape), float(images.min()), float(images.max())]
     else:
         results["rbm"]["reconstructed"] = list(np.asarray(served.predict(np.zeros((3, 8, 8, 1), "float32"))).shape)
@@ -171,7 +172,7 @@ status = cli.main(["train", "rnn", *text, "--epochs", "3", "--tracking-uri", uri
 assert status == 0, status
 run = mlflow.search_runs(experiment_names=["text"], output_format="list")[0]
 asked = pd.DataFrame({"text": ["The film was a GREAT plot!", "The plot was a dull film."]})
-served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(asked)
+served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model").predict(asked, params={"output": "array"})
 results["text"] = {"accuracy": run.data.metrics["test_accuracy"], "served": np.asarray(served).reshape(-1).tolist()}
 
 # OCR lines from image files: read with Pillow, resized in NumPy, NumPy batches (loaded only:

@@ -22,7 +22,7 @@ SMALLER = {
 OWN = re.compile(
     r"^(zoo( tune)?: |Epoch \d+/\d+$|\d+/\d+ - \d+m?s - |run [0-9a-f]{32} finished: |wrote |"
     r"study |best trial |  trial run |best configuration |continue: |"
-    r"a request built from|an example request of|  curl -s http://127\.0\.0\.1:\d+/invocations )"
+    r"a request built from|an example request of|the answer: |  curl -s http://127\.0\.0\.1:\d+/invocations )"
 )
 HELPS = [["--help"], ["train", "--help"], ["train", "mlp", "--help"], ["train", "cnn", "--help"], ["ui", "--help"]]
 

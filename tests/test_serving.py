@@ -152,8 +152,12 @@ ROWS = [
 ]
 
 
-def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, models):
+def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, models, store):
     model, _ = models["mlp"]
+    # What `zoo serve` printed: the request, and the answer's columns.
+    printed = (store[1] / "mlp.log").read_text()
+    assert 'the answer: {"predictions": [{"0": ..., "1": ..., "label": ...}]}, one object per row' in printed
+    assert '"params": {"output": "array"}' in printed
     status, answer = invoke(servers["mlp"], {"dataframe_records": ROWS})
     assert status == 200, answer
     frame = pd.DataFrame(ROWS)
@@ -165,12 +169,23 @@ def test_the_mlp_answers_table_rows_with_text_columns_as_keras_does(servers, mod
         },
         training=False,
     )
+    # One probability per class, named by the class the run trained on (admit 0 or 1), and the label.
+    named = pd.DataFrame(answer["predictions"])
+    assert list(named.columns) == ["0", "1", "label"], answer
+    np.testing.assert_allclose(named["1"], np.asarray(expected).reshape(-1), atol=1e-5)
+    np.testing.assert_allclose(named["0"] + named["1"], 1, atol=1e-6)
+    assert named["label"].tolist() == [("1" if p > 0.5 else "0") for p in named["1"]]
+    # The model's own array, for a caller who asks for it.
+    status, answer = invoke(servers["mlp"], {"dataframe_records": ROWS, "params": {"output": "array"}})
+    assert status == 200, answer
     np.testing.assert_allclose(np.asarray(answer["predictions"]), np.asarray(expected), atol=1e-5)
+    status, answer = invoke(servers["mlp"], {"dataframe_records": ROWS, "params": {"output": "list"}})
+    assert status == 400 and "'columns' or 'array'" in answer["message"], answer
     # The same rows as dataframe_split, and an integer in the numeric column.
     split = {"columns": ["score", "city", "rank"], "data": [[1, "Oslo", 1]]}
     status, answer = invoke(servers["mlp"], {"dataframe_split": split})
     assert status == 200, answer
-    assert np.asarray(answer["predictions"]).shape == (1, 1)
+    assert len(answer["predictions"]) == 1 and answer["predictions"][0]["label"] in ("0", "1")
 
 
 @pytest.mark.parametrize(
@@ -202,9 +217,18 @@ def test_the_cnn_answers_raw_pixels_and_refuses_a_wrong_shape(servers, models):
 
     model, _ = models["cnn"]
     pixels = images.load("digits", seed=0).x_test[:4] * images.PIXEL_MAX
+    expected = np.asarray(model(pixels, training=False))
     status, answer = invoke(servers["cnn"], {"inputs": pixels.tolist()})
     assert status == 200, answer
-    np.testing.assert_allclose(np.asarray(answer["predictions"]), np.asarray(model(pixels, training=False)), atol=1e-5)
+    named = pd.DataFrame(answer["predictions"])
+    digits = [str(d) for d in range(10)]
+    assert list(named.columns) == [*digits, "label"], answer
+    np.testing.assert_allclose(named[digits].to_numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(named[digits].sum(axis=1), 1, atol=1e-5)
+    assert named["label"].tolist() == [str(d) for d in expected.argmax(axis=1)]
+    status, answer = invoke(servers["cnn"], {"inputs": pixels.tolist(), "params": {"output": "array"}})
+    assert status == 200, answer
+    np.testing.assert_allclose(np.asarray(answer["predictions"]), expected, atol=1e-5)
 
     status, answer = invoke(servers["cnn"], {"inputs": pixels[:, :7].tolist()})
     assert status == 400, answer
@@ -216,12 +240,18 @@ def test_the_gan_answers_labels_and_seeds_with_images(servers, models):
     rows = [{"label": 7, "seed": 0}, {"label": 7, "seed": 1}, {"label": 3, "seed": 0}]
     status, answer = invoke(servers["gan"], {"dataframe_records": rows})
     assert status == 200, answer
-    served = np.asarray(answer["predictions"])
+    named = pd.DataFrame(answer["predictions"])
+    assert list(named.columns) == ["seed", "label", "image"], answer
+    assert named["seed"].tolist() == [0, 1, 0] and named["label"].tolist() == [7, 7, 3]
+    served = np.asarray(named["image"].tolist())
     assert served.shape == (3, 8, 8, 1)
     assert 0 <= served.min() and served.max() <= 255
     latent = np.stack([np.random.default_rng(s).standard_normal(8) for s in (0, 1, 0)]).astype("float32")
     expected = 255 * np.asarray(gan([latent, np.array([[7], [7], [3]], "int32")], training=False))
     np.testing.assert_allclose(served, expected, atol=1e-3)
+    status, answer = invoke(servers["gan"], {"dataframe_records": rows, "params": {"output": "array"}})
+    assert status == 200, answer
+    np.testing.assert_allclose(np.asarray(answer["predictions"]), expected, atol=1e-3)
 
     status, answer = invoke(servers["gan"], {"dataframe_records": [{"label": 12, "seed": 0}]})
     assert status == 400, answer
@@ -268,8 +298,13 @@ def test_a_text_classifier_is_served_on_raw_texts(tracking_uri, tmp_path):
     ids = np.asarray(
         [[seq.vocabulary.index(w) for w in ("a", "great", "film")] + [0, 0, 0], [1, 1, 1, 0, 0, 0]], dtype="int32"
     )
-    np.testing.assert_allclose(served.predict(asked), np.asarray(model(ids)), atol=1e-6)
+    expected = np.asarray(model(ids))
+    answer = served.predict(asked)
+    assert list(answer.columns) == ["neg", "pos", "label"]
+    np.testing.assert_allclose(answer["pos"], expected.reshape(-1), atol=1e-6)
+    np.testing.assert_allclose(served.predict(asked, params={"output": "array"}), expected, atol=1e-6)
     assert served.metadata.get_input_schema().input_names() == ["text"]
+    assert served.metadata.get_output_schema().input_names() == ["neg", "pos", "label"]
 
 
 def test_a_captioner_is_served_on_images_and_answers_text(tracking_uri):
@@ -287,8 +322,29 @@ def test_the_rbm_is_served_on_binary_rows_and_answers_hidden_features(tracking_u
 
     model, data, uri = log_untrained("rbm", overrides={"hidden_units": 6})
     rows = np.asarray(data.example_inputs, dtype="float32")[:3]
-    features = mlflow.pyfunc.load_model(uri).predict(rows)
-    assert features.shape == (3, 6)
-    np.testing.assert_allclose(features, model.transform(rows), atol=1e-6)
+    served = mlflow.pyfunc.load_model(uri)
+    features = served.predict(rows)
+    assert list(features.columns) == [f"hidden_{i}" for i in range(1, 7)]
+    np.testing.assert_allclose(features.to_numpy(), model.transform(rows), atol=1e-6)
+    np.testing.assert_allclose(served.predict(rows, params={"output": "array"}), model.transform(rows), atol=1e-6)
+    # A model logged before answers were named (no `answer` in its serving.json) keeps its array.
+    from zoo import serving
+
+    np.testing.assert_allclose(serving.Tensor().predict(model, rows), model.transform(rows), atol=1e-6)
     # The Keras flavor is still there: zoo predict, zoo generate and zoo export load it.
     assert type(mlflow.keras.load_model(uri)).__name__ == "RBM"
+
+
+def test_a_regression_answers_a_value_column(tracking_uri, tmp_path):
+    import mlflow
+
+    table = _table(str(tmp_path / "scores.csv"), rows=60)
+    model, data, uri = log_untrained("mlp", {"data": table, "target": "score"}, {"hidden_units": "4"})
+    served = mlflow.pyfunc.load_model(uri)
+    rows = pd.DataFrame({"city": ["Oslo", "Lima"], "rank": [1, 3], "admit": [1, 0]})
+    answer = served.predict(rows)
+    assert list(answer.columns) == ["value"] and len(answer) == 2
+    array = served.predict(rows, params={"output": "array"})
+    assert array.shape == (2, 1)
+    np.testing.assert_allclose(answer["value"], array.reshape(-1), atol=1e-6)
+    assert served.metadata.get_output_schema().input_names() == ["value"]

@@ -355,8 +355,12 @@ def test_registered_model_predicts_on_raw_rows_like_the_logged_metric(server, ru
     frame = sklearn.datasets.load_breast_cancer(as_frame=True).frame
     # As read from a file: a fresh index (MLflow's schema check fails on a sparse one: KeyError 0).
     raw = frame.loc[splits.test.index].drop(columns="target").reset_index(drop=True)
-    probabilities = np.asarray(model.predict(raw)).reshape(-1)
+    probabilities = np.asarray(model.predict(raw, params={"output": "array"})).reshape(-1)
     accuracy = np.mean((probabilities > 0.5) == splits.labels(splits.test))
+    # By default the answer names the two classes, with the likelier one as `label`.
+    answer = model.predict(raw)
+    first, second, label = answer.columns
+    assert label == "label" and answer[label].tolist() == [(second if p > 0.5 else first) for p in probabilities]
     assert accuracy == pytest.approx(client.get_run(runs["mlp"]).data.metrics["test_accuracy"], abs=1e-6)
 
 

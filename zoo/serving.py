@@ -8,13 +8,22 @@ A logged model carries two MLflow flavors over one `data/model.keras` file:
   the Keras model takes and its answer into what a person wants back.
 
 An adapter (`data/serving.json` names its kind and settings) knows one kind of raw input:
-- `tensor`: an array (`{"inputs": ...}`: pixels 0-255, digit rows, frames, binary RBM rows) in,
-  the model's output (probabilities, values, RBM hidden features) out;
+- `tensor`: an array (`{"inputs": ...}`: pixels 0-255, digit rows, frames, binary RBM rows) in;
 - `table`: table rows (`dataframe_records` / `dataframe_split`), numbers and text categories as
-  in the CSV, in; class probabilities or values out;
-- `text`: a `text` column of raw strings in; class probabilities out;
-- `caption`: images in; a `caption` column of strings out;
-- `generator`: rows of `label` (conditional GANs) and `seed` in; images, pixels 0-255, out.
+  in the CSV, in;
+- `text`: a `text` column of raw strings in;
+- `caption`, `ocr`: images in; `forecast`: windows in;
+- `generator`: rows of `label` (conditional GANs) and `seed` in.
+
+The answer names what it holds, one row per request row (README's serving table lists them):
+a classifier answers one probability column per class, named by the class names it trained on
+(saved in `serving.json`), and `label`, the most probable class; a regression `value` (`value_1`
+... for several outputs); the RBM `hidden_1` ... ; the generator `seed`, `label` and `image`;
+the captioner `caption`; OCR `text` and `confidence`; a forecaster `forecast_1` ... with
+`lower_h`/`upper_h` where it has an interval. Per-step outputs (many-to-many) stay an array
+(batch, steps, classes). A caller who wants the model's array passes the param `output="array"`
+(`predict(rows, params={"output": "array"})`, or `"params": {"output": "array"}` in the JSON
+body): the Keras model's output as it is (the generator's scaled to pixels 0-255).
 
 Vectorization of texts lives in the adapter (the vocabulary is in `serving.json`), so a served
 text classifier takes sentences while the Keras model keeps taking token ids, as it trains.
@@ -41,6 +50,9 @@ class Adapter:
     """Turns a request into the Keras model's inputs and its outputs into the response."""
 
     kind = ""
+    # What a model logged before answers were named gives without the param (its serving.json has
+    # no `answer`): its array, which its signature promises; captions, OCR and forecasts were named.
+    former_answer = "array"
 
     def __init__(self, **settings):
         self.settings = settings
@@ -49,23 +61,90 @@ class Adapter:
         """Return what `model` takes for the request `data`; raise `MlflowException` for a bad one."""
         raise NotImplementedError
 
-    def outputs(self, model, raw, data):
+    def array(self, model, raw, data):
+        """The answer to `output="array"`: the model's output."""
         return np.asarray(raw)
 
-    def signature(self, model, example):
-        """The MLflow signature: the request and response the adapter takes and gives."""
+    def columns(self, array, data):
+        """The named answer: a DataFrame, one row per request row (an array where none fits)."""
+        import pandas as pd
+
+        if array.ndim != 2:
+            return array  # per-step outputs (many-to-many): (batch, steps, classes)
+        classes = self.settings.get("classes")
+        if classes:
+            return class_columns(array, classes)
+        prefix = self.settings.get("columns", "value")
+        names = [prefix] if array.shape[1] == 1 else [f"{prefix}_{i}" for i in range(1, array.shape[1] + 1)]
+        return pd.DataFrame(array.astype("float64"), columns=names)
+
+    def input_schema(self, model, example):
+        """The MLflow schema of the request the adapter takes."""
         raise NotImplementedError
 
-    def predict(self, model, data):
+    def signature(self, model, example):
+        """The MLflow signature: the request the adapter takes, the named answer, the `output` param."""
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import ParamSchema, ParamSpec
+
+        params = ParamSchema([ParamSpec(OUTPUT_PARAM, "string", COLUMNS)])
+        answer = self.predict(model, example)
+        return ModelSignature(self.input_schema(model, example), answer_schema(answer), params)
+
+    def predict(self, model, data, params=None):
         import keras
 
+        wanted = (params or {}).get(OUTPUT_PARAM, self.settings.get("answer", self.former_answer))
+        if wanted not in (COLUMNS, ARRAY):
+            raise _bad(f"The param {OUTPUT_PARAM!r} takes {COLUMNS!r} or {ARRAY!r}. Received: {wanted!r}")
         inputs = self.inputs(model, data)
         first = next(iter(inputs.values())) if isinstance(inputs, dict) else inputs
         if not len(first):
             # Keras' layers fail on a batch of none (an LSTM's "Biases must be 1D").
             raise _bad("The request holds no rows: send at least one.")
         raw = keras.ops.convert_to_numpy(model(inputs, training=False))
-        return self.outputs(model, raw, data)
+        array = self.array(model, raw, data)
+        return array if wanted == ARRAY else self.columns(array, data)
+
+
+# The pyfunc param that picks the answer: named columns (default) or the model's array.
+OUTPUT_PARAM, COLUMNS, ARRAY = "output", "columns", "array"
+LABEL = "label"
+
+
+def class_columns(probabilities, classes):
+    """One probability column per class, named by the class names, and `label`, the likeliest class.
+
+    A sigmoid's single column is the probability of the second of two classes. A class named
+    `label` keeps its column; the likeliest class is then `predicted_label`.
+    """
+    import pandas as pd
+
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.shape[1] == 1 and len(classes) == 2:
+        probabilities = np.concatenate([1 - probabilities, probabilities], axis=1)
+    names = [str(name) for name in classes]
+    frame = pd.DataFrame(probabilities, columns=names)
+    frame[LABEL if LABEL not in names else f"predicted_{LABEL}"] = np.asarray(names, dtype=object)[
+        probabilities.argmax(axis=1)
+    ]
+    return frame
+
+
+def answer_schema(answer):
+    """The MLflow schema of an answer: a column per DataFrame column, or one tensor."""
+    from mlflow.types.schema import Schema, TensorSpec
+
+    if hasattr(answer, "columns"):
+        import warnings
+
+        from mlflow.types.utils import _infer_schema
+
+        with warnings.catch_warnings():
+            # MLflow's hint that an integer column cannot hold a missing value: `seed` never does.
+            warnings.simplefilter("ignore", UserWarning)
+            return _infer_schema(answer)
+    return Schema([TensorSpec(answer.dtype, (-1, *answer.shape[1:]))])
 
 
 def _bad(message):
@@ -143,16 +222,11 @@ class Tensor(Adapter):
         _refuse_nonfinite(array, "The inputs")
         return array
 
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
+    def input_schema(self, model, example):
         from mlflow.types.schema import Schema, TensorSpec
 
         example = np.asarray(example, dtype="float32")
-        outputs = self.predict(model, example)
-        return ModelSignature(
-            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
-            Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]),
-        )
+        return Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))])
 
 
 class Table(Adapter):
@@ -205,18 +279,17 @@ class Table(Adapter):
             inputs[column] = cells.to_numpy(dtype=dtype).reshape(-1, 1)
         return inputs
 
-    def predict(self, model, data):
+    def predict(self, model, data, params=None):
         import warnings
 
         with warnings.catch_warnings():
             # Keras warns on every call that a column name ('mean radius') is not its input's
             # name ('mean_radius'); the inputs are matched all the same.
             warnings.filterwarnings("ignore", message="When providing `inputs` as a dict", category=UserWarning)
-            return super().predict(model, data)
+            return super().predict(model, data, params)
 
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+    def input_schema(self, model, example):
+        from mlflow.types.schema import ColSpec, DataType, Schema
 
         columns = []
         for column, spec in self.settings["features"].items():
@@ -225,8 +298,7 @@ class Table(Adapter):
             else:
                 kind = DataType.string if spec["dtype"] == "string" else DataType.long
             columns.append(ColSpec(kind, column))
-        outputs = self.predict(model, example)
-        return ModelSignature(Schema(columns), Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]))
+        return Schema(columns)
 
     @staticmethod
     def example_frame(example_inputs):
@@ -256,15 +328,10 @@ class Text(Adapter):
         texts = ["" if isinstance(text, float) and text != text else str(text) for text in frame[self.column]]
         return text_ids.encode(text_ids.tokenize(texts), self.settings["vocabulary"], self.settings["sequence_length"])
 
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+    def input_schema(self, model, example):
+        from mlflow.types.schema import ColSpec, DataType, Schema
 
-        outputs = self.predict(model, example)
-        return ModelSignature(
-            Schema([ColSpec(DataType.string, self.column)]),
-            Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]),
-        )
+        return Schema([ColSpec(DataType.string, self.column)])
 
 
 class Caption(Tensor):
@@ -274,23 +341,14 @@ class Caption(Tensor):
     """
 
     kind = "caption"
+    former_answer = "columns"
 
-    def outputs(self, model, raw, data):
+    def columns(self, array, data):
         import pandas as pd
 
         from zoo.datasets import sequences
 
-        return pd.DataFrame({"caption": sequences.decode_tokens(raw.argmax(-1), self.settings["vocabulary"])})
-
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
-
-        example = np.asarray(example, dtype="float32")
-        return ModelSignature(
-            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
-            Schema([ColSpec(DataType.string, "caption")]),
-        )
+        return pd.DataFrame({"caption": sequences.decode_tokens(array.argmax(-1), self.settings["vocabulary"])})
 
 
 class Lines(Tensor):
@@ -302,24 +360,15 @@ class Lines(Tensor):
     """
 
     kind = "ocr"
+    former_answer = "columns"
 
-    def outputs(self, model, raw, data):
+    def columns(self, array, data):
         import pandas as pd
 
         from zoo.models import crnn
 
-        texts, confidences = crnn.decode(raw, self.settings["alphabet"])
+        texts, confidences = crnn.decode(array, self.settings["alphabet"])
         return pd.DataFrame({"text": texts, "confidence": np.asarray(confidences, dtype="float64")})
-
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
-
-        example = np.asarray(example, dtype="float32")
-        return ModelSignature(
-            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
-            Schema([ColSpec(DataType.string, "text"), ColSpec(DataType.double, "confidence")]),
-        )
 
 
 class Generator(Adapter):
@@ -332,6 +381,16 @@ class Generator(Adapter):
     kind = "generator"
 
     def inputs(self, model, data):
+        seeds, labels = self.rows(data)
+        latent = np.stack(
+            [np.random.default_rng(int(seed)).standard_normal(self.settings["latent_dim"]) for seed in seeds]
+        ).astype("float32")
+        if labels is None:
+            return latent
+        return {"latent": latent, "label": labels.astype("int32").reshape(-1, 1)}
+
+    def rows(self, data):
+        """(seeds as ints, labels as an int64 array or None) of the request's rows."""
         import pandas as pd
 
         classes = self.settings["num_classes"]
@@ -346,11 +405,9 @@ class Generator(Adapter):
         seeds = seeds.fillna(pd.Series(np.arange(len(frame)), index=seeds.index))
         if not len(seeds):
             raise _bad("The request holds no rows: send at least one.")
-        latent = np.stack(
-            [np.random.default_rng(int(seed)).standard_normal(self.settings["latent_dim"]) for seed in seeds]
-        ).astype("float32")
+        seeds = [int(seed) for seed in seeds]  # Python ints: 2**63 - 1 does not fit int64 after float64
         if not classes:
-            return latent
+            return seeds, None
         labels = _whole_numbers(frame["label"], "label", f"class numbers 0 to {classes - 1}", None, None)
         if labels.isna().any():
             raise _bad(f"Column 'label' takes class numbers 0 to {classes - 1}; a row has none.")
@@ -358,22 +415,31 @@ class Generator(Adapter):
         bad = labels[(labels < 0) | (labels >= classes)]
         if len(bad):
             raise _bad(f"Label {bad[0]:g} is out of range: this generator knows labels 0 to {classes - 1}.")
-        return {"latent": latent, "label": labels.astype("int32").reshape(-1, 1)}
+        return seeds, labels.astype("int64")
 
-    def outputs(self, model, raw, data):
+    def array(self, model, raw, data):
         from zoo.datasets import images
 
         return (raw * images.PIXEL_MAX).astype("float32")
 
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
+    def columns(self, array, data):
+        """`seed` (the latent vector's), `label` (conditional) and `image` (height x width x channels)."""
+        import pandas as pd
+
+        seeds, labels = self.rows(data)
+        frame = pd.DataFrame({"seed": seeds})
+        if labels is not None:
+            frame[LABEL] = labels
+        frame["image"] = list(array.astype("float64"))
+        return frame
+
+    def input_schema(self, model, example):
+        from mlflow.types.schema import ColSpec, DataType, Schema
 
         columns = [ColSpec(DataType.long, "seed", required=False)]
         if self.settings["num_classes"]:
             columns.insert(0, ColSpec(DataType.long, "label"))
-        outputs = self.predict(model, example)
-        return ModelSignature(Schema(columns), Schema([TensorSpec(outputs.dtype, (-1, *outputs.shape[1:]))]))
+        return Schema(columns)
 
     def example(self, count=4):
         import pandas as pd
@@ -393,11 +459,12 @@ class Forecast(Tensor):
     """
 
     kind = "forecast"
+    former_answer = "columns"
 
-    def outputs(self, model, raw, data):
+    def columns(self, array, data):
         import pandas as pd
 
-        values = np.asarray(raw, dtype="float64")[:, -1, :]
+        values = np.asarray(array, dtype="float64")[:, -1, :]
         steps = range(1, values.shape[1] + 1)
         columns = {f"forecast_{h}": values[:, h - 1] for h in steps}
         interval = self.settings.get("interval")
@@ -406,17 +473,6 @@ class Forecast(Tensor):
             columns |= {f"lower_{h}": values[:, h - 1] - half[h - 1] for h in steps}
             columns |= {f"upper_{h}": values[:, h - 1] + half[h - 1] for h in steps}
         return pd.DataFrame(columns)
-
-    def signature(self, model, example):
-        from mlflow.models import ModelSignature
-        from mlflow.types.schema import ColSpec, DataType, Schema, TensorSpec
-
-        example = np.asarray(example, dtype="float32")
-        outputs = self.predict(model, example)
-        return ModelSignature(
-            Schema([TensorSpec(np.dtype("float32"), (-1, *example.shape[1:]))]),
-            Schema([ColSpec(DataType.double, column) for column in outputs.columns]),
-        )
 
 
 def _whole_numbers(values, column, takes, low, high):
@@ -470,8 +526,7 @@ class ServedModel:
         self.adapter = adapter
 
     def predict(self, data, params=None):
-        del params
-        return self.adapter.predict(self.model, data)
+        return self.adapter.predict(self.model, data, params)
 
     def get_raw_model(self):
         return self.model
@@ -578,6 +633,8 @@ def log_model(model, adapter, example, metadata=None):
     import zoo
 
     metadata = {**(metadata or {}), "zoo_serving": adapter.kind, "zoo_version": zoo.__version__}
+    name_classes(adapter, model, example, metadata.get("class_names"))
+    adapter.settings["answer"] = COLUMNS
     return mlflow.models.Model.log(
         artifact_path=None,
         name="model",
@@ -593,6 +650,20 @@ def log_model(model, adapter, example, metadata=None):
         # The loader is this package: it must be installed where the model is served (--env-manager local).
         pip_requirements=[*_backend_requirements(), f"keras=={keras.__version__}"],
     )
+
+
+def name_classes(adapter, model, example, class_names):
+    """Save `class_names` in the adapter's settings where they name the model's output columns.
+
+    A classifier's answer is then one probability column per class name and `label`; the names
+    travel in `serving.json`. A generator's class names name its inputs, and per-step outputs
+    (many-to-many) stay arrays: neither is changed.
+    """
+    if not class_names or adapter.kind not in ("tensor", "table", "text") or "classes" in adapter.settings:
+        return
+    width = adapter.predict(model, example, {OUTPUT_PARAM: ARRAY}).shape
+    if len(width) == 2 and (width[1] == len(class_names) or (width[1] == 1 and len(class_names) == 2)):
+        adapter.settings["classes"] = [str(name) for name in class_names]
 
 
 def first_rows(example, count=1):
@@ -625,6 +696,26 @@ def example_request(model_uri):
                 return json.dumps(json.load(handle), separators=(",", ":"))
     except (MlflowException, OSError, ValueError):
         return None
+
+
+def answer_layout(signature):
+    """What the server answers, in a line or two from the model's signature, or None without one.
+
+    e.g. 'the answer: {"predictions": [{"0": ..., "1": ..., "label": ...}]}, one object per row; ...'
+    """
+    outputs = getattr(signature, "outputs", None)
+    if outputs is None:
+        return None
+    if outputs.has_input_names():
+        names = outputs.input_names()
+        shown = ", ".join(f'"{name}": ...' for name in names[:6]) + (", ..." if len(names) > 6 else "")
+        answer = f'the answer: {{"predictions": [{{{shown}}}]}}, one object per row'
+    else:
+        answer = 'the answer: {"predictions": [...]}, an array with one entry per row'
+    params = getattr(signature, "params", None)
+    if params is not None and OUTPUT_PARAM in [param.name for param in params.params]:
+        answer += f'; add "params": {{"{OUTPUT_PARAM}": "{ARRAY}"}} to the body for the model\'s array'
+    return answer
 
 
 def _backend_requirements():

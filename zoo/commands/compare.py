@@ -60,28 +60,19 @@ def run(args):
     """Print the comparison table for parsed `zoo compare` arguments; return the exit status."""
     from zoo import status
 
-    # MLflow's client and its SQLite store take seconds to import: say so first (in a terminal).
-    status.step(f"compare: reading the runs of experiment '{args.experiment}' with MLflow's client")
-    import mlflow
-
-    from zoo import tracking
-
     if args.limit < 1:
         raise ZooError(f"--limit must be at least 1. Received: {args.limit}")
-    _check_local_store(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
-    uri = tracking.configure(args.tracking_uri)
-    client = mlflow.MlflowClient(uri)
-    experiment = client.get_experiment_by_name(args.experiment)
-    if experiment is None:
-        names = [e.name for e in client.search_experiments()]
-        raise ZooError(
-            f"No experiment '{args.experiment}' in {uri}.{closest(args.experiment, names)} "
-            f"Experiments: {', '.join(names) or 'none yet (train a recipe first)'}."
-        )
-    query = "attributes.status = 'FINISHED'"
-    if args.recipe:
-        query += f" and tags.`zoo.recipe` = '{args.recipe}'"
-    runs = client.search_runs([experiment.experiment_id], filter_string=query, max_results=1000)
+    given = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    _check_local_store(given)
+    # A local SQLite store is read with sqlite3 in milliseconds; MLflow's client takes seconds to
+    # import, and answers for any other store, or where the quick reader is unsure.
+    status.step(f"compare: reading the runs of experiment '{args.experiment}'")
+    from zoo.tracking import sqlite_runs
+
+    runs = sqlite_runs.finished_runs(given, args.experiment, args.recipe)
+    uri = given or "sqlite:///mlflow.db"
+    if runs is None:
+        uri, runs = _client_runs(args)
     # A study's parent run holds its trials' summary, not a training of its own.
     runs = [r for r in runs if r.data.tags.get("zoo.tune") != "study"]
     if not runs:
@@ -96,6 +87,27 @@ def run(args):
     else:
         print(export(ranked, metric, fmt))
     return 0
+
+
+def _client_runs(args):
+    """(tracking URI, finished runs of the experiment) through MLflow's client, lost runs repaired on the way."""
+    import mlflow
+
+    from zoo import tracking
+
+    uri = tracking.configure(args.tracking_uri)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(args.experiment)
+    if experiment is None:
+        names = [e.name for e in client.search_experiments()]
+        raise ZooError(
+            f"No experiment '{args.experiment}' in {uri}.{closest(args.experiment, names)} "
+            f"Experiments: {', '.join(names) or 'none yet (train a recipe first)'}."
+        )
+    query = "attributes.status = 'FINISHED'"
+    if args.recipe:
+        query += f" and tags.`zoo.recipe` = '{args.recipe}'"
+    return uri, client.search_runs([experiment.experiment_id], filter_string=query, max_results=1000)
 
 
 def _check_local_store(uri):
@@ -135,7 +147,7 @@ def rank(runs, metric=None):
     """Return the runs best first on `metric` (default: see `tracking.main_metric`).
 
     Then the search trials that have no test metric, best first on their validation metric
-    (`objective_*`); then the other runs without the metric, newest first.
+    (`objective_*`); then the other runs without the metric (or with NaN), newest first.
     """
     from zoo import tracking
 
@@ -144,12 +156,19 @@ def rank(runs, metric=None):
     if metric is None:
         return newest_first
     sign = -1 if tracking.greater_is_better(metric) else 1
-    scored = [run for run in newest_first if metric in run.data.metrics]
+    scored = [run for run in newest_first if _scored(run, metric)]
     scored.sort(key=lambda run: sign * run.data.metrics[metric])
     trials = [run for run in newest_first if metric not in run.data.metrics and _validation(run)[0]]
     trials.sort(key=lambda run: (-1 if tracking.greater_is_better(_validation(run)[0]) else 1) * _validation(run)[1])
-    rest = [run for run in newest_first if metric not in run.data.metrics and not _validation(run)[0]]
+    # A NaN (a diverged run) is no score: it would sort anywhere, even first.
+    chosen = {id(run) for run in scored + trials}
+    rest = [run for run in newest_first if id(run) not in chosen]
     return scored + trials + rest
+
+
+def _scored(run, metric):
+    value = run.data.metrics.get(metric)
+    return value is not None and value == value
 
 
 def _validation(run):
@@ -216,7 +235,7 @@ def rows(runs, metric=None):
             *(run.data.params.get(n, "") for n in params),
         ]
         table.append(row)
-    if runs and metric and metric in runs[0].data.metrics:
+    if runs and metric and _scored(runs[0], metric):
         best.add(0)  # ranked first on the test metric
     first_trial = next(
         (i for i, run in enumerate(runs) if metric not in run.data.metrics and _validation(run)[0]), None

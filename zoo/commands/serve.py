@@ -7,6 +7,10 @@ and `GET /health`; what a request holds depends on the technique (`zoo serve` pr
     zoo serve models:/zoo-mlp@champion --port 5001
     curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' \\
         -d '{"dataframe_records": [{"gre": 380, "gpa": 3.61, "rank": 3}]}'
+    {"predictions": [{"0": 0.71, "1": 0.29, "label": "0"}]}
+
+The answer names its columns (a classifier: one probability per class and `label`; `zoo serve`
+prints them); `"params": {"output": "array"}` in the body gives the model's array instead.
 
 It runs `mlflow models serve --env-manager local` with this interpreter's scripts folder first on
 PATH: MLflow starts `uvicorn` from PATH, which fails (exit 127) when the virtual environment is not
@@ -122,6 +126,13 @@ def server_command(uri, port, workers=1):
     env = dict(os.environ)
     env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
     env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    import zoo
+
+    # The model's loader is `zoo.serving`: the server must import this zoo. Its uvicorn may be the
+    # base interpreter's (see above), where another checkout of the zoo can be installed.
+    source = os.path.dirname(os.path.dirname(os.path.abspath(zoo.__file__)))
+    if os.path.basename(source) not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     return command, env
 
 
@@ -156,6 +167,9 @@ def _serve(args):
     note = "a request built from the model's input example" if body else "an example request of its kind"
     body = body or serving.REQUESTS.get(kind, '{"inputs": [...]}')
     print(f"{note}:\n  curl -s {url} -H 'Content-Type: application/json' -d '{body}'", flush=True)
+    answer = serving.answer_layout(info.signature)
+    if answer:
+        print(answer, flush=True)
     from zoo import server_log
 
     ready = f"zoo: ready: {url} answers (GET /health, POST /invocations)"
