@@ -76,6 +76,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, help="most epochs per run (default: the recipe's)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every run, as `zoo train --set`"
+    )
     args = parser.parse_args(argv)
     if args.json:
         args.json = os.path.abspath(args.json)
@@ -104,7 +107,8 @@ def main(argv=None):
                 }
                 if args.epochs:
                     options["epochs"] = args.epochs
-                result = training.train(cell, options)
+                settings = dict(pair.split("=", 1) for pair in args.set)
+                result = training.train(cell, options, settings)
                 m = result.metrics
                 import mlflow
 
