@@ -21,6 +21,7 @@ Exits 1 when a target is missed.
     python benchmarks/forecast_series.py                            # every series, cells lstm,gru
     python benchmarks/forecast_series.py --series nile,co2 --cells gru
     python benchmarks/forecast_series.py --json figures.json
+    python benchmarks/forecast_series.py --series elnino --set members=1   # one network, not five
 """
 
 import argparse

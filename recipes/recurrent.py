@@ -12,8 +12,9 @@ Datasets, offline by default:
   per frame); forecasting: `--dataset sunspots` (yearly sunspot numbers from statsmodels) or a CSV
   series of yours (`--data series.csv --target COLUMN [--time-column COL] [--features COL,...]`),
   the next `--horizon` values from a `--window` of past ones, split by time, scaled inside the
-  model, judged per horizon step against persistence, seasonal naive (`--season`) and a ridge
-  autoregression; `--dataset goog`, the Google share price, a near random walk no model beats.
+  model (five networks averaged, each beside a linear autoregression), judged per horizon step
+  against persistence, seasonal naive (`--season`) and a ridge autoregression; `--dataset goog`,
+  the Google share price, a near random walk no model beats.
 - `--mode one_to_many`: `digit_captions`, a digit scan in, its English name out character by
   character, decoded greedily (exact-match rate of the decoded captions).
 What it shows: the same cells in the three configurations, masking of padded steps, teacher forcing
