@@ -21,6 +21,7 @@ Exits 1 when a target is missed.
     python benchmarks/forecast_series.py                            # every series, cells lstm,gru
     python benchmarks/forecast_series.py --series nile,co2 --cells gru
     python benchmarks/forecast_series.py --json figures.json
+    python benchmarks/forecast_series.py --series elnino --set members=1   # one network, not five
 """
 
 import argparse
@@ -76,6 +77,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--epochs", type=int, help="most epochs per run (default: the recipe's)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every run, as `zoo train --set`"
+    )
     args = parser.parse_args(argv)
     if args.json:
         args.json = os.path.abspath(args.json)
@@ -104,7 +108,8 @@ def main(argv=None):
                 }
                 if args.epochs:
                     options["epochs"] = args.epochs
-                result = training.train(cell, options)
+                settings = dict(pair.split("=", 1) for pair in args.set)
+                result = training.train(cell, options, settings)
                 m = result.metrics
                 import mlflow
 

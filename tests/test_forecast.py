@@ -142,6 +142,10 @@ def test_forecast_run_beats_persistence_logs_baselines_and_predicts(run_cli, tra
         tmp_path / "out",
         "--set",
         "units=16",
+        # One network, not the default five: the ensemble has its own test (test_forecast_methods.py)
+        # and five cost 2.5-4.5x this test's time.
+        "--set",
+        "members=1",
         "--set",
         "learning_rate=0.01",
     )

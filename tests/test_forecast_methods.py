@@ -78,6 +78,45 @@ def test_a_transformed_model_takes_raw_values_and_survives_saving(tmp_path):
         )
 
 
+def test_an_ensemble_returns_its_members_mean_and_trains_each_on_its_own_error(tmp_path):
+    model = zoo.get(
+        "gru",
+        mode="many_to_many",
+        input_shape=(8, 1),
+        task="regression",
+        num_outputs=2,
+        units=(8,),
+        bidirectional=False,
+        dropout=0.0,
+        members=3,
+        linear_lags=8,
+    )
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 8, 1)).astype("float32")
+    y = rng.normal(size=(16, 8, 2)).astype("float32")
+    # Members start apart (their own initial weights), so a mean of equal members would not pass.
+    model.get_layer("member2_linear_ar").set_weights([np.full((8, 1, 2), 0.3, "float32"), np.zeros(2, "float32")])
+    heads = [
+        np.asarray(keras.Model(model.input, model.get_layer(f"member{k}_add_linear_ar").output)(x)) for k in (1, 2, 3)
+    ]
+    got = np.asarray(model(x))
+    assert np.abs(heads[0] - heads[1]).max() > 0.1
+    np.testing.assert_allclose(got, np.mean(heads, axis=0), atol=1e-6)
+    # The loss is the average of the members' own squared errors, not the squared error of their mean.
+    loss = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    assert loss == pytest.approx(np.mean([np.mean((h - y) ** 2) for h in heads]), rel=1e-5)
+    assert loss > np.mean((got - y) ** 2) + 1e-4
+    # Causal: a change at the last step leaves every earlier step's forecast alone (the linear lags too).
+    moved = x.copy()
+    moved[:, -1] += 5.0
+    np.testing.assert_allclose(np.asarray(model(moved))[:, :-1], got[:, :-1], atol=1e-6)
+    path = tmp_path / "members.keras"
+    model.save(path)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)(x)), got, atol=1e-6)
+    with pytest.raises(zoo.ZooError, match="members=3 averages regression"):
+        zoo.get("gru", mode="many_to_one", input_shape=(8, 1), members=3)
+
+
 def test_auto_never_keeps_levels_that_leave_the_training_range():
     rng = np.random.default_rng(1)
     t = np.arange(300)
@@ -120,6 +159,10 @@ def test_a_linear_trend_above_the_training_range_beats_persistence(run_cli, trac
         "16",
         "--set",
         "units=16",
+        # One network, not the default five: the ensemble has its own test (test_forecast_methods.py)
+        # and five cost 2.5-4.5x this test's time.
+        "--set",
+        "members=1",
         "--set",
         "learning_rate=0.01",
     )

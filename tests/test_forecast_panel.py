@@ -89,6 +89,10 @@ def test_one_global_network_beats_persistence_summed_over_series(run_cli, tracki
         tmp_path / "out",
         "--set",
         "units=16",
+        # One network, not the default five: the ensemble has its own test (test_forecast_methods.py)
+        # and five cost 2.5-4.5x this test's time.
+        "--set",
+        "members=1",
         "--set",
         "learning_rate=0.01",
     )

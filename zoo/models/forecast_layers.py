@@ -52,3 +52,24 @@ class AddReference(keras.layers.Layer):
 
     def get_config(self):
         return super().get_config() | {"horizon": self.horizon, "season": self.season}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MemberMean(keras.layers.Layer):
+    """The mean of several members' outputs, trained as if each member trained on its own.
+
+    The model's loss is the squared error of the mean; this layer adds the members' mean squared
+    spread around it, and the two sum to the average of the members' own squared errors (for each
+    value, mean((y_k - t)^2) = (mean_k y_k - t)^2 + mean((y_k - mean_k y_k)^2)). So each member's
+    gradient is that of its own error, as in an ensemble of networks trained apart (N-BEATS averages
+    such members), while serving sees one model and one output.
+    """
+
+    def call(self, members):
+        stacked = ops.stack(members, axis=0)
+        mean = ops.mean(stacked, axis=0)
+        self.add_loss(ops.mean(ops.square(stacked - mean)))
+        return mean
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]

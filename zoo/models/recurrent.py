@@ -76,6 +76,12 @@ _DOC = """Build a {title} network in one of the three sequence configurations.
             the seasonal-naive forecast (needs reference_season). input_*/output_* then hold the statistics
             of the changes and residuals (`zoo.forecast_transforms`).
         reference_season: season length in steps for target_transform="seasonal".
+        members: many_to_one and many_to_many regression: how many networks (recurrent layers and
+            head, each from its own initial weights) read the same scaled inputs; the model returns
+            their mean and trains each member on its own error (`forecast_layers.MemberMean`).
+        linear_lags: many_to_many float sequences: above 0, each member's output adds a linear
+            autoregression on the last linear_lags scaled steps (a causal convolution: LSTNet's
+            highway), so the network only learns what a linear model misses.
 
     Returns:
         A `keras.Model` named `{name}_<mode>`.
@@ -114,6 +120,8 @@ def _make_builder(cell, default_units):
         output_std: tuple[float, ...] = (),
         target_transform: typing.Literal["none", "diff", "seasonal"] = "none",
         reference_season: int = 0,
+        members: int = 1,
+        linear_lags: int = 0,
     ):
         return build(
             cell,
@@ -132,6 +140,8 @@ def _make_builder(cell, default_units):
             output_steps=output_steps,
             scaling=(input_mean, input_std, output_mean, output_std),
             transform=(target_transform, reference_season),
+            members=members,
+            linear_lags=linear_lags,
         )
 
     builder.__name__ = builder.__qualname__ = cell
@@ -231,6 +241,8 @@ def build(
     output_steps,
     scaling=((), (), (), ()),
     transform=("none", 0),
+    members=1,
+    linear_lags=0,
 ):
     """Build the network of `cell` (rnn, lstm or gru); see the registered builders."""
     if mode not in MODES:
@@ -246,6 +258,18 @@ def build(
         bidirectional = mode != "one_to_many"
     _check_scaling(mode, task, vocabulary_size, input_shape, num_outputs, *scaling)
     _check_transform(mode, task, vocabulary_size, input_shape, *transform)
+    check_range("members", members, low=1)
+    if members > 1 and (mode == "one_to_many" or task != "regression"):
+        raise ZooError(
+            f"members={members} averages regression outputs (many_to_one, many_to_many); "
+            f"mode is {mode!r} and task {task!r}. Pass members=1."
+        )
+    check_range("linear_lags", linear_lags, low=0)
+    if linear_lags and (mode != "many_to_many" or vocabulary_size > 0):
+        raise ZooError(
+            f"linear_lags={linear_lags} adds a linear autoregression to every step of a float many_to_many "
+            f"sequence; mode is {mode!r}{' with token inputs' if vocabulary_size else ''}. Pass linear_lags=0."
+        )
     if mode == "one_to_many":
         return _one_to_many(
             cell,
@@ -274,6 +298,8 @@ def build(
         embedding_dim,
         scaling,
         transform,
+        members,
+        linear_lags,
     )
 
 
@@ -334,6 +360,8 @@ def _sequence_model(
     embedding_dim,
     scaling,
     transform=("none", 0),
+    members=1,
+    linear_lags=0,
 ):
     tokens = vocabulary_size > 0
     expected = 1 if tokens else 2
@@ -373,26 +401,50 @@ def _sequence_model(
                 mean=_values(input_mean), variance=_values(input_std) ** 2, name="scale_inputs"
             )(x)
 
+    scaled = x
+
     # === Step encoder: the same Dense layers read every step ===
     for index, width in enumerate(step_units, start=1):
         x = keras.layers.Dense(width, activation="relu", name=f"step_dense{index}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"step_dropout{index}")(x)
 
-    # === Recurrent layers ===
-    for index, width in enumerate(units, start=1):
-        last = index == len(units)
-        layer = _CELLS[cell](
-            width, dropout=dropout, return_sequences=(mode == "many_to_many" or not last), name=f"{cell}{index}"
-        )
-        if bidirectional:
-            layer = keras.layers.Bidirectional(layer, name=f"bidirectional{index}")
-        x = layer(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    # === Recurrent layers and head, once per member ===
+    heads = []
+    for member in range(1, members + 1):
+        prefix = f"member{member}_" if members > 1 else ""
+        y = x
+        for index, width in enumerate(units, start=1):
+            last = index == len(units)
+            layer = _CELLS[cell](
+                width,
+                dropout=dropout,
+                return_sequences=(mode == "many_to_many" or not last),
+                name=f"{prefix}{cell}{index}",
+            )
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer, name=f"{prefix}bidirectional{index}")
+            y = layer(y)
+        if dropout:
+            y = keras.layers.Dropout(dropout, name=f"{prefix}head_dropout")(y)
+        head = _head(y, task, num_outputs, name=f"{prefix}predictions")
+        if linear_lags:
+            linear = keras.layers.Conv1D(
+                num_outputs,
+                linear_lags,
+                padding="causal",
+                kernel_initializer="zeros",
+                name=f"{prefix}linear_ar",
+                dtype="float32",
+            )(scaled)
+            head = keras.layers.Add(name=f"{prefix}add_linear_ar", dtype="float32")([head, linear])
+        heads.append(head)
+    if members > 1:
+        from zoo.models import forecast_layers
 
-    # === Head ===
-    outputs = _head(x, task, num_outputs)
+        outputs = forecast_layers.MemberMean(name="member_mean", dtype="float32")(heads)
+    else:
+        outputs = heads[0]
     output_mean, output_std = scaling[2], scaling[3]
     if output_mean:
         outputs = keras.layers.Normalization(
@@ -488,12 +540,12 @@ def _check_outputs(task, num_outputs):
         raise ZooError(f"multiclass needs num_outputs >= 2 classes. Received: num_outputs={num_outputs}")
 
 
-def _head(x, task, num_outputs):
+def _head(x, task, num_outputs, name="predictions"):
     if task == "binary":
-        return keras.layers.Dense(1, activation="sigmoid", name="predictions", dtype="float32")(x)
+        return keras.layers.Dense(1, activation="sigmoid", name=name, dtype="float32")(x)
     if task == "multiclass":
-        return keras.layers.Dense(num_outputs, activation="softmax", name="predictions", dtype="float32")(x)
-    return keras.layers.Dense(num_outputs, name="predictions", dtype="float32")(x)
+        return keras.layers.Dense(num_outputs, activation="softmax", name=name, dtype="float32")(x)
+    return keras.layers.Dense(num_outputs, name=name, dtype="float32")(x)
 
 
 def _objective(task):
