@@ -270,6 +270,10 @@ BUDGET_LARGE = {
     "tests/test_backends.py::test_backend_option_trains_on_jax_and_the_run_records_it",
     # run_all's table: test_a_script_run_with_an_impossible_target_exits_1 still runs a script.
     "tests/test_benchmarks.py::test_runner_writes_the_table_for_a_quick_subset",
+    # Concurrent first use of a new SQLite store, every epoch's metrics recorded: the two tune
+    # workers of test_tune.py::test_two_processes_share_one_study_on_a_new_sqlite_store_and_lose_no_metric
+    # (on PostgreSQL: test_team.py's four trainings at once), which paid for test_team.py's scenarios.
+    "tests/test_faults.py::test_three_concurrent_runs_on_one_new_sqlite_store_record_every_metric",
 }
 
 
