@@ -25,12 +25,10 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 # The logging's direct cost through a server on PostgreSQL over the same on SQLite, at most (points
 # of the fit's time): a team's database must not make logging a noticeable part of training.
@@ -41,7 +39,7 @@ sys.path.insert(0, REPO)
 
 import gate  # noqa: E402
 
-from tests import postgres  # noqa: E402 - the throwaway cluster of the tests
+from tests import postgres, servers  # noqa: E402 - the tests' throwaway cluster and server
 from zoo.tracking.database import safe_url  # noqa: E402
 
 
@@ -110,47 +108,12 @@ def main(argv=None):
 
 @contextlib.contextmanager
 def _server(store, folder, name, env):
-    """`zoo server` on `store` with one worker; its URL once /health answers."""
-    port = _free_port()
-    log = open(f"{folder}/server-{name}.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zoo", "server", "--backend-store-uri", store, "--port", str(port), "--workers", "1"]
-        + ["--artifacts-destination", f"{folder}/artifacts-{name}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(env, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-        cwd=folder,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"zoo server on {name} did not start; see {folder}/server-{name}.log")
-            time.sleep(0.25)
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+    """`zoo server` on `store` with one worker (tests/servers.py); its URL once /health answers."""
+    with servers.started(store, folder, env=env, name=f"server-{name}") as server:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+            yield server.wait(timeout=300)
+        except RuntimeError as error:
+            raise RuntimeError(f"zoo server on {name} did not start: {error}") from None
 
 
 def _overhead(url, args, folder, name, env):

@@ -64,6 +64,30 @@ def session_store(tmp_path_factory):
     return f"sqlite:///{folder}/mlflow.db"
 
 
+@pytest.fixture(scope="session")
+def tracking_server(request, tmp_path_factory):
+    """The session's `zoo server` (tests/servers.py), started, not yet waited for: `.wait()` gives its URL.
+
+    Its store is a PostgreSQL database where tests/postgres.py can start a cluster (a team's set-up,
+    which tests/test_team.py needs), else a SQLite file: the server tests of
+    tests/test_tracking_server.py run on either. One server for both modules saves a start (10-30 s
+    on 2 cores) and a stop; each module keeps to its own experiments and model names.
+    """
+    from tests import servers
+    from tests.postgres import required, unavailable
+
+    folder = tmp_path_factory.mktemp("tracking-server")
+    if unavailable() is None or required():  # where PostgreSQL is required, its absence fails here
+        store = request.getfixturevalue("postgres").create("mlflow")
+    else:
+        store = f"sqlite:///{folder}/mlflow.db"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for inherited in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_TRACKING_URI"):
+        env.pop(inherited, None)
+    with servers.started(store, folder, env=env) as server:
+        yield server
+
+
 @pytest.fixture()
 def tracking_uri(session_store, monkeypatch, tmp_path):
     """Point MLflow at the session store and run the test in its own working directory."""
@@ -246,6 +270,10 @@ BUDGET_LARGE = {
     "tests/test_backends.py::test_backend_option_trains_on_jax_and_the_run_records_it",
     # run_all's table: test_a_script_run_with_an_impossible_target_exits_1 still runs a script.
     "tests/test_benchmarks.py::test_runner_writes_the_table_for_a_quick_subset",
+    # Concurrent first use of a new SQLite store, every epoch's metrics recorded: the two tune
+    # workers of test_tune.py::test_two_processes_share_one_study_on_a_new_sqlite_store_and_lose_no_metric
+    # (on PostgreSQL: test_team.py's four trainings at once), which paid for test_team.py's scenarios.
+    "tests/test_faults.py::test_three_concurrent_runs_on_one_new_sqlite_store_record_every_metric",
 }
 
 

@@ -7,7 +7,9 @@ to the `postgres` user, in a folder it owns under a parent it can traverse, and 
 is a real file chowned to it (runuser cannot read root's pipe on /dev/stdin).
 
 Where the server binaries or the Python driver are missing, the tests that use the fixture are
-skipped with the reason; `.ci/system-packages.sh` installs Debian's `postgresql` so CI runs them.
+skipped with the reason; `.ci/system-packages.sh` installs Debian's `postgresql` so CI runs them,
+and `.ci/run` sets ZOO_TESTS_REQUIRE_POSTGRES=1, which turns that skip into a failure (CI must not
+pass with the PostgreSQL tests silently skipped).
 """
 
 import contextlib
@@ -24,6 +26,8 @@ import urllib.parse
 import pytest
 
 USER = "zoo"
+# Set (to anything but "" or "0"): a missing PostgreSQL fails the tests that need it instead of skipping them.
+REQUIRE = "ZOO_TESTS_REQUIRE_POSTGRES"
 PASSWORD = "zoo-test-password"
 
 
@@ -81,6 +85,11 @@ def unavailable():
     except ImportError:
         return "no PostgreSQL driver: pip install -e '.[team]' (psycopg) to run the PostgreSQL tests"
     return None
+
+
+def required():
+    """Whether this run must have PostgreSQL (CI): ZOO_TESTS_REQUIRE_POSTGRES is set."""
+    return os.environ.get(REQUIRE, "") not in ("", "0")
 
 
 @contextlib.contextmanager
@@ -148,6 +157,8 @@ def cluster():
 def postgres():
     """A PostgreSQL server for the session on 127.0.0.1 (user `zoo`, password `PASSWORD`)."""
     reason = unavailable()
+    if reason and required():
+        pytest.fail(f"{REQUIRE} is set: {reason}")
     if reason:
         pytest.skip(reason)
     with cluster() as server:

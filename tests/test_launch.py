@@ -1,5 +1,6 @@
 """Two processes on loopback (CPU, JAX's keras.distribution, gloo collectives): `zoo launch` trains one
-model into one MLflow run, equal to one process over the same devices, and ends when a process dies.
+model into one MLflow run (logged through the session's `zoo server`, on PostgreSQL where the tests
+can start one), equal to one process over the same devices, and ends when a process dies.
 """
 
 import json
@@ -40,7 +41,8 @@ def _zoo(folder, *arguments, **env):
 
 
 def _launch(folder, command, store, *extra):
-    """`zoo launch --processes 2 -- COMMAND` into `store` and `folder`/two, in `folder`; it must succeed."""
+    """`zoo launch --processes 2 -- COMMAND` into `store` and `folder`/two, in `folder`; it must succeed.
+    Returns its CompletedProcess."""
     launched = _zoo(
         folder,
         "launch",
@@ -55,6 +57,7 @@ def _launch(folder, command, store, *extra):
         *extra,
     )
     assert launched.returncode == 0, launched.stderr[-4000:]
+    return launched
 
 
 def _runs(store):
@@ -62,9 +65,12 @@ def _runs(store):
     return mlflow.search_runs(search_all_experiments=True, output_format="list")
 
 
-def test_two_processes_make_one_run_equal_to_one_process(tmp_path):
-    store = f"sqlite:///{tmp_path}/mlflow.db"
-    _launch(tmp_path, TRAIN, store, "--experiment", "two")
+def test_two_processes_make_one_run_equal_to_one_process(tracking_server, tmp_path):
+    """Both runs go to the session's `zoo server` (on PostgreSQL where the tests can start one, as a
+    team's cluster logs to it), each in a new experiment of its own."""
+    store = tracking_server.wait()
+    names = {"two": f"launch-two-{tmp_path.name}", "one": f"launch-one-{tmp_path.name}"}
+    launched = _launch(tmp_path, TRAIN, store, "--experiment", names["two"])
     # The same global batch over the same two devices, in one process.
     single = _zoo(
         tmp_path,
@@ -76,16 +82,18 @@ def test_two_processes_make_one_run_equal_to_one_process(tmp_path):
         "--output",
         str(tmp_path / "one"),
         "--experiment",
-        "one",
+        names["one"],
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
     )
     assert single.returncode == 0, single.stderr[-4000:]
+    client = mlflow.MlflowClient(store)
+    experiments = [client.get_experiment_by_name(name).experiment_id for name in names.values()]
     # The admissions table splits into 455, 57 and 57 rows: none divides by 2 processes (nor by
     # the global batch of 64), so every split ends on a padded batch.
-    runs = {run.data.params.get("processes", "1"): run for run in _runs(store)}
+    runs = {run.data.params.get("processes", "1"): run for run in client.search_runs(experiments)}
     assert len(runs) == 2 and set(runs) == {"1", "2"}, "process 1 must open no run in the shared store"
     two = runs["2"]
-    assert two.info.status == "FINISHED"
+    assert two.info.status == "FINISHED" and f"run {two.info.run_id} finished: " in launched.stdout
     assert two.data.params["replicas"] == "2" and two.data.params["strategy"] == "DataParallel"
     assert two.data.metrics["test_accuracy"] > 0.8  # the majority class of the admissions table is far lower
     distributed = keras.saving.load_model(tmp_path / "two" / "model.keras").get_weights()

@@ -1,9 +1,11 @@
 """Runs compared for real: a live `mlflow server`, the model registry, MLproject, `zoo compare`, the UI.
 
-One `mlflow server` (SQLite backend, local artifact root, both in a temporary folder) serves the
-whole module. Three runs go to it once: the MLP recipe through `zoo train` (registered, with system
-metrics), the CNN recipe through `zoo train`, and the MLP again through `mlflow run` on this
-repository's MLproject (registered under the same name, as a weaker model). The tests read them
+The session's `zoo server` (conftest's `tracking_server`: `mlflow server` on a PostgreSQL database of
+the session's throwaway cluster where one can start, else on a SQLite file; artifacts proxied into a
+temporary folder) serves the whole module. Three runs go to it once: the MLP recipe through `zoo
+train` (registered, with system metrics), the CNN recipe through `zoo train`, and the MLP again
+through `mlflow run` on this repository's MLproject (registered under the same name, as a weaker
+model). The tests read them
 back through the REST API, `MlflowClient`, `mlflow.pyfunc`, `zoo compare` and the MLflow UI in
 headless Chromium (Debian's `chromium`), driven over the DevTools protocol.
 
@@ -49,67 +51,16 @@ def _free_port():
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _server_process(tmp_path_factory):
-    """Start `mlflow server` as the module begins: it needs 10-30 s to answer, and the first tests
-    (which do not need it) run meanwhile. Yields (url, artifact root, process, log path)."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = open(folder / "server.log", "w")
-    # One worker and no job runner: the same server, lighter on a 2-core test machine.
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{folder}/mlflow.db",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}", folder / "artifacts", process, folder / "server.log"
-    finally:
-        # The server forks uvicorn workers: SIGTERM the whole process group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+def _server_started(tracking_server):
+    """Start the session's server as the module begins, if no earlier module did: it needs 10-30 s
+    to answer, and the first tests (which do not need it) run meanwhile."""
+    return tracking_server
 
 
 @pytest.fixture(scope="module")
-def server(_server_process):
-    """The module's `mlflow server` once `/health` answers; (url, artifact root folder)."""
-    url, artifacts, process, log = _server_process
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return url, artifacts
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(
-                f"mlflow server did not answer /health within {SERVER_START_TIMEOUT} s:\n" + log.read_text()[-3000:]
-            )
-        time.sleep(0.25)
+def server(tracking_server):
+    """The session's server once `/health` answers; (url, artifact root folder)."""
+    return tracking_server.wait(), pathlib.Path(tracking_server.artifacts)
 
 
 def _zoo(*argv):

@@ -149,11 +149,16 @@ def test_tune_nests_one_run_per_trial_and_continues_the_study(run_cli, tracking_
     assert not running_runs(tracking_uri)
 
 
-def test_two_processes_share_one_study(tracking_uri, tmp_path):
-    storage = f"sqlite:///{tmp_path}/optuna.db"
-    command = [sys.executable, "-m", "zoo", "tune", "mlp", "--trials", "2", "--epochs", "1"]
-    command += ["--study", "shared", "--storage", storage]
-    env = dict(os.environ, MLFLOW_TRACKING_URI=tracking_uri, PYTHONPATH=str(REPO))
+def test_two_processes_share_one_study_on_a_new_sqlite_store_and_lose_no_metric(tmp_path):
+    """Two workers first use a new SQLite MLflow store and a new study together (the schema race
+    and the study's lock file), and every trial's every epoch is recorded (concurrent writers)."""
+    import mlflow
+
+    store, storage, epochs = f"sqlite:///{tmp_path}/mlflow.db", f"sqlite:///{tmp_path}/optuna.db", 3
+    # One trial per worker tells a shared study (trials 0 and 1) from two studies (0 and 0).
+    command = [sys.executable, "-m", "zoo", "tune", "mlp", "--trials", "1", "--epochs", str(epochs)]
+    command += ["--patience", "0", "--study", "shared", "--storage", storage]
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store, PYTHONPATH=str(REPO))
     processes = [
         subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -161,12 +166,19 @@ def test_two_processes_share_one_study(tracking_uri, tmp_path):
     for process in processes:
         _, err = process.communicate(timeout=600)
         assert process.returncode == 0, err[-2000:]
-    trials = _runs(tracking_uri, "shared", "trial")
+    trials = _runs(store, "shared", "trial")
     numbers = [int(run.data.tags["zoo.trial"]) for run in trials]
-    assert sorted(numbers) == [0, 1, 2, 3]  # four trials, none run twice
-    (parent,) = _runs(tracking_uri, "shared", "study")
+    assert sorted(numbers) == [0, 1]  # two trials, none run twice
+    (parent,) = _runs(store, "shared", "study")
     assert {run.data.tags["mlflow.parentRunId"] for run in trials} == {parent.info.run_id}
-    assert not running_runs(tracking_uri)
+    client = mlflow.MlflowClient(store)
+    for run in [*trials, *_runs(store, "shared", "final")]:
+        assert run.info.status == "FINISHED"
+        for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, name)]
+            assert sorted(steps) == list(range(epochs)), (run.info.run_id, name, steps)
+        assert "test_accuracy" in run.data.metrics or run.data.tags["zoo.tune"] == "trial"
+    assert not running_runs(store)
 
 
 def test_a_pruned_trial_stops_and_says_so(tracking_uri):
