@@ -821,11 +821,18 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     epochs = sum(int(t.user_attrs.get("zoo.epochs", 0)) for t in trials)
-    best = _log_best(study, parent_id, metric)
-    if best is None:
-        raise ZooError(
-            f"No trial of study '{study.study_name}' completed ({states}); see the trial runs' zoo.failure tags."
-        )
+    # The best trial is read and claimed for the final run under the study's lock: a worker that read
+    # the study before another worker's better trial ended would otherwise log and test an older best.
+    with _lock(storage_url):
+        best = _log_best(study, parent_id, metric)
+        if best is None:
+            raise ZooError(
+                f"No trial of study '{study.study_name}' completed ({states}); see the trial runs' zoo.failure tags."
+            )
+        tested = client.get_run(parent_id).data.tags.get("zoo.tune.tested_trial")
+        claimed = tested != str(best.number)
+        if claimed:
+            client.set_tag(parent_id, "zoo.tune.tested_trial", str(best.number))
     client.log_dict(
         parent_id,
         {"trial": best.number, "run_id": best.user_attrs.get("zoo.run_id"), metric: best.value, "params": best.params},
@@ -838,11 +845,6 @@ def _finish(study, parent_id, description, recipe, options, settings, register, 
     _log_study_plots(study, parent_id)
 
     # The best configuration, trained once more as a complete run: the only one tested.
-    with _lock(storage_url):
-        tested = client.get_run(parent_id).data.tags.get("zoo.tune.tested_trial")
-        claimed = tested != str(best.number)
-        if claimed:
-            client.set_tag(parent_id, "zoo.tune.tested_trial", str(best.number))
     final_run_id, test_metrics = None, {}
     if claimed:
         final_options = {**options, "run_name": f"{study.study_name}-best", "register": register}
