@@ -25,8 +25,10 @@ does not beat its baseline (the scripts' convention for a missed target).
   binarized at the training medians, as CSVs of 0/1 columns. Baseline: an untrained RBM of the same
   size (weights N(0, 0.01), zero biases); peer: scikit-learn's `BernoulliRBM`, same hidden units,
   learning rate and epochs; figure: test pseudo-likelihood (higher is better).
-- gan: not covered (see the README: its quality score needs a judge trained per dataset, and an
-  untrained-generator baseline of that score is not computed by the recipe).
+- gan: the letters, the photo patches and the shapes (the training images of the cnn's folders).
+  Figure: the recipe's Frechet distance in the feature space of its judge (a zoo cnn trained on the
+  folder's real images, lower is better); baseline: an untrained generator of the same size scored
+  by the same judge (the recipe's own `test_baseline_frechet_distance`). No peer installed.
 
     python benchmarks/outside_data.py                        # everything (hours on 2 busy cores)
     python benchmarks/outside_data.py --techniques ocr,mlp   # some techniques
@@ -48,7 +50,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import outside_lines  # noqa: E402
 
-TECHNIQUES = ("mlp", "cnn", "ocr", "recurrent", "rbm")
+TECHNIQUES = ("mlp", "cnn", "ocr", "recurrent", "rbm", "gan")
 SEED = 42
 LETTERS = "ABCDEFGHKR"
 SHAPES = ("circle", "square", "triangle", "cross")
@@ -452,12 +454,31 @@ def bench_rbm(name, folder, quick, train):
     }
 
 
+def bench_gan(name, folder, quick, train):
+    root, arrays = write_image_folder(name, folder, 120 if quick else 1600)
+    zoo = train("gan", {"data": os.path.join(root, "train"), **({"epochs": 1} if quick else {})})
+    return {
+        "metric": "test_frechet_distance",
+        "lower_is_better": True,
+        "zoo": zoo["test_frechet_distance"],
+        # An untrained generator of the same size, scored by the same judge (the recipe's baseline).
+        "baseline": zoo["test_baseline_frechet_distance"],
+        "peer": None,
+        "peer_name": "none installed (no GAN library here)",
+        "rows": {"train": len(arrays["train"][0])},
+        "confident_share": zoo.get("test_confident_share"),
+        "command": f"zoo train gan --data {name}/train/",
+        "zoo_epochs": zoo.get("epochs_trained"),
+    }
+
+
 DATASETS = {
     "mlp": (tuple(TABLES), bench_mlp),
     "cnn": (IMAGE_SETS, bench_cnn),
     "ocr": (outside_lines.SETS, bench_ocr),
     "recurrent": (SEQUENCE_SETS, bench_recurrent),
     "rbm": (BINARY_SETS, bench_rbm),
+    "gan": (IMAGE_SETS, bench_gan),
 }
 
 
