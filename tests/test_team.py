@@ -152,8 +152,12 @@ def test_zoo_server_command_line_and_what_it_refuses(run_cli, tracking_uri, tmp_
     assert command[1:] == [
         *("-m", "mlflow", "server", "--backend-store-uri", store),
         *("--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1"),
-        *("--port", str(port), "--allowed-hosts", "mlflow.example"),
+        *("--port", str(port), "--uvicorn-opts", f"--timeout-keep-alive {server.KEEP_ALIVE_SECONDS}"),
+        *("--allowed-hosts", "mlflow.example"),
     ]
+    # The user's own uvicorn options replace the zoo's keep-alive.
+    own = server.command_line(build_parser().parse_args([*argv, "--", "--uvicorn-opts", "--timeout-keep-alive 9"]))
+    assert own[-2:] == ["--uvicorn-opts", "--timeout-keep-alive 9"] and own.count("--uvicorn-opts") == 1
     assert artifacts.is_dir()
     # The store was prepared (under its lock) and its Default experiment opens in model-training mode.
     assert mlflow.MlflowClient(store).get_experiment("0").tags["mlflow.experimentKind"] == "custom_model_development"

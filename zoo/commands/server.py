@@ -22,6 +22,8 @@ from zoo.errors import ZooError
 
 DEFAULT_STORE = "sqlite:///mlflow.db"
 DEFAULT_ARTIFACTS = "./mlartifacts"
+# Idle connections stay open this long (uvicorn closes them after 5 s by default).
+KEEP_ALIVE_SECONDS = 300
 
 
 def add_parser(commands):
@@ -96,6 +98,11 @@ def command_line(args):
     command += ["--host", args.host, "--port", str(args.port)]
     if args.workers:
         command += ["--workers", str(args.workers)]
+    if not any(option.endswith(("-opts", "--dev")) or "-opts=" in option for option in mlflow_options):
+        # uvicorn closes an idle connection after 5 s: a client that reuses it at that moment (a
+        # training that logs after an epoch of about 5 s) gets "Remote end closed connection", and
+        # MLflow does not resend a write that may have reached the server (creating a logged model).
+        command += ["--uvicorn-opts", f"--timeout-keep-alive {KEEP_ALIVE_SECONDS}"]
     return command + mlflow_options
 
 
