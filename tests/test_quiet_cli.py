@@ -21,7 +21,7 @@ SMALLER = {
 # What a command may print: the zoo's own lines and Keras' epoch progress (verbose=2), nothing else.
 OWN = re.compile(
     r"^(zoo( tune)?: |Epoch \d+/\d+$|\d+/\d+ - \d+m?s - |run [0-9a-f]{32} finished: |wrote |"
-    r"study |best trial |  trial run |best configuration |continue: |"
+    r"study |best trial |  trial run |best configuration[ :]|continue: |"
     r"a request built from|an example request of|the answer: |  curl -s http://127\.0\.0\.1:\d+/invocations )"
 )
 HELPS = [["--help"], ["train", "--help"], ["train", "mlp", "--help"], ["train", "cnn", "--help"], ["ui", "--help"]]
@@ -151,6 +151,7 @@ def test_tune_compare_export_serve_and_list_print_only_their_own_lines(tmp_path)
     assert foreign(out + err) == [], out + err
     assert "zoo: retraining the best trial's configuration (trial " in out
     final = re.search(r"trained again and tested: run ([0-9a-f]{32})", out).group(1)
+    study = re.search(r"^study (\S+) ", out, re.M).group(1)
 
     out, err, _ = _zoo(tmp_path, "compare")
     lines = out.splitlines()
@@ -191,7 +192,8 @@ def test_tune_compare_export_serve_and_list_print_only_their_own_lines(tmp_path)
         serve.stop(process)
     rest = process.stdout.read()
     assert foreign("".join(printed) + rest) == [], "".join(printed) + rest
-    assert leftovers(tmp_path) == ["exported"]
+    # What the user asked for: the export, and the best configuration `zoo tune` writes for `--config`.
+    assert leftovers(tmp_path) == sorted(["exported", f"{study}-best.yaml"])
 
 
 def _free_port():
