@@ -325,7 +325,13 @@ class Text(Adapter):
             raise _bad(f"Missing column '{self.column}'; the model takes raw texts in a '{self.column}' column.")
         # The mapping training used (TextVectorization's, in NumPy on every backend), so a model
         # trained on JAX or PyTorch serves without TensorFlow.
-        texts = ["" if isinstance(text, float) and text != text else str(text) for text in frame[self.column]]
+        # An empty cell (None from JSON null, NaN) is an empty text, as `fillna("")` made it; cell by
+        # cell, because fillna("") on an all-NaN float column is deprecated in pandas (and a cell
+        # may hold a list, which `pd.isna` answers with an array).
+        texts = [
+            "" if text is None or (isinstance(text, float) and text != text) else str(text)
+            for text in frame[self.column]
+        ]
         return text_ids.encode(text_ids.tokenize(texts), self.settings["vocabulary"], self.settings["sequence_length"])
 
     def input_schema(self, model, example):
