@@ -76,6 +76,7 @@ def test_the_cnn_exports_to_each_format_and_predicts_the_same(run_cli, tmp_path,
         ("rbm", "litert", (RNG.random((3, 64)) > 0.5).astype("float32")),
         ("gru", "litert", RNG.random((3, 8, 8)).astype("float32")),
         ("lstm", "onnx", RNG.integers(0, 20, (3, 6)).astype("int32")),
+        ("forecast", "onnx", (RNG.random((3, 8, 2)) * 50 + 100).astype("float32")),
     ],
 )
 def test_the_inference_part_of_other_techniques_exports(name, format, inputs, tmp_path):
@@ -87,8 +88,23 @@ def test_the_inference_part_of_other_techniques_exports(name, format, inputs, tm
         "gru": {"input_shape": (8, 8), "num_outputs": 10, "units": 4},
         # A text classifier on token ids (padding 0 masked): served models vectorize texts first.
         "lstm": {"input_shape": (6,), "vocabulary_size": 20, "num_outputs": 2, "task": "binary", "units": 4},
+        # The default forecast: raw values scaled in and out inside the model, on the target's changes.
+        "forecast": {
+            "mode": "many_to_many",
+            "input_shape": (8, 2),
+            "num_outputs": 1,
+            "task": "regression",
+            "units": 4,
+            "input_mean": (1.0, 120.0),
+            "input_std": (3.0, 20.0),
+            "output_mean": (0.5,),
+            "output_std": (2.0,),
+            "target_transform": "diff",
+            "members": 2,
+            "linear_lags": 8,
+        },
     }[name]
-    model = zoo.get(name, **overrides)
+    model = zoo.get("gru" if name == "forecast" else name, **overrides)
     out = tmp_path / ("model.onnx" if format == "onnx" else "model.tflite")
     export.export(model, str(out), format)
     got = _reload_and_predict(out, format, inputs)

@@ -3,6 +3,7 @@
 `TargetChanges` turns the raw window's target (feature 0) into its step-to-step changes before the
 network reads it; `AddReference` adds the network's residual to the reference read from the same
 raw window (persistence or seasonal naive), so the model takes raw values and returns raw forecasts.
+`FixedScaling` scales raw values in and out of the network with statistics saved as weights.
 """
 
 import keras
@@ -73,3 +74,50 @@ class MemberMean(keras.layers.Layer):
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class FixedScaling(keras.layers.Layer):
+    """`(x - mean) / std`, or with `invert` `x * std + mean`, with fixed per-feature statistics.
+
+    The same computation as `keras.layers.Normalization(mean=, variance=)` (std floored at Keras'
+    epsilon), but the statistics are non-trainable weights, not constant tensors: tf2onnx turned
+    Normalization's constants into graph inputs that onnxruntime then asked for, so a scaled
+    forecast could not be exported to ONNX. Weights are frozen into the file.
+
+    Args:
+        mean: one value for every feature, or one per feature (the last axis).
+        std: as `mean`.
+        invert: undo the scaling instead (network outputs back to raw values).
+    """
+
+    def __init__(self, mean, std, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean_values = np.asarray(mean, dtype="float32")
+        self.std_values = np.asarray(std, dtype="float32")
+        self.invert = bool(invert)
+
+    def build(self, input_shape):
+        def fixed(name, values):
+            weight = self.add_weight(
+                name=name, shape=values.shape, initializer="zeros", trainable=False, dtype="float32"
+            )
+            weight.assign(values)
+            return weight
+
+        self.mean = fixed("mean", self.mean_values)
+        self.std = fixed("std", np.maximum(self.std_values, keras.config.epsilon()))
+
+    def call(self, x):
+        mean, std = ops.cast(self.mean, x.dtype), ops.cast(self.std, x.dtype)
+        return x * std + mean if self.invert else (x - mean) / std
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return super().get_config() | {
+            "mean": self.mean_values.tolist(),
+            "std": self.std_values.tolist(),
+            "invert": self.invert,
+        }

@@ -396,10 +396,10 @@ def _sequence_model(
             x = forecast_layers.TargetChanges(name="target_changes")(x)
         input_mean, input_std = scaling[0], scaling[1]
         if input_mean:
+            from zoo.models import forecast_layers
+
             # Fixed statistics (not adapted): the model takes raw values and saves them with itself.
-            x = keras.layers.Normalization(
-                mean=_values(input_mean), variance=_values(input_std) ** 2, name="scale_inputs"
-            )(x)
+            x = forecast_layers.FixedScaling(_values(input_mean), _values(input_std), name="scale_inputs")(x)
 
     scaled = x
 
@@ -447,12 +447,10 @@ def _sequence_model(
         outputs = heads[0]
     output_mean, output_std = scaling[2], scaling[3]
     if output_mean:
-        outputs = keras.layers.Normalization(
-            mean=_values(output_mean),
-            variance=_values(output_std) ** 2,
-            invert=True,
-            name="unscale_outputs",
-            dtype="float32",
+        from zoo.models import forecast_layers
+
+        outputs = forecast_layers.FixedScaling(
+            _values(output_mean), _values(output_std), invert=True, name="unscale_outputs", dtype="float32"
         )(outputs)
     if transform[0] != "none":
         from zoo.models import forecast_layers
