@@ -129,6 +129,19 @@ def test_auto_never_keeps_levels_that_leave_the_training_range():
     assert forecast_transforms.choose(wave, "diff") == ("diff", {})
 
 
+def test_auto_keeps_levels_inside_the_range_unless_changes_are_clearly_better():
+    margin = forecast_transforms.LEVELS_MARGIN
+
+    def walk(seed, rows):
+        return _windows(np.cumsum(np.random.default_rng(seed).normal(0, 1, rows)))
+
+    # Random walks that stay inside their training range: levels are a candidate either way.
+    chosen, scores = forecast_transforms.choose(walk(2, 60))
+    assert scores["diff"] < (1 - margin) * scores["none"] and chosen == "diff"
+    chosen, scores = forecast_transforms.choose(walk(28, 100))
+    assert (1 - margin) * scores["none"] < scores["diff"] < scores["none"] and chosen == "none"
+
+
 # === A trend that leaves the training range ===
 
 
