@@ -496,7 +496,11 @@ def main(argv=None):
     parser.add_argument("--datasets", help="comma-separated dataset names (default: every one of the techniques)")
     parser.add_argument("--quick", action="store_true", help="tiny data, 1 epoch, first dataset per technique")
     parser.add_argument("--json", metavar="PATH", help="also write one record per dataset to this JSON file")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for every run, as `zoo train --set`"
+    )
     args = parser.parse_args(argv)
+    settings = dict(pair.split("=", 1) for pair in args.set)
     techniques = args.techniques.split(",")
     unknown = [t for t in techniques if t not in DATASETS]
     if unknown:
@@ -513,7 +517,7 @@ def main(argv=None):
 
         def train(recipe, options):
             started = time.perf_counter()
-            result = training.train(recipe, {"tracking_uri": store, "seed": SEED, **options})
+            result = training.train(recipe, {"tracking_uri": store, "seed": SEED, **options}, settings)
             metrics = dict(result.metrics)
             metrics["wall_seconds"] = time.perf_counter() - started
             return metrics

@@ -109,6 +109,34 @@ def test_early_stopping_falls_back_to_the_loss_and_breaks_ties_with_it():
     assert callback.best_epoch == 1 and not model.stop_training
 
 
+def test_the_learning_rate_halves_on_each_plateau_the_early_stop_counts(run_cli, tmp_path):
+    import keras
+
+    from zoo.training import stopping
+
+    callback, model = _stopper(["val_accuracy"], patience=6, warm_up="val_read_share")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    plateau = stopping.PlateauLearningRate(callback, patience=2)
+    plateau.set_model(model)
+    rates = []
+    # Warm-up epochs (read share 0) count for neither; then a best epoch and five without a better one.
+    scores = [(0.1, 0.0), (0.1, 0.0), (0.1, 0.0), (0.5, 1.0), (0.4, 1.0), (0.5, 1.0), (0.3, 1.0), (0.2, 1.0)]
+    for epoch, (accuracy, read) in enumerate(scores):
+        logs = {"val_accuracy": accuracy, "val_loss": 1.0, "val_read_share": read}
+        callback.on_epoch_end(epoch, logs)
+        plateau.on_epoch_end(epoch, logs)
+        rates.append(logs["learning_rate"])
+    np.testing.assert_allclose(rates, [0.01, 0.01, 0.01, 0.01, 0.01, 0.005, 0.005, 0.0025], rtol=1e-6)
+    # A better epoch starts the count again: no halving on it.
+    logs = {"val_accuracy": 0.9, "val_loss": 1.0, "val_read_share": 1.0}
+    callback.on_epoch_end(8, logs)
+    plateau.on_epoch_end(8, logs)
+    assert callback.wait == 0 and logs["learning_rate"] == pytest.approx(0.0025)
+    # It counts what early stopping counts: without early stopping there is nothing to count.
+    status, _, err = run_cli("train", "mlp", "--patience", "0", "--set", "lr_patience=3")
+    assert status == 2 and err.count("\n") == 1 and "--patience is 0" in err
+
+
 # === A run that loses to its baseline ===
 
 

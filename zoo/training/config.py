@@ -41,6 +41,8 @@ class RecipeConfig:
         seed: seed for the split, the initial weights and the shuffling.
         patience: epochs without a better validation score (the recipe's metric, else the loss)
             before early stopping; the best epoch's weights are restored (0: never stop).
+        lr_patience: epochs without a better validation score before the learning rate is halved,
+            and again after as many more (reduce on plateau; 0, the default: a constant learning rate).
         devices: auto, cpu, gpu, gpu:0,1, cpu:0,1 or all.
         experiment: MLflow experiment name.
         run_name: MLflow run name.
@@ -66,6 +68,7 @@ class RecipeConfig:
     batch_size: int = 32
     seed: int = 42
     patience: int = 5
+    lr_patience: int = 0
     devices: str = "auto"
     experiment: str | None = None
     run_name: str | None = None
@@ -146,6 +149,13 @@ def _check_common(config: typing.Any) -> None:
             raise ZooError(f"`{name}` must be at least 1. Received: {getattr(config, name)}")
     if config.patience < 0:
         raise ZooError(f"`patience` must be 0 or more. Received: {config.patience}")
+    if config.lr_patience < 0:
+        raise ZooError(f"`lr_patience` must be 0 or more. Received: {config.lr_patience}")
+    if config.lr_patience and not config.patience:
+        raise ZooError(
+            f"`lr_patience={config.lr_patience}` counts the epochs without a better validation score that "
+            "early stopping tracks, and `patience` is 0 (never stop): set `patience` above it, or `lr_patience=0`."
+        )
     if not 0 <= config.seed <= SEED_MAX:
         # NumPy and Keras seed their generators with 32 bits: a larger seed fails deep inside them.
         raise ZooError(f"`seed` must be between 0 and {SEED_MAX} (2**32 - 1). Received: {config.seed}")

@@ -330,6 +330,8 @@ def _run(
             callbacks.insert(0, finetune.unfreeze_callback(model, frozen, config.freeze_epochs))
         if early_stopping is not None:
             callbacks.append(early_stopping)
+            if config.lr_patience:
+                callbacks.append(stopping.PlateauLearningRate(early_stopping, config.lr_patience))
         # Last, so that the checkpoint holds the early-stopping state of the epoch it logs. It logs
         # from its writer thread, where MLflow's active run (thread-local) is unknown: name it (this
         # process's own run, which is a private one on processes other than 0).
