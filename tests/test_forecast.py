@@ -86,7 +86,9 @@ def test_scaling_lives_in_the_model_raw_in_raw_out_and_survives_saving(tmp_path)
     common = dict(mode="many_to_many", input_shape=(5, 2), task="regression", num_outputs=2, bidirectional=False)
     scaled = zoo.get("lstm", **common, input_mean=mean, input_std=std, output_mean=out_mean, output_std=out_std)
     plain = zoo.get("lstm", **common)
-    plain.set_weights(scaled.get_weights())
+    # The scaled model's extra weights are its fixed statistics (non-trainable): the rest is `plain`.
+    plain.set_weights([np.asarray(w) for w in scaled.weights if w.trainable])
+    assert len(scaled.weights) == len(plain.weights) + 4
     raw = (np.random.default_rng(0).normal(size=(3, 5, 2)) * std + mean).astype("float32")
     expected = np.asarray(plain((raw - np.array(mean)) / np.array(std))) * out_std[0] + out_mean[0]
     got = np.asarray(scaled(raw))

@@ -122,12 +122,23 @@ def start_run(experiment, run_name, tags, system_metrics=False, name_prefix="run
     parent = nesting.user_run()
     if parent is not None:
         return _start_child(parent, experiment, run_name, tags, system_metrics, name_prefix)
+    experiment_id = None
     if not os.environ.get("MLFLOW_RUN_ID"):
         # Under `mlflow run` (which sets MLFLOW_RUN_ID), choosing an experiment makes MLflow
         # refuse to continue the run: `mlflow run --experiment-name` chooses it there.
         chosen = mlflow.set_experiment(experiment or DEFAULT_EXPERIMENT)
-        run_name = run_name or unique_run_name(chosen.experiment_id, name_prefix)
-    run = mlflow.start_run(run_name=run_name, tags=tags, log_system_metrics=True if system_metrics else None)
+        # Named, not left to the active experiment: when another process creates the same new
+        # experiment at the same moment, MLflow 3.18's set_experiment returns it without making it
+        # active, and the run landed in the Default experiment (four trainings started at once
+        # through one server, tests/test_team.py).
+        experiment_id = chosen.experiment_id
+        run_name = run_name or unique_run_name(experiment_id, name_prefix)
+    run = mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=run_name,
+        tags=tags,
+        log_system_metrics=True if system_metrics else None,
+    )
     try:
         mark_training_experiment(run.info.experiment_id)
     except BaseException:
