@@ -28,6 +28,7 @@ from zoo import compiling
 # data that follows them (constants, not a data load; zoo.datasets.sequences imports no framework).
 from zoo.datasets.sequences import END, MODES, START
 from zoo.errors import ZooError
+from zoo.models import forecast_layers
 from zoo.registry import check_range, register
 
 _CELLS = {"rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -391,13 +392,9 @@ def _sequence_model(
         if mask_value is not None:
             x = keras.layers.Masking(mask_value=mask_value, name="masking")(x)
         if transform[0] != "none":
-            from zoo.models import forecast_layers
-
             x = forecast_layers.TargetChanges(name="target_changes")(x)
         input_mean, input_std = scaling[0], scaling[1]
         if input_mean:
-            from zoo.models import forecast_layers
-
             # Fixed statistics (not adapted): the model takes raw values and saves them with itself.
             x = forecast_layers.FixedScaling(_values(input_mean), _values(input_std), name="scale_inputs")(x)
 
@@ -440,21 +437,15 @@ def _sequence_model(
             head = keras.layers.Add(name=f"{prefix}add_linear_ar", dtype="float32")([head, linear])
         heads.append(head)
     if members > 1:
-        from zoo.models import forecast_layers
-
         outputs = forecast_layers.MemberMean(name="member_mean", dtype="float32")(heads)
     else:
         outputs = heads[0]
     output_mean, output_std = scaling[2], scaling[3]
     if output_mean:
-        from zoo.models import forecast_layers
-
         outputs = forecast_layers.FixedScaling(
             _values(output_mean), _values(output_std), invert=True, name="unscale_outputs", dtype="float32"
         )(outputs)
     if transform[0] != "none":
-        from zoo.models import forecast_layers
-
         season = transform[1] if transform[0] == "seasonal" else 0
         # The residual goes back onto persistence or the seasonal naive of the raw window: raw out.
         outputs = forecast_layers.AddReference(num_outputs, season, name="add_reference", dtype="float32")(
